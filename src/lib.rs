@@ -1,0 +1,17 @@
+//! pgforce keeps PostgreSQL and Salesforce in sync in real time.
+//!
+//! The data flow, one module per step:
+//! `replication` (slot, CopyBoth stream) → `pgoutput` (pure decoder) → [`change`] events →
+//! `mapping` (row → sObject record) → batching and the Salesforce sink (`salesforce`
+//! client, Bulk API 2.0) → checkpoints. `emulator` is a Salesforce-compatible server used by
+//! the demo, tests and benches; `testing` starts throwaway Postgres clusters.
+
+pub mod change;
+pub mod config;
+pub mod emulator;
+pub mod lsn;
+pub mod mapping;
+pub mod pgoutput;
+pub mod replication;
+pub mod salesforce;
+pub mod testing;

@@ -1,0 +1,1 @@
+//! Row change → Salesforce record: column→field mapping, transforms and type conversions.
