@@ -11,6 +11,7 @@ pub mod config;
 pub mod emulator;
 pub mod lsn;
 pub mod mapping;
+pub mod metrics;
 pub mod pgoutput;
 pub mod replication;
 pub mod salesforce;

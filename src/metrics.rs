@@ -1,0 +1,130 @@
+//! The metric catalogue: every `pgforce_*` metric name, its help text, and the Prometheus
+//! recorder. Labels stay low-cardinality: pipeline, mapping, object, operation, path,
+//! state, error code — never ids, keys, LSNs or anything secret.
+//!
+//! Code records with the `metrics` macros using the constants below; `/metrics` renders
+//! through [`PrometheusHandle::render`].
+
+use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+pub const REPLICATION_LAG_BYTES: &str = "pgforce_replication_lag_bytes";
+pub const CONFIRMED_FLUSH_LSN: &str = "pgforce_confirmed_flush_lsn";
+pub const SLOT_ACTIVE: &str = "pgforce_slot_active";
+pub const CHANGES_DECODED: &str = "pgforce_changes_decoded_total";
+pub const CHANGES_APPLIED: &str = "pgforce_changes_applied_total";
+pub const BATCHES: &str = "pgforce_batches_total";
+pub const BULK_JOBS_IN_FLIGHT: &str = "pgforce_bulk_jobs_in_flight";
+pub const BULK_JOBS: &str = "pgforce_bulk_jobs_total";
+pub const FLUSH_LATENCY: &str = "pgforce_flush_latency_seconds";
+pub const DEAD_LETTERS: &str = "pgforce_dead_letter_total";
+pub const DEAD_LETTER_ROWS: &str = "pgforce_dead_letter_rows";
+pub const PARKED_CHANGES: &str = "pgforce_parked_changes";
+pub const SALESFORCE_API_CALLS: &str = "pgforce_salesforce_api_calls_total";
+pub const SALESFORCE_API_REMAINING: &str = "pgforce_salesforce_api_remaining";
+pub const SALESFORCE_API_MAX: &str = "pgforce_salesforce_api_max";
+pub const GOVERNOR_PAUSED: &str = "pgforce_governor_paused";
+pub const CHECKPOINT_AGE: &str = "pgforce_checkpoint_age_seconds";
+pub const BACKFILL_ROWS: &str = "pgforce_backfill_rows_total";
+pub const BACKFILL_PROGRESS: &str = "pgforce_backfill_progress_ratio";
+pub const PIPELINE_UP: &str = "pgforce_pipeline_up";
+
+/// Latency buckets (seconds) for commit → applied: 10 ms to 10 min.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Install the process-wide Prometheus recorder (idempotent) and return its handle.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(FLUSH_LATENCY.into()), LATENCY_BUCKETS)
+                .expect("static bucket list is non-empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (e.g. in a test binary); the handle
+            // then renders nothing, which is harmless.
+            let _ = metrics::set_global_recorder(recorder);
+            describe_all();
+            handle
+        })
+        .clone()
+}
+
+fn describe_all() {
+    describe_gauge!(
+        REPLICATION_LAG_BYTES,
+        Unit::Bytes,
+        "Server WAL position minus the slot's confirmed flush LSN."
+    );
+    describe_gauge!(
+        CONFIRMED_FLUSH_LSN,
+        "Last LSN confirmed to the slot (as a number)."
+    );
+    describe_gauge!(
+        SLOT_ACTIVE,
+        "1 when this process is streaming from the pipeline's slot."
+    );
+    describe_counter!(
+        CHANGES_DECODED,
+        "Row changes decoded from the replication stream."
+    );
+    describe_counter!(CHANGES_APPLIED, "Row changes acknowledged by Salesforce.");
+    describe_counter!(
+        BATCHES,
+        "Batches flushed, by object, path (bulk|collections) and result."
+    );
+    describe_gauge!(
+        BULK_JOBS_IN_FLIGHT,
+        "Bulk API 2.0 jobs recorded and not yet reconciled."
+    );
+    describe_counter!(
+        BULK_JOBS,
+        "Bulk API 2.0 jobs finished, by object and final state."
+    );
+    describe_histogram!(
+        FLUSH_LATENCY,
+        Unit::Seconds,
+        "Postgres commit to Salesforce acknowledgement."
+    );
+    describe_counter!(
+        DEAD_LETTERS,
+        "Rows written to the dead-letter table, by mapping and Salesforce error code."
+    );
+    describe_gauge!(DEAD_LETTER_ROWS, "Rows currently in the dead-letter table.");
+    describe_gauge!(
+        PARKED_CHANGES,
+        "Child changes parked until their parent lands in Salesforce."
+    );
+    describe_counter!(
+        SALESFORCE_API_CALLS,
+        "Salesforce API calls, by operation and HTTP status class."
+    );
+    describe_gauge!(
+        SALESFORCE_API_REMAINING,
+        "Daily API requests remaining (from Sforce-Limit-Info)."
+    );
+    describe_gauge!(
+        SALESFORCE_API_MAX,
+        "Daily API request allocation (from Sforce-Limit-Info)."
+    );
+    describe_gauge!(
+        GOVERNOR_PAUSED,
+        "1 while the API governor holds flushing to keep the reserve."
+    );
+    describe_gauge!(
+        CHECKPOINT_AGE,
+        Unit::Seconds,
+        "Seconds since the pipeline last stored a checkpoint."
+    );
+    describe_counter!(BACKFILL_ROWS, "Rows copied by the initial backfill.");
+    describe_gauge!(
+        BACKFILL_PROGRESS,
+        "Initial backfill progress per table, 0 to 1."
+    );
+    describe_gauge!(PIPELINE_UP, "1 while the pipeline runs and holds its lock.");
+}
