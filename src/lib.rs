@@ -7,6 +7,7 @@
 //! the demo, tests and benches; `testing` starts throwaway Postgres clusters.
 
 pub mod change;
+pub mod checkpoint;
 pub mod config;
 pub mod emulator;
 pub mod lsn;

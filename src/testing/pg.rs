@@ -44,21 +44,12 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClusterE
 }
 
 /// Options for a cluster; `Default` gives a logical-replication-ready server.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ClusterOptions {
     /// Extra `postgresql.conf` lines, appended after the defaults (later lines win).
     pub extra_conf: Vec<String>,
     /// Override the binaries directory (else the lookup described in the module docs).
     pub bindir: Option<PathBuf>,
-}
-
-impl Default for ClusterOptions {
-    fn default() -> Self {
-        ClusterOptions {
-            extra_conf: Vec::new(),
-            bindir: None,
-        }
-    }
 }
 
 /// A running throwaway cluster. Dropping it stops the server and deletes its files.

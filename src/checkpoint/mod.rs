@@ -1,0 +1,18 @@
+//! pgforce's durable state, in a `pgforce` schema (in the source database by default):
+//! the confirmed LSN per pipeline, the in-flight flush plan with its Bulk job ids, the
+//! external id → Salesforce Id map, the dead-letter table and parked children.
+//!
+//! The invariants the pipeline builds on:
+//! - an epoch's plan (its end LSN and its steps) is written **before** any of its data is
+//!   uploaded, and each Bulk job id is written **before** the job's data is uploaded, so a
+//!   restart finds the jobs and reconciles them instead of sending them again;
+//! - the checkpoint moves only in [`StateStore::finish_epoch`], in the same transaction that
+//!   removes the finished plan.
+
+mod schema;
+mod store;
+
+pub use schema::{quote_ident, SCHEMA_VERSION};
+pub use store::{
+    DeadLetter, DeadLetterRow, EpochPlan, ParkedChange, StateError, StateStore, StepPlan, StepState,
+};
