@@ -6,6 +6,7 @@
 //! client, Bulk API 2.0) → checkpoints. `emulator` is a Salesforce-compatible server used by
 //! the demo, tests and benches; `testing` starts throwaway Postgres clusters.
 
+pub mod batch;
 pub mod change;
 pub mod checkpoint;
 pub mod config;

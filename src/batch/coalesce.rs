@@ -1,0 +1,285 @@
+//! [`Epoch`]: the changes gathered since the last flush, coalesced per object and key.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use crate::lsn::Lsn;
+
+/// What the batcher needs from a change.
+pub trait Coalesce: Sized {
+    /// The Salesforce object the change goes to.
+    fn object(&self) -> &str;
+    /// The external id (the key within the object).
+    fn key(&self) -> &str;
+    fn is_delete(&self) -> bool;
+    /// Fold an older change of the same key into this newer one (e.g. fill fields this one
+    /// left unchanged from the older upsert). Only called when neither is a delete.
+    fn absorb_older(&mut self, older: Self);
+    /// Rough size in bytes once serialized, for the byte threshold.
+    fn approx_bytes(&self) -> usize;
+}
+
+/// When an epoch is flushed. An epoch is only cut at a commit.
+#[derive(Debug, Clone)]
+pub struct FlushPolicy {
+    pub max_rows: usize,
+    pub max_bytes: usize,
+    pub max_age: Duration,
+}
+
+impl Default for FlushPolicy {
+    fn default() -> Self {
+        FlushPolicy {
+            max_rows: 10_000,
+            max_bytes: 90 * 1024 * 1024,
+            max_age: Duration::from_millis(1000),
+        }
+    }
+}
+
+/// Changes since the last flush: per object, per key, in first-seen key order.
+#[derive(Debug)]
+pub struct Epoch<C> {
+    objects: BTreeMap<String, ObjectChanges<C>>,
+    rows: usize,
+    bytes: usize,
+    started: Option<Instant>,
+    /// End LSN of the last commit folded in.
+    end_lsn: Lsn,
+    /// Commit time of the oldest transaction in the epoch (for commit → applied latency).
+    first_commit: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Debug)]
+struct ObjectChanges<C> {
+    order: Vec<String>,
+    by_key: HashMap<String, C>,
+}
+
+impl<C> Default for ObjectChanges<C> {
+    fn default() -> Self {
+        ObjectChanges {
+            order: Vec::new(),
+            by_key: HashMap::new(),
+        }
+    }
+}
+
+impl<C: Coalesce> Default for Epoch<C> {
+    fn default() -> Self {
+        Epoch {
+            objects: BTreeMap::new(),
+            rows: 0,
+            bytes: 0,
+            started: None,
+            end_lsn: Lsn::ZERO,
+            first_commit: None,
+        }
+    }
+}
+
+impl<C: Coalesce> Epoch<C> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add a change, coalescing it with an earlier change of the same key.
+    pub fn push(&mut self, change: C) {
+        self.started.get_or_insert_with(Instant::now);
+        let object = self.objects.entry(change.object().to_string()).or_default();
+        let key = change.key().to_string();
+        let bytes = change.approx_bytes();
+        match object.by_key.remove(&key) {
+            Some(older) => {
+                self.bytes = self.bytes.saturating_sub(older.approx_bytes());
+                let mut newer = change;
+                if !newer.is_delete() && !older.is_delete() {
+                    newer.absorb_older(older);
+                }
+                self.bytes += newer.approx_bytes();
+                object.by_key.insert(key, newer);
+            }
+            None => {
+                object.order.push(key.clone());
+                object.by_key.insert(key, change);
+                self.rows += 1;
+                self.bytes += bytes;
+            }
+        }
+    }
+
+    /// Note that a transaction committed; the epoch may now be cut here.
+    pub fn commit(&mut self, end_lsn: Lsn, commit_time: chrono::DateTime<chrono::Utc>) {
+        self.end_lsn = self.end_lsn.max(end_lsn);
+        if self.rows > 0 {
+            self.first_commit.get_or_insert(commit_time);
+        }
+    }
+
+    /// Distinct keys held.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    pub fn end_lsn(&self) -> Lsn {
+        self.end_lsn
+    }
+
+    pub fn first_commit(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.first_commit
+    }
+
+    /// Should the epoch be flushed at this commit?
+    pub fn due(&self, policy: &FlushPolicy) -> bool {
+        if self.rows == 0 {
+            return false;
+        }
+        self.rows >= policy.max_rows
+            || self.bytes >= policy.max_bytes
+            || self.started.is_some_and(|t| t.elapsed() >= policy.max_age)
+    }
+
+    /// Take the coalesced changes: per object, upserts and deletes in first-seen order.
+    pub fn drain(&mut self) -> BTreeMap<String, (Vec<C>, Vec<C>)> {
+        let objects = std::mem::take(&mut self.objects);
+        self.rows = 0;
+        self.bytes = 0;
+        self.started = None;
+        self.first_commit = None;
+        objects
+            .into_iter()
+            .map(|(name, mut oc)| {
+                let mut upserts = Vec::new();
+                let mut deletes = Vec::new();
+                for key in oc.order {
+                    if let Some(c) = oc.by_key.remove(&key) {
+                        if c.is_delete() {
+                            deletes.push(c);
+                        } else {
+                            upserts.push(c);
+                        }
+                    }
+                }
+                (name, (upserts, deletes))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct T {
+        obj: &'static str,
+        key: &'static str,
+        del: bool,
+        fields: Vec<(&'static str, Option<&'static str>)>,
+    }
+
+    impl Coalesce for T {
+        fn object(&self) -> &str {
+            self.obj
+        }
+        fn key(&self) -> &str {
+            self.key
+        }
+        fn is_delete(&self) -> bool {
+            self.del
+        }
+        fn absorb_older(&mut self, older: Self) {
+            for (f, v) in older.fields {
+                if let Some(slot) = self.fields.iter_mut().find(|(n, _)| *n == f) {
+                    if slot.1.is_none() {
+                        slot.1 = v;
+                    }
+                }
+            }
+        }
+        fn approx_bytes(&self) -> usize {
+            10
+        }
+    }
+
+    fn up(key: &'static str, fields: Vec<(&'static str, Option<&'static str>)>) -> T {
+        T {
+            obj: "Account",
+            key,
+            del: false,
+            fields,
+        }
+    }
+    fn del(key: &'static str) -> T {
+        T {
+            obj: "Account",
+            key,
+            del: true,
+            fields: vec![],
+        }
+    }
+
+    #[test]
+    fn latest_change_of_a_key_wins_and_keeps_unchanged_fields() {
+        let mut e = Epoch::new();
+        e.push(up("1", vec![("Name", Some("a")), ("Big", Some("blob"))]));
+        e.push(up("1", vec![("Name", Some("b")), ("Big", None)]));
+        e.push(up("2", vec![("Name", Some("c"))]));
+        assert_eq!(e.rows(), 2);
+        let out = e.drain();
+        let (ups, dels) = &out["Account"];
+        assert!(dels.is_empty());
+        assert_eq!(
+            ups[0].fields,
+            vec![("Name", Some("b")), ("Big", Some("blob"))]
+        );
+        assert_eq!(ups[1].key, "2");
+        assert!(e.is_empty());
+    }
+
+    #[test]
+    fn delete_supersedes_and_reinsert_stands_alone() {
+        let mut e = Epoch::new();
+        e.push(up("1", vec![("Name", Some("a"))]));
+        e.push(del("1"));
+        e.push(up("2", vec![("Name", Some("x")), ("Big", Some("old"))]));
+        e.push(del("2"));
+        e.push(up("2", vec![("Name", Some("y")), ("Big", None)]));
+        let out = e.drain();
+        let (ups, dels) = &out["Account"];
+        assert_eq!(dels.len(), 1);
+        assert_eq!(dels[0].key, "1");
+        assert_eq!(ups.len(), 1);
+        assert_eq!(ups[0].fields, vec![("Name", Some("y")), ("Big", None)]);
+    }
+
+    #[test]
+    fn due_by_rows_and_age() {
+        let mut e = Epoch::new();
+        let p = FlushPolicy {
+            max_rows: 2,
+            max_bytes: 1 << 30,
+            max_age: Duration::from_secs(3600),
+        };
+        assert!(!e.due(&p));
+        e.push(up("1", vec![]));
+        assert!(!e.due(&p));
+        e.push(up("2", vec![]));
+        assert!(e.due(&p));
+        let mut e2 = Epoch::new();
+        e2.push(up("1", vec![]));
+        let p0 = FlushPolicy {
+            max_age: Duration::ZERO,
+            ..p
+        };
+        assert!(e2.due(&p0));
+    }
+}
