@@ -11,6 +11,7 @@ pub mod change;
 pub mod checkpoint;
 pub mod config;
 pub mod emulator;
+pub mod journal;
 pub mod lsn;
 pub mod mapping;
 pub mod metrics;
