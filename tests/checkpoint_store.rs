@@ -126,12 +126,14 @@ async fn id_map_dead_letters_and_parking() {
     s.park(std::slice::from_ref(&p)).await.unwrap();
     assert_eq!(s.parked_count().await.unwrap(), 1);
     assert!(s
-        .take_parked_for("Account", &["other".into()])
+        .parked_for("Account", &["other".into()])
         .await
         .unwrap()
         .is_empty());
-    let back = s.take_parked_for("Account", &["a9".into()]).await.unwrap();
+    let back = s.parked_for("Account", &["a9".into()]).await.unwrap();
     assert_eq!(back, vec![p]);
+    assert_eq!(s.parked_count().await.unwrap(), 1, "still parked until it goes through");
+    s.unpark_keys("contacts", &["c1".into()]).await.unwrap();
     assert_eq!(s.parked_count().await.unwrap(), 0);
 }
 

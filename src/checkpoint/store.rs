@@ -681,8 +681,10 @@ impl StateStore {
         Ok(())
     }
 
-    /// Remove and return parked children whose parent (object, external id) is in `landed`.
-    pub async fn take_parked_for(
+    /// Parked children whose parent (object, external id) is in `landed`. They stay parked
+    /// until [`unpark_keys`](Self::unpark_keys) after they went through, so a crash in
+    /// between retries them instead of losing them.
+    pub async fn parked_for(
         &self,
         parent_object: &str,
         landed: &[String],
@@ -692,15 +694,16 @@ impl StateStore {
         let rows = client
             .query(
                 &format!(
-                    "DELETE FROM {s}.parked
+                    "SELECT mapping, object, external_id, parent_object, parent_external_id,
+                            lsn::text, row_data
+                     FROM {s}.parked
                      WHERE pipeline = $1 AND parent_object = $2 AND parent_external_id = ANY($3)
-                     RETURNING mapping, object, external_id, parent_object, parent_external_id,
-                               lsn::text, row_data"
+                     ORDER BY lsn"
                 ),
                 &[&self.pipeline, &parent_object, &landed],
             )
             .await
-            .map_err(q("unparking changes"))?;
+            .map_err(q("reading parked changes"))?;
         rows.into_iter()
             .map(|r| {
                 Ok(ParkedChange {
