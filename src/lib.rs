@@ -18,4 +18,5 @@ pub mod metrics;
 pub mod pgoutput;
 pub mod replication;
 pub mod salesforce;
+pub mod sink;
 pub mod testing;

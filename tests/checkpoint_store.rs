@@ -132,7 +132,11 @@ async fn id_map_dead_letters_and_parking() {
         .is_empty());
     let back = s.parked_for("Account", &["a9".into()]).await.unwrap();
     assert_eq!(back, vec![p]);
-    assert_eq!(s.parked_count().await.unwrap(), 1, "still parked until it goes through");
+    assert_eq!(
+        s.parked_count().await.unwrap(),
+        1,
+        "still parked until it goes through"
+    );
     s.unpark_keys("contacts", &["c1".into()]).await.unwrap();
     assert_eq!(s.parked_count().await.unwrap(), 0);
 }

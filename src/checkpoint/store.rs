@@ -317,16 +317,22 @@ impl StateStore {
         Ok(())
     }
 
-    /// Record an epoch's plan before any of its data is uploaded.
+    /// Record an epoch's plan before any of its data is uploaded (replacing an earlier plan
+    /// for the same end LSN).
     pub async fn plan_epoch(&self, end_lsn: Lsn, steps: &[StepPlan]) -> Result<(), StateError> {
         let s = &self.schema;
         let mut client = self.client.lock().await;
         let tx = client.transaction().await.map_err(q("planning an epoch"))?;
+        tx.execute(
+            &format!("DELETE FROM {s}.inflight WHERE pipeline = $1 AND end_lsn = $2::text::pg_lsn"),
+            &[&self.pipeline, &end_lsn.to_string()],
+        )
+        .await
+        .map_err(q("planning an epoch"))?;
         let stmt = tx
             .prepare(&format!(
                 "INSERT INTO {s}.inflight (pipeline, end_lsn, step, object, operation, path, rows, state)
-                 VALUES ($1, $2::text::pg_lsn, $3, $4, $5, $6, $7, 'planned')
-                 ON CONFLICT (pipeline, end_lsn, step) DO NOTHING"
+                 VALUES ($1, $2::text::pg_lsn, $3, $4, $5, $6, $7, 'planned')"
             ))
             .await
             .map_err(q("planning an epoch"))?;

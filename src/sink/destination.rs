@@ -1,0 +1,120 @@
+//! What the sink needs from Salesforce, as a trait.
+
+use std::collections::HashMap;
+
+use crate::batch::StepKind;
+
+/// One record's result, keyed by the caller's key (the external id), never by position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub key: String,
+    pub result: Result<(String, bool), RecordFailure>,
+}
+
+/// Why Salesforce rejected one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordFailure {
+    pub code: String,
+    pub message: String,
+    pub fields: Vec<String>,
+}
+
+impl RecordFailure {
+    /// The child's parent (by external id) does not exist in Salesforce (yet).
+    pub fn is_missing_parent(&self) -> bool {
+        self.code == "INVALID_FIELD" && self.message.contains("Foreign key external ID")
+    }
+
+    /// Worth retrying as is (lock contention, a busy org).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.code.as_str(),
+            "UNABLE_TO_LOCK_ROW" | "SERVER_UNAVAILABLE" | "REQUEST_RUNNING_TOO_LONG"
+        )
+    }
+
+    /// The record is already gone (a delete that is therefore done).
+    pub fn is_already_deleted(&self) -> bool {
+        matches!(
+            self.code.as_str(),
+            "ENTITY_IS_DELETED" | "INVALID_CROSS_REFERENCE_KEY" | "NOT_FOUND"
+        )
+    }
+}
+
+/// Where a Bulk job stands, as far as reconciliation cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobStatus {
+    /// Created, data maybe not uploaded: abort it and run the step again.
+    Open,
+    /// Uploaded: wait for it and take its results.
+    Running,
+    /// Finished (complete or failed); results are available.
+    Finished,
+    /// Aborted or gone: run the step again.
+    Gone,
+}
+
+/// A failure of a whole call (not of one record).
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The destination failed a whole call (after its own retries).
+    #[error(transparent)]
+    Remote(Box<dyn std::error::Error + Send + Sync>),
+    #[error(transparent)]
+    State(#[from] crate::checkpoint::StateError),
+    #[error("Bulk job {job_id} for {object}: {message}")]
+    Job {
+        job_id: String,
+        object: String,
+        message: String,
+    },
+}
+
+/// Salesforce as the sink sees it. Records are REST-shaped JSON objects: a field absent
+/// means "leave unchanged", `null` means "set null", a parent lookup by external id is a
+/// nested object (`{"Account": {"External_Id__c": "42"}}`).
+#[allow(async_fn_in_trait)]
+pub trait Destination {
+    /// Create a Bulk API 2.0 ingest job; returns its id. Nothing is uploaded yet.
+    async fn create_job(
+        &self,
+        object: &str,
+        kind: StepKind,
+        external_id_field: &str,
+    ) -> Result<String, SinkError>;
+    /// Upload the records (or, for deletes, the Salesforce Ids) and close the job.
+    async fn upload_and_close(
+        &self,
+        job_id: &str,
+        kind: StepKind,
+        external_id_field: &str,
+        records: &[serde_json::Map<String, serde_json::Value>],
+    ) -> Result<(), SinkError>;
+    async fn job_status(&self, job_id: &str) -> Result<JobStatus, SinkError>;
+    async fn abort_job(&self, job_id: &str) -> Result<(), SinkError>;
+    /// Wait for the job to finish and return per-record outcomes keyed by `key_column`
+    /// (the external id field for upserts, `Id` for deletes), plus the keys of rows
+    /// Salesforce never processed.
+    async fn job_results(
+        &self,
+        job_id: &str,
+        key_column: &str,
+    ) -> Result<(Vec<Outcome>, Vec<String>), SinkError>;
+    /// sObject Collections upsert (at most 200 per call; the implementation chunks).
+    async fn upsert_records(
+        &self,
+        object: &str,
+        external_id_field: &str,
+        records: &[serde_json::Map<String, serde_json::Value>],
+    ) -> Result<Vec<Outcome>, SinkError>;
+    /// sObject Collections delete by Salesforce Id; outcomes keyed by Id.
+    async fn delete_ids(&self, ids: &[String]) -> Result<Vec<Outcome>, SinkError>;
+    /// Salesforce Ids of records by external id (SOQL); missing keys are absent.
+    async fn find_ids(
+        &self,
+        object: &str,
+        external_id_field: &str,
+        keys: &[String],
+    ) -> Result<HashMap<String, String>, SinkError>;
+}

@@ -1,0 +1,12 @@
+//! The Salesforce sink: drives an epoch's steps through a [`Destination`], records each
+//! Bulk job before its data is uploaded, processes per-record results (id map, dead
+//! letters, parked children) and reconciles the jobs a crashed run left in flight.
+//!
+//! [`Destination`] is the seam: the real one talks to Salesforce (Bulk API 2.0 and sObject
+//! Collections); benches can swap in one that drops everything.
+
+mod destination;
+mod flusher;
+
+pub use destination::{Destination, JobStatus, Outcome, RecordFailure, SinkError};
+pub use flusher::{FlushChange, FlushReport, Flusher, FlusherOptions};
