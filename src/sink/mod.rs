@@ -5,8 +5,10 @@
 //! [`Destination`] is the seam: the real one talks to Salesforce (Bulk API 2.0 and sObject
 //! Collections); benches can swap in one that drops everything.
 
+mod csv;
 mod destination;
 mod flusher;
 
+pub use csv::{records_to_csv, NULL_CELL};
 pub use destination::{Destination, JobStatus, Outcome, RecordFailure, SinkError};
 pub use flusher::{FlushChange, FlushReport, Flusher, FlusherOptions};
