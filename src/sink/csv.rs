@@ -87,9 +87,10 @@ mod tests {
             obj(
                 json!({"External_Id__c": "1", "LastName": "O'Brien, \"Jr\"", "Account": {"External_Id__c": "a1"}}),
             ),
-            obj(
-                json!({"External_Id__c": "2", "Email": null, "Amount": 12345678901234567890.12345}),
-            ),
+            serde_json::from_str(
+                r#"{"External_Id__c": "2", "Email": null, "Amount": 12345678901234567890.12345}"#,
+            )
+            .unwrap(),
         ];
         let csv = String::from_utf8(records_to_csv(&recs)).unwrap();
         assert_eq!(
