@@ -120,7 +120,7 @@ mod tests {
 
     #[test]
     fn prefix_counts_rows_and_chars() {
-        let e = SoqlError::unexpected("SELECT Id\nFROM Ä X", 17, "X");
+        let e = SoqlError::unexpected("SELECT Id\nFROM Ä X", 18, "X");
         assert!(e
             .message
             .starts_with("\nFROM Ä X\n       ^\nERROR at Row:2:Column:8\n"));

@@ -430,8 +430,9 @@ mod tests {
     fn numbers_compare_exactly() {
         let n = Atom::Value(Scalar::Num(parse_decimal("1.10").unwrap()));
         assert!(compare(CmpOp::Eq, &n, &json!(1.1)));
-        assert!(compare(CmpOp::Gt, &n, &json!(1)));
-        assert!(compare(CmpOp::Le, &n, &json!(2e0)) == false);
+        assert!(compare(CmpOp::Lt, &n, &json!(1)));
+        assert!(!compare(CmpOp::Le, &n, &json!(2e0)));
+        assert!(compare(CmpOp::Eq, &n, &json!("1.1")));
     }
 
     #[test]

@@ -42,6 +42,8 @@ mod exec;
 mod lexer;
 mod literals;
 mod parser;
+#[cfg(test)]
+mod parser_tests;
 mod plan;
 mod schema;
 
