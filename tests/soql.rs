@@ -491,6 +491,30 @@ fn semi_and_anti_joins() {
 }
 
 #[test]
+fn nested_semi_joins_are_rejected() {
+    let e = err(
+        "SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact WHERE Id IN (SELECT Boss__c FROM Contact))",
+    );
+    assert_eq!(e.code, "MALFORMED_QUERY");
+    assert_eq!(
+        reason(&e),
+        "Nesting of semi join sub-selects is not supported"
+    );
+}
+
+#[test]
+fn resolve_object_gives_the_canonical_name() {
+    let q = parse("select id from ACCOUNT").unwrap();
+    assert_eq!(q.object_name(), "ACCOUNT");
+    assert_eq!(q.resolve_object(&catalog()).unwrap().name, "Account");
+    let q = parse("select id from Nope").unwrap();
+    assert_eq!(
+        q.resolve_object(&catalog()).unwrap_err().code,
+        "INVALID_TYPE"
+    );
+}
+
+#[test]
 fn string_escapes() {
     let mut src = source();
     src.records.get_mut("Account").unwrap().push(rec(json!({

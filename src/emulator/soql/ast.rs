@@ -35,6 +35,18 @@ impl Query {
         &self.from.text
     }
 
+    /// The FROM object resolved against `catalog` (canonical name), or Salesforce's
+    /// `INVALID_TYPE` error; for callers that need the object before running the query (Bulk
+    /// query jobs report it).
+    pub fn resolve_object(
+        &self,
+        catalog: &dyn super::Catalog,
+    ) -> Result<std::sync::Arc<super::ObjectInfo>, super::SoqlError> {
+        catalog.object(&self.from.text).ok_or_else(|| {
+            super::SoqlError::unknown_object(&self.text, self.from.pos, &self.from.text)
+        })
+    }
+
     /// Whether the select list is exactly `COUNT()`.
     pub fn is_count(&self) -> bool {
         matches!(self.select.as_slice(), [SelectItem::Count])

@@ -436,6 +436,20 @@ mod tests {
     }
 
     #[test]
+    fn extreme_numbers_do_not_panic() {
+        for s in [
+            "1e999999999999",
+            "-1e-99999",
+            "1E+28",
+            "0.000000000000000000000000000001",
+        ] {
+            let _ = parse_decimal(s);
+        }
+        assert_eq!(parse_decimal(&"9".repeat(100)), None);
+        assert!(decimal_of(&json!("x")).is_none());
+    }
+
+    #[test]
     fn datetime_fast_and_slow_paths_agree() {
         let dt = literals::parse_datetime("2024-01-01T00:00:00Z").unwrap();
         let a = Atom::Value(Scalar::DateTime(dt, literals::format_datetime(dt)));

@@ -128,7 +128,7 @@ fn split_offset(s: &str) -> Option<(&str, i64)> {
     let (body, zone) = s.split_at(cut);
     let sign = if zone.starts_with('-') { -1 } else { 1 };
     let digits: String = zone[1..].chars().filter(|c| *c != ':').collect();
-    if digits.len() != 4 || !body.contains('T') {
+    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) || !body.contains('T') {
         return None;
     }
     let hours: i64 = digits[..2].parse().ok()?;
@@ -259,6 +259,9 @@ mod tests {
         assert_eq!(format_datetime(want), "2024-01-01T00:00:00.000+0000");
         assert_eq!(parse_datetime("2024-01-01"), None);
         assert_eq!(parse_datetime("2024-13-01T00:00:00Z"), None);
+        assert_eq!(parse_datetime("2024-01-01T00:00:00+a€"), None);
+        assert_eq!(parse_datetime("+"), None);
+        assert_eq!(parse_datetime("é"), None);
     }
 
     #[test]

@@ -87,9 +87,7 @@ pub(crate) fn compile(
     source: &dyn RecordSource,
     opts: &ExecOptions,
 ) -> Result<Plan, SoqlError> {
-    let root = catalog
-        .object(&q.from.text)
-        .ok_or_else(|| SoqlError::unknown_object(&q.text, q.from.pos, &q.from.text))?;
+    let root = q.resolve_object(catalog)?;
     let r = Resolver {
         catalog,
         source,
@@ -374,6 +372,14 @@ impl Resolver<'_> {
                 "semi join sub-selects can only select a single field",
             ));
         };
+        if sub.filter.as_ref().is_some_and(has_subquery) {
+            return Err(SoqlError::at(
+                MALFORMED_QUERY,
+                self.text,
+                sub.from.pos,
+                "Nesting of semi join sub-selects is not supported",
+            ));
+        }
         let mut sub = sub.clone();
         sub.text = self.text.to_owned();
         let opts = ExecOptions {
@@ -490,6 +496,15 @@ impl Resolver<'_> {
         let ty = format!("{:?}", field.kind).to_lowercase();
         let reason = format!("invalid operator on {ty} field");
         SoqlError::at(INVALID_QUERY_FILTER_OPERATOR, self.text, pos, &reason)
+    }
+}
+
+/// Whether a condition holds a subquery anywhere.
+fn has_subquery(c: &Cond) -> bool {
+    match c {
+        Cond::And(all) | Cond::Or(all) => all.iter().any(has_subquery),
+        Cond::Not(inner) => has_subquery(inner),
+        Cond::Compare(_, _, operand) => matches!(operand, Operand::Subquery(_)),
     }
 }
 
