@@ -1000,3 +1000,38 @@ fn seeds_are_valid() {
             .unwrap_or_else(|e| panic!("{s}: {}", e.message));
     }
 }
+
+/// A rough timing of a scan over many records (run with `--ignored --nocapture`).
+#[test]
+#[ignore = "timing, not correctness"]
+fn large_scan_timing() {
+    let n = 300_000;
+    let accounts: Vec<Record> = (0..n)
+        .map(|i| {
+            rec(json!({"Id": format!("001{i:012}AAA"), "Name": format!("Account {i}"),
+                "NumberOfEmployees": i % 1000, "IsDeleted": false, "OwnerId": ALICE,
+                "CreatedDate": "2024-03-15T08:00:00.000+0000", "Industry": if i % 3 == 0 { "Tech" } else { "Energy" }}))
+        })
+        .collect();
+    let mut src = source();
+    src.records.insert("Account".into(), accounts);
+    src.records.insert(
+        "User".into(),
+        vec![rec(json!({"Id": ALICE, "Name": "Alice"}))],
+    );
+    for soql in [
+        "SELECT COUNT() FROM Account WHERE Industry = 'tech' AND NumberOfEmployees > 500",
+        "SELECT Id, Name FROM Account WHERE Name LIKE '%99%' AND CreatedDate = TODAY",
+        "SELECT Id, Name FROM Account ORDER BY NumberOfEmployees DESC, Name LIMIT 10",
+        "SELECT Id, Owner.Name FROM Account WHERE Owner.Name = 'alice' LIMIT 2000",
+        "SELECT Id, Name FROM Account WHERE Industry = 'energy' ORDER BY Name",
+    ] {
+        let t = std::time::Instant::now();
+        let out = run_with(soql, &src, false).unwrap();
+        println!(
+            "{:>8.1} ms  {:>7} rows  {soql}",
+            t.elapsed().as_secs_f64() * 1e3,
+            out.total_size
+        );
+    }
+}

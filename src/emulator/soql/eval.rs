@@ -306,7 +306,7 @@ fn compare_scalar(value: &Value, scalar: &Scalar) -> Option<Ordering> {
 fn text_of(value: &Value) -> Option<Cow<'_, str>> {
     match value {
         Value::String(s) => Some(Cow::Borrowed(s)),
-        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Number(n) => Some(Cow::Borrowed(n.as_str())),
         Value::Bool(b) => Some(Cow::Owned(b.to_string())),
         _ => None,
     }
@@ -314,12 +314,11 @@ fn text_of(value: &Value) -> Option<Cow<'_, str>> {
 
 /// A stored value as a decimal (numbers, or numeric strings).
 pub(crate) fn decimal_of(value: &Value) -> Option<Decimal> {
-    let text = match value {
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.clone(),
-        _ => return None,
-    };
-    parse_decimal(&text)
+    match value {
+        Value::Number(n) => parse_decimal(n.as_str()),
+        Value::String(s) => parse_decimal(s),
+        _ => None,
+    }
 }
 
 /// Parses a decimal, accepting exponents.

@@ -197,42 +197,74 @@ impl Ctx<'_> {
         deleted: bool,
         nodes: &[OutNode],
     ) -> Vec<Record> {
-        let keys = &self.plan.order;
-        let cap = self.cap();
+        let sorted = match self.cap() {
+            Some(cap) => self.top_rows(source, deleted, nodes, cap),
+            None => self.all_rows_sorted(source, deleted, nodes),
+        };
+        sorted
+            .into_iter()
+            .skip(self.plan.offset)
+            .take(self.plan.limit.unwrap_or(usize::MAX))
+            .filter_map(|e| e.record)
+            .collect()
+    }
+
+    /// Every match, sorted.
+    fn all_rows_sorted(
+        &self,
+        source: &dyn RecordSource,
+        deleted: bool,
+        nodes: &[OutNode],
+    ) -> Vec<Entry<'_>> {
+        let mut rows = Vec::new();
+        source.scan(&self.plan.object.name, deleted, &mut |rec| {
+            if self.passes(rec) {
+                let seq = rows.len();
+                rows.push(self.entry(rec, seq, Some(nodes)));
+            }
+            true
+        });
+        rows.sort_unstable();
+        rows
+    }
+
+    /// The first `cap` matches in sort order, kept in a bounded heap while scanning.
+    fn top_rows(
+        &self,
+        source: &dyn RecordSource,
+        deleted: bool,
+        nodes: &[OutNode],
+        cap: usize,
+    ) -> Vec<Entry<'_>> {
         let mut heap: BinaryHeap<Entry<'_>> = BinaryHeap::new();
         let mut seq = 0usize;
         source.scan(&self.plan.object.name, deleted, &mut |rec| {
             if !self.passes(rec) {
                 return true;
             }
-            let entry = Entry {
-                keys,
-                vals: self.sort_vals(rec),
-                seq,
-                record: None,
-            };
+            let mut entry = self.entry(rec, seq, None);
             seq += 1;
-            let full = cap.is_some_and(|c| heap.len() >= c);
-            if full && heap.peek().is_none_or(|worst| entry >= *worst) {
+            if heap.len() >= cap && heap.peek().is_none_or(|worst| entry >= *worst) {
                 return true;
             }
-            heap.push(Entry {
-                record: Some(self.project(rec, nodes)),
-                ..entry
-            });
-            if cap.is_some_and(|c| heap.len() > c) {
+            entry.record = Some(self.project(rec, nodes));
+            heap.push(entry);
+            if heap.len() > cap {
                 heap.pop();
             }
             true
         });
-        let sorted = heap.into_sorted_vec();
-        let take = self.window(sorted.len());
-        sorted
-            .into_iter()
-            .skip(self.plan.offset)
-            .take(take)
-            .filter_map(|e| e.record)
-            .collect()
+        heap.into_sorted_vec()
+    }
+
+    /// A sort entry for `record`, projected when `nodes` are given.
+    fn entry(&self, record: &Record, seq: usize, nodes: Option<&[OutNode]>) -> Entry<'_> {
+        Entry {
+            keys: &self.plan.order,
+            vals: self.sort_vals(record),
+            seq,
+            record: nodes.map(|n| self.project(record, n)),
+        }
     }
 
     /// The ORDER BY values of `record`.

@@ -72,12 +72,24 @@ pub(crate) fn like_pattern(raw: &str) -> Vec<LikeTok> {
     out
 }
 
-/// Whether `value` matches `pattern`, ignoring case. O(len(value) × len(pattern)) at worst.
+/// Whether `value` matches `pattern`, ignoring case. O(len(value) × len(pattern)) at worst;
+/// ASCII values are matched in place, others are lowercased into a buffer first.
 pub(crate) fn like_matches(pattern: &[LikeTok], value: &str) -> bool {
+    if value.is_ascii() {
+        let bytes = value.as_bytes();
+        return wildcard(pattern, bytes.len(), |i| {
+            char::from(bytes[i].to_ascii_lowercase())
+        });
+    }
     let text: Vec<char> = value.chars().flat_map(char::to_lowercase).collect();
+    wildcard(pattern, text.len(), |i| text[i])
+}
+
+/// Greedy wildcard matching with single-star backtracking over `len` characters read by `at`.
+fn wildcard(pattern: &[LikeTok], len: usize, at: impl Fn(usize) -> char) -> bool {
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
+    while t < len {
         match pattern.get(p) {
             Some(LikeTok::Any) => {
                 star = Some((p, t));
@@ -87,7 +99,7 @@ pub(crate) fn like_matches(pattern: &[LikeTok], value: &str) -> bool {
                 p += 1;
                 t += 1;
             }
-            Some(LikeTok::Lit(c)) if *c == text[t] => {
+            Some(LikeTok::Lit(c)) if *c == at(t) => {
                 p += 1;
                 t += 1;
             }
