@@ -46,6 +46,7 @@ mod parser;
 mod parser_tests;
 mod plan;
 mod schema;
+mod where_clause;
 
 pub use ast::Query;
 pub use error::{
