@@ -26,8 +26,15 @@
 //!   date…". Date literals (`TODAY`, `LAST_N_DAYS:n`, …) compare with both: `=` means inside
 //!   the range, `<` before its start, `>` at or after its end. Ranges are computed in UTC with
 //!   weeks starting Sunday and the fiscal year equal to the calendar year.
+//! - Time fields compare as text (their wire form `13:15:00.000Z` orders correctly); ids compare
+//!   ignoring case when 18 chars long and exactly on the first 15 chars when 15 chars long.
 //! - Errors carry Salesforce's position prefix (`ERROR at Row:1:Column:N`); the echoed text is
 //!   the whole line holding the error, where Salesforce echoes a window of it.
+//!
+//! # Seams
+//! [`Catalog::object`] must match object names ignoring case and returns an `Arc` so lookups
+//! stay cheap; field and relationship names are matched here. [`RecordSource::get`] serves
+//! parent paths.
 //!
 //! # Performance
 //! The WHERE clause is compiled once against the catalog; the scan evaluates it on borrowed
