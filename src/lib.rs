@@ -15,4 +15,5 @@ pub mod metrics;
 pub mod pgoutput;
 pub mod replication;
 pub mod salesforce;
+pub mod server;
 pub mod testing;
