@@ -18,5 +18,5 @@ pub use routes::{
 };
 pub use status::{
     Health, NotReadyReason, PipelineReadiness, PipelineState, PipelineStatus, Readiness,
-    StatusReport,
+    StatusReport, MAX_ERROR_LEN,
 };

@@ -11,6 +11,9 @@ use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
+/// The longest `last_error` kept, in bytes; longer text is cut at a character boundary.
+pub const MAX_ERROR_LEN: usize = 1024;
+
 /// Where a pipeline is in its life. Serialized in `snake_case` (`"streaming"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -58,7 +61,8 @@ pub struct PipelineStatus {
     pub lag_bytes: u64,
     /// Bulk API 2.0 jobs recorded and not yet reconciled.
     pub in_flight_jobs: u64,
-    /// Row changes applied per second, averaged over the pipeline's own short window.
+    /// Row changes applied per second, averaged over the pipeline's own short window. A
+    /// non-finite value is published as 0 (JSON has no NaN).
     pub changes_per_sec: f64,
     /// Rows currently in the dead-letter table for this pipeline.
     pub dead_letters: u64,
@@ -68,7 +72,7 @@ pub struct PipelineStatus {
     pub api_max: Option<u64>,
     /// The last error, as one line of **sanitized** text. Callers must strip secrets (passwords,
     /// tokens, connection strings, keys) and row values before publishing: this field is served
-    /// to anyone who can reach the ops port.
+    /// to anyone who can reach the ops port. Cut to [`MAX_ERROR_LEN`] bytes when published.
     pub last_error: Option<String>,
     /// When this snapshot was published.
     pub updated_at: DateTime<Utc>,
@@ -94,6 +98,18 @@ impl PipelineStatus {
             api_max: None,
             last_error: None,
             updated_at: Utc::now(),
+        }
+    }
+
+    /// Make a snapshot safe to serve: stamp `updated_at`, zero a non-finite rate, bound
+    /// `last_error`.
+    fn normalize(&mut self) {
+        self.updated_at = Utc::now();
+        if !self.changes_per_sec.is_finite() {
+            self.changes_per_sec = 0.0;
+        }
+        if let Some(error) = self.last_error.as_mut() {
+            truncate_at_char(error, MAX_ERROR_LEN);
         }
     }
 
@@ -124,6 +140,17 @@ impl PipelineStatus {
             reasons.push(NotReadyReason::GovernorPaused);
         }
         reasons
+    }
+}
+
+/// Cut `text` to at most `max` bytes without splitting a character.
+fn truncate_at_char(text: &mut String, max: usize) {
+    if text.len() > max {
+        let cut = (0..=max)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        text.truncate(cut);
     }
 }
 
@@ -210,7 +237,7 @@ impl Health {
 
     /// Publish (insert or replace) a pipeline's snapshot, stamping `updated_at` with now.
     pub fn publish(&self, mut status: PipelineStatus) {
-        status.updated_at = Utc::now();
+        status.normalize();
         self.pipelines.write().insert(status.name.clone(), status);
     }
 
@@ -222,7 +249,7 @@ impl Health {
             .entry(name.to_owned())
             .or_insert_with(|| PipelineStatus::starting(name));
         edit(status);
-        status.updated_at = Utc::now();
+        status.normalize();
     }
 
     /// Forget a pipeline (e.g. removed from the config on reload).
@@ -341,6 +368,22 @@ mod tests {
         assert!(!readiness.ready);
         assert!(readiness.pipelines[0].ready);
         assert!(!readiness.pipelines[1].ready);
+    }
+
+    #[test]
+    fn published_snapshots_are_safe_to_serve() {
+        let health = Health::new();
+        health.update("a", |s| {
+            s.changes_per_sec = f64::NAN;
+            s.last_error = Some("é".repeat(MAX_ERROR_LEN));
+        });
+        let status = health.get("a").unwrap();
+        assert_eq!(status.changes_per_sec, 0.0);
+        let error = status.last_error.unwrap();
+        assert!(error.len() <= MAX_ERROR_LEN && error.starts_with('é'));
+        let json = serde_json::to_string(&health.report()).unwrap();
+        let back: StatusReport = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.pipelines, health.snapshot());
     }
 
     #[test]
