@@ -18,5 +18,6 @@ pub mod metrics;
 pub mod pgoutput;
 pub mod replication;
 pub mod salesforce;
+pub mod server;
 pub mod sink;
 pub mod testing;

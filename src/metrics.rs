@@ -30,6 +30,31 @@ pub const BACKFILL_ROWS: &str = "pgforce_backfill_rows_total";
 pub const BACKFILL_PROGRESS: &str = "pgforce_backfill_progress_ratio";
 pub const PIPELINE_UP: &str = "pgforce_pipeline_up";
 
+/// Every metric name above, for tools and tests that check dashboards and alerts against the
+/// catalogue. Keep it in step with the constants.
+pub const ALL: &[&str] = &[
+    REPLICATION_LAG_BYTES,
+    CONFIRMED_FLUSH_LSN,
+    SLOT_ACTIVE,
+    CHANGES_DECODED,
+    CHANGES_APPLIED,
+    BATCHES,
+    BULK_JOBS_IN_FLIGHT,
+    BULK_JOBS,
+    FLUSH_LATENCY,
+    DEAD_LETTERS,
+    DEAD_LETTER_ROWS,
+    PARKED_CHANGES,
+    SALESFORCE_API_CALLS,
+    SALESFORCE_API_REMAINING,
+    SALESFORCE_API_MAX,
+    GOVERNOR_PAUSED,
+    CHECKPOINT_AGE,
+    BACKFILL_ROWS,
+    BACKFILL_PROGRESS,
+    PIPELINE_UP,
+];
+
 /// Latency buckets (seconds) for commit → applied: 10 ms to 10 min.
 const LATENCY_BUCKETS: &[f64] = &[
     0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
