@@ -95,7 +95,10 @@ pub enum Change {
         restart_identity: bool,
     },
     /// A `pg_logical_emit_message` with `transactional = true`.
-    Message { prefix: String, content: Vec<u8> },
+    Message {
+        prefix: String,
+        content: Vec<u8>,
+    },
 }
 
 /// What the replication stream yields, in commit order.

@@ -32,11 +32,20 @@ pub enum Value {
     Bytea(Vec<u8>),
     Array(Array),
     /// Enum label (type OID kept so mappings can pick a value map).
-    Enum { type_oid: u32, label: String },
+    Enum {
+        type_oid: u32,
+        label: String,
+    },
     /// Any type without a parser: its text form and OID.
-    Other { type_oid: u32, text: String },
+    Other {
+        type_oid: u32,
+        text: String,
+    },
     /// A value sent in binary format ('b') that we do not parse.
-    Binary { type_oid: u32, bytes: Vec<u8> },
+    Binary {
+        type_oid: u32,
+        bytes: Vec<u8>,
+    },
 }
 
 /// Dates can be `infinity` / `-infinity` in Postgres.

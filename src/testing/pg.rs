@@ -150,12 +150,18 @@ impl TempCluster {
 
     /// A `postgres://` URL for `dbname` as the superuser.
     pub fn url(&self, dbname: &str) -> String {
-        format!("postgres://{}@127.0.0.1:{}/{}", SUPERUSER, self.port, dbname)
+        format!(
+            "postgres://{}@127.0.0.1:{}/{}",
+            SUPERUSER, self.port, dbname
+        )
     }
 
     /// Server major version (e.g. 15), read from `postgres --version`.
     pub fn major_version(&self) -> Result<u32, ClusterError> {
-        let out = run(Command::new(self.bindir.join("postgres")).arg("--version"), "postgres --version")?;
+        let out = run(
+            Command::new(self.bindir.join("postgres")).arg("--version"),
+            "postgres --version",
+        )?;
         let text = String::from_utf8_lossy(&out.stdout);
         text.split_whitespace()
             .find_map(|w| w.split('.').next()?.parse::<u32>().ok())
@@ -168,11 +174,24 @@ impl TempCluster {
     /// Run SQL through `psql` (handy for setup in sync code and scripts).
     pub fn psql(&self, dbname: &str, sql: &str) -> Result<String, ClusterError> {
         let psql = self.bindir.join("psql");
-        let psql = if psql.exists() { psql } else { PathBuf::from("psql") };
+        let psql = if psql.exists() {
+            psql
+        } else {
+            PathBuf::from("psql")
+        };
         let out = run(
             Command::new(psql)
                 .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
-                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", SUPERUSER, "-d", dbname])
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    SUPERUSER,
+                    "-d",
+                    dbname,
+                ])
                 .args(["-c", sql]),
             "psql",
         )?;
@@ -224,9 +243,15 @@ impl TempCluster {
         fs::set_permissions(&data, fs::Permissions::from_mode(0o700))
             .map_err(io_err("setting data dir permissions"))?;
         let mut cmd = self.command("initdb");
-        cmd.arg("-D")
-            .arg(&data)
-            .args(["-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"]);
+        cmd.arg("-D").arg(&data).args([
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]);
         run(&mut cmd, "initdb").map(|_| ())
     }
 
@@ -357,7 +382,10 @@ fn run(cmd: &mut Command, step: &str) -> Result<Output, ClusterError> {
 
 fn free_port() -> Result<u16, ClusterError> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(io_err("finding a free port"))?;
-    let port = l.local_addr().map_err(io_err("finding a free port"))?.port();
+    let port = l
+        .local_addr()
+        .map_err(io_err("finding a free port"))?
+        .port();
     Ok(port)
 }
 
@@ -414,9 +442,8 @@ fn unprivileged_user() -> Result<Option<(u32, u32)>, ClusterError> {
         return Ok(None);
     }
     let user = std::env::var("PGFORCE_PG_USER").unwrap_or_else(|_| "postgres".into());
-    let name = CString::new(user.clone()).map_err(|_| ClusterError::NoUnprivilegedUser {
-        user: user.clone(),
-    })?;
+    let name = CString::new(user.clone())
+        .map_err(|_| ClusterError::NoUnprivilegedUser { user: user.clone() })?;
     // SAFETY: getpwnam returns a pointer into static storage or null; we copy the two
     // integers out immediately and never keep the pointer.
     let pw = unsafe { libc::getpwnam(name.as_ptr()) };
