@@ -1,15 +1,15 @@
 //! The Salesforce client: OAuth, REST, sObject Collections, Bulk API 2.0, limits governor and retries.
 //!
 //! # Layout
-//! - [`auth`]: credentials and the OAuth token request per grant.
-//! - [`client`]: [`SalesforceClient`], the HTTP core (token refresh, retries, limits).
-//! - [`limits`]: `Sforce-Limit-Info` usage and the governor that slows or pauses calls.
-//! - [`retry`]: which failures are retried and the backoff.
-//! - [`rest`]: describe, limits, SOQL query, single-record CRUD and upsert.
-//! - [`collections`]: sObject Collections upsert/delete, 200 records per call.
-//! - [`bulk`], [`bulk_csv`], [`bulk_query`]: Bulk API 2.0 ingest, its CSV, and query.
-//! - [`error`]: [`SalesforceError`].
-//! - [`metrics`]: metric names.
+//! - [`auth`] — credentials and the OAuth token request per grant.
+//! - [`client`] — [`SalesforceClient`], the HTTP core (token refresh, retries, limits).
+//! - [`limits`] — `Sforce-Limit-Info` usage and the governor that slows or pauses calls.
+//! - [`retry`] — which failures are retried and the backoff.
+//! - [`rest`] — describe, limits, SOQL query, single-record CRUD and upsert.
+//! - [`collections`] — sObject Collections upsert/delete, 200 records per call.
+//! - [`bulk`], [`bulk_csv`], [`bulk_query`] — Bulk API 2.0 ingest, its CSV, and query.
+//! - [`error`] — [`SalesforceError`].
+//! - [`metrics`] — metric names.
 //!
 //! The wire contract is `shared/salesforce-api.md`; Salesforce's documentation decides where
 //! they differ.

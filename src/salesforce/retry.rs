@@ -76,7 +76,10 @@ pub(crate) fn retry_reason(failure: Failure<'_>, idempotent: bool) -> Option<&'s
         Failure::Timeout if idempotent => Some("timeout"),
         Failure::Transport if idempotent => Some("transport"),
         Failure::Timeout | Failure::Transport => None,
-        Failure::Status { code, .. } if code == "UNABLE_TO_LOCK_ROW" => Some("lock"),
+        Failure::Status {
+            code: "UNABLE_TO_LOCK_ROW",
+            ..
+        } => Some("lock"),
         Failure::Status {
             status: 403,
             code: "REQUEST_LIMIT_EXCEEDED",
