@@ -160,7 +160,7 @@ async fn oauth_error_says_what_to_fix() {
     );
     assert_eq!(
         stub.hits.count("token"),
-        0,
+        1,
         "400 from the token endpoint is not retried"
     );
 }
