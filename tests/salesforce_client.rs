@@ -72,10 +72,13 @@ where
     .await
 }
 
+/// The form and decoded JWT claims of a token request.
+type TokenRequest = (HashMap<String, String>, JwtClaims);
+
 #[tokio::test]
 async fn jwt_assertion_carries_claims() {
     let (private_pem, public_pem) = rsa_key_pair();
-    let seen: Arc<Mutex<Option<(HashMap<String, String>, JwtClaims)>>> = Arc::default();
+    let seen: Arc<Mutex<Option<TokenRequest>>> = Arc::default();
     let seen2 = seen.clone();
     let stub = serve(move |base, _hits| {
         Router::new().route(
