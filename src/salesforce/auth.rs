@@ -126,7 +126,7 @@ impl Credentials {
 
 /// A live Salesforce session: the access token and where to send API calls.
 #[derive(Debug, Clone)]
-pub struct Session {
+pub(crate) struct Session {
     /// The bearer token.
     pub(crate) access_token: SecretString,
     /// The org's instance URL from the token response.

@@ -425,7 +425,7 @@ impl SalesforceClient {
                 return Ok(job);
             }
             if let Some(timeout) = poll.timeout {
-                if start.elapsed() + wait > timeout {
+                if start.elapsed().saturating_add(wait) > timeout {
                     return Err(SalesforceError::JobTimeout {
                         job_id: job_id.to_string(),
                         state: format!("{:?}", job.state),
@@ -434,7 +434,7 @@ impl SalesforceClient {
                 }
             }
             tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(poll.max.max(poll.initial));
+            wait = wait.saturating_mul(2).min(poll.max.max(poll.initial));
         }
     }
 }

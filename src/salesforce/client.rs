@@ -26,7 +26,7 @@ use super::auth::{join_path, Authenticator, Credentials, Session};
 use super::error::{api_error_from_body, Result, SalesforceError};
 use super::limits::{ApiUsage, Governor, GovernorConfig, GovernorState, Permit};
 use super::metrics;
-use super::retry::{retry_reason, Failure, RetryPolicy};
+use super::retry::{is_concurrency_limit, retry_reason, Failure, RetryPolicy};
 
 /// The default REST API version.
 pub const DEFAULT_API_VERSION: &str = "v62.0";
@@ -252,6 +252,13 @@ impl SalesforceClient {
         self.current_session().map(|s| s.instance_url.clone())
     }
 
+    /// The identity URL of the current session (`…/id/{orgId}/{userId}`), once logged in.
+    /// Its last segment is the integration user's id, which change events carry as
+    /// `commitUser` (useful to recognise pgforce's own writes).
+    pub fn identity_url(&self) -> Option<String> {
+        self.current_session().and_then(|s| s.identity_url.clone())
+    }
+
     /// The API usage last reported by Salesforce.
     pub fn api_usage(&self) -> Option<ApiUsage> {
         self.inner.governor.usage()
@@ -304,7 +311,7 @@ impl SalesforceClient {
                         self.refresh(session.generation).await?;
                         continue;
                     }
-                    if code == "REQUEST_LIMIT_EXCEEDED" && !message.contains("ConcurrentPerOrg") {
+                    if code == "REQUEST_LIMIT_EXCEEDED" && !is_concurrency_limit(message) {
                         self.inner.governor.limit_exceeded(message);
                         attempt -= 1;
                         continue;
@@ -439,8 +446,8 @@ impl SalesforceClient {
                     return Ok(());
                 }
                 Permit::Wait(until, until_utc, reason) => {
-                    if let Some(max) = max_wait {
-                        if until > start + max {
+                    if let Some(deadline) = max_wait.and_then(|m| start.checked_add(m)) {
+                        if until > deadline {
                             return Err(SalesforceError::LimitExceeded {
                                 reason: reason.to_string(),
                                 until: until_utc,

@@ -81,10 +81,11 @@ impl ApiUsage {
     }
 }
 
-/// `used/max` → fraction left; a zero max counts as nothing left.
+/// `used/max` → fraction left. A zero max means "no allocation reported" (Salesforce shows
+/// `0` for apps without their own share), not "nothing left".
 fn fraction_left(used: u64, max: u64) -> f64 {
     if max == 0 {
-        return 0.0;
+        return 1.0;
     }
     (max.saturating_sub(used) as f64) / (max as f64)
 }
@@ -169,6 +170,9 @@ impl GovernorConfig {
             return Assessment::Normal;
         }
         let depth = (self.slow_fraction - left) / (self.slow_fraction - self.reserve_fraction);
+        if !depth.is_finite() {
+            return Assessment::Normal; // NaN thresholds in the config: do not slow
+        }
         Assessment::Slow(self.max_slow_delay.mul_f64(depth.clamp(0.0, 1.0)))
     }
 }
@@ -392,11 +396,16 @@ impl Governor {
     }
 }
 
-/// A pause lasting `d` from now.
+/// A pause lasting `d` from now (capped at about a century, so huge configs cannot overflow).
 fn new_pause(d: Duration, reason: PauseReason) -> Pause {
+    let d = d.min(Duration::from_secs(100 * 365 * 24 * 3600));
+    let now = Utc::now();
     Pause {
         until: Instant::now() + d,
-        until_utc: Utc::now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX),
+        until_utc: chrono::Duration::from_std(d)
+            .ok()
+            .and_then(|cd| now.checked_add_signed(cd))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC),
         reason,
     }
 }
@@ -454,7 +463,11 @@ mod tests {
         }
         assert_eq!(cfg.assess(&usage(900, 1000)), Assessment::Reserve);
         assert_eq!(cfg.assess(&usage(1200, 1000)), Assessment::Reserve);
-        assert_eq!(cfg.assess(&usage(0, 0)), Assessment::Reserve);
+        assert_eq!(
+            cfg.assess(&usage(0, 0)),
+            Assessment::Normal,
+            "no allocation reported"
+        );
     }
 
     #[test]

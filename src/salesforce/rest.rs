@@ -394,6 +394,11 @@ impl SalesforceClient {
         value: &str,
         record: &Record,
     ) -> Result<UpsertResult> {
+        if value.is_empty() {
+            return Err(SalesforceError::invalid_input(format!(
+                "upsert of {object} by {ext_field} needs a non-empty external id value"
+            )));
+        }
         let body = WithoutKeys {
             record,
             skip: ["Id", ext_field],

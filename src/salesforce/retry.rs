@@ -69,6 +69,13 @@ pub(crate) enum Failure<'a> {
     },
 }
 
+/// True for the short-lived `REQUEST_LIMIT_EXCEEDED` about concurrent long-running requests
+/// (`ConcurrentPerOrgLongTxn Limit exceeded.`), which is retried with backoff instead of
+/// pausing the governor.
+pub(crate) fn is_concurrency_limit(message: &str) -> bool {
+    message.contains("ConcurrentPerOrgLongTxn")
+}
+
 /// Returns the retry reason (a metric label) when the failure is worth retrying.
 pub(crate) fn retry_reason(failure: Failure<'_>, idempotent: bool) -> Option<&'static str> {
     match failure {
@@ -81,10 +88,10 @@ pub(crate) fn retry_reason(failure: Failure<'_>, idempotent: bool) -> Option<&'s
             ..
         } => Some("lock"),
         Failure::Status {
-            status: 403,
             code: "REQUEST_LIMIT_EXCEEDED",
             message,
-        } if message.contains("ConcurrentPerOrgLongTxn") => Some("concurrency"),
+            ..
+        } if is_concurrency_limit(message) => Some("concurrency"),
         Failure::Status { status, .. } => match status {
             408 | 420 | 429 | 503 => Some("throttled"),
             500..=599 if idempotent => Some("server"),
