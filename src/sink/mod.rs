@@ -8,7 +8,9 @@
 mod csv;
 mod destination;
 mod flusher;
+mod salesforce;
 
 pub use csv::{records_to_csv, NULL_CELL};
 pub use destination::{Destination, JobStatus, Outcome, RecordFailure, SinkError};
 pub use flusher::{FlushChange, FlushReport, Flusher, FlusherOptions};
+pub use salesforce::SalesforceDestination;

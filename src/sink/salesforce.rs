@@ -1,0 +1,257 @@
+//! The real [`Destination`]: Salesforce through [`SalesforceClient`] — Bulk API 2.0 jobs for
+//! big steps, sObject Collections for small ones, SOQL to find Ids for deletes.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use serde_json::{Map, Value};
+
+use super::csv::records_to_csv;
+use super::destination::{Destination, JobStatus, Outcome, RecordFailure, SinkError};
+use crate::batch::StepKind;
+use crate::salesforce::{
+    IngestJobRequest, IngestOperation, JobState, PollPolicy, RecordResult, ResultColumns,
+    SalesforceClient, SalesforceError,
+};
+
+/// Salesforce as a [`Destination`].
+#[derive(Clone)]
+pub struct SalesforceDestination {
+    client: SalesforceClient,
+    poll: PollPolicy,
+}
+
+impl SalesforceDestination {
+    pub fn new(client: SalesforceClient) -> Self {
+        SalesforceDestination {
+            client,
+            poll: PollPolicy {
+                initial: Duration::from_millis(100),
+                max: Duration::from_secs(5),
+                timeout: None,
+            },
+        }
+    }
+
+    pub fn client(&self) -> &SalesforceClient {
+        &self.client
+    }
+}
+
+fn remote(e: SalesforceError) -> SinkError {
+    SinkError::Remote(Box::new(e))
+}
+
+/// The key of a record: its external id field's value as text.
+fn key_of(record: &Map<String, Value>, field: &str) -> String {
+    match record.get(field) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn outcome(key: String, r: RecordResult) -> Outcome {
+    let result = if r.success {
+        Ok((r.id.unwrap_or_default(), r.created))
+    } else {
+        let first = r.errors.into_iter().next();
+        Err(RecordFailure {
+            code: first
+                .as_ref()
+                .map_or("UNKNOWN_EXCEPTION".into(), |e| e.status_code.clone()),
+            message: first.as_ref().map_or(String::new(), |e| e.message.clone()),
+            fields: first.map_or(Vec::new(), |e| e.fields),
+        })
+    };
+    Outcome { key, result }
+}
+
+/// Quote a value for a SOQL string literal.
+fn soql_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+impl Destination for SalesforceDestination {
+    async fn create_job(
+        &self,
+        object: &str,
+        kind: StepKind,
+        external_id_field: &str,
+    ) -> Result<String, SinkError> {
+        let req = match kind {
+            StepKind::Upsert => IngestJobRequest::upsert(object, external_id_field),
+            StepKind::Delete => IngestJobRequest::new(object, IngestOperation::Delete),
+        };
+        Ok(self
+            .client
+            .create_ingest_job(&req)
+            .await
+            .map_err(remote)?
+            .id)
+    }
+
+    async fn upload_and_close(
+        &self,
+        job_id: &str,
+        _kind: StepKind,
+        _external_id_field: &str,
+        records: &[Map<String, Value>],
+    ) -> Result<(), SinkError> {
+        let csv = Bytes::from(records_to_csv(records));
+        self.client
+            .upload_job_data(job_id, csv)
+            .await
+            .map_err(remote)?;
+        self.client.close_job(job_id).await.map_err(remote)?;
+        Ok(())
+    }
+
+    async fn job_status(&self, job_id: &str) -> Result<JobStatus, SinkError> {
+        match self.client.job_info(job_id).await {
+            Ok(info) => Ok(match info.state {
+                JobState::Open => JobStatus::Open,
+                JobState::JobComplete | JobState::Failed => JobStatus::Finished,
+                JobState::Aborted => JobStatus::Gone,
+                JobState::UploadComplete | JobState::InProgress | JobState::Unknown => {
+                    JobStatus::Running
+                }
+            }),
+            Err(SalesforceError::Api { status: 404, .. }) => Ok(JobStatus::Gone),
+            Err(e) => Err(remote(e)),
+        }
+    }
+
+    async fn abort_job(&self, job_id: &str) -> Result<(), SinkError> {
+        match self.client.abort_job(job_id).await {
+            Ok(_) | Err(SalesforceError::Api { status: 404, .. }) => Ok(()),
+            Err(e) => Err(remote(e)),
+        }
+    }
+
+    async fn job_results(
+        &self,
+        job_id: &str,
+        key_column: &str,
+    ) -> Result<(Vec<Outcome>, Vec<String>), SinkError> {
+        let info = self
+            .client
+            .wait_for_job(job_id, &self.poll)
+            .await
+            .map_err(remote)?;
+        let mut outcomes = Vec::new();
+        if info.state == JobState::Aborted {
+            return Ok((outcomes, Vec::new()));
+        }
+        for ok in self
+            .client
+            .successful_results(&info)
+            .await
+            .map_err(remote)?
+        {
+            let key = ok.column(key_column).unwrap_or_default().to_string();
+            outcomes.push(Outcome {
+                key,
+                result: Ok((ok.id, ok.created)),
+            });
+        }
+        for bad in self.client.failed_results(&info).await.map_err(remote)? {
+            let key = bad.column(key_column).unwrap_or_default().to_string();
+            outcomes.push(Outcome {
+                key,
+                result: Err(RecordFailure {
+                    code: bad.error.code,
+                    message: bad.error.message,
+                    fields: bad.error.fields,
+                }),
+            });
+        }
+        let unprocessed = if info.state == JobState::Failed {
+            self.client
+                .unprocessed_records(&info)
+                .await
+                .map_err(remote)?
+                .into_iter()
+                .map(|u| u.column(key_column).unwrap_or_default().to_string())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok((outcomes, unprocessed))
+    }
+
+    async fn upsert_records(
+        &self,
+        object: &str,
+        external_id_field: &str,
+        records: &[Map<String, Value>],
+    ) -> Result<Vec<Outcome>, SinkError> {
+        let keys: Vec<String> = records
+            .iter()
+            .map(|r| key_of(r, external_id_field))
+            .collect();
+        let with_type: Vec<Map<String, Value>> = records
+            .iter()
+            .map(|r| {
+                let mut m = Map::with_capacity(r.len() + 1);
+                m.insert("attributes".into(), serde_json::json!({ "type": object }));
+                m.extend(r.iter().map(|(k, v)| (k.clone(), v.clone())));
+                m
+            })
+            .collect();
+        let results = self
+            .client
+            .upsert_collection(object, external_id_field, with_type, false)
+            .await
+            .map_err(remote)?;
+        Ok(keys
+            .into_iter()
+            .zip(results)
+            .map(|(k, r)| outcome(k, r))
+            .collect())
+    }
+
+    async fn delete_ids(&self, ids: &[String]) -> Result<Vec<Outcome>, SinkError> {
+        let results = self
+            .client
+            .delete_collection(ids, false)
+            .await
+            .map_err(remote)?;
+        Ok(ids
+            .iter()
+            .cloned()
+            .zip(results)
+            .map(|(k, r)| outcome(k, r))
+            .collect())
+    }
+
+    async fn find_ids(
+        &self,
+        object: &str,
+        external_id_field: &str,
+        keys: &[String],
+    ) -> Result<HashMap<String, String>, SinkError> {
+        let mut found = HashMap::new();
+        for chunk in keys.chunks(200) {
+            let list: Vec<String> = chunk.iter().map(|k| soql_quote(k)).collect();
+            let soql = format!(
+                "SELECT Id, {external_id_field} FROM {object} WHERE {external_id_field} IN ({})",
+                list.join(",")
+            );
+            let records: Vec<Map<String, Value>> = self
+                .client
+                .query(&soql)
+                .try_collect()
+                .await
+                .map_err(remote)?;
+            for r in records {
+                if let Some(Value::String(id)) = r.get("Id") {
+                    found.insert(key_of(&r, external_id_field), id.clone());
+                }
+            }
+        }
+        Ok(found)
+    }
+}
