@@ -1,0 +1,638 @@
+//! The CopyBoth stream of a logical slot: START_REPLICATION, keepalives and standby status.
+//!
+//! [`ReplicationConnection::start_replication`] hands the connection to a background
+//! task that reads the socket, answers primary keepalives that ask for a reply at once,
+//! and sends a standby status update on a timer (and on demand). The consumer reads
+//! [`ReplicationMessage`]s from the returned [`ReplicationStream`] through a small bounded
+//! channel, so a slow consumer never stops status updates (which would otherwise hit
+//! `wal_sender_timeout`).
+//!
+//! # What the slot may forget
+//! The status update carries `write` = the last position received and `flush` = `apply`
+//! = the last position the downstream confirmed through [`FeedbackHandle::confirm`].
+//! Nothing else moves `flush`: receiving, decoding or buffering a change never confirms
+//! it. Postgres only advances the slot's `confirmed_flush_lsn` to `flush`, so after a
+//! crash or reconnect every transaction whose commit ends after the confirmed position
+//! is sent again. Confirm the `end_lsn` of a transaction's Commit message once that
+//! transaction is durable downstream. A stream that is idle (nothing published) may
+//! confirm the keepalive `wal_end` when nothing is in flight, else the slot retains WAL.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use postgres_protocol::message::backend::Message;
+use postgres_protocol::message::frontend;
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::time::{sleep_until, Instant};
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use super::conn::ReplicationConnection;
+use super::error::{classify_server_error, ReplicationError, Result};
+use super::protocol::{
+    encode_standby_status, parse_copy_data, pg_now_micros, CopyDataMessage, StandbyStatus,
+};
+use super::slot::validate_slot_name;
+use super::wire::{server_error, Backend};
+use crate::lsn::Lsn;
+
+/// One message from the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReplicationMessage {
+    /// One pgoutput message (`data`), decoded by [`crate::pgoutput`].
+    XLogData {
+        wal_start: Lsn,
+        wal_end: Lsn,
+        server_time: DateTime<Utc>,
+        data: Bytes,
+    },
+    /// A primary keepalive, already answered when a reply was requested. Informational:
+    /// everything up to `wal_end` has been sent.
+    Keepalive {
+        wal_end: Lsn,
+        server_time: DateTime<Utc>,
+        reply_requested: bool,
+    },
+}
+
+/// pgoutput's `streaming` option: how large in-progress transactions are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamingMode {
+    /// Only whole committed transactions.
+    Off,
+    /// Stream in-progress transactions (proto_version ≥ 2, PostgreSQL 14+).
+    On,
+    /// Like `On`, marked for parallel apply (proto_version ≥ 4, PostgreSQL 16+).
+    Parallel,
+}
+
+impl StreamingMode {
+    fn as_option(self) -> &'static str {
+        match self {
+            StreamingMode::Off => "off",
+            StreamingMode::On => "on",
+            StreamingMode::Parallel => "parallel",
+        }
+    }
+}
+
+/// What to stream and how. `None` fields are chosen from the server version.
+#[derive(Debug, Clone)]
+pub struct StreamOptions {
+    pub slot: String,
+    pub publications: Vec<String>,
+    /// Where to start; the server starts at the slot's `confirmed_flush_lsn` when this is
+    /// older (so `Lsn::ZERO` means "where the slot is").
+    pub start_lsn: Lsn,
+    /// pgoutput protocol version; default: 2 on 14, 3 on 15, 4 on 16+.
+    pub proto_version: Option<u32>,
+    /// Default: `Parallel` with proto 4, `On` with proto 2–3.
+    pub streaming: Option<StreamingMode>,
+    /// Decode prepared transactions at PREPARE time. Default: on with proto ≥ 3.
+    /// Note: once enabled, PostgreSQL keeps two_phase on for the slot.
+    pub two_phase: Option<bool>,
+    /// Send `pg_logical_emit_message` messages.
+    pub messages: bool,
+    /// Only changes with this origin (`"none"` = local changes only; PostgreSQL 16+).
+    pub origin: Option<String>,
+    /// Interval of unsolicited standby status updates; keep it well under
+    /// `wal_sender_timeout` (default 60s).
+    pub status_interval: Duration,
+    /// Messages buffered between the socket task and the consumer.
+    pub channel_capacity: usize,
+}
+
+impl StreamOptions {
+    /// Defaults for `slot` and `publications`: start where the slot is, 10s status updates.
+    pub fn new(slot: impl Into<String>, publications: Vec<String>) -> StreamOptions {
+        StreamOptions {
+            slot: slot.into(),
+            publications,
+            start_lsn: Lsn::ZERO,
+            proto_version: None,
+            streaming: None,
+            two_phase: None,
+            messages: true,
+            origin: None,
+            status_interval: Duration::from_secs(10),
+            channel_capacity: 256,
+        }
+    }
+}
+
+/// The pgoutput options sent to the server, after defaults were resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginOptions {
+    pub proto_version: u32,
+    pub streaming: StreamingMode,
+    pub two_phase: bool,
+    pub messages: bool,
+    pub origin: Option<String>,
+}
+
+/// Resolve `opts` against the server's major version, refusing impossible combinations.
+pub fn resolve_plugin_options(opts: &StreamOptions, server_major: u32) -> Result<PluginOptions> {
+    let max_proto = match server_major {
+        0..=13 => 1,
+        14 => 2,
+        15 => 3,
+        _ => 4,
+    };
+    let proto_version = opts.proto_version.unwrap_or(max_proto);
+    let invalid = |why: String| Err(ReplicationError::Config(why));
+    if proto_version == 0 || proto_version > max_proto {
+        return invalid(format!(
+            "pgoutput proto_version {proto_version} is not supported by PostgreSQL {server_major} (1..={max_proto})"
+        ));
+    }
+    let streaming = opts.streaming.unwrap_or(match proto_version {
+        4.. => StreamingMode::Parallel,
+        2..=3 => StreamingMode::On,
+        _ => StreamingMode::Off,
+    });
+    let needed = match streaming {
+        StreamingMode::Off => 1,
+        StreamingMode::On => 2,
+        StreamingMode::Parallel => 4,
+    };
+    if proto_version < needed {
+        return invalid(format!(
+            "streaming '{}' needs pgoutput proto_version {needed} or newer (have {proto_version})",
+            streaming.as_option()
+        ));
+    }
+    let two_phase = opts.two_phase.unwrap_or(proto_version >= 3);
+    if two_phase && proto_version < 3 {
+        return invalid(format!(
+            "two_phase needs pgoutput proto_version 3 (have {proto_version})"
+        ));
+    }
+    if opts.origin.is_some() && server_major < 16 {
+        return invalid(format!(
+            "origin filtering needs PostgreSQL 16 or newer (server is {server_major})"
+        ));
+    }
+    Ok(PluginOptions {
+        proto_version,
+        streaming,
+        two_phase,
+        messages: opts.messages,
+        origin: opts.origin.clone(),
+    })
+}
+
+/// The START_REPLICATION command text.
+pub fn start_replication_command(
+    slot: &str,
+    start: Lsn,
+    publications: &[String],
+    plugin: &PluginOptions,
+) -> String {
+    let names: Vec<String> = publications
+        .iter()
+        .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
+        .collect();
+    let mut options = vec![
+        format!("proto_version '{}'", plugin.proto_version),
+        format!("publication_names {}", repl_literal(&names.join(","))),
+        format!("messages '{}'", plugin.messages),
+    ];
+    if plugin.streaming != StreamingMode::Off {
+        options.push(format!("streaming '{}'", plugin.streaming.as_option()));
+    }
+    if plugin.two_phase {
+        options.push("two_phase 'true'".into());
+    }
+    if let Some(origin) = &plugin.origin {
+        options.push(format!("origin {}", repl_literal(origin)));
+    }
+    format!(
+        "START_REPLICATION SLOT \"{slot}\" LOGICAL {start} ({})",
+        options.join(", ")
+    )
+}
+
+/// A string literal for the replication command grammar: `'...'` with `'` doubled (that
+/// lexer knows no `E'...'` escapes; backslashes are literal).
+fn repl_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Shared between the stream task and every [`FeedbackHandle`].
+#[derive(Debug, Default)]
+struct FeedbackState {
+    confirmed: AtomicU64,
+    received: AtomicU64,
+    wake: Notify,
+}
+
+/// Tells the server how far the downstream has durably processed the stream. Cloneable;
+/// hand it to whatever acknowledges writes.
+#[derive(Debug, Clone)]
+pub struct FeedbackHandle(Arc<FeedbackState>);
+
+impl FeedbackHandle {
+    /// Record that everything up to `lsn` is durable downstream (normally a Commit's
+    /// `end_lsn`). Never moves backwards; sent with the next status update.
+    pub fn confirm(&self, lsn: Lsn) {
+        self.0.confirmed.fetch_max(lsn.0, Ordering::AcqRel);
+    }
+
+    /// [`confirm`](Self::confirm), and send a status update right away.
+    pub fn confirm_now(&self, lsn: Lsn) {
+        self.confirm(lsn);
+        self.0.wake.notify_one();
+    }
+
+    /// The highest confirmed position.
+    pub fn confirmed(&self) -> Lsn {
+        Lsn(self.0.confirmed.load(Ordering::Acquire))
+    }
+
+    /// The highest position received from the server.
+    pub fn received(&self) -> Lsn {
+        Lsn(self.0.received.load(Ordering::Acquire))
+    }
+}
+
+/// Asks the stream task to stop; the answer says whether the shutdown was clean.
+type StopRequest = oneshot::Sender<Result<()>>;
+
+/// The consumer's end of a running replication stream. Dropping it closes the
+/// connection (best effort); [`stop`](Self::stop) closes it cleanly and reports errors.
+pub struct ReplicationStream {
+    rx: mpsc::Receiver<Result<ReplicationMessage>>,
+    feedback: FeedbackHandle,
+    stop_tx: Option<oneshot::Sender<StopRequest>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    plugin: PluginOptions,
+}
+
+impl std::fmt::Debug for ReplicationStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicationStream")
+            .field("plugin", &self.plugin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReplicationStream {
+    /// The next message; `None` after an error was returned or the stream was stopped.
+    pub async fn next_message(&mut self) -> Option<Result<ReplicationMessage>> {
+        self.rx.recv().await
+    }
+
+    /// A handle to confirm processed positions.
+    pub fn feedback(&self) -> FeedbackHandle {
+        self.feedback.clone()
+    }
+
+    /// The pgoutput options in effect (decoders need `proto_version`).
+    pub fn plugin_options(&self) -> &PluginOptions {
+        &self.plugin
+    }
+
+    /// Send a final status update, end the copy (CopyDone), drain and Terminate.
+    pub async fn stop(mut self) -> Result<()> {
+        let Some(stop_tx) = self.stop_tx.take() else {
+            return Ok(());
+        };
+        let (reply_tx, reply_rx) = oneshot::channel();
+        if stop_tx.send(reply_tx).is_err() {
+            // The task already ended (after an error it reported through the channel).
+            return Ok(());
+        }
+        let result = reply_rx.await.unwrap_or(Ok(()));
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        result
+    }
+}
+
+impl Stream for ReplicationStream {
+    type Item = Result<ReplicationMessage>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl ReplicationConnection {
+    /// Start streaming from a logical slot. The connection moves into a background task;
+    /// errors from the server (slot in use, invalidated, missing) come back typed.
+    pub async fn start_replication(mut self, opts: StreamOptions) -> Result<ReplicationStream> {
+        validate_slot_name(&opts.slot)?;
+        let major = self.server_major().unwrap_or(0);
+        let plugin = resolve_plugin_options(&opts, major)?;
+        let command =
+            start_replication_command(&opts.slot, opts.start_lsn, &opts.publications, &plugin);
+        debug!(%command, "starting replication");
+        frontend::query(&command, self.wire.wbuf()).map_err(|e| {
+            ReplicationError::Protocol(format!("cannot encode START_REPLICATION: {e}"))
+        })?;
+        self.wire.flush().await?;
+        self.await_copy_both(&opts.slot).await?;
+        info!(slot = %opts.slot, start_lsn = %opts.start_lsn, proto_version = plugin.proto_version, "replication stream started");
+
+        let state = Arc::new(FeedbackState::default());
+        let (tx, rx) = mpsc::channel(opts.channel_capacity.max(1));
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let streamer = Streamer {
+            conn: self,
+            feedback: state.clone(),
+            tx,
+            interval: opts.status_interval,
+            pending: None,
+        };
+        let span = info_span!("replication_stream", slot = %opts.slot, start_lsn = %opts.start_lsn);
+        let task = tokio::spawn(streamer.run(stop_rx).instrument(span));
+        Ok(ReplicationStream {
+            rx,
+            feedback: FeedbackHandle(state),
+            stop_tx: Some(stop_tx),
+            task: Some(task),
+            plugin,
+        })
+    }
+
+    /// Wait for CopyBothResponse, or turn the server's refusal into a typed error.
+    async fn await_copy_both(&mut self, slot: &str) -> Result<()> {
+        loop {
+            match self.wire.read("starting replication").await? {
+                Backend::CopyBothResponse => return Ok(()),
+                Backend::Message(Message::ErrorResponse(body)) => {
+                    let err = server_error(body.fields());
+                    // The server follows an error with ReadyForQuery; read it so the
+                    // connection could be reused, but the error is what matters.
+                    let _ = self.read_query_result(Some(slot)).await;
+                    return Err(classify_server_error(err, Some(slot), self.user()));
+                }
+                other => self.handle_async(other)?,
+            }
+        }
+    }
+}
+
+/// The background task that owns the connection while streaming.
+struct Streamer {
+    conn: ReplicationConnection,
+    feedback: Arc<FeedbackState>,
+    tx: mpsc::Sender<Result<ReplicationMessage>>,
+    interval: Duration,
+    /// A message read from the socket that the consumer has not taken yet.
+    pending: Option<ReplicationMessage>,
+}
+
+/// What woke the loop up.
+enum Event<'a> {
+    Stop(Option<StopRequest>),
+    SendStatus,
+    Deliver(Option<mpsc::Permit<'a, Result<ReplicationMessage>>>),
+    Received(Result<Backend>),
+}
+
+/// What one turn of the loop decided.
+enum Step {
+    Continue,
+    Stop(Option<StopRequest>),
+    ConsumerGone,
+}
+
+impl Streamer {
+    async fn run(mut self, mut stop_rx: oneshot::Receiver<StopRequest>) {
+        let feedback = self.feedback.clone();
+        let tx = self.tx.clone();
+        let mut next_status = Instant::now() + self.interval;
+        loop {
+            let has_pending = self.pending.is_some();
+            let event = tokio::select! {
+                biased;
+                req = &mut stop_rx => Event::Stop(req.ok()),
+                _ = feedback.wake.notified() => Event::SendStatus,
+                _ = sleep_until(next_status) => {
+                    next_status = Instant::now() + self.interval;
+                    Event::SendStatus
+                }
+                permit = tx.reserve(), if has_pending => Event::Deliver(permit.ok()),
+                msg = self.conn.wire.read("streaming"), if !has_pending => Event::Received(msg),
+            };
+            let step = match event {
+                Event::Stop(reply) => Ok(Step::Stop(reply)),
+                Event::SendStatus => self.send_status(false).await.map(|_| Step::Continue),
+                Event::Deliver(Some(permit)) => {
+                    if let Some(msg) = self.pending.take() {
+                        permit.send(Ok(msg));
+                    }
+                    Ok(Step::Continue)
+                }
+                Event::Deliver(None) => Ok(Step::ConsumerGone),
+                Event::Received(Ok(msg)) => self.on_backend(msg).await.map(|_| Step::Continue),
+                Event::Received(Err(e)) => Err(e),
+            };
+            match step {
+                Ok(Step::Continue) => {}
+                Ok(Step::Stop(reply)) => {
+                    let result = self.shutdown().await;
+                    if let Some(reply) = reply {
+                        let _ = reply.send(result);
+                    }
+                    return;
+                }
+                Ok(Step::ConsumerGone) => {
+                    let _ = self.shutdown().await;
+                    return;
+                }
+                Err(e) => {
+                    warn!(error = %e, confirmed = %Lsn(feedback.confirmed.load(Ordering::Acquire)), "replication stream failed");
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Handle one backend message while streaming.
+    async fn on_backend(&mut self, msg: Backend) -> Result<()> {
+        match msg {
+            Backend::Message(Message::CopyData(body)) => {
+                let parsed = parse_copy_data(body.into_bytes())
+                    .map_err(|e| ReplicationError::Protocol(e.to_string()))?;
+                self.on_copy_data(parsed).await
+            }
+            Backend::Message(Message::CopyDone) => Err(ReplicationError::ConnectionClosed {
+                context: Some("streaming: the server ended the stream (is it shutting down?)"),
+            }),
+            Backend::Message(Message::ErrorResponse(body)) => {
+                let slot = None;
+                Err(classify_server_error(
+                    server_error(body.fields()),
+                    slot,
+                    self.conn.user(),
+                ))
+            }
+            other => self.conn.handle_async(other),
+        }
+    }
+
+    async fn on_copy_data(&mut self, msg: CopyDataMessage) -> Result<()> {
+        match msg {
+            CopyDataMessage::XLogData {
+                wal_start,
+                wal_end,
+                server_time,
+                data,
+            } => {
+                self.feedback
+                    .received
+                    .fetch_max(wal_start.0, Ordering::AcqRel);
+                self.pending = Some(ReplicationMessage::XLogData {
+                    wal_start,
+                    wal_end,
+                    server_time,
+                    data,
+                });
+            }
+            CopyDataMessage::PrimaryKeepalive {
+                wal_end,
+                server_time,
+                reply_requested,
+            } => {
+                self.feedback
+                    .received
+                    .fetch_max(wal_end.0, Ordering::AcqRel);
+                if reply_requested {
+                    self.send_status(false).await?;
+                }
+                self.pending = Some(ReplicationMessage::Keepalive {
+                    wal_end,
+                    server_time,
+                    reply_requested,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Send a standby status update with the current positions.
+    async fn send_status(&mut self, reply_requested: bool) -> Result<()> {
+        let flush = Lsn(self.feedback.confirmed.load(Ordering::Acquire));
+        let received = Lsn(self.feedback.received.load(Ordering::Acquire));
+        let status = StandbyStatus {
+            write: received.max(flush),
+            flush,
+            apply: flush,
+            reply_requested,
+        };
+        debug!(write = %status.write, flush = %status.flush, "standby status update");
+        let payload = encode_standby_status(&status, pg_now_micros());
+        let copy = frontend::CopyData::new(payload)
+            .map_err(|e| ReplicationError::Protocol(format!("cannot encode status update: {e}")))?;
+        copy.write(self.conn.wire.wbuf());
+        self.conn.wire.flush().await
+    }
+
+    /// Final status, CopyDone, drain until ReadyForQuery, Terminate.
+    async fn shutdown(mut self) -> Result<()> {
+        let result = tokio::time::timeout(Duration::from_secs(10), self.end_copy()).await;
+        let closed = self.conn.close().await;
+        match result {
+            Ok(r) => r.and(closed),
+            Err(_) => Err(ReplicationError::Protocol(
+                "the server did not end the stream within 10s".into(),
+            )),
+        }
+    }
+
+    async fn end_copy(&mut self) -> Result<()> {
+        self.send_status(false).await?;
+        frontend::copy_done(self.conn.wire.wbuf());
+        self.conn.wire.flush().await?;
+        loop {
+            match self.conn.wire.read("ending the stream").await? {
+                Backend::Message(Message::ReadyForQuery(_)) => return Ok(()),
+                Backend::Message(Message::CopyData(_) | Message::CopyDone) => {}
+                Backend::Message(Message::ErrorResponse(body)) => {
+                    return Err(classify_server_error(
+                        server_error(body.fields()),
+                        None,
+                        self.conn.user(),
+                    ))
+                }
+                other => self.conn.handle_async(other)?,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> StreamOptions {
+        StreamOptions::new("s", vec!["pub".into()])
+    }
+
+    #[test]
+    fn chooses_protocol_by_server_version() {
+        let p = resolve_plugin_options(&opts(), 14).unwrap();
+        assert_eq!(
+            (p.proto_version, p.streaming, p.two_phase),
+            (2, StreamingMode::On, false)
+        );
+        let p = resolve_plugin_options(&opts(), 15).unwrap();
+        assert_eq!(
+            (p.proto_version, p.streaming, p.two_phase),
+            (3, StreamingMode::On, true)
+        );
+        let p = resolve_plugin_options(&opts(), 17).unwrap();
+        assert_eq!(
+            (p.proto_version, p.streaming, p.two_phase),
+            (4, StreamingMode::Parallel, true)
+        );
+    }
+
+    #[test]
+    fn can_be_configured_down_but_not_past_the_server() {
+        let mut o = opts();
+        o.proto_version = Some(1);
+        let p = resolve_plugin_options(&o, 17).unwrap();
+        assert_eq!((p.streaming, p.two_phase), (StreamingMode::Off, false));
+        o.proto_version = Some(4);
+        assert!(resolve_plugin_options(&o, 15).is_err());
+        o.proto_version = Some(2);
+        o.streaming = Some(StreamingMode::Parallel);
+        assert!(resolve_plugin_options(&o, 17).is_err());
+        let mut o = opts();
+        o.origin = Some("none".into());
+        assert!(resolve_plugin_options(&o, 15).is_err());
+        assert!(resolve_plugin_options(&o, 16).is_ok());
+    }
+
+    #[test]
+    fn builds_the_command() {
+        let mut o = opts();
+        o.publications = vec!["a".into(), "we\"ird'".into()];
+        o.origin = Some("none".into());
+        let p = resolve_plugin_options(&o, 17).unwrap();
+        let cmd = start_replication_command("s", Lsn(0x1_0000_0010), &o.publications, &p);
+        assert_eq!(
+            cmd,
+            "START_REPLICATION SLOT \"s\" LOGICAL 1/10 (proto_version '4', publication_names '\"a\",\"we\"\"ird''\"', messages 'true', streaming 'parallel', two_phase 'true', origin 'none')"
+        );
+    }
+
+    #[test]
+    fn feedback_never_moves_backwards() {
+        let h = FeedbackHandle(Arc::default());
+        h.confirm(Lsn(10));
+        h.confirm(Lsn(5));
+        assert_eq!(h.confirmed(), Lsn(10));
+    }
+}
