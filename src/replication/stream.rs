@@ -14,7 +14,14 @@
 //! it. Postgres only advances the slot's `confirmed_flush_lsn` to `flush`, so after a
 //! crash or reconnect every transaction whose commit ends after the confirmed position
 //! is sent again. Confirm the `end_lsn` of a transaction's Commit message once that
-//! transaction is durable downstream. A stream that is idle (nothing published) may
+//! transaction is durable downstream.
+//!
+//! One exception keeps pgforce from blocking a server shutdown: a stopping walsender
+//! waits until the client reports all it sent as flushed. When it asks for a reply while
+//! part of the stream is unconfirmed, the reply is followed by one with an invalid (0)
+//! flush, which PostgreSQL compares as "write" and which never moves the slot.
+//!
+//! A stream that is idle (nothing published) may
 //! confirm the keepalive `wal_end` when nothing is in flight, else the slot retains WAL.
 
 use std::pin::Pin;
@@ -350,6 +357,7 @@ impl ReplicationConnection {
             tx,
             interval: opts.status_interval,
             pending: None,
+            last_sent_flush: Lsn::ZERO,
         };
         let span = info_span!("replication_stream", slot = %opts.slot, start_lsn = %opts.start_lsn);
         let task = tokio::spawn(streamer.run(stop_rx).instrument(span));
@@ -388,6 +396,8 @@ struct Streamer {
     interval: Duration,
     /// A message read from the socket that the consumer has not taken yet.
     pending: Option<ReplicationMessage>,
+    /// The flush position in the last regular status update.
+    last_sent_flush: Lsn,
 }
 
 /// What woke the loop up.
@@ -508,7 +518,7 @@ impl Streamer {
                     .received
                     .fetch_max(wal_end.0, Ordering::AcqRel);
                 if reply_requested {
-                    self.send_status(false).await?;
+                    self.reply_to_keepalive().await?;
                 }
                 self.pending = Some(ReplicationMessage::Keepalive {
                     wal_end,
@@ -523,6 +533,28 @@ impl Streamer {
     /// Send a standby status update with the current positions.
     async fn send_status(&mut self, reply_requested: bool) -> Result<()> {
         let flush = Lsn(self.feedback.confirmed.load(Ordering::Acquire));
+        self.last_sent_flush = flush;
+        self.write_status(flush, reply_requested).await
+    }
+
+    /// Answer a keepalive that asked for a reply. A shutting-down walsender waits until
+    /// the reported flush equals everything it sent; when part of that is unconfirmed,
+    /// follow the normal update with one whose flush is invalid (0): PostgreSQL then
+    /// compares `write` instead, and an invalid flush never moves the slot.
+    async fn reply_to_keepalive(&mut self) -> Result<()> {
+        let confirmed = Lsn(self.feedback.confirmed.load(Ordering::Acquire));
+        let received = Lsn(self.feedback.received.load(Ordering::Acquire));
+        if confirmed >= received || confirmed != self.last_sent_flush {
+            self.send_status(false).await?;
+        }
+        if confirmed < received {
+            self.write_status(Lsn::ZERO, false).await?;
+        }
+        Ok(())
+    }
+
+    /// Encode and send one status update reporting `flush` as flushed and applied.
+    async fn write_status(&mut self, flush: Lsn, reply_requested: bool) -> Result<()> {
         let received = Lsn(self.feedback.received.load(Ordering::Acquire));
         let status = StandbyStatus {
             write: received.max(flush),
