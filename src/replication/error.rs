@@ -313,7 +313,7 @@ pub(crate) fn classify_server_error(
         "55000" if msg.contains("wal_level") => Some(PreflightError::WalLevelNotLogical {
             actual: "not logical".into(),
         }),
-        "55000" if msg.contains("can no longer") || msg.contains("invalidated") => {
+        "55000" if is_invalidated_slot(&err) => {
             Some(PreflightError::SlotInvalidated {
                 slot: slot_name(),
                 reason: err.detail.clone().unwrap_or_else(|| msg.to_string()),
@@ -334,6 +334,15 @@ pub(crate) fn classify_server_error(
         Some(p) => ReplicationError::Preflight(p),
         None => ReplicationError::Server(err),
     }
+}
+
+/// "can no longer get changes from replication slot" (≤16), or "cannot read from
+/// logical replication slot" with a detail saying it was invalidated (17+).
+fn is_invalidated_slot(err: &ServerError) -> bool {
+    let detail = err.detail.as_deref().unwrap_or_default();
+    err.message.contains("can no longer")
+        || err.message.contains("invalidated")
+        || detail.contains("invalidated")
 }
 
 /// The last run of digits in `s`, e.g. the PID in `... is active for PID 1234`.
