@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use pgforce::lsn::Lsn;
 use pgforce::replication::{
-    ensure_publication, slot_health, ConnectOptions, PublicationPolicy, ReplicationConnection, ReplicationError,
-    ReplicationMessage, SnapshotAction, StreamOptions, TableRef,
+    ensure_publication, slot_health, ConnectOptions, PublicationPolicy, ReplicationConnection,
+    ReplicationError, ReplicationMessage, SnapshotAction, StreamOptions, TableRef,
 };
 use replication_support::*;
 
@@ -18,12 +18,22 @@ const SECS_20: Duration = Duration::from_secs(20);
 /// Table `items`, publication `pub`, slot `s`; returns the slot's consistent point.
 async fn setup_items(c: &pgforce::testing::TempCluster) -> Lsn {
     let sql = client(c).await;
-    sql.batch_execute("CREATE TABLE items (id int PRIMARY KEY, name text)").await.unwrap();
-    ensure_publication(&sql, "pub", &[TableRef::parse("items")], PublicationPolicy::default())
+    sql.batch_execute("CREATE TABLE items (id int PRIMARY KEY, name text)")
         .await
         .unwrap();
+    ensure_publication(
+        &sql,
+        "pub",
+        &[TableRef::parse("items")],
+        PublicationPolicy::default(),
+    )
+    .await
+    .unwrap();
     let mut r = repl(c).await;
-    let slot = r.create_logical_slot("s", SnapshotAction::NoExport).await.unwrap();
+    let slot = r
+        .create_logical_slot("s", SnapshotAction::NoExport)
+        .await
+        .unwrap();
     assert!(slot.snapshot_name.is_none());
     r.close().await.unwrap();
     slot.consistent_point
@@ -47,9 +57,15 @@ async fn connects_and_identifies_the_system() {
     r.close().await.unwrap();
 
     // URL form, and the Unix socket.
-    let mut r = ReplicationConnection::connect(&c.url("postgres")).await.unwrap();
+    let mut r = ReplicationConnection::connect(&c.url("postgres"))
+        .await
+        .unwrap();
     assert!(r.identify_system().await.is_ok());
-    let sock = format!("host={} port={} user=postgres dbname=postgres", c.socket_dir().display(), c.port());
+    let sock = format!(
+        "host={} port={} user=postgres dbname=postgres",
+        c.socket_dir().display(),
+        c.port()
+    );
     let mut r = ReplicationConnection::connect(&sock).await.unwrap();
     let rows = r.simple_query("SHOW wal_level").await.unwrap();
     assert_eq!(rows[0].get("wal_level"), Some("logical"));
@@ -60,7 +76,14 @@ async fn streams_inserts_as_pgoutput_messages() {
     let c = cluster();
     let start = setup_items(&c).await;
     let sql = client(&c).await;
-    let mut stream = repl(&c).await.start_replication(StreamOptions { start_lsn: start, ..opts() }).await.unwrap();
+    let mut stream = repl(&c)
+        .await
+        .start_replication(StreamOptions {
+            start_lsn: start,
+            ..opts()
+        })
+        .await
+        .unwrap();
     let expected_proto = match c.major_version().unwrap() {
         14 => 2,
         15 => 3,
@@ -68,21 +91,37 @@ async fn streams_inserts_as_pgoutput_messages() {
     };
     assert_eq!(stream.plugin_options().proto_version, expected_proto);
 
-    sql.batch_execute("BEGIN; INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, NULL); COMMIT;").await.unwrap();
+    sql.batch_execute("BEGIN; INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, NULL); COMMIT;")
+        .await
+        .unwrap();
     let msgs = read_commits(&mut stream, 1, SECS_20).await;
     assert!(matches!(msgs.first(), Some(Msg::Begin { .. })), "{msgs:?}");
-    assert!(matches!(&msgs[1], Msg::Relation { name, .. } if name == "items"), "{msgs:?}");
+    assert!(
+        matches!(&msgs[1], Msg::Relation { name, .. } if name == "items"),
+        "{msgs:?}"
+    );
     assert_eq!(
         msgs[2],
-        Msg::Insert { relid: relid(&msgs), new: vec![Some("1".into()), Some("a".into())] }
+        Msg::Insert {
+            relid: relid(&msgs),
+            new: vec![Some("1".into()), Some("a".into())]
+        }
     );
     assert_eq!(inserted_ids(&msgs), vec![1, 2, 3]);
     assert!(matches!(msgs.last(), Some(Msg::Commit { .. })));
     // XLogData carries WAL positions.
-    sql.batch_execute("INSERT INTO items VALUES (4, 'd')").await.unwrap();
+    sql.batch_execute("INSERT INTO items VALUES (4, 'd')")
+        .await
+        .unwrap();
     let mut saw_positions = false;
-    while let Some(Ok(msg)) = tokio::time::timeout(SECS_20, stream.next_message()).await.unwrap() {
-        if let ReplicationMessage::XLogData { wal_start, data, .. } = msg {
+    while let Some(Ok(msg)) = tokio::time::timeout(SECS_20, stream.next_message())
+        .await
+        .unwrap()
+    {
+        if let ReplicationMessage::XLogData {
+            wal_start, data, ..
+        } = msg
+        {
             saw_positions |= wal_start > start;
             if data.first() == Some(&b'C') {
                 break;
@@ -121,9 +160,17 @@ async fn answers_keepalives_that_request_a_reply() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(7);
     let mut requested = 0;
     while let Ok(next) = tokio::time::timeout_at(deadline, stream.next_message()).await {
-        match next.expect("stream open").expect("no error: replies were sent") {
-            ReplicationMessage::Keepalive { reply_requested: true, .. } => requested += 1,
-            _ => {}
+        let msg = next
+            .expect("stream open")
+            .expect("no error: replies were sent");
+        if matches!(
+            msg,
+            ReplicationMessage::Keepalive {
+                reply_requested: true,
+                ..
+            }
+        ) {
+            requested += 1;
         }
     }
     assert!(requested >= 2, "server requested {requested} replies in 7s");
@@ -133,8 +180,13 @@ async fn answers_keepalives_that_request_a_reply() {
         .unwrap();
     assert!(row.get::<_, bool>(0));
     // Still streaming after 3× wal_sender_timeout.
-    sql.batch_execute("INSERT INTO items VALUES (1, 'a')").await.unwrap();
-    assert_eq!(inserted_ids(&read_commits(&mut stream, 1, SECS_20).await), vec![1]);
+    sql.batch_execute("INSERT INTO items VALUES (1, 'a')")
+        .await
+        .unwrap();
+    assert_eq!(
+        inserted_ids(&read_commits(&mut stream, 1, SECS_20).await),
+        vec![1]
+    );
     stream.stop().await.unwrap();
 }
 
@@ -144,7 +196,9 @@ async fn slot_never_advances_past_unconfirmed_changes() {
     let start = setup_items(&c).await;
     let sql = client(&c).await;
     for id in 1..=3 {
-        sql.execute("INSERT INTO items VALUES ($1, 'x')", &[&id]).await.unwrap();
+        sql.execute("INSERT INTO items VALUES ($1, 'x')", &[&id])
+            .await
+            .unwrap();
     }
 
     // Receive everything, confirm nothing, reconnect: all of it again.
@@ -188,25 +242,38 @@ async fn server_restart_gives_a_clean_error_and_resumes_from_confirmed() {
     let mut c = cluster();
     setup_items(&c).await;
     let sql = client(&c).await;
-    sql.batch_execute("INSERT INTO items VALUES (1, 'a')").await.unwrap();
-    sql.batch_execute("INSERT INTO items VALUES (2, 'b')").await.unwrap();
+    sql.batch_execute("INSERT INTO items VALUES (1, 'a')")
+        .await
+        .unwrap();
+    sql.batch_execute("INSERT INTO items VALUES (2, 'b')")
+        .await
+        .unwrap();
 
     let mut stream = repl(&c).await.start_replication(opts()).await.unwrap();
     let msgs = read_commits(&mut stream, 2, SECS_20).await;
     assert_eq!(inserted_ids(&msgs), vec![1, 2]);
     let first_end = commit_ends(&msgs)[0];
     stream.feedback().confirm_now(first_end);
-    eventually("the first commit confirmed", || async { confirmed_flush(&sql, "s").await == Some(first_end) }).await;
+    eventually("the first commit confirmed", || async {
+        confirmed_flush(&sql, "s").await == Some(first_end)
+    })
+    .await;
 
     tokio::task::block_in_place(|| c.restart()).unwrap();
     let err = loop {
-        match tokio::time::timeout(SECS_20, stream.next_message()).await.unwrap() {
+        match tokio::time::timeout(SECS_20, stream.next_message())
+            .await
+            .unwrap()
+        {
             Some(Ok(_)) => continue,
             Some(Err(e)) => break e,
             None => panic!("stream ended without an error"),
         }
     };
-    assert!(err.is_transient(), "restart should be a transient error: {err:?}");
+    assert!(
+        err.is_transient(),
+        "restart should be a transient error: {err:?}"
+    );
     assert!(stream.next_message().await.is_none());
 
     // Reconnect: the unconfirmed second transaction comes again. PostgreSQL 17+ saves
@@ -214,7 +281,9 @@ async fn server_restart_gives_a_clean_error_and_resumes_from_confirmed() {
     // servers only persist it with the next restart_lsn move, so it may (at least once).
     let mut stream = repl(&c).await.start_replication(opts()).await.unwrap();
     let sql = client(&c).await;
-    sql.batch_execute("INSERT INTO items VALUES (3, 'c')").await.unwrap();
+    sql.batch_execute("INSERT INTO items VALUES (3, 'c')")
+        .await
+        .unwrap();
     let mut ids = Vec::new();
     while !ids.contains(&3) {
         let msgs = read_commits(&mut stream, 1, SECS_20).await;
@@ -265,7 +334,10 @@ async fn authenticates_with_scram_md5_and_cleartext() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let conninfo = |user: &str, pw: &str| {
-        format!("host=127.0.0.1 port={} user={user} password={pw} dbname=postgres", c.port())
+        format!(
+            "host=127.0.0.1 port={} user={user} password={pw} dbname=postgres",
+            c.port()
+        )
     };
     for (user, pw) in [("alice", "pw-a"), ("bob", "pw-b"), ("carol", "pw-c")] {
         let mut r = ReplicationConnection::connect(&conninfo(user, pw))
@@ -273,10 +345,21 @@ async fn authenticates_with_scram_md5_and_cleartext() {
             .unwrap_or_else(|e| panic!("{user}: {e}"));
         assert!(r.identify_system().await.is_ok());
         r.close().await.unwrap();
-        let wrong = ReplicationConnection::connect(&conninfo(user, "nope")).await.unwrap_err();
-        assert!(matches!(wrong, ReplicationError::Auth(_)), "{user}: {wrong:?}");
+        let wrong = ReplicationConnection::connect(&conninfo(user, "nope"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(wrong, ReplicationError::Auth(_)),
+            "{user}: {wrong:?}"
+        );
     }
-    let opts = ConnectOptions::parse(&format!("host=127.0.0.1 port={} user=alice dbname=postgres", c.port())).unwrap();
-    let err = ReplicationConnection::connect_with(&opts).await.unwrap_err();
+    let opts = ConnectOptions::parse(&format!(
+        "host=127.0.0.1 port={} user=alice dbname=postgres",
+        c.port()
+    ))
+    .unwrap();
+    let err = ReplicationConnection::connect_with(&opts)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("password=..."), "{err}");
 }

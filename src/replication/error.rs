@@ -313,12 +313,10 @@ pub(crate) fn classify_server_error(
         "55000" if msg.contains("wal_level") => Some(PreflightError::WalLevelNotLogical {
             actual: "not logical".into(),
         }),
-        "55000" if is_invalidated_slot(&err) => {
-            Some(PreflightError::SlotInvalidated {
-                slot: slot_name(),
-                reason: err.detail.clone().unwrap_or_else(|| msg.to_string()),
-            })
-        }
+        "55000" if is_invalidated_slot(&err) => Some(PreflightError::SlotInvalidated {
+            slot: slot_name(),
+            reason: err.detail.clone().unwrap_or_else(|| msg.to_string()),
+        }),
         "42704" if msg.contains("replication slot") => {
             Some(PreflightError::SlotMissing { slot: slot_name() })
         }

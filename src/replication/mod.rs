@@ -29,6 +29,7 @@ pub mod conn;
 pub mod copy_text;
 pub mod error;
 pub mod health;
+pub mod plugin;
 pub mod preflight;
 pub mod protocol;
 pub mod publication;

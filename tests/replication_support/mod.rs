@@ -34,7 +34,10 @@ pub async fn client(c: &TempCluster) -> Client {
 
 /// An ordinary client as `user`.
 pub async fn client_as(c: &TempCluster, user: &str) -> Client {
-    let conninfo = format!("host=127.0.0.1 port={} user={user} dbname=postgres", c.port());
+    let conninfo = format!(
+        "host=127.0.0.1 port={} user={user} dbname=postgres",
+        c.port()
+    );
     connect_client(&ConnectOptions::parse(&conninfo).unwrap())
         .await
         .expect("ordinary client")
@@ -50,12 +53,30 @@ pub async fn repl(c: &TempCluster) -> ReplicationConnection {
 /// A pgoutput message, decoded just enough for the tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Msg {
-    Begin { final_lsn: Lsn, xid: u32 },
-    Relation { relid: u32, name: String },
-    Insert { relid: u32, new: Vec<Option<String>> },
-    Update { relid: u32, new: Vec<Option<String>> },
-    Delete { relid: u32, old: Vec<Option<String>> },
-    Commit { commit_lsn: Lsn, end_lsn: Lsn },
+    Begin {
+        final_lsn: Lsn,
+        xid: u32,
+    },
+    Relation {
+        relid: u32,
+        name: String,
+    },
+    Insert {
+        relid: u32,
+        new: Vec<Option<String>>,
+    },
+    Update {
+        relid: u32,
+        new: Vec<Option<String>>,
+    },
+    Delete {
+        relid: u32,
+        old: Vec<Option<String>>,
+    },
+    Commit {
+        commit_lsn: Lsn,
+        end_lsn: Lsn,
+    },
     Other(u8),
 }
 
@@ -107,17 +128,26 @@ pub fn decode(data: &[u8]) -> Msg {
         b'B' => {
             let final_lsn = Lsn(r.u64());
             r.u64();
-            Msg::Begin { final_lsn, xid: r.u32() }
+            Msg::Begin {
+                final_lsn,
+                xid: r.u32(),
+            }
         }
         b'R' => {
             let relid = r.u32();
             let _ns = r.cstr();
-            Msg::Relation { relid, name: r.cstr() }
+            Msg::Relation {
+                relid,
+                name: r.cstr(),
+            }
         }
         b'I' => {
             let relid = r.u32();
             assert_eq!(r.u8(), b'N');
-            Msg::Insert { relid, new: r.tuple() }
+            Msg::Insert {
+                relid,
+                new: r.tuple(),
+            }
         }
         b'U' => {
             let relid = r.u32();
@@ -127,17 +157,26 @@ pub fn decode(data: &[u8]) -> Msg {
                 kind = r.u8();
             }
             assert_eq!(kind, b'N');
-            Msg::Update { relid, new: r.tuple() }
+            Msg::Update {
+                relid,
+                new: r.tuple(),
+            }
         }
         b'D' => {
             let relid = r.u32();
             r.u8();
-            Msg::Delete { relid, old: r.tuple() }
+            Msg::Delete {
+                relid,
+                old: r.tuple(),
+            }
         }
         b'C' => {
             r.u8();
             let commit_lsn = Lsn(r.u64());
-            Msg::Commit { commit_lsn, end_lsn: Lsn(r.u64()) }
+            Msg::Commit {
+                commit_lsn,
+                end_lsn: Lsn(r.u64()),
+            }
         }
         other => Msg::Other(other),
     }
@@ -145,22 +184,25 @@ pub fn decode(data: &[u8]) -> Msg {
 
 /// Read pgoutput messages until `commits` transactions have committed or `timeout`
 /// passes; keepalives are skipped. Panics on stream errors.
-pub async fn read_commits(stream: &mut ReplicationStream, commits: usize, timeout: Duration) -> Vec<Msg> {
+pub async fn read_commits(
+    stream: &mut ReplicationStream,
+    commits: usize,
+    timeout: Duration,
+) -> Vec<Msg> {
     let mut out = Vec::new();
     let mut seen = 0;
     let deadline = tokio::time::Instant::now() + timeout;
     while seen < commits {
         let next = tokio::time::timeout_at(deadline, stream.next_message()).await;
         let Ok(next) = next else { break };
-        match next.expect("stream ended").expect("stream error") {
-            ReplicationMessage::XLogData { data, .. } => {
-                let msg = decode(&data);
-                if matches!(msg, Msg::Commit { .. }) {
-                    seen += 1;
-                }
-                out.push(msg);
+        if let ReplicationMessage::XLogData { data, .. } =
+            next.expect("stream ended").expect("stream error")
+        {
+            let msg = decode(&data);
+            if matches!(msg, Msg::Commit { .. }) {
+                seen += 1;
             }
-            _ => {}
+            out.push(msg);
         }
     }
     out
@@ -223,7 +265,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
