@@ -8,8 +8,6 @@
 
 use std::fmt;
 
-use crate::lsn::Lsn;
-
 /// Result alias for this module.
 pub type Result<T, E = ReplicationError> = std::result::Result<T, E>;
 
@@ -216,9 +214,6 @@ pub enum ReplicationError {
         source: tokio_postgres::Error,
     },
 
-    #[error("the replication stream was stopped")]
-    Stopped,
-
     #[error("backfill of {table} failed: {reason}")]
     Backfill { table: String, reason: String },
 
@@ -234,9 +229,6 @@ pub enum ReplicationError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-
-    #[error("requested start {requested} is before the slot's confirmed position {confirmed}")]
-    StartBeforeConfirmed { requested: Lsn, confirmed: Lsn },
 }
 
 impl ReplicationError {
