@@ -6,8 +6,7 @@ use pgforce::testing::TempCluster;
 fn starts_with_wal_level_logical_and_cleans_up() {
     let mut c = TempCluster::start().expect("start cluster");
     assert_eq!(c.psql("postgres", "SHOW wal_level").unwrap(), "logical");
-    c.psql("postgres", "CREATE TABLE t(id int primary key)")
-        .unwrap();
+    c.psql("postgres", "CREATE TABLE t(id int primary key)").unwrap();
     c.restart().unwrap();
     assert_eq!(c.psql("postgres", "SELECT count(*) FROM t").unwrap(), "0");
     let dir = c.data_dir();
