@@ -1,0 +1,584 @@
+//! The replication connection: startup with `replication=database`, authentication,
+//! simple replication commands and their result rows.
+//!
+//! tokio-postgres has no CopyBoth mode, so this speaks the protocol itself on top of
+//! `postgres_protocol`'s codec. Connection settings come from a libpq-style conninfo or a
+//! `postgres://` URL, parsed by [`tokio_postgres::Config`]. Supported authentication:
+//! trust, cleartext password, md5 and SCRAM-SHA-256 (no channel binding). TLS is not
+//! implemented yet: `sslmode=require` is refused with a clear error rather than silently
+//! ignored; the transport is a boxed stream so TLS can be added in `open_transport`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use postgres_protocol::authentication::{md5_hash, sasl};
+use postgres_protocol::message::backend::{DataRowBody, Message, RowDescriptionBody};
+use postgres_protocol::message::frontend;
+use tokio::net::{TcpStream, UnixStream};
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::fallible_iterator::FallibleIterator;
+use tracing::{debug, instrument};
+
+use super::error::{classify_server_error, ReplicationError, Result, ServerError};
+use super::wire::{server_error, Backend, Transport, Wire};
+use crate::lsn::Lsn;
+
+/// Default `application_name` reported to the server.
+pub const DEFAULT_APPLICATION_NAME: &str = "pgforce";
+
+/// Where and as whom to connect; built from a conninfo string or URL.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    config: tokio_postgres::Config,
+    /// Reported as `application_name` (visible in pg_stat_replication).
+    pub application_name: String,
+}
+
+impl ConnectOptions {
+    /// Parse a libpq conninfo (`host=... user=...`) or a `postgres://` URL.
+    pub fn parse(conninfo: &str) -> Result<ConnectOptions> {
+        let config = tokio_postgres::Config::from_str(conninfo)
+            .map_err(|e| ReplicationError::Config(e.to_string()))?;
+        Ok(ConnectOptions::from_config(config))
+    }
+
+    /// Use an already-built tokio-postgres config.
+    pub fn from_config(config: tokio_postgres::Config) -> ConnectOptions {
+        let application_name = config
+            .get_application_name()
+            .unwrap_or(DEFAULT_APPLICATION_NAME)
+            .to_string();
+        ConnectOptions {
+            config,
+            application_name,
+        }
+    }
+
+    /// The parsed configuration (also usable to open an ordinary tokio-postgres client).
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
+    /// The role name to log in as.
+    pub fn user(&self) -> Result<&str> {
+        self.config.get_user().ok_or_else(|| {
+            ReplicationError::Config(
+                "no user given: add `user=...` or `postgres://user@host/db`".into(),
+            )
+        })
+    }
+
+    /// The database (defaults to the user name, like libpq).
+    pub fn dbname(&self) -> Result<&str> {
+        match self.config.get_dbname() {
+            Some(db) => Ok(db),
+            None => self.user(),
+        }
+    }
+
+    /// Where to connect: the first host, with its port (default 5432).
+    fn endpoint(&self) -> Result<Endpoint> {
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        match self.config.get_hosts().first() {
+            Some(Host::Tcp(host)) => Ok(Endpoint::Tcp(host.clone(), port)),
+            Some(Host::Unix(dir)) => Ok(Endpoint::Unix(dir.join(format!(".s.PGSQL.{port}")))),
+            None => Err(ReplicationError::Config(
+                "no host given: add `host=...` or `postgres://user@host/db`".into(),
+            )),
+        }
+    }
+}
+
+/// A resolved server address.
+#[derive(Debug, Clone)]
+enum Endpoint {
+    Tcp(String, u16),
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Tcp(h, p) => write!(f, "{h}:{p}"),
+            Endpoint::Unix(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// What IDENTIFY_SYSTEM reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemIdentity {
+    /// Unique cluster identifier (as text: it does not fit in i64 on every cluster).
+    pub systemid: String,
+    pub timeline: u32,
+    /// Current WAL flush position.
+    pub xlogpos: Lsn,
+    /// Database this connection is bound to.
+    pub dbname: Option<String>,
+}
+
+/// One row of a simple-query result, values in text form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimpleRow {
+    columns: Arc<Vec<String>>,
+    values: Vec<Option<String>>,
+}
+
+impl SimpleRow {
+    /// The value of column `name` (`None` when NULL or absent).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        let idx = self.columns.iter().position(|c| c == name)?;
+        self.values.get(idx)?.as_deref()
+    }
+
+    /// The value at position `idx`.
+    pub fn get_idx(&self, idx: usize) -> Option<&str> {
+        self.values.get(idx)?.as_deref()
+    }
+
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// Column `name`, or a protocol error naming the command that should have sent it.
+    pub(crate) fn require(&self, name: &str, command: &str) -> Result<&str> {
+        self.get(name).ok_or_else(|| {
+            ReplicationError::Protocol(format!("{command} returned no {name:?} column"))
+        })
+    }
+}
+
+/// A connection in replication mode (`replication=database`), idle and ready for commands.
+pub struct ReplicationConnection {
+    pub(crate) wire: Wire,
+    params: HashMap<String, String>,
+    backend_pid: i32,
+    user: String,
+}
+
+impl std::fmt::Debug for ReplicationConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicationConnection")
+            .field("backend_pid", &self.backend_pid)
+            .field("user", &self.user)
+            .field("server_version", &self.params.get("server_version"))
+            .finish()
+    }
+}
+
+impl ReplicationConnection {
+    /// Connect from a conninfo string or URL.
+    pub async fn connect(conninfo: &str) -> Result<ReplicationConnection> {
+        Self::connect_with(&ConnectOptions::parse(conninfo)?).await
+    }
+
+    /// Connect with parsed options.
+    #[instrument(skip_all, fields(user = opts.config.get_user(), db = opts.config.get_dbname()))]
+    pub async fn connect_with(opts: &ConnectOptions) -> Result<ReplicationConnection> {
+        let user = opts.user()?.to_string();
+        let io = open_transport(opts).await?;
+        let mut conn = ReplicationConnection {
+            wire: Wire::new(io),
+            params: HashMap::new(),
+            backend_pid: 0,
+            user,
+        };
+        conn.startup(opts).await?;
+        debug!(pid = conn.backend_pid, "replication connection ready");
+        Ok(conn)
+    }
+
+    /// Server parameter reported at startup (e.g. `server_version`, `integer_datetimes`).
+    pub fn parameter(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(String::as_str)
+    }
+
+    /// `server_version_num`, e.g. 150004: from the `server_version_num` ParameterStatus
+    /// when the server reports it, else parsed from the `server_version` it always reports.
+    pub fn server_version_num(&self) -> Option<u32> {
+        if let Some(n) = self
+            .parameter("server_version_num")
+            .and_then(|v| v.parse().ok())
+        {
+            return Some(n);
+        }
+        parse_server_version(self.parameter("server_version")?)
+    }
+
+    /// Major version, e.g. 15.
+    pub fn server_major(&self) -> Option<u32> {
+        self.server_version_num().map(|n| n / 10_000)
+    }
+
+    /// The backend process id serving this connection (the walsender's PID).
+    pub fn backend_pid(&self) -> i32 {
+        self.backend_pid
+    }
+
+    /// The role we are logged in as.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// Run IDENTIFY_SYSTEM.
+    pub async fn identify_system(&mut self) -> Result<SystemIdentity> {
+        let rows = self.simple_query("IDENTIFY_SYSTEM").await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| ReplicationError::Protocol("IDENTIFY_SYSTEM returned no row".into()))?;
+        let cmd = "IDENTIFY_SYSTEM";
+        Ok(SystemIdentity {
+            systemid: row.require("systemid", cmd)?.to_string(),
+            timeline: parse_field(row.require("timeline", cmd)?, "timeline")?,
+            xlogpos: parse_field(row.require("xlogpos", cmd)?, "xlogpos")?,
+            dbname: row.get("dbname").map(str::to_string),
+        })
+    }
+
+    /// Run one simple-protocol command (replication commands, or SQL on a
+    /// `replication=database` connection) and return its rows as text.
+    #[instrument(skip(self), level = "debug")]
+    pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<SimpleRow>> {
+        frontend::query(sql, self.wire.wbuf())
+            .map_err(|e| ReplicationError::Protocol(format!("cannot encode query: {e}")))?;
+        self.wire.flush().await?;
+        self.read_query_result(None).await
+    }
+
+    /// Read a simple-query response up to ReadyForQuery; the first error wins.
+    pub(crate) async fn read_query_result(&mut self, slot: Option<&str>) -> Result<Vec<SimpleRow>> {
+        let mut columns = Arc::new(Vec::new());
+        let mut rows = Vec::new();
+        let mut error = None;
+        loop {
+            match self.wire.read("reading a command result").await? {
+                Backend::Message(Message::RowDescription(body)) => {
+                    columns = Arc::new(column_names(&body)?)
+                }
+                Backend::Message(Message::DataRow(body)) => rows.push(SimpleRow {
+                    columns: columns.clone(),
+                    values: data_row_values(&body)?,
+                }),
+                Backend::Message(Message::ErrorResponse(body)) => {
+                    error.get_or_insert(server_error(body.fields()));
+                }
+                Backend::Message(Message::ReadyForQuery(_)) => break,
+                other => self.handle_async(other)?,
+            }
+        }
+        match error {
+            Some(e) => Err(classify_server_error(e, slot, &self.user)),
+            None => Ok(rows),
+        }
+    }
+
+    /// Handle messages that may arrive at any time; anything else is a protocol error.
+    pub(crate) fn handle_async(&mut self, msg: Backend) -> Result<()> {
+        match msg {
+            Backend::Message(Message::ParameterStatus(body)) => {
+                let name = body.name().unwrap_or_default().to_string();
+                let value = body.value().unwrap_or_default().to_string();
+                self.params.insert(name, value);
+            }
+            Backend::Message(Message::NoticeResponse(body)) => {
+                let n = server_error(body.fields());
+                debug!(code = %n.code, message = %n.message, "server notice");
+            }
+            Backend::Message(
+                Message::CommandComplete(_) | Message::EmptyQueryResponse | Message::NoData,
+            ) => {}
+            Backend::Message(Message::NotificationResponse(_)) => {}
+            Backend::Message(_) => {
+                return Err(ReplicationError::Protocol(
+                    "unexpected backend message".into(),
+                ))
+            }
+            Backend::CopyBothResponse => {
+                return Err(ReplicationError::Protocol(
+                    "unexpected CopyBothResponse outside START_REPLICATION".into(),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Send Terminate and close the socket.
+    pub async fn close(mut self) -> Result<()> {
+        frontend::terminate(self.wire.wbuf());
+        let res = self.wire.flush().await;
+        self.wire.shutdown().await;
+        res
+    }
+
+    /// Startup message, authentication, then parameters until ReadyForQuery.
+    async fn startup(&mut self, opts: &ConnectOptions) -> Result<()> {
+        let dbname = opts.dbname()?.to_string();
+        let params = [
+            ("user", self.user.as_str()),
+            ("database", dbname.as_str()),
+            ("replication", "database"),
+            ("application_name", opts.application_name.as_str()),
+            ("client_encoding", "UTF8"),
+        ];
+        frontend::startup_message(params.iter().copied(), self.wire.wbuf())
+            .map_err(|e| ReplicationError::Protocol(format!("cannot encode startup: {e}")))?;
+        self.wire.flush().await?;
+        self.authenticate(opts.config.get_password()).await?;
+        loop {
+            match self.wire.read("starting up").await? {
+                Backend::Message(Message::BackendKeyData(body)) => {
+                    self.backend_pid = body.process_id()
+                }
+                Backend::Message(Message::ReadyForQuery(_)) => return Ok(()),
+                Backend::Message(Message::ErrorResponse(body)) => {
+                    return Err(classify_server_error(
+                        server_error(body.fields()),
+                        None,
+                        &self.user,
+                    ))
+                }
+                other => self.handle_async(other)?,
+            }
+        }
+    }
+
+    /// Answer the server's authentication requests until AuthenticationOk.
+    async fn authenticate(&mut self, password: Option<&[u8]>) -> Result<()> {
+        let need_password = || {
+            ReplicationError::Auth(
+                "the server asks for a password but none was given: add `password=...` to the connection string".into(),
+            )
+        };
+        loop {
+            match self.wire.read("authenticating").await? {
+                Backend::Message(Message::AuthenticationOk) => return Ok(()),
+                Backend::Message(Message::AuthenticationCleartextPassword) => {
+                    let pw = password.ok_or_else(need_password)?;
+                    self.send_password(pw).await?;
+                }
+                Backend::Message(Message::AuthenticationMd5Password(body)) => {
+                    let pw = password.ok_or_else(need_password)?;
+                    let hash = md5_hash(self.user.as_bytes(), pw, body.salt());
+                    self.send_password(hash.as_bytes()).await?;
+                }
+                Backend::Message(Message::AuthenticationSasl(body)) => {
+                    let pw = password.ok_or_else(need_password)?;
+                    let mechanisms: Vec<String> = body
+                        .mechanisms()
+                        .map(|m| Ok(m.to_string()))
+                        .collect()
+                        .map_err(|e| ReplicationError::Protocol(format!("bad SASL mechanisms: {e}")))?;
+                    self.authenticate_scram(pw, &mechanisms).await?;
+                }
+                Backend::Message(Message::ErrorResponse(body)) => {
+                    let err = server_error(body.fields());
+                    return Err(match err.code.as_str() {
+                        "28P01" | "28000" => ReplicationError::Auth(err.to_string()),
+                        _ => classify_server_error(err, None, &self.user),
+                    });
+                }
+                Backend::Message(
+                    Message::AuthenticationGss
+                    | Message::AuthenticationSspi
+                    | Message::AuthenticationKerberosV5
+                    | Message::AuthenticationScmCredential,
+                ) => {
+                    return Err(ReplicationError::Auth(
+                        "the server requires GSSAPI/SSPI/Kerberos authentication, which pgforce does not support: use scram-sha-256 or md5 in pg_hba.conf".into(),
+                    ))
+                }
+                _ => return Err(ReplicationError::Protocol("unexpected message during authentication".into())),
+            }
+        }
+    }
+
+    async fn send_password(&mut self, password: &[u8]) -> Result<()> {
+        frontend::password_message(password, self.wire.wbuf())
+            .map_err(|e| ReplicationError::Protocol(format!("cannot encode password: {e}")))?;
+        self.wire.flush().await
+    }
+
+    /// SCRAM-SHA-256 without channel binding (no TLS yet).
+    async fn authenticate_scram(&mut self, password: &[u8], mechanisms: &[String]) -> Result<()> {
+        if !mechanisms.iter().any(|m| m == sasl::SCRAM_SHA_256) {
+            return Err(ReplicationError::Auth(format!(
+                "the server offers SASL mechanisms {mechanisms:?}, none of which pgforce supports (SCRAM-SHA-256 without TLS)"
+            )));
+        }
+        let mut scram = sasl::ScramSha256::new(password, sasl::ChannelBinding::unsupported());
+        frontend::sasl_initial_response(sasl::SCRAM_SHA_256, scram.message(), self.wire.wbuf())
+            .map_err(|e| ReplicationError::Protocol(e.to_string()))?;
+        self.wire.flush().await?;
+        let scram_err =
+            |e: std::io::Error| ReplicationError::Auth(format!("SCRAM exchange failed: {e}"));
+        match self.wire.read("authenticating").await? {
+            Backend::Message(Message::AuthenticationSaslContinue(body)) => {
+                scram.update(body.data()).map_err(scram_err)?;
+            }
+            Backend::Message(Message::ErrorResponse(body)) => {
+                return Err(ReplicationError::Auth(
+                    server_error(body.fields()).to_string(),
+                ))
+            }
+            _ => return Err(ReplicationError::Protocol("expected SASL continue".into())),
+        }
+        frontend::sasl_response(scram.message(), self.wire.wbuf())
+            .map_err(|e| ReplicationError::Protocol(e.to_string()))?;
+        self.wire.flush().await?;
+        match self.wire.read("authenticating").await? {
+            Backend::Message(Message::AuthenticationSaslFinal(body)) => {
+                scram.finish(body.data()).map_err(scram_err)
+            }
+            Backend::Message(Message::ErrorResponse(body)) => Err(ReplicationError::Auth(
+                server_error(body.fields()).to_string(),
+            )),
+            _ => Err(ReplicationError::Protocol("expected SASL final".into())),
+        }
+    }
+}
+
+/// Open the socket. The place to add TLS (SSLRequest, then wrap the stream).
+async fn open_transport(opts: &ConnectOptions) -> Result<Box<dyn Transport>> {
+    if opts.config.get_ssl_mode() == SslMode::Require {
+        return Err(ReplicationError::Config(
+            "sslmode=require is not supported yet by the replication connection: use sslmode=disable or prefer on a trusted network".into(),
+        ));
+    }
+    let endpoint = opts.endpoint()?;
+    let timeout = opts
+        .config
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(Duration::from_secs(30));
+    let connect_err = |source| ReplicationError::Connect {
+        addr: endpoint.to_string(),
+        source,
+    };
+    let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
+    match &endpoint {
+        Endpoint::Tcp(host, port) => {
+            let stream = tokio::time::timeout(timeout, TcpStream::connect((host.as_str(), *port)))
+                .await
+                .map_err(|_| connect_err(timed_out()))?
+                .map_err(connect_err)?;
+            let _ = stream.set_nodelay(true);
+            Ok(Box::new(stream))
+        }
+        Endpoint::Unix(path) => {
+            let stream = tokio::time::timeout(timeout, UnixStream::connect(path))
+                .await
+                .map_err(|_| connect_err(timed_out()))?
+                .map_err(connect_err)?;
+            Ok(Box::new(stream))
+        }
+    }
+}
+
+fn column_names(body: &RowDescriptionBody) -> Result<Vec<String>> {
+    body.fields()
+        .map(|f| Ok(f.name().to_string()))
+        .collect()
+        .map_err(|e| ReplicationError::Protocol(format!("malformed RowDescription: {e}")))
+}
+
+fn data_row_values(body: &DataRowBody) -> Result<Vec<Option<String>>> {
+    let buf = body.buffer();
+    body.ranges()
+        .map(|r| {
+            Ok(r.and_then(|r| buf.get(r))
+                .map(|b| String::from_utf8_lossy(b).into_owned()))
+        })
+        .collect()
+        .map_err(|e| ReplicationError::Protocol(format!("malformed DataRow: {e}")))
+}
+
+fn parse_field<T: FromStr>(text: &str, what: &str) -> Result<T> {
+    text.parse()
+        .map_err(|_| ReplicationError::Protocol(format!("cannot parse {what} from {text:?}")))
+}
+
+/// `15.4 (Debian 15.4-1)` → 150004; `17devel` → 170000; `9.6.3` → 90603.
+pub(crate) fn parse_server_version(v: &str) -> Option<u32> {
+    let head: String = v
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let mut parts = head
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse::<u32>().ok());
+    let major = parts.next()??;
+    let minor = parts.next().flatten().unwrap_or(0);
+    if major >= 10 {
+        Some(major * 10_000 + minor)
+    } else {
+        let patch = parts.next().flatten().unwrap_or(0);
+        Some(major * 10_000 + minor * 100 + patch)
+    }
+}
+
+/// Open an ordinary (non-replication) tokio-postgres client with the same settings;
+/// its connection task is spawned on the current runtime.
+pub async fn connect_client(opts: &ConnectOptions) -> Result<tokio_postgres::Client> {
+    let mut config = opts.config.clone();
+    config.application_name(&opts.application_name);
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(ReplicationError::query("connecting an ordinary client"))?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            debug!(%error, "ordinary connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// Convert a `ServerError` from a tokio-postgres error, when it carries one.
+pub(crate) fn server_error_of(err: &tokio_postgres::Error) -> Option<ServerError> {
+    let db = err.as_db_error()?;
+    Some(ServerError {
+        severity: db.severity().to_string(),
+        code: db.code().code().to_string(),
+        message: db.message().to_string(),
+        detail: db.detail().map(str::to_string),
+        hint: db.hint().map(str::to_string),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_server_versions() {
+        assert_eq!(
+            parse_server_version("15.4 (Debian 15.4-1.pgdg120+1)"),
+            Some(150004)
+        );
+        assert_eq!(parse_server_version("17.2"), Some(170002));
+        assert_eq!(parse_server_version("17devel"), Some(170000));
+        assert_eq!(parse_server_version("9.6.3"), Some(90603));
+        assert_eq!(parse_server_version("garbage"), None);
+    }
+
+    #[test]
+    fn reads_conninfo_and_urls() {
+        let o = ConnectOptions::parse("host=127.0.0.1 port=5433 user=alice dbname=app").unwrap();
+        assert_eq!(o.user().unwrap(), "alice");
+        assert_eq!(o.dbname().unwrap(), "app");
+        assert!(matches!(o.endpoint().unwrap(), Endpoint::Tcp(h, 5433) if h == "127.0.0.1"));
+        let o =
+            ConnectOptions::parse("postgres://bob:pw@localhost/shop?application_name=x").unwrap();
+        assert_eq!(o.user().unwrap(), "bob");
+        assert_eq!(o.application_name, "x");
+        let o = ConnectOptions::parse("host=/tmp/sock port=6000 user=u").unwrap();
+        assert_eq!(o.dbname().unwrap(), "u");
+        assert!(matches!(o.endpoint().unwrap(), Endpoint::Unix(p) if p.ends_with(".s.PGSQL.6000")));
+        assert!(ConnectOptions::parse("user=u").unwrap().endpoint().is_err());
+        assert!(ConnectOptions::parse("host=x").unwrap().user().is_err());
+    }
+}
