@@ -1,1 +1,3 @@
 //! Row change → Salesforce record: column→field mapping, transforms and type conversions.
+
+pub mod order;
