@@ -183,6 +183,9 @@ impl CompiledMapping {
     }
 
     fn map_delete(&self, old: &Row) -> Result<Vec<MappedChange>, MappingError> {
+        if self.delete == DeletePolicy::Ignore {
+            return Ok(vec![]);
+        }
         if !self.key_in_old {
             return Err(self.column_error(&self.key, Some(&self.external_id_field), None, ErrorKind::OldKeyMissing));
         }
