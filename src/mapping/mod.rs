@@ -1,1 +1,123 @@
 //! Row change → Salesforce record: column→field mapping, transforms and type conversions.
+//!
+//! A [`Mapper`] holds a pipeline's mappings and compiles each one against the table's
+//! current [`Relation`] (column indices resolved once; a new Relation after `ALTER TABLE`
+//! recompiles). [`Mapper::map`] turns a [`RowChange`] into [`MappedChange`]s: upserts by
+//! external id, or deletes, with fields as [`FieldValue`]s that render to Bulk CSV cells
+//! and REST JSON.
+//!
+//! - **Unchanged TOAST** values stay [`FieldValue::Unchanged`]: an empty CSV cell, an
+//!   omitted JSON key. NULL is [`FieldValue::Null`]: `#N/A` in CSV, `null` in JSON.
+//! - **Lookups** add a relationship column (`Account.External_Id__c` = parent's external
+//!   id; nested `{"Account": {"External_Id__c": "42"}}` in JSON) and a [`ParentRef`] so
+//!   the batcher sends parents first ([`order::object_order`]). A NULL lookup column
+//!   clears the lookup field (`AccountId` = `#N/A`).
+//! - **Key changes**: an UPDATE whose external id changed removes the old record (per the
+//!   `delete` policy) and upserts the new one. Detected only when the old key is sent: the
+//!   external id column is in the replica identity, or identity is FULL.
+//! - **Filters**: a row leaving the filter on UPDATE is removed (`on_filter_exit =
+//!   "delete"`, the default) or left alone (`"ignore"`); see [`compile`] for the details.
+//! - **No silent loss**: anything without a faithful Salesforce form is a
+//!   [`MappingError`] naming mapping, column, field, type and reason; dead-letter it.
+//!
+//! Default conversions: bool → `true`/`false`; integers; numeric exact (NaN/Infinity are
+//! errors); float shortest exact text (NaN/Infinity are errors); text; uuid → text; date →
+//! `yyyy-MM-dd`; timestamptz → `yyyy-MM-ddTHH:mm:ss.SSSZ` (UTC, ms); timestamp → same,
+//! read in the mapping's `timezone` (UTC by default); time → `HH:mm:ss.SSSZ`; timetz →
+//! UTC time; json → compact JSON text; 1-D arrays → `a;b;c` (`;` in an element is an
+//! error, empty array → NULL); enum → label; bytea → base64; unknown types → their text;
+//! interval → error unless `transform = "string"`; ±infinity and dates outside
+//! 1700–4000 → error; the text `#N/A` → error (it means NULL in Bulk CSV); empty text →
+//! `#N/A` in CSV (an empty cell would mean "unchanged").
+
+pub mod compile;
+mod convert;
+mod decimal;
+pub mod error;
+mod filter;
+pub mod order;
+pub mod record;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub use compile::CompiledMapping;
+pub use error::{ErrorKind, MappingError};
+pub use record::{csv_columns, FieldName, FieldValue, MappedChange, MappedOp, ParentRef, WriteBack};
+
+use crate::change::{Relation, RowChange};
+use crate::config::{MappingConfig, PipelineConfig};
+
+/// A pipeline's mappings, compiled per table on first use and after schema changes.
+#[derive(Debug)]
+pub struct Mapper {
+    /// `schema.table` → the mappings of that table.
+    by_table: HashMap<String, Vec<MappingConfig>>,
+    /// `schema.table` → mappings compiled against the last Relation seen.
+    compiled: HashMap<String, Compiled>,
+}
+
+/// The compiled mappings of one table for one relation version.
+#[derive(Debug)]
+struct Compiled {
+    relation: Arc<Relation>,
+    mappings: Vec<Result<CompiledMapping, MappingError>>,
+}
+
+impl Mapper {
+    /// A mapper for every mapping of `pipeline`.
+    pub fn new(pipeline: &PipelineConfig) -> Mapper {
+        let mut by_table: HashMap<String, Vec<MappingConfig>> = HashMap::new();
+        for m in &pipeline.mappings {
+            by_table.entry(m.qualified_table()).or_default().push(m.clone());
+        }
+        Mapper {
+            by_table,
+            compiled: HashMap::new(),
+        }
+    }
+
+    /// Whether any mapping reads `schema.table`.
+    pub fn is_mapped(&self, table: &str) -> bool {
+        self.by_table.contains_key(table)
+    }
+
+    /// The records for one change, one result per produced record or failed mapping (a
+    /// table may have several mappings). Unmapped tables give nothing.
+    pub fn map(&mut self, change: &RowChange) -> Vec<Result<MappedChange, MappingError>> {
+        let table = change.relation.qualified_name();
+        let Some(configs) = self.by_table.get(&table) else {
+            return vec![];
+        };
+        let compiled = self
+            .compiled
+            .entry(table)
+            .and_modify(|c| {
+                if !Arc::ptr_eq(&c.relation, &change.relation) && *c.relation != *change.relation {
+                    *c = compile_all(configs, &change.relation);
+                }
+            })
+            .or_insert_with(|| compile_all(configs, &change.relation));
+        let mut out = Vec::new();
+        for m in &compiled.mappings {
+            match m {
+                Ok(m) => match m.map(change) {
+                    Ok(records) => out.extend(records.into_iter().map(Ok)),
+                    Err(e) => out.push(Err(e)),
+                },
+                Err(e) => out.push(Err(e.clone())),
+            }
+        }
+        out
+    }
+}
+
+fn compile_all(configs: &[MappingConfig], relation: &Arc<Relation>) -> Compiled {
+    Compiled {
+        relation: relation.clone(),
+        mappings: configs
+            .iter()
+            .map(|m| CompiledMapping::compile(m, relation.clone()))
+            .collect(),
+    }
+}
