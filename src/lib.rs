@@ -16,6 +16,7 @@ pub mod lsn;
 pub mod mapping;
 pub mod metrics;
 pub mod pgoutput;
+pub mod pipeline;
 pub mod replication;
 pub mod salesforce;
 pub mod server;

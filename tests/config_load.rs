@@ -39,14 +39,32 @@ fn probe(text: &str) {
 #[test]
 fn probe_all() {
     probe(BASE);
-    probe(&BASE.replace("table = \"public.users\"", "table = \"public.users\"\nbogus = 1"));
+    probe(&BASE.replace(
+        "table = \"public.users\"",
+        "table = \"public.users\"\nbogus = 1",
+    ));
     probe(&BASE.replace("slot = \"pgforce_demo\"\n", ""));
-    probe(&BASE.replace("field = \"External_Id__c\" }\nlookups", "fieldx = \"External_Id__c\" }\nlookups"));
+    probe(&BASE.replace(
+        "field = \"External_Id__c\" }\nlookups",
+        "fieldx = \"External_Id__c\" }\nlookups",
+    ));
     probe(&BASE.replace("\"file:/k.pem\"", "\"supersecret\""));
-    probe(&BASE.replace("type = \"value_map\", values = { free = \"Free\" }", "type = \"numeric\", precision = 18"));
-    probe(&BASE.replace("type = \"value_map\", values = { free = \"Free\" }", "type = \"nope\""));
+    probe(&BASE.replace(
+        "type = \"value_map\", values = { free = \"Free\" }",
+        "type = \"numeric\", precision = 18",
+    ));
+    probe(&BASE.replace(
+        "type = \"value_map\", values = { free = \"Free\" }",
+        "type = \"nope\"",
+    ));
     probe(&BASE.replace("email = \"Email\"", "email = 3"));
     probe(&BASE.replace("type = \"jwt_bearer\"", "type = \"jwt\""));
-    probe(&BASE.replace("username = \"u@example.com\",", "username = \"u@example.com\", extra = 1,"));
-    probe(&BASE.replace("object = \"Account\", relationship", "object = \"Acct\", relationship"));
+    probe(&BASE.replace(
+        "username = \"u@example.com\",",
+        "username = \"u@example.com\", extra = 1,",
+    ));
+    probe(&BASE.replace(
+        "object = \"Account\", relationship",
+        "object = \"Acct\", relationship",
+    ));
 }

@@ -47,7 +47,6 @@ impl TxnBuffer {
         self.mem.len()
     }
 
-
     fn relation_idx(&mut self, rel: &Arc<Relation>) -> u32 {
         let key = Arc::as_ptr(rel) as usize;
         if let Some(&i) = self.relation_index.get(&key) {

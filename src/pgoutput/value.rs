@@ -279,8 +279,7 @@ pub(crate) fn parse_array(
     text: &str,
     element: &dyn Fn(u32, &str) -> Result<Value, ValueError>,
 ) -> Result<Value, ValueError> {
-    let parsed =
-        array::parse(text).map_err(|reason| ValueError::new(array_oid, text, reason))?;
+    let parsed = array::parse(text).map_err(|reason| ValueError::new(array_oid, text, reason))?;
     let mut elements = Vec::with_capacity(parsed.elements.len());
     for (i, e) in parsed.elements.into_iter().enumerate() {
         elements.push(match e {
@@ -418,7 +417,11 @@ mod tests {
             Value::Numeric("-12.3400".into())
         );
         assert_eq!(
-            parse_text(oid::NUMERIC, "123456789012345678901234567890.000000000000000001").unwrap(),
+            parse_text(
+                oid::NUMERIC,
+                "123456789012345678901234567890.000000000000000001"
+            )
+            .unwrap(),
             Value::Numeric("123456789012345678901234567890.000000000000000001".into())
         );
         for ok in ["NaN", "Infinity", "-Infinity", "0"] {

@@ -1,6 +1,7 @@
 //! What the sink needs from Salesforce, as a trait.
 
 use std::collections::HashMap;
+use std::future::Future;
 
 use crate::batch::StepKind;
 
@@ -74,47 +75,50 @@ pub enum SinkError {
 /// Salesforce as the sink sees it. Records are REST-shaped JSON objects: a field absent
 /// means "leave unchanged", `null` means "set null", a parent lookup by external id is a
 /// nested object (`{"Account": {"External_Id__c": "42"}}`).
-#[allow(async_fn_in_trait)]
-pub trait Destination {
+pub trait Destination: Sync {
     /// Create a Bulk API 2.0 ingest job; returns its id. Nothing is uploaded yet.
-    async fn create_job(
+    fn create_job(
         &self,
         object: &str,
         kind: StepKind,
         external_id_field: &str,
-    ) -> Result<String, SinkError>;
+    ) -> impl Future<Output = Result<String, SinkError>> + Send;
     /// Upload the records (or, for deletes, the Salesforce Ids) and close the job.
-    async fn upload_and_close(
+    fn upload_and_close(
         &self,
         job_id: &str,
         kind: StepKind,
         external_id_field: &str,
         records: &[serde_json::Map<String, serde_json::Value>],
-    ) -> Result<(), SinkError>;
-    async fn job_status(&self, job_id: &str) -> Result<JobStatus, SinkError>;
-    async fn abort_job(&self, job_id: &str) -> Result<(), SinkError>;
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+    fn job_status(&self, job_id: &str)
+        -> impl Future<Output = Result<JobStatus, SinkError>> + Send;
+    fn abort_job(&self, job_id: &str) -> impl Future<Output = Result<(), SinkError>> + Send;
     /// Wait for the job to finish and return per-record outcomes keyed by `key_column`
     /// (the external id field for upserts, `Id` for deletes), plus the keys of rows
     /// Salesforce never processed.
-    async fn job_results(
+    fn job_results(
         &self,
         job_id: &str,
         key_column: &str,
-    ) -> Result<(Vec<Outcome>, Vec<String>), SinkError>;
+    ) -> impl Future<Output = Result<(Vec<Outcome>, Vec<String>), SinkError>> + Send;
     /// sObject Collections upsert (at most 200 per call; the implementation chunks).
-    async fn upsert_records(
+    fn upsert_records(
         &self,
         object: &str,
         external_id_field: &str,
         records: &[serde_json::Map<String, serde_json::Value>],
-    ) -> Result<Vec<Outcome>, SinkError>;
+    ) -> impl Future<Output = Result<Vec<Outcome>, SinkError>> + Send;
     /// sObject Collections delete by Salesforce Id; outcomes keyed by Id.
-    async fn delete_ids(&self, ids: &[String]) -> Result<Vec<Outcome>, SinkError>;
+    fn delete_ids(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Outcome>, SinkError>> + Send;
     /// Salesforce Ids of records by external id (SOQL); missing keys are absent.
-    async fn find_ids(
+    fn find_ids(
         &self,
         object: &str,
         external_id_field: &str,
         keys: &[String],
-    ) -> Result<HashMap<String, String>, SinkError>;
+    ) -> impl Future<Output = Result<HashMap<String, String>, SinkError>> + Send;
 }

@@ -71,6 +71,10 @@ impl<D: Destination> Flusher<D> {
         &self.dest
     }
 
+    pub fn state(&self) -> &Arc<StateStore> {
+        &self.state
+    }
+
     /// Flush an epoch. With `resume`, the epoch is the one a previous run planned and did
     /// not finish: recorded jobs are reconciled (their results taken) instead of sent again.
     pub async fn flush<C: FlushChange>(

@@ -1,0 +1,99 @@
+//! Backfilled rows take the same road as streamed ones: mapping, an epoch, the flusher.
+//! Each chunk is flushed before the backfill saves its progress, so a resumed backfill
+//! never skips a row that did not reach Salesforce.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::batch::Epoch;
+use crate::change::{Column, Operation, Relation, ReplicaIdentity, RowChange};
+use crate::checkpoint::EpochPlan;
+use crate::lsn::Lsn;
+use crate::mapping::Mapper;
+use crate::replication::{BackfillChunk, BackfillSink};
+use crate::sink::{Destination, Flusher};
+
+use super::pending::Pending;
+use super::runner::dead_letter_mapping_errors;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A [`BackfillSink`] that maps and flushes every chunk.
+pub(crate) struct FlushingBackfill<'a, D> {
+    pub flusher: &'a Flusher<D>,
+    pub mapper: &'a mut Mapper,
+    pub resume: Option<EpochPlan>,
+    pub relations: HashMap<String, Arc<Relation>>,
+    pub rows: u64,
+    pub pipeline: String,
+}
+
+impl<D: Destination + Sync> FlushingBackfill<'_, D> {
+    fn relation(&mut self, chunk: &BackfillChunk) -> Arc<Relation> {
+        let key = format!("{}.{}", chunk.table.schema, chunk.table.name);
+        self.relations
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(Relation {
+                    oid: 0,
+                    schema: chunk.table.schema.clone(),
+                    name: chunk.table.name.clone(),
+                    replica_identity: ReplicaIdentity::Default,
+                    columns: chunk
+                        .columns
+                        .iter()
+                        .map(|c| Column {
+                            name: c.name.clone(),
+                            type_oid: c.type_oid,
+                            type_modifier: -1,
+                            is_key: false,
+                        })
+                        .collect(),
+                })
+            })
+            .clone()
+    }
+
+    async fn write(&mut self, chunk: BackfillChunk) -> Result<(), BoxError> {
+        let relation = self.relation(&chunk);
+        let copied = chunk.rows.len() as u64;
+        let mut epoch: Epoch<Pending> = Epoch::new();
+        let mut failures = Vec::new();
+        for row in chunk.rows {
+            let change = RowChange {
+                relation: relation.clone(),
+                op: Operation::Insert,
+                new: Some(row),
+                old: None,
+            };
+            for mapped in self.mapper.map(&change) {
+                match mapped {
+                    Ok(c) => epoch.push(Pending {
+                        change: c,
+                        lsn: Lsn::ZERO,
+                    }),
+                    Err(e) => failures.push((change.clone(), e)),
+                }
+            }
+        }
+        self.rows += copied;
+        dead_letter_mapping_errors(self.flusher, &failures, Lsn::ZERO).await?;
+        epoch.commit(Lsn::ZERO, chrono::Utc::now());
+        self.flusher.flush(&mut epoch, self.resume.take()).await?;
+        metrics::counter!(crate::metrics::BACKFILL_ROWS, "pipeline" => self.pipeline.clone(), "table" => relation.qualified_name()).increment(copied);
+        if let Some(total) = chunk.progress.estimated_total.filter(|t| *t > 0) {
+            let ratio = (chunk.progress.rows_done as f64 / total as f64).min(1.0);
+            metrics::gauge!(crate::metrics::BACKFILL_PROGRESS, "pipeline" => self.pipeline.clone(), "table" => relation.qualified_name()).set(ratio);
+        }
+        Ok(())
+    }
+}
+
+impl<D: Destination + Sync + Send> BackfillSink for FlushingBackfill<'_, D> {
+    fn write_chunk(
+        &mut self,
+        chunk: BackfillChunk,
+    ) -> impl std::future::Future<Output = Result<(), BoxError>> + Send {
+        self.write(chunk)
+    }
+}

@@ -1,0 +1,59 @@
+//! [`PipelineError`]: everything that can stop a pipeline, with what to do about it.
+
+use crate::checkpoint::StateError;
+use crate::pgoutput::assembler::AssemblerError;
+use crate::replication::ReplicationError;
+use crate::salesforce::SalesforceError;
+use crate::sink::SinkError;
+
+/// Why a pipeline stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("pipeline {pipeline}: configuration: {message}")]
+    Config { pipeline: String, message: String },
+    #[error("pipeline {pipeline}: replication: {source}")]
+    Replication {
+        pipeline: String,
+        #[source]
+        source: ReplicationError,
+    },
+    #[error("pipeline {pipeline}: decoding the replication stream: {source}")]
+    Decode {
+        pipeline: String,
+        #[source]
+        source: AssemblerError,
+    },
+    #[error("pipeline {pipeline}: Salesforce: {source}")]
+    Salesforce {
+        pipeline: String,
+        #[source]
+        source: SalesforceError,
+    },
+    #[error("pipeline {pipeline}: flushing to Salesforce: {source}")]
+    Sink {
+        pipeline: String,
+        #[source]
+        source: SinkError,
+    },
+    #[error("pipeline {pipeline}: state store: {source}")]
+    State {
+        pipeline: String,
+        #[source]
+        source: StateError,
+    },
+    #[error("pipeline {pipeline}: the replication stream ended (server closed the connection)")]
+    StreamEnded { pipeline: String },
+}
+
+impl PipelineError {
+    /// Worth restarting the pipeline for (a server restart, a network blip, a busy org).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PipelineError::Replication { source, .. } => source.is_transient(),
+            PipelineError::Salesforce { source, .. } => source.is_transient(),
+            PipelineError::Sink { .. } | PipelineError::State { .. } => true,
+            PipelineError::StreamEnded { .. } => true,
+            PipelineError::Config { .. } | PipelineError::Decode { .. } => false,
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The Postgres → Salesforce pipeline: ties the replication stream, the decoder, the
+//! mappings, the epoch batcher and the Salesforce sink together, and owns the one rule that
+//! makes it crash-safe: the slot's flush position is confirmed only after the epoch that
+//! ends there is finished in the state store (applied, parked or dead-lettered).
+//!
+//! - [`runner`]: one pipeline's life: lock, connect, preflight, backfill, stream, flush.
+//! - [`backfill_sink`]: backfilled rows go through the same mapping and sink as the stream.
+//! - [`pending`]: a mapped change with its commit LSN, as the batcher and sink see it.
+//! - [`setup`]: building the Salesforce client and other connections from config.
+
+mod backfill_sink;
+mod error;
+mod pending;
+mod runner;
+mod setup;
+
+pub use error::PipelineError;
+pub use pending::Pending;
+pub use runner::{run_pipeline, supervise, RunOptions};
+pub use setup::{salesforce_client, table_refs};
