@@ -65,9 +65,15 @@ fn base_config_parses_with_defaults() {
     assert_eq!(p.batching.max_batch_bytes, 90_000_000);
     assert_eq!(p.salesforce.api_reserve_percent, 10);
     assert!(p.manage_publication);
-    assert_eq!(p.source.database_url.value().unwrap().expose_secret(), "value-of-env:PGFORCE_TEST_DB_URL");
+    assert_eq!(
+        p.source.database_url.value().unwrap().expose_secret(),
+        "value-of-env:PGFORCE_TEST_DB_URL"
+    );
     assert_eq!(p.mappings[1].lookups[0].lookup_field(), "AccountId");
-    assert_eq!(p.mappings[1].lookups[0].csv_column(), "Account.External_Id__c");
+    assert_eq!(
+        p.mappings[1].lookups[0].csv_column(),
+        "Account.External_Id__c"
+    );
 }
 
 #[test]
@@ -78,7 +84,8 @@ fn every_example_loads() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             let text = std::fs::read_to_string(&path).unwrap();
-            let c = Config::from_toml_with(&text, &Fake).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let c = Config::from_toml_with(&text, &Fake)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             for p in &c.pipelines {
                 pgforce::mapping::order::object_order(p).unwrap();
             }
@@ -90,13 +97,22 @@ fn every_example_loads() {
 
 #[test]
 fn unknown_key_is_named_with_location() {
-    let (key, msg, all) = error_of(&variant("table = \"public.users\"", "table = \"public.users\"\nbogus = 1"));
+    let (key, msg, all) = error_of(&variant(
+        "table = \"public.users\"",
+        "table = \"public.users\"\nbogus = 1",
+    ));
     assert_eq!(key, "pipelines[0].mappings[1].bogus");
     assert!(msg.contains("unknown field `bogus`"), "{msg}");
     assert!(all.contains("line 22, column 1"), "{all}");
-    let (key, _, _) = error_of(&variant("field = \"External_Id__c\" }\nlookups", "field = \"External_Id__c\", extra = 1 }\nlookups"));
+    let (key, _, _) = error_of(&variant(
+        "field = \"External_Id__c\" }\nlookups",
+        "field = \"External_Id__c\", extra = 1 }\nlookups",
+    ));
     assert_eq!(key, "pipelines[0].mappings[1].external_id.extra");
-    let (key, _, _) = error_of(&variant("username = \"u@example.com\",", "username = \"u@example.com\", scope = \"api\","));
+    let (key, _, _) = error_of(&variant(
+        "username = \"u@example.com\",",
+        "username = \"u@example.com\", scope = \"api\",",
+    ));
     assert_eq!(key, "pipelines[0].salesforce.auth.scope");
 }
 
@@ -105,28 +121,50 @@ fn missing_key_is_named() {
     let (key, msg, _) = error_of(&variant("slot = \"pgforce_demo\"\n", ""));
     assert_eq!(key, "pipelines[0].slot");
     assert!(msg.contains("missing field `slot`"), "{msg}");
-    let (key, _, _) = error_of(&variant("external_id = { column = \"id\", field = \"External_Id__c\" }\nlookups", "external_id = { column = \"id\" }\nlookups"));
+    let (key, _, _) = error_of(&variant(
+        "external_id = { column = \"id\", field = \"External_Id__c\" }\nlookups",
+        "external_id = { column = \"id\" }\nlookups",
+    ));
     assert_eq!(key, "pipelines[0].mappings[1].external_id.field");
 }
 
 #[test]
 fn inline_secret_is_rejected_without_echo() {
-    let (key, msg, all) = error_of(&variant("\"file:/nonexistent/k.pem\"", "\"-----BEGIN PRIVATE KEY-----\""));
+    let (key, msg, all) = error_of(&variant(
+        "\"file:/nonexistent/k.pem\"",
+        "\"-----BEGIN PRIVATE KEY-----\"",
+    ));
     assert_eq!(key, "pipelines[0].salesforce.auth.private_key");
     assert!(msg.contains("env:") && msg.contains("file:"), "{msg}");
     assert!(!all.contains("BEGIN PRIVATE"), "{all}");
-    let (key, _, all) = error_of(&variant("env:PGFORCE_TEST_DB_URL", "postgres://u:hunter2@db/x"));
+    let (key, _, all) = error_of(&variant(
+        "env:PGFORCE_TEST_DB_URL",
+        "postgres://u:hunter2@db/x",
+    ));
     assert_eq!(key, "pipelines[0].source.database_url");
     assert!(!all.contains("hunter2"), "{all}");
 }
 
 #[test]
 fn missing_env_var_and_file_name_the_key_and_reference() {
-    let err = Config::from_toml(&variant("env:PGFORCE_TEST_DB_URL", "env:PGFORCE_SURELY_UNSET_VAR")).unwrap_err();
+    let err = Config::from_toml(&variant(
+        "env:PGFORCE_TEST_DB_URL",
+        "env:PGFORCE_SURELY_UNSET_VAR",
+    ))
+    .unwrap_err();
     let keys: Vec<_> = err.errors().iter().map(|e| e.key.as_str()).collect();
-    assert_eq!(keys, ["pipelines[0].source.database_url", "pipelines[0].salesforce.auth.private_key"]);
+    assert_eq!(
+        keys,
+        [
+            "pipelines[0].source.database_url",
+            "pipelines[0].salesforce.auth.private_key"
+        ]
+    );
     let all = err.to_string();
-    assert!(all.contains("env:PGFORCE_SURELY_UNSET_VAR") && all.contains("is not set"), "{all}");
+    assert!(
+        all.contains("env:PGFORCE_SURELY_UNSET_VAR") && all.contains("is not set"),
+        "{all}"
+    );
     assert!(all.contains("file:/nonexistent/k.pem"), "{all}");
     assert!(err.errors()[0].location.is_some());
 }
@@ -136,20 +174,35 @@ fn file_secret_is_trimmed_and_never_printed() {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     writeln!(f, "s3cr3t-value").unwrap();
     std::env::set_var("PGFORCE_TEST_DB_URL_2", "postgres://u:pw-in-env@db/x");
-    let text = variant("\"file:/nonexistent/k.pem\"", &format!("\"file:{}\"", f.path().display()))
-        .replace("env:PGFORCE_TEST_DB_URL", "env:PGFORCE_TEST_DB_URL_2");
+    let text = variant(
+        "\"file:/nonexistent/k.pem\"",
+        &format!("\"file:{}\"", f.path().display()),
+    )
+    .replace("env:PGFORCE_TEST_DB_URL", "env:PGFORCE_TEST_DB_URL_2");
     let c = Config::from_toml(&text).unwrap();
     let auth = match &c.pipelines[0].salesforce.auth {
         pgforce::config::AuthConfig::JwtBearer(a) => a,
         other => panic!("{other:?}"),
     };
-    assert_eq!(auth.private_key.value().unwrap().expose_secret(), "s3cr3t-value");
+    assert_eq!(
+        auth.private_key.value().unwrap().expose_secret(),
+        "s3cr3t-value"
+    );
     let debug = format!("{c:?}");
-    assert!(!debug.contains("s3cr3t") && !debug.contains("pw-in-env"), "{debug}");
+    assert!(
+        !debug.contains("s3cr3t") && !debug.contains("pw-in-env"),
+        "{debug}"
+    );
     assert!(debug.contains("env:PGFORCE_TEST_DB_URL_2"));
     let unresolved = Config::parse_unresolved(&text).unwrap();
-    let e = unresolved.pipelines[0].source.database_url.value().unwrap_err();
-    assert!(e.to_string().contains("env:PGFORCE_TEST_DB_URL_2") && !e.to_string().contains("pw-in-env"));
+    let e = unresolved.pipelines[0]
+        .source
+        .database_url
+        .value()
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("env:PGFORCE_TEST_DB_URL_2") && !e.to_string().contains("pw-in-env")
+    );
 }
 
 #[test]
@@ -158,7 +211,10 @@ fn bad_transform_params() {
     let (key, msg, _) = error_of(&variant(plan, "type = \"numeric\", precision = 18"));
     assert_eq!(key, "pipelines[0].mappings[0].fields.plan.transform.scale");
     assert!(msg.contains("missing field `scale`"));
-    let (key, msg, _) = error_of(&variant(plan, "type = \"numeric\", precision = 4, scale = 6"));
+    let (key, msg, _) = error_of(&variant(
+        plan,
+        "type = \"numeric\", precision = 4, scale = 6",
+    ));
     assert_eq!(key, "pipelines[0].mappings[0].fields.plan.transform.scale");
     assert!(msg.contains("exceeds precision"), "{msg}");
     let (key, msg, _) = error_of(&variant(plan, "type = \"nope\""));
@@ -167,23 +223,45 @@ fn bad_transform_params() {
     let (key, _, _) = error_of(&variant(plan, "type = \"value_map\", values = {}"));
     assert_eq!(key, "pipelines[0].mappings[0].fields.plan.transform.values");
     let (key, msg, _) = error_of(&variant(plan, "type = \"string\", truncate = true"));
-    assert_eq!(key, "pipelines[0].mappings[0].fields.plan.transform.truncate");
+    assert_eq!(
+        key,
+        "pipelines[0].mappings[0].fields.plan.transform.truncate"
+    );
     assert!(msg.contains("max_length"));
-    let (key, msg, _) = error_of(&variant("transform = { type = \"value_map\", values = { free = \"Free\" } }", "transform = \"numeric\""));
+    let (key, msg, _) = error_of(&variant(
+        "transform = { type = \"value_map\", values = { free = \"Free\" } }",
+        "transform = \"numeric\"",
+    ));
     assert_eq!(key, "pipelines[0].mappings[0].fields.plan.transform");
     assert!(msg.contains("needs parameters"), "{msg}");
-    let (key, msg, _) = error_of(&variant(plan, "type = \"datetime\", timezone = \"Europe/Paris\""));
-    assert_eq!(key, "pipelines[0].mappings[0].fields.plan.transform.timezone");
+    let (key, msg, _) = error_of(&variant(
+        plan,
+        "type = \"datetime\", timezone = \"Europe/Paris\"",
+    ));
+    assert_eq!(
+        key,
+        "pipelines[0].mappings[0].fields.plan.transform.timezone"
+    );
     assert!(msg.contains("named time zones are not supported"), "{msg}");
 }
 
 #[test]
 fn lookup_to_unmapped_object_and_cycles() {
-    let (key, msg, _) = error_of(&variant("object = \"Account\", relationship", "object = \"Campaign\", relationship"));
+    let (key, msg, _) = error_of(&variant(
+        "object = \"Account\", relationship",
+        "object = \"Campaign\", relationship",
+    ));
     assert_eq!(key, "pipelines[0].mappings[1].lookups[0].object");
-    assert!(msg.contains("unmapped object `Campaign`") && msg.contains("parent_synced = false"), "{msg}");
+    assert!(
+        msg.contains("unmapped object `Campaign`") && msg.contains("parent_synced = false"),
+        "{msg}"
+    );
     // parent_synced = false allows it.
-    Config::parse_unresolved(&variant("object = \"Account\", relationship", "object = \"Campaign\", parent_synced = false, relationship")).unwrap();
+    Config::parse_unresolved(&variant(
+        "object = \"Account\", relationship",
+        "object = \"Campaign\", parent_synced = false, relationship",
+    ))
+    .unwrap();
     let cyclic = variant(
         "fields = { name = \"Name\",",
         "lookups = [{ column = \"owner\", object = \"Contact\", relationship = \"Owner__r\", external_id_field = \"External_Id__c\" }]\nfields = { name = \"Name\",",

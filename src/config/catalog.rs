@@ -52,7 +52,9 @@ pub struct PgColumn {
 pub enum PgType {
     Bool,
     /// Integer with at most this many decimal digits.
-    Int { digits: u32 },
+    Int {
+        digits: u32,
+    },
     /// `(precision, scale)` when declared.
     Numeric(Option<(u32, u32)>),
     Float,
@@ -130,7 +132,9 @@ impl PgTable {
 
     /// Whether `column` alone is unique (primary key or a unique index on it alone).
     pub fn is_unique(&self, column: &str) -> bool {
-        self.unique_keys.iter().any(|k| k.len() == 1 && k[0] == column)
+        self.unique_keys
+            .iter()
+            .any(|k| k.len() == 1 && k[0] == column)
     }
 }
 
@@ -209,10 +213,14 @@ impl PgCatalog {
                 t.publications.insert(r.get(0));
             }
         }
-        for r in client.query("SELECT pubname::text FROM pg_publication", &[]).await? {
+        for r in client
+            .query("SELECT pubname::text FROM pg_publication", &[])
+            .await?
+        {
             cat.publications.insert(r.get(0));
         }
-        let enum_sql = "SELECT enumtypid, enumlabel::text FROM pg_enum ORDER BY enumtypid, enumsortorder";
+        let enum_sql =
+            "SELECT enumtypid, enumlabel::text FROM pg_enum ORDER BY enumtypid, enumsortorder";
         for r in client.query(enum_sql, &[]).await? {
             cat.enums.entry(r.get(0)).or_default().push(r.get(1));
         }
@@ -257,7 +265,9 @@ async fn load_indexes(
     by_oid: &mut BTreeMap<u32, PgTable>,
 ) -> Result<(), CatalogError> {
     for r in client.query(INDEXES_SQL, &[&oids]).await? {
-        let Some(t) = by_oid.get_mut(&r.get(0)) else { continue };
+        let Some(t) = by_oid.get_mut(&r.get(0)) else {
+            continue;
+        };
         let (primary, unique, replident, no_pred): (bool, bool, bool, bool) =
             (r.get(1), r.get(2), r.get(3), r.get(4));
         let cols: Vec<String> = r.get(5);

@@ -69,7 +69,9 @@ impl SfObject {
 
     /// A field by API name (case-insensitive).
     pub fn field(&self, name: &str) -> Option<&SfField> {
-        self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+        self.fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
     }
 
     /// The lookup field whose relationship name is `relationship` (case-insensitive).

@@ -98,7 +98,9 @@ impl PipelineConfig {
         let mut out: Vec<(&'static str, &mut Secret)> =
             vec![("source.database_url", &mut self.source.database_url)];
         match &mut self.salesforce.auth {
-            AuthConfig::JwtBearer(a) => out.push(("salesforce.auth.private_key", &mut a.private_key)),
+            AuthConfig::JwtBearer(a) => {
+                out.push(("salesforce.auth.private_key", &mut a.private_key))
+            }
             AuthConfig::RefreshToken(a) => {
                 out.push(("salesforce.auth.refresh_token", &mut a.refresh_token));
                 if let Some(s) = &mut a.client_secret {
@@ -138,7 +140,9 @@ impl MappingConfig {
 impl SalesforceConfig {
     /// The API version without a leading `v`, e.g. `62.0`.
     pub fn api_version_number(&self) -> &str {
-        self.api_version.strip_prefix('v').unwrap_or(&self.api_version)
+        self.api_version
+            .strip_prefix('v')
+            .unwrap_or(&self.api_version)
     }
 }
 
@@ -155,7 +159,11 @@ fn toml_error(map: &SourceMap, e: &toml::de::Error) -> KeyError {
         .filter(|_| !message.starts_with("unknown variant"))
     {
         if !key.ends_with(&format!(".{field}")) && key != field {
-            key = if key.is_empty() { field.to_string() } else { format!("{key}.{field}") };
+            key = if key.is_empty() {
+                field.to_string()
+            } else {
+                format!("{key}.{field}")
+            };
         }
     }
     if let Some(child) = inline_secret_key(map, &key, &message)
@@ -187,11 +195,13 @@ fn inline_secret_key(map: &SourceMap, key: &str, message: &str) -> Option<String
     if !is_secret_error {
         return None;
     }
-    map.string_children(key).into_iter().find_map(|(path, text)| {
-        let name = path.rsplit('.').next()?;
-        let bad = SECRET_KEYS.contains(&name) && SecretRef::try_from(text.to_string()).is_err();
-        bad.then(|| path.to_string())
-    })
+    map.string_children(key)
+        .into_iter()
+        .find_map(|(path, text)| {
+            let name = path.rsplit('.').next()?;
+            let bad = SECRET_KEYS.contains(&name) && SecretRef::try_from(text.to_string()).is_err();
+            bad.then(|| path.to_string())
+        })
 }
 
 /// Errors raised inside an internally tagged table (a transform) carry the table's span;

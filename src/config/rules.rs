@@ -32,8 +32,16 @@ pub(crate) fn check(config: &Config) -> Vec<KeyError> {
 
 fn check_pipeline(key: &str, p: &PipelineConfig, errs: &mut Vec<KeyError>) {
     let mut err = |k: &str, msg: String| errs.push(KeyError::new(format!("{key}.{k}"), msg));
-    if p.name.is_empty() || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c)) {
-        err("name", "must be non-empty letters, digits, `_` or `-`".into());
+    if p.name.is_empty()
+        || !p
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+    {
+        err(
+            "name",
+            "must be non-empty letters, digits, `_` or `-`".into(),
+        );
     }
     if !is_slot_name(&p.slot) {
         err(
@@ -70,7 +78,10 @@ fn check_pipeline(key: &str, p: &PipelineConfig, errs: &mut Vec<KeyError>) {
         check_mapping(&format!("mappings[{j}]"), m, &objects, &mut err);
     }
     if let Err(cycle) = object_order(p) {
-        err(&cycle_key(p, &cycle.cycle), format!("{cycle}: break it by setting parent_synced = false on one lookup"));
+        err(
+            &cycle_key(p, &cycle.cycle),
+            format!("{cycle}: break it by setting parent_synced = false on one lookup"),
+        );
     }
 }
 
@@ -80,7 +91,11 @@ fn cycle_key(p: &PipelineConfig, cycle: &[String]) -> String {
         if Some(&m.object) != cycle.first() {
             continue;
         }
-        if let Some(k) = m.lookups.iter().position(|l| Some(&l.object) == cycle.get(1)) {
+        if let Some(k) = m
+            .lookups
+            .iter()
+            .position(|l| Some(&l.object) == cycle.get(1))
+        {
             return format!("mappings[{j}].lookups[{k}]");
         }
     }
@@ -180,7 +195,10 @@ fn check_mapping(
             check_transform(&format!("{k}.transform"), t, &mut e);
         }
         if m.write_back.as_ref().is_some_and(|w| &w.column == col) {
-            e(&k, format!("`{col}` is the write_back column; it cannot also be a source field"));
+            e(
+                &k,
+                format!("`{col}` is the write_back column; it cannot also be a source field"),
+            );
         }
     }
     for (n, l) in m.lookups.iter().enumerate() {
@@ -252,13 +270,15 @@ fn check_filter(key: &str, f: &FilterCondition, e: &mut impl FnMut(&str, String)
     let vkey = format!("{key}.value");
     match (f.op, &f.value) {
         (FilterOp::Eq | FilterOp::Ne, Some(FilterValue::One(_))) => {}
-        (FilterOp::Eq | FilterOp::Ne, _) => {
-            e(&vkey, "`=` and `!=` need one string, integer or boolean value".into())
-        }
+        (FilterOp::Eq | FilterOp::Ne, _) => e(
+            &vkey,
+            "`=` and `!=` need one string, integer or boolean value".into(),
+        ),
         (FilterOp::In | FilterOp::NotIn, Some(FilterValue::List(l))) if !l.is_empty() => {}
-        (FilterOp::In | FilterOp::NotIn, _) => {
-            e(&vkey, "`in` and `not_in` need a non-empty list, e.g. [\"a\", \"b\"]".into())
-        }
+        (FilterOp::In | FilterOp::NotIn, _) => e(
+            &vkey,
+            "`in` and `not_in` need a non-empty list, e.g. [\"a\", \"b\"]".into(),
+        ),
         (FilterOp::IsNull | FilterOp::IsNotNull, None) => {}
         (FilterOp::IsNull | FilterOp::IsNotNull, Some(_)) => {
             e(&vkey, "`is_null` and `is_not_null` take no value".into())
@@ -268,9 +288,10 @@ fn check_filter(key: &str, f: &FilterCondition, e: &mut impl FnMut(&str, String)
 
 fn check_transform(key: &str, t: &Transform, e: &mut impl FnMut(&str, String)) {
     match t {
-        Transform::ValueMap { values, .. } if values.is_empty() => {
-            e(&format!("{key}.values"), "value_map needs at least one entry".into())
-        }
+        Transform::ValueMap { values, .. } if values.is_empty() => e(
+            &format!("{key}.values"),
+            "value_map needs at least one entry".into(),
+        ),
         Transform::Numeric { precision, scale } => {
             if *precision == 0 || *precision > 1000 {
                 e(&format!("{key}.precision"), "must be 1–1000".into());
@@ -285,21 +306,38 @@ fn check_transform(key: &str, t: &Transform, e: &mut impl FnMut(&str, String)) {
         Transform::Multipicklist { split: Some(s) } if s.is_empty() => {
             e(&format!("{key}.split"), "must not be empty".into())
         }
-        Transform::String { max_length, truncate } => {
+        Transform::String {
+            max_length,
+            truncate,
+        } => {
             if max_length.is_some_and(|n| n == 0 || n > 131_072) {
                 e(&format!("{key}.max_length"), "must be 1–131072".into());
             }
             if *truncate && max_length.is_none() {
-                e(&format!("{key}.truncate"), "truncate needs max_length".into());
+                e(
+                    &format!("{key}.truncate"),
+                    "truncate needs max_length".into(),
+                );
             }
         }
         Transform::Bool {
             true_values,
             false_values,
         } => {
-            let t: BTreeSet<String> = true_values.iter().flatten().map(|s| s.to_lowercase()).collect();
-            if let Some(both) = false_values.iter().flatten().find(|f| t.contains(&f.to_lowercase())) {
-                e(key, format!("`{both}` is in both true_values and false_values"));
+            let t: BTreeSet<String> = true_values
+                .iter()
+                .flatten()
+                .map(|s| s.to_lowercase())
+                .collect();
+            if let Some(both) = false_values
+                .iter()
+                .flatten()
+                .find(|f| t.contains(&f.to_lowercase()))
+            {
+                e(
+                    key,
+                    format!("`{both}` is in both true_values and false_values"),
+                );
             }
         }
         _ => {}
@@ -322,7 +360,8 @@ fn api_name(name: &str, key: &str, e: &mut impl FnMut(&str, String)) {
 fn is_slot_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn check_url(u: &str) -> Result<(), String> {
@@ -337,7 +376,13 @@ fn check_url(u: &str) -> Result<(), String> {
 pub(crate) fn parse_api_version(v: &str) -> Option<f64> {
     let v = v.strip_prefix('v').unwrap_or(v);
     let (major, minor) = v.split_once('.')?;
-    if major.is_empty() || !major.chars().chain(minor.chars()).all(|c| c.is_ascii_digit()) || minor.is_empty() {
+    if major.is_empty()
+        || !major
+            .chars()
+            .chain(minor.chars())
+            .all(|c| c.is_ascii_digit())
+        || minor.is_empty()
+    {
         return None;
     }
     v.parse().ok()
@@ -346,7 +391,9 @@ pub(crate) fn parse_api_version(v: &str) -> Option<f64> {
 /// `schema.table` → (schema, table); a bare name is in `public`.
 pub fn split_table(t: &str) -> Option<(String, String)> {
     let ident = |s: &str| {
-        !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
     };
     match t.split_once('.') {
         Some((s, n)) if ident(s) && ident(n) => Some((s.to_string(), n.to_string())),
@@ -357,7 +404,10 @@ pub fn split_table(t: &str) -> Option<(String, String)> {
 
 /// A map key as it appears in a key path.
 pub(crate) fn quote_key(k: &str) -> String {
-    if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         k.to_string()
     } else {
         format!("{k:?}")

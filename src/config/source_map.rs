@@ -95,7 +95,9 @@ impl SourceMap {
         }
         self.entries
             .iter()
-            .filter(|e| contains(&e.value, span) || e.key.as_ref().is_some_and(|k| contains(k, span)))
+            .filter(|e| {
+                contains(&e.value, span) || e.key.as_ref().is_some_and(|k| contains(k, span))
+            })
             .min_by_key(|e| e.value.len())
             .map(|e| e.path.as_str())
     }

@@ -77,16 +77,25 @@ impl CompiledMapping {
         let col = |name: &str| {
             relation
                 .column_index(name)
-                .map(|idx| Column { idx, name: name.to_string() })
+                .map(|idx| Column {
+                    idx,
+                    name: name.to_string(),
+                })
                 .ok_or_else(|| err(name))
         };
         let key = col(&mapping.external_id.column)?;
-        let key_in_old = relation.replica_identity == ReplicaIdentity::Full
-            || relation.columns[key.idx].is_key;
+        let key_in_old =
+            relation.replica_identity == ReplicaIdentity::Full || relation.columns[key.idx].is_key;
         let fields = mapping
             .fields
             .iter()
-            .map(|(c, spec)| Ok((col(c)?, FieldName::Field(spec.field.clone()), spec.transform.clone())))
+            .map(|(c, spec)| {
+                Ok((
+                    col(c)?,
+                    FieldName::Field(spec.field.clone()),
+                    spec.transform.clone(),
+                ))
+            })
             .collect::<Result<_, MappingError>>()?;
         let lookups = mapping
             .lookups
@@ -187,13 +196,21 @@ impl CompiledMapping {
             return Ok(vec![]);
         }
         if !self.key_in_old {
-            return Err(self.column_error(&self.key, Some(&self.external_id_field), None, ErrorKind::OldKeyMissing));
+            return Err(self.column_error(
+                &self.key,
+                Some(&self.external_id_field),
+                None,
+                ErrorKind::OldKeyMissing,
+            ));
         }
         let full = self.relation.replica_identity == ReplicaIdentity::Full;
         if full && !self.passes(old, None)? {
             return Ok(vec![]);
         }
-        Ok(self.removal(self.key_text(old, None)?).into_iter().collect())
+        Ok(self
+            .removal(self.key_text(old, None)?)
+            .into_iter()
+            .collect())
     }
 
     /// The row, or an error if the change lacks it.
@@ -211,13 +228,15 @@ impl CompiledMapping {
         if self.filter.is_empty() {
             return Ok(true);
         }
-        self.filter.matches(row, fallback).map_err(|(column, kind)| MappingError {
-            mapping: self.name.to_string(),
-            column: Some(column),
-            field: None,
-            value_type: None,
-            kind,
-        })
+        self.filter
+            .matches(row, fallback)
+            .map_err(|(column, kind)| MappingError {
+                mapping: self.name.to_string(),
+                column: Some(column),
+                field: None,
+                value_type: None,
+                kind,
+            })
     }
 
     /// The external id text of a row (an unchanged value is taken from `fallback`).
@@ -226,7 +245,8 @@ impl CompiledMapping {
         if matches!(v, Value::Unchanged) {
             v = fallback.and_then(|r| r.get(self.key.idx)).unwrap_or(v);
         }
-        external_id_text(v).map_err(|k| self.column_error(&self.key, Some(&self.external_id_field), Some(v), k))
+        external_id_text(v)
+            .map_err(|k| self.column_error(&self.key, Some(&self.external_id_field), Some(v), k))
     }
 
     fn value<'r>(&self, row: &'r Row, c: &Column) -> Result<&'r Value, MappingError> {
@@ -257,7 +277,8 @@ impl CompiledMapping {
                 Some(t) => convert::apply(t, v, self.zone),
                 None => convert::default(v, self.zone),
             };
-            let fv = converted.map_err(|k| self.column_error(col, Some(&name.to_string()), Some(v), k))?;
+            let fv = converted
+                .map_err(|k| self.column_error(col, Some(&name.to_string()), Some(v), k))?;
             fields.push((name.clone(), fv));
         }
         let mut parents = Vec::new();
@@ -282,10 +303,13 @@ impl CompiledMapping {
     ) -> Result<(), MappingError> {
         match self.value(row, &l.column)? {
             Value::Unchanged => {}
-            Value::Null => fields.push((FieldName::Field(l.lookup_field.clone()), FieldValue::Null)),
+            Value::Null => {
+                fields.push((FieldName::Field(l.lookup_field.clone()), FieldValue::Null))
+            }
             v => {
-                let id = external_id_text(v)
-                    .map_err(|k| self.column_error(&l.column, Some(&l.csv.to_string()), Some(v), k))?;
+                let id = external_id_text(v).map_err(|k| {
+                    self.column_error(&l.column, Some(&l.csv.to_string()), Some(v), k)
+                })?;
                 if l.parent.synced {
                     parents.push(ParentRef {
                         object: l.parent.object.clone(),
@@ -330,7 +354,13 @@ impl CompiledMapping {
         }
     }
 
-    fn column_error(&self, c: &Column, field: Option<&str>, v: Option<&Value>, kind: ErrorKind) -> MappingError {
+    fn column_error(
+        &self,
+        c: &Column,
+        field: Option<&str>,
+        v: Option<&Value>,
+        kind: ErrorKind,
+    ) -> MappingError {
         MappingError {
             mapping: self.name.to_string(),
             column: Some(c.name.clone()),
@@ -346,7 +376,9 @@ fn external_id_text(v: &Value) -> Result<String, ErrorKind> {
     match v {
         Value::Null => Err(ErrorKind::NullExternalId),
         Value::Unchanged => Err(ErrorKind::UnchangedExternalId),
-        Value::Text(s) | Value::Other { text: s, .. } if s.is_empty() => Err(ErrorKind::NullExternalId),
+        Value::Text(s) | Value::Other { text: s, .. } if s.is_empty() => {
+            Err(ErrorKind::NullExternalId)
+        }
         Value::Bool(_) | Value::Date(_) => Err(ErrorKind::Unsupported(" as an external id")),
         v => convert::scalar_text(v).ok_or(ErrorKind::Unsupported(" as an external id")),
     }

@@ -173,7 +173,8 @@ fn local_to_utc(t: NaiveDateTime, zone: Zone) -> Result<DateTime<Utc>, ErrorKind
 
 /// A time with offset as the UTC time of day (wrapping around midnight).
 fn time_to_utc(t: NaiveTime, offset_secs: i32) -> NaiveTime {
-    t.overflowing_sub_signed(TimeDelta::seconds(offset_secs.into())).0
+    t.overflowing_sub_signed(TimeDelta::seconds(offset_secs.into()))
+        .0
 }
 
 fn datetime(v: &Value, zone: Zone) -> Result<FieldValue, ErrorKind> {
@@ -189,7 +190,9 @@ fn date_of(v: &Value, zone: Zone) -> Result<FieldValue, ErrorKind> {
     Ok(FieldValue::Date(match v {
         Value::Date(d) => date(d)?,
         Value::Timestamp(PgTimestamp::Value(t)) => in_range(t.date())?,
-        Value::TimestampTz(PgTimestamp::Value(t)) => in_range(t.with_timezone(&zone.0).date_naive())?,
+        Value::TimestampTz(PgTimestamp::Value(t)) => {
+            in_range(t.with_timezone(&zone.0).date_naive())?
+        }
         Value::Timestamp(_) | Value::TimestampTz(_) => return Err(ErrorKind::InfiniteDate),
         _ => return Err(ErrorKind::TransformType("date")),
     }))
@@ -358,7 +361,11 @@ pub(crate) fn scalar_text(v: &Value) -> Option<String> {
 fn iso8601_duration(i: &Interval) -> String {
     let (years, months) = (i.months / 12, i.months % 12);
     let mut out = String::from("P");
-    for (n, unit) in [(years as i64, 'Y'), (months as i64, 'M'), (i.days as i64, 'D')] {
+    for (n, unit) in [
+        (years as i64, 'Y'),
+        (months as i64, 'M'),
+        (i.days as i64, 'D'),
+    ] {
         if n != 0 {
             out.push_str(&format!("{n}{unit}"));
         }
@@ -367,7 +374,12 @@ fn iso8601_duration(i: &Interval) -> String {
         out.push('T');
         let sign = if i.micros < 0 { "-" } else { "" };
         let m = i.micros.unsigned_abs();
-        let (h, min, s, us) = (m / 3_600_000_000, m / 60_000_000 % 60, m / 1_000_000 % 60, m % 1_000_000);
+        let (h, min, s, us) = (
+            m / 3_600_000_000,
+            m / 60_000_000 % 60,
+            m / 1_000_000 % 60,
+            m % 1_000_000,
+        );
         if h != 0 {
             out.push_str(&format!("{sign}{h}H"));
         }
@@ -375,7 +387,11 @@ fn iso8601_duration(i: &Interval) -> String {
             out.push_str(&format!("{sign}{min}M"));
         }
         if s != 0 || us != 0 {
-            let frac = if us == 0 { String::new() } else { format!(".{us:06}").trim_end_matches('0').to_string() };
+            let frac = if us == 0 {
+                String::new()
+            } else {
+                format!(".{us:06}").trim_end_matches('0').to_string()
+            };
             out.push_str(&format!("{sign}{s}{frac}S"));
         }
     }
@@ -391,7 +407,13 @@ mod tests {
 
     #[test]
     fn iso_durations() {
-        let d = |months, days, micros| iso8601_duration(&Interval { months, days, micros });
+        let d = |months, days, micros| {
+            iso8601_duration(&Interval {
+                months,
+                days,
+                micros,
+            })
+        };
         assert_eq!(d(14, 3, 3_723_500_000), "P1Y2M3DT1H2M3.5S");
         assert_eq!(d(0, 0, 0), "PT0S");
         assert_eq!(d(0, -1, -60_000_000), "P-1DT-1M");
@@ -400,6 +422,9 @@ mod tests {
     #[test]
     fn timetz_wraps_to_utc() {
         let t = NaiveTime::from_hms_opt(1, 30, 0).unwrap();
-        assert_eq!(time_to_utc(t, 2 * 3600), NaiveTime::from_hms_opt(23, 30, 0).unwrap());
+        assert_eq!(
+            time_to_utc(t, 2 * 3600),
+            NaiveTime::from_hms_opt(23, 30, 0).unwrap()
+        );
     }
 }

@@ -53,7 +53,11 @@ impl Decimal {
         let int = int.trim_start_matches('0').to_string();
         let frac = frac.trim_end_matches('0').to_string();
         let negative = negative && !(int.is_empty() && frac.is_empty());
-        Decimal { negative, int, frac }
+        Decimal {
+            negative,
+            int,
+            frac,
+        }
     }
 
     /// Multiply by 10^exp.
@@ -61,9 +65,15 @@ impl Decimal {
         let all = format!("{}{}", self.int, self.frac);
         let point = self.int.len() as i64 + exp;
         let (int, frac) = if point <= 0 {
-            (String::new(), format!("{}{all}", "0".repeat((-point) as usize)))
+            (
+                String::new(),
+                format!("{}{all}", "0".repeat((-point) as usize)),
+            )
         } else if point as usize >= all.len() {
-            (format!("{all}{}", "0".repeat(point as usize - all.len())), String::new())
+            (
+                format!("{all}{}", "0".repeat(point as usize - all.len())),
+                String::new(),
+            )
         } else {
             let (i, f) = all.split_at(point as usize);
             (i.to_string(), f.to_string())
@@ -154,8 +164,14 @@ mod tests {
     #[test]
     fn exact_beyond_28_digits() {
         let big = "123456789012345678901234567890.123456789012345678905";
-        assert_eq!(round(big, 20), "123456789012345678901234567890.12345678901234567891");
-        assert_eq!(round("99999999999999999999999999999999.9999", 2), "100000000000000000000000000000000.00");
+        assert_eq!(
+            round(big, 20),
+            "123456789012345678901234567890.12345678901234567891"
+        );
+        assert_eq!(
+            round("99999999999999999999999999999999.9999", 2),
+            "100000000000000000000000000000000.00"
+        );
         assert_eq!(Decimal::parse(big).unwrap().int_digits(), 30);
     }
 

@@ -8,8 +8,8 @@
 use super::convert::scalar_text;
 use super::decimal::Decimal;
 use super::error::ErrorKind;
-use crate::config::{FilterCondition, FilterOp, FilterValue, Scalar};
 use crate::change::{Relation, Row};
+use crate::config::{FilterCondition, FilterOp, FilterValue, Scalar};
 use crate::pgoutput::value::Value;
 
 /// A filter with its columns resolved.
@@ -26,7 +26,12 @@ impl CompiledFilter {
     pub(crate) fn compile(conds: &[FilterCondition], rel: &Relation) -> Result<Self, String> {
         let conditions = conds
             .iter()
-            .map(|c| Ok((rel.column_index(&c.column).ok_or(c.column.clone())?, c.clone())))
+            .map(|c| {
+                Ok((
+                    rel.column_index(&c.column).ok_or(c.column.clone())?,
+                    c.clone(),
+                ))
+            })
             .collect::<Result<_, String>>()?;
         Ok(CompiledFilter { conditions })
     }

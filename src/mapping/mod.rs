@@ -43,7 +43,9 @@ use std::sync::Arc;
 
 pub use compile::CompiledMapping;
 pub use error::{ErrorKind, MappingError};
-pub use record::{csv_columns, FieldName, FieldValue, MappedChange, MappedOp, ParentRef, WriteBack};
+pub use record::{
+    csv_columns, FieldName, FieldValue, MappedChange, MappedOp, ParentRef, WriteBack,
+};
 
 use crate::change::{Relation, RowChange};
 use crate::config::{MappingConfig, PipelineConfig};
@@ -69,7 +71,10 @@ impl Mapper {
     pub fn new(pipeline: &PipelineConfig) -> Mapper {
         let mut by_table: HashMap<String, Vec<MappingConfig>> = HashMap::new();
         for m in &pipeline.mappings {
-            by_table.entry(m.qualified_table()).or_default().push(m.clone());
+            by_table
+                .entry(m.qualified_table())
+                .or_default()
+                .push(m.clone());
         }
         Mapper {
             by_table,

@@ -169,7 +169,8 @@ impl MappedChange {
         if column == &*self.external_id_field {
             return Cow::Borrowed(&self.external_id);
         }
-        self.field(column).map_or(Cow::Borrowed(""), FieldValue::csv)
+        self.field(column)
+            .map_or(Cow::Borrowed(""), FieldValue::csv)
     }
 
     /// The fields as a REST JSON body (external id not included, as a single-record upsert

@@ -26,7 +26,11 @@ salesforce = {{ auth = {{ type = "client_credentials", client_id = "x", client_s
 }
 
 /// A relation `public.<name>` with `(column, type oid, is_key)` columns.
-pub fn relation(name: &str, identity: ReplicaIdentity, cols: &[(&str, u32, bool)]) -> Arc<Relation> {
+pub fn relation(
+    name: &str,
+    identity: ReplicaIdentity,
+    cols: &[(&str, u32, bool)],
+) -> Arc<Relation> {
     Arc::new(Relation {
         oid: 16384,
         schema: "public".into(),
@@ -45,13 +49,28 @@ pub fn relation(name: &str, identity: ReplicaIdentity, cols: &[(&str, u32, bool)
 }
 
 pub fn insert(rel: &Arc<Relation>, new: Row) -> RowChange {
-    RowChange { relation: rel.clone(), op: Operation::Insert, new: Some(new), old: None }
+    RowChange {
+        relation: rel.clone(),
+        op: Operation::Insert,
+        new: Some(new),
+        old: None,
+    }
 }
 
 pub fn update(rel: &Arc<Relation>, old: Option<Row>, new: Row) -> RowChange {
-    RowChange { relation: rel.clone(), op: Operation::Update, new: Some(new), old }
+    RowChange {
+        relation: rel.clone(),
+        op: Operation::Update,
+        new: Some(new),
+        old,
+    }
 }
 
 pub fn delete(rel: &Arc<Relation>, old: Row) -> RowChange {
-    RowChange { relation: rel.clone(), op: Operation::Delete, new: None, old: Some(old) }
+    RowChange {
+        relation: rel.clone(),
+        op: Operation::Delete,
+        new: None,
+        old: Some(old),
+    }
 }
