@@ -1,6 +1,6 @@
 //! Row changes → records: upserts, deletes, TOAST, lookups, key changes, filters, write-back.
 
-mod support;
+mod mapping_support;
 
 use pgforce::change::ReplicaIdentity;
 use pgforce::mapping::{
@@ -8,7 +8,7 @@ use pgforce::mapping::{
 };
 use pgforce::pgoutput::value::Value;
 use serde_json::json;
-use support::*;
+use mapping_support::*;
 
 const CONTACTS: &str = r#"
 [[pipelines.mappings]]
