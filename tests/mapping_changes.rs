@@ -1,14 +1,14 @@
 //! Row changes → records: upserts, deletes, TOAST, lookups, key changes, filters, write-back.
 
-mod support;
+mod mapping_support;
 
+use mapping_support::*;
 use pgforce::change::ReplicaIdentity;
 use pgforce::mapping::{
     csv_columns, ErrorKind, FieldName, FieldValue, MappedChange, MappedOp, Mapper,
 };
 use pgforce::pgoutput::value::Value;
 use serde_json::json;
-use support::*;
 
 const CONTACTS: &str = r#"
 [[pipelines.mappings]]

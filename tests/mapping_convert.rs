@@ -1,13 +1,13 @@
 //! Every default conversion and transform, through a real compiled mapping.
 
-mod support;
+mod mapping_support;
 
 use chrono::{NaiveDate, NaiveTime, TimeZone, Utc};
+use mapping_support::*;
 use pgforce::change::ReplicaIdentity;
 use pgforce::mapping::{ErrorKind, FieldValue, Mapper, MappingError};
 use pgforce::pgoutput::value::{Array, Interval, PgDate, PgTimestamp, Value};
 use serde_json::json;
-use support::*;
 
 /// Map one value of column `v` (field `F__c`) with the given field spec TOML.
 fn map_with(spec: &str, timezone: &str, v: Value) -> Result<FieldValue, MappingError> {

@@ -166,11 +166,12 @@ fn toml_error(map: &SourceMap, e: &toml::de::Error) -> KeyError {
             };
         }
     }
-    let mut location = Some(map.location(span.start));
-    if let Some((secret_key, loc)) = inline_secret_key(map, &key, &message) {
-        key = secret_key;
-        location = loc;
+    if let Some(child) = inline_secret_key(map, &key, &message)
+        .or_else(|| child_named_by_message(map, &key, &message))
+    {
+        key = child;
     }
+    let location = map.location_of(&key).or(Some(map.location(span.start)));
     KeyError {
         key,
         message,
@@ -180,11 +181,7 @@ fn toml_error(map: &SourceMap, e: &toml::de::Error) -> KeyError {
 
 /// Secret errors inside an internally tagged table (`auth`) carry the table's span; find
 /// the secret key whose string is not a reference.
-fn inline_secret_key(
-    map: &SourceMap,
-    key: &str,
-    message: &str,
-) -> Option<(String, Option<Location>)> {
+fn inline_secret_key(map: &SourceMap, key: &str, message: &str) -> Option<String> {
     const SECRET_KEYS: [&str; 5] = [
         "private_key",
         "client_secret",
@@ -203,8 +200,17 @@ fn inline_secret_key(
         .find_map(|(path, text)| {
             let name = path.rsplit('.').next()?;
             let bad = SECRET_KEYS.contains(&name) && SecretRef::try_from(text.to_string()).is_err();
-            bad.then(|| (path.to_string(), map.location_of(path)))
+            bad.then(|| path.to_string())
         })
+}
+
+/// Errors raised inside an internally tagged table (a transform) carry the table's span;
+/// when the message quotes one child's string value (`` `Europe/Paris` ``), name that child.
+fn child_named_by_message(map: &SourceMap, key: &str, message: &str) -> Option<String> {
+    map.string_children(key)
+        .into_iter()
+        .find(|(_, text)| !text.is_empty() && message.contains(&format!("`{text}`")))
+        .map(|(path, _)| path.to_string())
 }
 
 /// The `x` in "<prefix>`x`…".

@@ -822,11 +822,13 @@ fn column_list(t: &PgTable) -> String {
 
 /// A field whose name differs only in case or `__c`.
 fn similar_field<'o>(o: &'o SfObject, name: &str) -> Option<&'o str> {
-    let norm = |s: &str| s.to_lowercase().trim_end_matches("__c").replace('_', "");
+    let norm = |s: &str| s.to_lowercase().replace('_', "");
     let want = norm(name);
+    let close =
+        |have: String| have == want || format!("{have}c") == want || have == format!("{want}c");
     o.fields
         .iter()
-        .find(|f| norm(&f.name) == want)
+        .find(|f| close(norm(&f.name)))
         .map(|f| f.name.as_str())
 }
 
