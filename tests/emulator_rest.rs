@@ -549,14 +549,14 @@ async fn upsert_by_external_id_statuses() {
     );
     let (s, _) = env
         .patch(
-            &format!("/services/data/v45.0/sobjects/Account/External_Id__c/ACME-1"),
+            "/services/data/v45.0/sobjects/Account/External_Id__c/ACME-1",
             json!({"Name": "Acme 3"}),
         )
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, v) = env
         .patch(
-            &format!("/services/data/v45.0/sobjects/Account/External_Id__c/NEW-45"),
+            "/services/data/v45.0/sobjects/Account/External_Id__c/NEW-45",
             json!({"Name": "Old API"}),
         )
         .await;
