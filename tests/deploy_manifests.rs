@@ -572,6 +572,10 @@ fn config_mounts_secrets_and_grace_period_line_up() {
         .and_then(Value::as_str)
         .expect("the ConfigMap holds pgforce.toml");
     let config: toml::Table = toml::from_str(toml_text).expect("pgforce.toml parses");
+    // And it is a valid pgforce config, not just TOML.
+    if let Err(e) = pgforce::config::Config::parse_unresolved(toml_text) {
+        panic!("the ConfigMap's pgforce.toml is not a valid config: {e}");
+    }
 
     // --config points at the ConfigMap's key under the config mount.
     let args: Vec<&str> = seq(c, "args").iter().filter_map(Value::as_str).collect();

@@ -19,8 +19,76 @@ use super::secret::Secret;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The process: ops listener and shutdown.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// The change journal kept for `pgforce replay`.
+    #[serde(default)]
+    pub journal: JournalConfig,
     /// One entry per replication pipeline (one slot, one Salesforce org).
     pub pipelines: Vec<PipelineConfig>,
+}
+
+/// `[server]`: the ops listener and shutdown behaviour.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the ops listener (`/metrics`, `/healthz`, `/readyz`, `/status`).
+    /// Default `127.0.0.1:9187` (loopback); `PGFORCE_OPS_LISTEN` overrides it.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// Seconds pgforce spends draining on SIGTERM/SIGINT (flush complete transactions,
+    /// checkpoint, confirm) before it exits anyway. Default 30. A second signal exits at once.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: None,
+            shutdown_grace_seconds: default_shutdown_grace(),
+        }
+    }
+}
+
+fn default_shutdown_grace() -> u64 {
+    30
+}
+
+/// `[journal]`: mapped changes kept on local disk so a range can be replayed to Salesforce
+/// after the slot moved on.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    /// Directory of the journal (one subdirectory per pipeline). Unset: no journal, and
+    /// `pgforce replay` is unavailable.
+    #[serde(default)]
+    pub dir: Option<String>,
+    /// Keep at most this many MiB per pipeline (oldest segments go first). Default 1024.
+    #[serde(default = "default_journal_mib")]
+    pub max_mib: u64,
+    /// Keep changes at most this many hours. Default 168 (7 days).
+    #[serde(default = "default_journal_hours")]
+    pub max_age_hours: u64,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            dir: None,
+            max_mib: default_journal_mib(),
+            max_age_hours: default_journal_hours(),
+        }
+    }
+}
+
+fn default_journal_mib() -> u64 {
+    1024
+}
+
+fn default_journal_hours() -> u64 {
+    168
 }
 
 /// One pipeline: a publication and slot in one database, synced to one Salesforce org.
