@@ -1,87 +1,73 @@
-//! The `pgforce` command line: the only place `anyhow` is used.
+//! The `pgforce` command line: the only place `anyhow` is used (see `cli`).
 
-use clap::{Parser, Subcommand};
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Keeps PostgreSQL and Salesforce in sync in real time.
 #[derive(Debug, Parser)]
 #[command(name = "pgforce", version, about, long_about = None)]
 struct Cli {
+    /// Log format: human-readable text, or JSON lines for clusters.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Start a throwaway Postgres (or use DATABASE_URL) and the built-in Salesforce emulator.
-    Demo,
-    /// Run the Salesforce-compatible API emulator.
-    Emulator(EmulatorArgs),
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
-/// Options of `pgforce emulator`.
-#[derive(Debug, clap::Args)]
-struct EmulatorArgs {
-    /// Port to listen on (0 picks a free one).
-    #[arg(long, default_value_t = 8484)]
-    port: u16,
-    /// Address to bind.
-    #[arg(long, default_value = "127.0.0.1")]
-    bind: std::net::IpAddr,
-    /// JSON config file (users, connected apps, limits, faults, schema and snapshot files).
-    #[arg(long)]
-    config: Option<std::path::PathBuf>,
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the pipelines of a config (the daemon).
+    Run(cli::run::RunArgs),
+    /// Check a config against the Postgres catalog and the Salesforce describe.
+    Validate(cli::validate::ValidateArgs),
+    /// Show each pipeline's checkpoint, slot lag, in-flight jobs and dead letters.
+    Status(cli::status::StatusArgs),
+    /// List, retry or discard dead letters.
+    Errors(cli::errors::ErrorsArgs),
+    /// Run the Salesforce-compatible API emulator.
+    Emulator(cli::emulator::EmulatorArgs),
+    /// Demo: the emulator, a throwaway Postgres (or DATABASE_URL) and a live pipeline.
+    Demo(cli::demo::DemoArgs),
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,tokio_postgres=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Demo => demo().await,
-        Command::Emulator(args) => emulator(args).await,
-    }
-}
-
-async fn demo() -> anyhow::Result<()> {
-    let cluster = pgforce::testing::TempCluster::start()?;
-    println!("throwaway Postgres up at {}", cluster.url("postgres"));
-    Ok(())
-}
-
-async fn emulator(args: EmulatorArgs) -> anyhow::Result<()> {
-    use pgforce::emulator::{config, Emulator, EmulatorConfig};
-    let cfg = match &args.config {
-        Some(path) => EmulatorConfig::from_file(path)?,
-        None => EmulatorConfig::default(),
+    init_logging(cli.log_format);
+    let result = match cli.command {
+        Command::Run(a) => cli::run::run(a).await,
+        Command::Validate(a) => cli::validate::validate(a).await,
+        Command::Status(a) => cli::status::status(a).await,
+        Command::Errors(a) => cli::errors::errors(a).await,
+        Command::Emulator(a) => cli::emulator::emulator(a).await,
+        Command::Demo(a) => cli::demo::demo(a).await,
     };
-    let handle = Emulator::start(cfg, std::net::SocketAddr::new(args.bind, args.port)).await?;
-    let state = handle.state();
-    println!("Salesforce emulator listening on {}", handle.base_url());
-    println!(
-        "  token endpoint: {}/services/oauth2/token",
-        handle.base_url()
-    );
-    for app in &state.config.connected_apps {
-        println!("  connected app client_id: {}", app.client_id);
-        if app.client_secret.as_deref() == Some(config::DEMO_CLIENT_SECRET) {
-            println!(
-                "  client_secret (demo default): {}",
-                config::DEMO_CLIENT_SECRET
-            );
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
-    for user in &state.config.users {
-        println!("  user: {}", user.username);
-        if user.password.as_deref() == Some(config::DEMO_PASSWORD) {
-            println!("  password (demo default): {}", config::DEMO_PASSWORD);
-        }
-    }
-    tokio::signal::ctrl_c().await?;
-    println!("shutting down");
-    handle.shutdown().await;
-    Ok(())
 }

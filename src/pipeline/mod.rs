@@ -9,11 +9,13 @@
 //! - [`setup`]: building the Salesforce client and other connections from config.
 
 mod backfill_sink;
+mod check;
 mod error;
 mod pending;
 mod runner;
 mod setup;
 
+pub use check::check_pipeline;
 pub use error::PipelineError;
 pub use pending::Pending;
 pub use runner::{run_pipeline, supervise, RunOptions};

@@ -15,6 +15,7 @@ use super::PipelineError;
 use crate::batch::{Epoch, FlushPolicy};
 use crate::change::{Change, RowChange, TxEvent};
 use crate::checkpoint::{DeadLetter, EpochPlan, StateStore};
+use crate::config::validate::{has_errors, render_table};
 use crate::config::PipelineConfig;
 use crate::lsn::Lsn;
 use crate::mapping::order::object_order;
@@ -39,6 +40,8 @@ pub struct RunOptions {
     pub shutdown: watch::Receiver<bool>,
     /// How often slot health and status are refreshed.
     pub status_interval: Duration,
+    /// The pipeline's position in the config (for key paths in validation findings).
+    pub index: usize,
 }
 
 /// Run a pipeline, restarting it after transient failures with capped backoff, until
@@ -128,6 +131,16 @@ pub async fn run_pipeline(cfg: &PipelineConfig, opts: &RunOptions) -> Result<(),
         s.postgres_connected = true;
         s.salesforce_connected = true;
     });
+    let findings = super::check_pipeline(opts.index, cfg, &client).await?;
+    if has_errors(&findings) {
+        return Err(PipelineError::Config {
+            pipeline: p.into(),
+            message: format!(
+                "the config does not fit the database or the org; fix these first (`pgforce validate` shows the same):\n{}",
+                render_table(&findings)
+            ),
+        });
+    }
     let order = object_order(cfg).map_err(|e| PipelineError::Config {
         pipeline: p.into(),
         message: e.to_string(),

@@ -279,6 +279,18 @@ impl SalesforceClient {
         self.send_json(&call).await
     }
 
+    /// `GET /sobjects/X/describe` as the raw JSON body (config validation reads it whole).
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn describe_json(&self, object: &str) -> Result<serde_json::Value> {
+        let call = Call::new(
+            Method::GET,
+            &["sobjects", object, "describe"],
+            "describe",
+            object,
+        );
+        self.send_json(&call).await
+    }
+
     /// `GET /limits`; also refreshes the governor's view of API usage.
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn limits(&self) -> Result<Limits> {

@@ -1,0 +1,116 @@
+//! `pgforce status`: per pipeline, what is durable (checkpoint, slot, in-flight jobs, dead
+//! letters, parked children) read from Postgres, plus the live view of a running daemon
+//! (changes/s, API budget, last error) from its `/status` endpoint when reachable.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use pgforce::checkpoint::StateStore;
+use pgforce::replication::{connect_client, slot_health, ConnectOptions};
+use pgforce::server::StatusReport;
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+/// Options of `pgforce status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The pgforce TOML config.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// The running daemon's ops listener, for live figures.
+    #[arg(long, default_value = "http://127.0.0.1:9187")]
+    pub endpoint: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let config = match super::load_config(&args.config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let live: Option<StatusReport> = fetch_live(&args.endpoint).await;
+    let mut out = Vec::new();
+    for p in &config.pipelines {
+        let db = p.source.database_url.value()?.expose_secret().to_string();
+        let state = StateStore::connect(&db, &p.state_schema, &p.name).await?;
+        let pg = connect_client(&ConnectOptions::parse(&db)?).await?;
+        let slot = slot_health(&pg, &p.slot).await.ok();
+        let inflight = state.open_epoch().await?;
+        let live_p = live
+            .as_ref()
+            .and_then(|l| l.pipelines.iter().find(|s| s.name == p.name));
+        out.push(json!({
+            "pipeline": p.name,
+            "slot": p.slot,
+            "confirmed_lsn": state.checkpoint().await?.map(|l| l.to_string()),
+            "checkpoint_age_secs": state.checkpoint_age_secs().await?,
+            "lag_bytes": slot.as_ref().map(|s| s.lag_bytes),
+            "slot_active": slot.as_ref().map(|s| s.active),
+            "wal_status": slot.as_ref().and_then(|s| s.wal_status.clone()),
+            "in_flight_jobs": inflight.map(|e| e.steps.iter().filter_map(|(_, job, _)| job.clone()).collect::<Vec<_>>()).unwrap_or_default(),
+            "dead_letters": state.open_dead_letters().await?,
+            "parked": state.parked_count().await?,
+            "state": live_p.map(|s| format!("{:?}", s.state).to_lowercase()),
+            "changes_per_sec": live_p.map(|s| s.changes_per_sec),
+            "api_remaining": live_p.and_then(|s| s.api_remaining),
+            "api_max": live_p.and_then(|s| s.api_max),
+            "last_error": live_p.and_then(|s| s.last_error.clone()),
+        }));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<14} {:<10} {:<14} {:>12} {:>7} {:>6} {:>7} {:>9} {:>12}  last error",
+        "pipeline",
+        "state",
+        "confirmed",
+        "lag bytes",
+        "active",
+        "jobs",
+        "dead",
+        "parked",
+        "api left"
+    );
+    for row in &out {
+        let s = |k: &str| {
+            row[k]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| "-".into())
+        };
+        let n = |k: &str| {
+            if row[k].is_null() {
+                "-".into()
+            } else {
+                row[k].to_string()
+            }
+        };
+        println!(
+            "{:<14} {:<10} {:<14} {:>12} {:>7} {:>6} {:>7} {:>9} {:>12}  {}",
+            s("pipeline"),
+            s("state"),
+            s("confirmed_lsn"),
+            n("lag_bytes"),
+            n("slot_active"),
+            row["in_flight_jobs"].as_array().map_or(0, |a| a.len()),
+            n("dead_letters"),
+            n("parked"),
+            n("api_remaining"),
+            s("last_error"),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn fetch_live(endpoint: &str) -> Option<StatusReport> {
+    let url = format!("{}/status", endpoint.trim_end_matches('/'));
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(2))
+        .build()
+        .ok()?;
+    client.get(url).send().await.ok()?.json().await.ok()
+}
