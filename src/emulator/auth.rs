@@ -1,0 +1,556 @@
+//! OAuth 2.0 token endpoint (`POST /services/oauth2/token`: JWT bearer, refresh token,
+//! client credentials, password), revocation, the identity URL, and the session table the
+//! data API authenticates against. Tokens are never logged.
+
+use std::collections::HashSet;
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use dashmap::DashMap;
+use hmac::{Hmac, Mac};
+use jsonwebtoken::{Algorithm, Validation};
+use rand::distr::{Alphanumeric, SampleString};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use super::ids::Id;
+use super::state::{AppState, ConnectedApp, EmulatorState};
+
+/// The JWT-bearer grant type.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// An authenticated session (what an access token stands for).
+#[derive(Clone)]
+pub struct Session {
+    /// The user the session acts as.
+    pub user_id: Id,
+    /// The user's login name.
+    pub username: String,
+    /// The connected app that obtained it (None for tokens issued directly).
+    pub client_id: Option<String>,
+    /// When it was issued.
+    pub issued_at: DateTime<Utc>,
+    /// When it stops being accepted.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("user_id", &self.user_id)
+            .field("client_id", &self.client_id)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// Issued access and refresh tokens.
+#[derive(Default)]
+pub struct Tokens {
+    access: DashMap<String, Session>,
+    refresh: DashMap<String, (Id, String, String)>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("access", &self.access.len())
+            .field("refresh", &self.refresh.len())
+            .finish()
+    }
+}
+
+impl Tokens {
+    /// The live session of an access token (expired ones are removed).
+    pub fn session(&self, token: &str, now: DateTime<Utc>) -> Option<Session> {
+        let s = self.access.get(token)?.clone();
+        if s.expires_at <= now {
+            self.access.remove(token);
+            return None;
+        }
+        Some(s)
+    }
+
+    /// Invalidates every access token (refresh tokens stay valid).
+    pub fn expire_all(&self) {
+        self.access.clear();
+    }
+
+    /// Revokes one access or refresh token.
+    pub fn revoke(&self, token: &str) -> bool {
+        self.access.remove(token).is_some() || self.refresh.remove(token).is_some()
+    }
+}
+
+/// Mints an access token `{org15}!{random}` for `user`.
+pub fn issue_access_token(
+    state: &EmulatorState,
+    user_id: Id,
+    username: &str,
+    client_id: Option<&str>,
+) -> (String, Session) {
+    let now = state.clock.now();
+    let token = format!(
+        "{}!{}",
+        state.org_id.as_15(),
+        Alphanumeric.sample_string(&mut rand::rng(), 96)
+    );
+    let lifetime = i64::try_from(state.config.token_lifetime_secs).unwrap_or(i64::MAX / 1000);
+    let session = Session {
+        user_id,
+        username: username.to_string(),
+        client_id: client_id.map(str::to_string),
+        issued_at: now,
+        expires_at: now + Duration::seconds(lifetime),
+    };
+    state.tokens.access.insert(token.clone(), session.clone());
+    (token, session)
+}
+
+/// Mints a refresh token for `user` and app `client_id`.
+pub fn issue_refresh_token(
+    state: &EmulatorState,
+    user_id: Id,
+    username: &str,
+    client_id: &str,
+) -> String {
+    let token = format!("5Aep{}", Alphanumeric.sample_string(&mut rand::rng(), 83));
+    state.tokens.refresh.insert(
+        token.clone(),
+        (user_id, username.to_string(), client_id.to_string()),
+    );
+    token
+}
+
+/// Routes: token endpoint, revoke, identity.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/services/oauth2/token", post(token))
+        .route("/services/oauth2/revoke", post(revoke))
+        .route("/id/{org}/{user}", get(identity))
+}
+
+/// An OAuth error response (HTTP 400 unless said otherwise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: &'static str,
+}
+
+impl OAuthError {
+    const fn new(error: &'static str, description: &'static str) -> OAuthError {
+        OAuthError {
+            status: StatusCode::BAD_REQUEST,
+            error,
+            description,
+        }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"error": self.error, "error_description": self.description})),
+        )
+            .into_response()
+    }
+}
+
+const INVALID_ASSERTION: OAuthError = OAuthError::new("invalid_grant", "invalid assertion");
+const BAD_AUDIENCE: OAuthError = OAuthError::new("invalid_grant", "audience is invalid");
+const EXPIRED_ASSERTION: OAuthError =
+    OAuthError::new("invalid_grant", "expired authorization code");
+const NOT_APPROVED: OAuthError =
+    OAuthError::new("invalid_grant", "user hasn't approved this consumer");
+const AUTH_FAILURE: OAuthError = OAuthError::new("invalid_grant", "authentication failure");
+const BAD_REFRESH: OAuthError = OAuthError::new("invalid_grant", "expired access/refresh token");
+const BAD_CLIENT_CREDENTIALS: OAuthError =
+    OAuthError::new("invalid_client", "invalid client credentials");
+const UNKNOWN_CLIENT: OAuthError =
+    OAuthError::new("invalid_client_id", "client identifier invalid");
+const UNSUPPORTED: OAuthError =
+    OAuthError::new("unsupported_grant_type", "grant type not supported");
+const MISSING_GRANT: OAuthError = OAuthError::new("invalid_request", "grant type is missing");
+
+/// The form fields of a token request (all optional; each grant checks its own).
+#[derive(Debug, Default, Deserialize)]
+struct TokenForm {
+    grant_type: Option<String>,
+    assertion: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    refresh_token: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+/// The claims of a JWT-bearer assertion.
+#[derive(Debug, Deserialize)]
+struct Claims {
+    iss: Option<String>,
+    sub: Option<String>,
+    aud: Option<Value>,
+    exp: Option<i64>,
+}
+
+/// `POST /services/oauth2/token`.
+async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<TokenForm>, FormRejection>,
+) -> Response {
+    let form = form.map(|Form(f)| f).unwrap_or_default();
+    let result = match form.grant_type.as_deref() {
+        None | Some("") => Err(MISSING_GRANT),
+        Some(JWT_BEARER) => jwt_bearer(&state, &form),
+        Some("refresh_token") => refresh(&state, &form, &headers),
+        Some("client_credentials") => client_credentials(&state, &form, &headers),
+        Some("password") => password(&state, &form, &headers),
+        Some(_) => Err(UNSUPPORTED),
+    };
+    match result {
+        Ok(body) => (StatusCode::OK, Json(body)).into_response(),
+        Err(e) => {
+            tracing::debug!(
+                error = e.error,
+                description = e.description,
+                "token request refused"
+            );
+            e.into_response()
+        }
+    }
+}
+
+/// JWT bearer: verify the RS256 assertion against the app named by `iss`.
+fn jwt_bearer(state: &EmulatorState, form: &TokenForm) -> Result<Value, OAuthError> {
+    let assertion = form.assertion.as_deref().ok_or(INVALID_ASSERTION)?;
+    let header = jsonwebtoken::decode_header(assertion).map_err(|_| INVALID_ASSERTION)?;
+    if header.alg != Algorithm::RS256 {
+        return Err(INVALID_ASSERTION);
+    }
+    let unverified: Claims = jsonwebtoken::dangerous::insecure_decode_claims(assertion)
+        .map_err(|_| INVALID_ASSERTION)?;
+    let app = state
+        .apps
+        .get(unverified.iss.as_deref().unwrap_or_default())
+        .ok_or(UNKNOWN_CLIENT)?;
+    let claims = verify_signature(app, assertion)?;
+    if !audience_ok(state, claims.aud.as_ref()) {
+        return Err(BAD_AUDIENCE);
+    }
+    let exp = claims.exp.ok_or(INVALID_ASSERTION)?;
+    if exp <= state.clock.now().timestamp() {
+        return Err(EXPIRED_ASSERTION);
+    }
+    let user = state
+        .user(claims.sub.as_deref().unwrap_or_default())
+        .ok_or(NOT_APPROVED)?;
+    Ok(token_body(
+        state,
+        app,
+        user.id,
+        &user.username.clone(),
+        false,
+    ))
+}
+
+/// Checks the assertion's signature with each of the app's keys.
+fn verify_signature(app: &ConnectedApp, assertion: &str) -> Result<Claims, OAuthError> {
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims = HashSet::new();
+    app.jwt_keys
+        .iter()
+        .find_map(|key| jsonwebtoken::decode::<Claims>(assertion, key, &validation).ok())
+        .map(|d| d.claims)
+        .ok_or(INVALID_ASSERTION)
+}
+
+/// `aud` must be login/test.salesforce.com, a configured audience, or our base URL.
+fn audience_ok(state: &EmulatorState, aud: Option<&Value>) -> bool {
+    let ok = |a: &str| {
+        let a = a.trim_end_matches('/');
+        a == "https://login.salesforce.com"
+            || a == "https://test.salesforce.com"
+            || state
+                .config
+                .extra_jwt_audiences
+                .iter()
+                .any(|x| x.trim_end_matches('/') == a)
+            || (state.config.accept_base_url_audience && a == state.base_url)
+    };
+    match aud {
+        Some(Value::String(s)) => ok(s),
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).any(ok),
+        _ => false,
+    }
+}
+
+/// Client id/secret from the form or HTTP Basic.
+fn client_credentials_of(
+    form: &TokenForm,
+    headers: &HeaderMap,
+) -> (Option<String>, Option<String>) {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| {
+            s.split_once(':')
+                .map(|(i, p)| (i.to_string(), p.to_string()))
+        });
+    match basic {
+        Some((id, secret)) => (Some(id), Some(secret)),
+        None => (form.client_id.clone(), form.client_secret.clone()),
+    }
+}
+
+/// The app for `client_id`, checking the secret when one is given (or `secret_required`).
+fn authenticate_client<'a>(
+    state: &'a EmulatorState,
+    form: &TokenForm,
+    headers: &HeaderMap,
+    secret_required: bool,
+) -> Result<&'a ConnectedApp, OAuthError> {
+    let (id, secret) = client_credentials_of(form, headers);
+    let app = state
+        .apps
+        .get(id.as_deref().unwrap_or_default())
+        .ok_or(UNKNOWN_CLIENT)?;
+    match (secret, &app.client_secret) {
+        (Some(given), Some(expected))
+            if constant_time_eq(given.as_bytes(), expected.as_bytes()) =>
+        {
+            Ok(app)
+        }
+        (Some(_), _) => Err(BAD_CLIENT_CREDENTIALS),
+        (None, _) if secret_required => Err(BAD_CLIENT_CREDENTIALS),
+        (None, _) => Ok(app),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn refresh(
+    state: &EmulatorState,
+    form: &TokenForm,
+    headers: &HeaderMap,
+) -> Result<Value, OAuthError> {
+    let app = authenticate_client(state, form, headers, false)?;
+    let token = form.refresh_token.as_deref().unwrap_or_default();
+    let (user_id, username, client) = state
+        .tokens
+        .refresh
+        .get(token)
+        .map(|e| e.clone())
+        .ok_or(BAD_REFRESH)?;
+    if client != app.client_id {
+        return Err(BAD_REFRESH);
+    }
+    Ok(token_body(state, app, user_id, &username, false))
+}
+
+fn client_credentials(
+    state: &EmulatorState,
+    form: &TokenForm,
+    headers: &HeaderMap,
+) -> Result<Value, OAuthError> {
+    let app = authenticate_client(state, form, headers, true)?;
+    let run_as = app
+        .run_as
+        .as_deref()
+        .and_then(|u| state.user(u))
+        .ok_or(OAuthError::new(
+            "invalid_grant",
+            "no client credentials user enabled",
+        ))?;
+    let mut body = token_body(state, app, run_as.id, &run_as.username.clone(), false);
+    if let Value::Object(m) = &mut body {
+        m.insert(
+            "api_instance_url".into(),
+            Value::String(state.base_url.clone()),
+        );
+    }
+    Ok(body)
+}
+
+fn password(
+    state: &EmulatorState,
+    form: &TokenForm,
+    headers: &HeaderMap,
+) -> Result<Value, OAuthError> {
+    let app = authenticate_client(state, form, headers, true)?;
+    let user = state
+        .user(form.username.as_deref().unwrap_or_default())
+        .ok_or(AUTH_FAILURE)?;
+    let given = form.password.as_deref().unwrap_or_default();
+    let ok = user
+        .password
+        .as_deref()
+        .is_some_and(|p| constant_time_eq(p.as_bytes(), given.as_bytes()));
+    if !ok {
+        return Err(AUTH_FAILURE);
+    }
+    Ok(token_body(
+        state,
+        app,
+        user.id,
+        &user.username.clone(),
+        false,
+    ))
+}
+
+/// The §1.2 success body.
+fn token_body(
+    state: &EmulatorState,
+    app: &ConnectedApp,
+    user_id: Id,
+    username: &str,
+    with_refresh: bool,
+) -> Value {
+    let (access, session) = issue_access_token(state, user_id, username, Some(&app.client_id));
+    let id_url = state.identity_url(&user_id);
+    let issued_at = session.issued_at.timestamp_millis().to_string();
+    let mut body = json!({
+        "access_token": access,
+        "instance_url": state.base_url,
+        "id": id_url,
+        "token_type": "Bearer",
+        "issued_at": issued_at,
+        "scope": "api",
+    });
+    if let (Some(secret), Value::Object(m)) = (&app.client_secret, &mut body) {
+        m.insert(
+            "signature".into(),
+            Value::String(signature(secret, &id_url, &issued_at)),
+        );
+    }
+    if with_refresh {
+        let refresh = issue_refresh_token(state, user_id, username, &app.client_id);
+        if let Value::Object(m) = &mut body {
+            m.insert("refresh_token".into(), Value::String(refresh));
+            m.insert("scope".into(), Value::String("api refresh_token".into()));
+        }
+    }
+    body
+}
+
+/// Base64(HMAC-SHA256(key = client secret, id + issued_at)).
+pub fn signature(secret: &str, id_url: &str, issued_at: &str) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(id_url.as_bytes());
+    mac.update(issued_at.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+#[derive(Debug, Deserialize)]
+struct RevokeForm {
+    token: Option<String>,
+}
+
+/// `POST /services/oauth2/revoke`.
+async fn revoke(
+    State(state): State<AppState>,
+    form: Result<Form<RevokeForm>, FormRejection>,
+) -> Response {
+    let token = form.ok().and_then(|Form(f)| f.token).unwrap_or_default();
+    if state.tokens.revoke(&token) {
+        StatusCode::OK.into_response()
+    } else {
+        OAuthError::new("unsupported_token_type", "this token type is not supported")
+            .into_response()
+    }
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("Bearer") || scheme.eq_ignore_ascii_case("OAuth"))
+        .then(|| token.trim())
+}
+
+/// `GET /id/{org}/{user}`: the identity service (needs a valid token).
+async fn identity(
+    State(state): State<AppState>,
+    Path((org, user)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let now = state.clock.now();
+    let Some(session) = bearer(&headers).and_then(|t| state.tokens.session(t, now)) else {
+        return super::error::ApiError::invalid_session().into_response();
+    };
+    let (Ok(org), Ok(user)) = (Id::parse(&org), Id::parse(&user)) else {
+        return super::error::ApiError::not_found().into_response();
+    };
+    if org != state.org_id || user != session.user_id {
+        return (StatusCode::FORBIDDEN, "Bad_Id").into_response();
+    }
+    let record = state.store.get(&user);
+    let field = |k: &str| {
+        record
+            .as_ref()
+            .and_then(|r| r.get(k).cloned())
+            .unwrap_or(Value::Null)
+    };
+    let v = "{version}";
+    let base = &state.base_url;
+    Json(json!({
+        "id": state.identity_url(&user), "asserted_user": true, "user_id": user.to_string(),
+        "organization_id": org.to_string(), "username": session.username,
+        "nick_name": field("Alias"), "display_name": field("Name"), "email": field("Email"),
+        "first_name": field("FirstName"), "last_name": field("LastName"), "active": true,
+        "user_type": "STANDARD", "language": "en_US", "locale": "en_US", "utcOffset": 0,
+        "urls": {
+            "rest": format!("{base}/services/data/v{v}/"),
+            "sobjects": format!("{base}/services/data/v{v}/sobjects/"),
+            "query": format!("{base}/services/data/v{v}/query/"),
+            "limits": format!("{base}/services/data/v{v}/limits/"),
+            "profile": format!("{base}/{user}"),
+        },
+        "is_app_installed": true,
+        "last_modified_date": field("LastModifiedDate"),
+    }))
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_is_hmac_sha256_base64() {
+        // HMAC-SHA256("key", "The quick brown fox jumps over the lazy dog") from RFC test vectors.
+        let s = signature("key", "The quick brown fox ", "jumps over the lazy dog");
+        assert_eq!(s, "97yD9DBThCSxMpjmqm+xQ+9NWaFJRhdZl0edvC0aPNg=");
+    }
+
+    #[test]
+    fn bearer_header_is_parsed() {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&h), None);
+    }
+}

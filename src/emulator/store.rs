@@ -1,0 +1,1173 @@
+//! The in-memory record store: one table per object, indexes for ids, external ids, unique
+//! fields, lookups and SystemModstamp, soft and hard delete, and the system fields.
+//!
+//! # Record contract
+//!
+//! A [`Record`] is a `serde_json::Map` keyed by canonical field API names holding **every**
+//! field of its object, values in REST JSON wire format (see [`super::validation`]): datetime
+//! `"2024-01-01T00:00:00.000+0000"`, date `"2024-01-01"`, numbers as JSON numbers,
+//! multipicklist `"A;B"`, explicit `null`, compound address fields as nested objects. Records
+//! never contain `attributes`. Readers (REST, SOQL, Bulk) get `Arc<Record>` snapshots: a
+//! write replaces the `Arc`, it never mutates a record a reader holds.
+//!
+//! # Concurrency and cost
+//!
+//! Each object's table sits behind its own `parking_lot::RwLock`: reads are concurrent,
+//! writes to one object are serialized, writes to different objects are independent. Id
+//! lookups are `O(log n)` (a `BTreeMap` ordered by id, which is creation order), external-id
+//! and unique lookups are hash lookups, lookups by parent use an ordered `(parent, child)`
+//! index, and getUpdated/getDeleted use ordered timestamp indexes. [`Store::scan`] copies
+//! `Arc`s out in chunks and calls back without holding a lock, so a callback may read the
+//! store (even the same object) freely.
+//!
+//! Validation that needs other records (lookups, parents by external id, uniqueness) runs
+//! before the table's write lock is taken; uniqueness is re-checked under the lock.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::{Bound, ControlFlow};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use parking_lot::RwLock;
+use serde_json::{json, Map, Value};
+
+use super::clock::Clock;
+use super::error::{ErrorCode, FieldError};
+use super::ids::{Id, IdGenerator};
+use super::schema::{Derived, FieldDef, FieldType, ObjectDef, Schema};
+use super::validation::{
+    self, format_datetime, normalize, Normalized, ParentRef, RefState, WriteKind,
+};
+
+/// A stored record; see the module docs for the contract.
+pub type Record = Map<String, Value>;
+
+/// How many records [`Store::scan`] copies per lock acquisition.
+const SCAN_CHUNK: usize = 1024;
+
+/// Successful upsert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upserted {
+    /// The record written.
+    pub id: Id,
+    /// True if it was inserted, false if an existing record was updated.
+    pub created: bool,
+}
+
+/// Why an upsert failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpsertError {
+    /// More than one live record has this external id; nothing was written.
+    #[error("more than one record matches the external id")]
+    Multiple(Vec<Id>),
+    /// The field is not an external-id (or Id) field of the object.
+    #[error("{0} is not an external id field")]
+    NotExternalId(String),
+    /// Validation or write error.
+    #[error("invalid record: {0:?}")]
+    Invalid(Vec<FieldError>),
+}
+
+impl From<Vec<FieldError>> for UpsertError {
+    fn from(e: Vec<FieldError>) -> Self {
+        UpsertError::Invalid(e)
+    }
+}
+
+/// A deleted record as reported by getDeleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeletedRecord {
+    /// Record id.
+    pub id: Id,
+    /// When it was deleted.
+    pub deleted_date: DateTime<Utc>,
+}
+
+/// Values of one external-id or unique field → ids of live records holding them.
+#[derive(Debug, Default)]
+struct FieldIndex {
+    case_sensitive: bool,
+    map: HashMap<String, Vec<Id>>,
+}
+
+impl FieldIndex {
+    fn key(&self, v: &Value) -> Option<String> {
+        let s = match v {
+            Value::Null => return None,
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        Some(if self.case_sensitive {
+            s
+        } else {
+            s.to_lowercase()
+        })
+    }
+
+    fn add(&mut self, v: &Value, id: Id) {
+        if let Some(k) = self.key(v) {
+            self.map.entry(k).or_default().push(id);
+        }
+    }
+
+    fn remove(&mut self, v: &Value, id: Id) {
+        if let Some(k) = self.key(v) {
+            if let Some(ids) = self.map.get_mut(&k) {
+                ids.retain(|x| *x != id);
+                if ids.is_empty() {
+                    self.map.remove(&k);
+                }
+            }
+        }
+    }
+
+    fn get(&self, v: &Value) -> &[Id] {
+        self.key(v)
+            .and_then(|k| self.map.get(&k))
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+}
+
+/// The mutable part of one object's table.
+#[derive(Debug, Default)]
+struct TableData {
+    /// All records (live and soft-deleted) by id.
+    rows: BTreeMap<Id, Arc<Record>>,
+    /// Number of soft-deleted rows.
+    deleted: usize,
+    /// Field name → value index, for external-id and unique fields (live rows only).
+    indexes: HashMap<String, FieldIndex>,
+    /// Reference field name → (parent id, child id), live rows only.
+    refs: HashMap<String, BTreeSet<(Id, Id)>>,
+    /// (SystemModstamp ms, id) of live rows.
+    modstamps: BTreeSet<(i64, Id)>,
+    /// (deleted ms, id) of deletions, for getDeleted.
+    deletions: BTreeSet<(i64, Id)>,
+}
+
+/// One object's table.
+#[derive(Debug)]
+struct Table {
+    object: Arc<ObjectDef>,
+    data: RwLock<TableData>,
+}
+
+impl Table {
+    fn new(object: Arc<ObjectDef>) -> Table {
+        let mut data = TableData::default();
+        for f in object.indexed_fields() {
+            data.indexes.insert(
+                f.name.clone(),
+                FieldIndex {
+                    case_sensitive: f.case_sensitive,
+                    map: HashMap::new(),
+                },
+            );
+        }
+        for f in object
+            .fields
+            .iter()
+            .filter(|f| f.field_type == FieldType::Reference)
+        {
+            data.refs.insert(f.name.clone(), BTreeSet::new());
+        }
+        Table {
+            object,
+            data: RwLock::new(data),
+        }
+    }
+}
+
+impl TableData {
+    /// Adds a live record to the secondary indexes.
+    fn index(&mut self, id: Id, r: &Record) {
+        for (name, idx) in self.indexes.iter_mut() {
+            if let Some(v) = r.get(name) {
+                idx.add(v, id);
+            }
+        }
+        for (name, set) in self.refs.iter_mut() {
+            if let Some(parent) = r
+                .get(name)
+                .and_then(Value::as_str)
+                .and_then(|s| Id::parse(s).ok())
+            {
+                set.insert((parent, id));
+            }
+        }
+        if let Some(ms) = modstamp_ms(r) {
+            self.modstamps.insert((ms, id));
+        }
+    }
+
+    /// Removes a record from the secondary indexes.
+    fn unindex(&mut self, id: Id, r: &Record) {
+        for (name, idx) in self.indexes.iter_mut() {
+            if let Some(v) = r.get(name) {
+                idx.remove(v, id);
+            }
+        }
+        for (name, set) in self.refs.iter_mut() {
+            if let Some(parent) = r
+                .get(name)
+                .and_then(Value::as_str)
+                .and_then(|s| Id::parse(s).ok())
+            {
+                set.remove(&(parent, id));
+            }
+        }
+        if let Some(ms) = modstamp_ms(r) {
+            self.modstamps.remove(&(ms, id));
+        }
+    }
+
+    /// DUPLICATE_VALUE if a unique field of `r` collides with another live record.
+    fn check_unique(&self, object: &ObjectDef, id: Id, r: &Record) -> Result<(), FieldError> {
+        for f in object.fields.iter().filter(|f| f.unique) {
+            let (Some(idx), Some(v)) = (self.indexes.get(&f.name), r.get(&f.name)) else {
+                continue;
+            };
+            if let Some(other) = idx.get(v).iter().find(|x| **x != id) {
+                return Err(FieldError::with_fields(
+                    ErrorCode::DuplicateValue,
+                    format!(
+                        "duplicate value found: {} duplicates value on record with id: {other}",
+                        f.name
+                    ),
+                    vec![f.name.clone()],
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// SystemModstamp of a record in epoch ms.
+fn modstamp_ms(r: &Record) -> Option<i64> {
+    r.get("SystemModstamp")
+        .and_then(Value::as_str)
+        .and_then(validation::parse_datetime)
+        .map(|d| d.timestamp_millis())
+}
+
+/// The record store. Cheap to share as `Arc<Store>`; all methods take `&self`.
+#[derive(Debug)]
+pub struct Store {
+    schema: Arc<Schema>,
+    /// Lower-cased object name → table.
+    tables: HashMap<String, Table>,
+    ids: IdGenerator,
+    clock: Arc<Clock>,
+    /// When the store was created (start of the delete log).
+    created_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// An empty store for every object of `schema`.
+    pub fn new(schema: Arc<Schema>, clock: Arc<Clock>) -> Store {
+        let tables = schema
+            .objects()
+            .iter()
+            .map(|o| (o.name.to_ascii_lowercase(), Table::new(o.clone())))
+            .collect();
+        let created_at = clock.now();
+        Store {
+            schema,
+            tables,
+            ids: IdGenerator::new(1000),
+            clock,
+            created_at,
+        }
+    }
+
+    /// The schema this store holds records of.
+    pub fn schema(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+
+    /// The clock used for system timestamps.
+    pub fn clock(&self) -> &Arc<Clock> {
+        &self.clock
+    }
+
+    /// The id generator (the Bulk and query modules use it for job and locator ids).
+    pub fn ids(&self) -> &IdGenerator {
+        &self.ids
+    }
+
+    /// When the delete log starts (getDeleted's lower bound for `earliestDateAvailable`).
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+
+    fn table(&self, object: &str) -> Result<&Table, FieldError> {
+        self.tables
+            .get(&object.to_ascii_lowercase())
+            .ok_or_else(|| {
+                FieldError::new(
+                    ErrorCode::InvalidType,
+                    format!("sObject type '{object}' is not supported."),
+                )
+            })
+    }
+
+    fn table_of(&self, id: &Id) -> Option<&Table> {
+        let object = self.schema.object_by_prefix(id.key_prefix())?;
+        self.tables.get(&object.name.to_ascii_lowercase())
+    }
+
+    /// The record with this id, live or soft-deleted.
+    pub fn get(&self, id: &Id) -> Option<Arc<Record>> {
+        self.table_of(id)?.data.read().rows.get(id).cloned()
+    }
+
+    /// The live record with this id, or NOT_FOUND / ENTITY_IS_DELETED.
+    pub fn get_live(&self, id: &Id) -> Result<Arc<Record>, FieldError> {
+        let r = self.get(id).ok_or_else(FieldError::not_found)?;
+        if is_deleted(&r) {
+            return Err(FieldError::entity_is_deleted());
+        }
+        Ok(r)
+    }
+
+    /// The object name of an id's key prefix.
+    pub fn object_of(&self, id: &Id) -> Option<&str> {
+        self.schema
+            .object_by_prefix(id.key_prefix())
+            .map(|o| o.name.as_str())
+    }
+
+    /// Live records of `object` whose external-id / unique `field` equals `value`
+    /// (case-insensitively unless the field is case-sensitive). `field` may be `Id`.
+    pub fn find_by_external_id(
+        &self,
+        object: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<Vec<Id>, FieldError> {
+        let table = self.table(object)?;
+        if field.eq_ignore_ascii_case("Id") {
+            let found = Id::parse(value).ok().filter(|id| {
+                table
+                    .data
+                    .read()
+                    .rows
+                    .get(id)
+                    .is_some_and(|r| !is_deleted(r))
+            });
+            return Ok(found.into_iter().collect());
+        }
+        let Some(f) = table.object.field(field) else {
+            return Err(validation::unknown_field(&table.object, field));
+        };
+        let data = table.data.read();
+        let Some(idx) = data.indexes.get(&f.name) else {
+            return Err(not_external_id(&f.name));
+        };
+        Ok(idx.get(&Value::String(value.to_string())).to_vec())
+    }
+
+    /// Live children of `parent` through `object.field` (e.g. Contacts of an Account via
+    /// `Contact.AccountId`), in id order.
+    pub fn children(&self, object: &str, field: &str, parent: &Id) -> Result<Vec<Id>, FieldError> {
+        let table = self.table(object)?;
+        let data = table.data.read();
+        let canonical = table
+            .object
+            .field(field)
+            .map(|f| f.name.as_str())
+            .unwrap_or(field);
+        let Some(set) = data.refs.get(canonical) else {
+            return Err(validation::unknown_field(&table.object, field));
+        };
+        let lo = (*parent, Id::MIN);
+        Ok(set
+            .range(lo..)
+            .take_while(|(p, _)| p == parent)
+            .map(|(_, c)| *c)
+            .collect())
+    }
+
+    /// Number of records of `object` (live only, or also soft-deleted).
+    pub fn count(&self, object: &str, include_deleted: bool) -> Result<usize, FieldError> {
+        let data = self.table(object)?.data.read();
+        Ok(if include_deleted {
+            data.rows.len()
+        } else {
+            data.rows.len() - data.deleted
+        })
+    }
+
+    /// Calls `f` for each record of `object` in id order (live only unless
+    /// `include_deleted`), until it returns `ControlFlow::Break`. No lock is held while `f`
+    /// runs; records written during the scan may or may not be seen.
+    pub fn scan<F>(&self, object: &str, include_deleted: bool, f: F) -> Result<(), FieldError>
+    where
+        F: FnMut(&Arc<Record>) -> ControlFlow<()>,
+    {
+        self.scan_from(object, None, include_deleted, f)
+    }
+
+    /// Like [`Store::scan`], starting after `after` (for chunked scans by id range).
+    pub fn scan_from<F>(
+        &self,
+        object: &str,
+        after: Option<Id>,
+        include_deleted: bool,
+        mut f: F,
+    ) -> Result<(), FieldError>
+    where
+        F: FnMut(&Arc<Record>) -> ControlFlow<()>,
+    {
+        let table = self.table(object)?;
+        let mut cursor = after;
+        loop {
+            let chunk: Vec<(Id, Arc<Record>)> = {
+                let data = table.data.read();
+                let lower = match cursor {
+                    Some(c) => Bound::Excluded(c),
+                    None => Bound::Unbounded,
+                };
+                data.rows
+                    .range((lower, Bound::Unbounded))
+                    .take(SCAN_CHUNK)
+                    .map(|(id, r)| (*id, r.clone()))
+                    .collect()
+            };
+            let Some((last, _)) = chunk.last() else {
+                return Ok(());
+            };
+            cursor = Some(*last);
+            for (_, r) in &chunk {
+                if !include_deleted && is_deleted(r) {
+                    continue;
+                }
+                if f(r).is_break() {
+                    return Ok(());
+                }
+            }
+            if chunk.len() < SCAN_CHUNK {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The `n` most recently created live records of `object`.
+    pub fn recent(&self, object: &str, n: usize) -> Result<Vec<Arc<Record>>, FieldError> {
+        let data = self.table(object)?.data.read();
+        Ok(data
+            .rows
+            .values()
+            .rev()
+            .filter(|r| !is_deleted(r))
+            .take(n)
+            .cloned()
+            .collect())
+    }
+
+    /// Ids of live records of `object` whose SystemModstamp is in `[start, end)`.
+    pub fn updated_between(
+        &self,
+        object: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<Id>, FieldError> {
+        let data = self.table(object)?.data.read();
+        let lo = (start.timestamp_millis(), Id::MIN);
+        let hi = (end.timestamp_millis(), Id::MIN);
+        Ok(data.modstamps.range(lo..hi).map(|(_, id)| *id).collect())
+    }
+
+    /// Records of `object` deleted in `[start, end)`, oldest first.
+    pub fn deleted_between(
+        &self,
+        object: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<DeletedRecord>, FieldError> {
+        let data = self.table(object)?.data.read();
+        let lo = (start.timestamp_millis(), Id::MIN);
+        let hi = (end.timestamp_millis(), Id::MIN);
+        Ok(data
+            .deletions
+            .range(lo..hi)
+            .filter_map(|(ms, id)| {
+                DateTime::from_timestamp_millis(*ms).map(|deleted_date| DeletedRecord {
+                    id: *id,
+                    deleted_date,
+                })
+            })
+            .collect())
+    }
+
+    /// Inserts a record from a request body; returns its id.
+    pub fn insert(
+        &self,
+        object: &str,
+        fields: &Map<String, Value>,
+        user: Id,
+    ) -> Result<Id, Vec<FieldError>> {
+        let table = self.table(object).map_err(|e| vec![e])?;
+        let body = normalize(&table.object, fields, WriteKind::Insert)?;
+        let values = self.resolve(&table.object, body)?;
+        let id = self.ids.next(&table.object.key_prefix);
+        let record = self.new_record(&table.object, id, values, user);
+        let mut data = table.data.write();
+        data.check_unique(&table.object, id, &record)
+            .map_err(|e| vec![e])?;
+        data.index(id, &record);
+        data.rows.insert(id, Arc::new(record));
+        Ok(id)
+    }
+
+    /// Updates a live record from a request body.
+    pub fn update(
+        &self,
+        object: &str,
+        id: &Id,
+        fields: &Map<String, Value>,
+        user: Id,
+    ) -> Result<(), Vec<FieldError>> {
+        let table = self.table(object).map_err(|e| vec![e])?;
+        self.check_id_object(table, id).map_err(|e| vec![e])?;
+        self.get_live(id).map_err(|e| vec![e])?;
+        let body = normalize(&table.object, fields, WriteKind::Update)?;
+        let values = self.resolve(&table.object, body)?;
+        self.apply_update(table, *id, values, user)
+    }
+
+    /// Upserts by an external-id field (or `Id`): updates the single live match, inserts
+    /// when there is none (setting the field to `value`), fails on several matches.
+    pub fn upsert_by_external_id(
+        &self,
+        object: &str,
+        field: &str,
+        value: &str,
+        fields: &Map<String, Value>,
+        user: Id,
+    ) -> Result<Upserted, UpsertError> {
+        let table = self.table(object).map_err(|e| vec![e])?;
+        let canonical = self.upsert_field(table, field)?;
+        let matches = if canonical == "Id" {
+            if value.is_empty() {
+                Vec::new()
+            } else {
+                let id = Id::parse(value).map_err(|_| {
+                    vec![FieldError::new(
+                        ErrorCode::MalformedId,
+                        format!("Id: id value of incorrect type: {value}"),
+                    )]
+                })?;
+                self.get_live(&id).map_err(|e| vec![e])?;
+                vec![id]
+            }
+        } else {
+            self.find_by_external_id(object, &canonical, value)
+                .map_err(|e| vec![e])?
+        };
+        match matches.as_slice() {
+            [] => {
+                let mut body = fields.clone();
+                if canonical != "Id" {
+                    body.retain(|k, _| !k.eq_ignore_ascii_case(&canonical));
+                    body.insert(canonical.clone(), Value::String(value.to_string()));
+                }
+                let id = self.insert(object, &body, user)?;
+                Ok(Upserted { id, created: true })
+            }
+            [id] => {
+                let mut body = fields.clone();
+                body.retain(|k, _| !k.eq_ignore_ascii_case(&canonical));
+                self.update(object, id, &body, user)?;
+                Ok(Upserted {
+                    id: *id,
+                    created: false,
+                })
+            }
+            many => Err(UpsertError::Multiple(many.to_vec())),
+        }
+    }
+
+    /// The canonical name of an upsert key field, which must be `Id` or an external id.
+    fn upsert_field(&self, table: &Table, field: &str) -> Result<String, UpsertError> {
+        if field.eq_ignore_ascii_case("Id") {
+            return Ok("Id".to_string());
+        }
+        match table.object.field(field) {
+            Some(f) if f.external_id || f.id_lookup && f.unique => Ok(f.name.clone()),
+            Some(f) => Err(UpsertError::NotExternalId(f.name.clone())),
+            None => Err(UpsertError::NotExternalId(field.to_string())),
+        }
+    }
+
+    /// Soft-deletes a live record (kept for queryAll and getDeleted).
+    pub fn delete(&self, id: &Id, user: Id) -> Result<(), FieldError> {
+        let table = self.table_of(id).ok_or_else(FieldError::not_found)?;
+        let now = self.clock.now();
+        let mut data = table.data.write();
+        let old = data
+            .rows
+            .get(id)
+            .cloned()
+            .ok_or_else(FieldError::not_found)?;
+        if is_deleted(&old) {
+            return Err(FieldError::entity_is_deleted());
+        }
+        data.unindex(*id, &old);
+        let mut r = (*old).clone();
+        r.insert("IsDeleted".into(), Value::Bool(true));
+        stamp(&mut r, now, user);
+        data.deleted += 1;
+        data.deletions.insert((now.timestamp_millis(), *id));
+        data.rows.insert(*id, Arc::new(r));
+        Ok(())
+    }
+
+    /// Removes a record for good (live or soft-deleted); it is still reported by getDeleted.
+    pub fn hard_delete(&self, id: &Id) -> Result<(), FieldError> {
+        let table = self.table_of(id).ok_or_else(FieldError::not_found)?;
+        let now = self.clock.now();
+        let mut data = table.data.write();
+        let old = data.rows.remove(id).ok_or_else(FieldError::not_found)?;
+        if is_deleted(&old) {
+            data.deleted -= 1;
+        } else {
+            data.unindex(*id, &old);
+            data.deletions.insert((now.timestamp_millis(), *id));
+        }
+        Ok(())
+    }
+
+    /// Restores a soft-deleted record (fails with DUPLICATE_VALUE if a unique value was
+    /// taken meanwhile).
+    pub fn undelete(&self, id: &Id, user: Id) -> Result<(), FieldError> {
+        let table = self.table_of(id).ok_or_else(FieldError::not_found)?;
+        let now = self.clock.now();
+        let mut data = table.data.write();
+        let old = data
+            .rows
+            .get(id)
+            .cloned()
+            .ok_or_else(FieldError::not_found)?;
+        if !is_deleted(&old) {
+            return Err(FieldError::new(
+                ErrorCode::UnknownException,
+                "record is not deleted",
+            ));
+        }
+        let mut r = (*old).clone();
+        r.insert("IsDeleted".into(), Value::Bool(false));
+        stamp(&mut r, now, user);
+        data.check_unique(&table.object, *id, &r)?;
+        data.deleted -= 1;
+        data.deletions.retain(|(_, d)| d != id);
+        data.index(*id, &r);
+        data.rows.insert(*id, Arc::new(r));
+        Ok(())
+    }
+
+    /// Stores a complete record as is (no validation); used for configured users and
+    /// snapshots. The record must carry a valid `Id` of this object.
+    pub fn put_raw(&self, object: &str, mut record: Record) -> Result<Id, FieldError> {
+        let table = self.table(object)?;
+        let id = record
+            .get("Id")
+            .and_then(Value::as_str)
+            .and_then(|s| Id::parse(s).ok())
+            .ok_or_else(|| FieldError::new(ErrorCode::MalformedId, "record has no valid Id"))?;
+        self.check_id_object(table, &id)?;
+        for f in &table.object.fields {
+            record.entry(f.name.clone()).or_insert(Value::Null);
+        }
+        record.insert("Id".into(), Value::String(id.to_string()));
+        if let Some(n) = super::ids::counter_of(&id) {
+            self.ids.bump_past(n);
+        }
+        let mut data = table.data.write();
+        if let Some(old) = data.rows.remove(&id) {
+            if is_deleted(&old) {
+                data.deleted -= 1;
+            } else {
+                data.unindex(id, &old);
+            }
+        }
+        if is_deleted(&record) {
+            data.deleted += 1;
+        } else {
+            data.index(id, &record);
+        }
+        data.rows.insert(id, Arc::new(record));
+        Ok(id)
+    }
+
+    /// Records a deletion in the delete log (snapshot restore).
+    pub fn put_deletion(&self, object: &str, id: Id, at: DateTime<Utc>) -> Result<(), FieldError> {
+        self.table(object)?
+            .data
+            .write()
+            .deletions
+            .insert((at.timestamp_millis(), id));
+        Ok(())
+    }
+
+    /// The whole delete log of `object`.
+    pub fn deletions(&self, object: &str) -> Result<Vec<DeletedRecord>, FieldError> {
+        self.deleted_between(object, DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC)
+    }
+
+    /// NOT_FOUND unless `id` belongs to the table's object.
+    fn check_id_object(&self, table: &Table, id: &Id) -> Result<(), FieldError> {
+        if id.key_prefix() == table.object.key_prefix {
+            Ok(())
+        } else {
+            Err(FieldError::not_found())
+        }
+    }
+
+    /// Resolves parents given by external id and checks every lookup value.
+    fn resolve(
+        &self,
+        object: &ObjectDef,
+        body: Normalized,
+    ) -> Result<Map<String, Value>, Vec<FieldError>> {
+        let mut values = body.values;
+        for p in &body.parent_refs {
+            let id = self.resolve_parent(p).map_err(|e| vec![e])?;
+            values.insert(p.field.clone(), Value::String(id.to_string()));
+        }
+        for (name, v) in &values {
+            let (Some(f), Some(s)) = (object.field(name), v.as_str()) else {
+                continue;
+            };
+            if f.field_type != FieldType::Reference {
+                continue;
+            }
+            self.check_lookup(f, s).map_err(|e| vec![e])?;
+        }
+        Ok(values)
+    }
+
+    /// Checks one lookup value (an 18-char id string) against the store.
+    fn check_lookup(&self, f: &FieldDef, value: &str) -> Result<(), FieldError> {
+        let id = Id::parse(value).map_err(|_| validation::malformed_id(f, value))?;
+        let state = match self.get(&id) {
+            None => RefState::Missing,
+            Some(r) if is_deleted(&r) => RefState::Deleted,
+            Some(_) => RefState::Live,
+        };
+        validation::check_reference(f, self.object_of(&id), value, state)
+    }
+
+    /// The id of the parent a [`ParentRef`] names.
+    fn resolve_parent(&self, p: &ParentRef) -> Result<Id, FieldError> {
+        let ids = self.find_by_external_id(&p.object, &p.ext_field, &p.value)?;
+        match ids.as_slice() {
+            [id] => Ok(*id),
+            [] => Err(FieldError::with_fields(
+                ErrorCode::InvalidField,
+                format!(
+                    "Foreign key external ID: {} not found for field {} in entity {}",
+                    p.value, p.ext_field, p.object
+                ),
+                vec![p.field.clone()],
+            )),
+            _ => Err(FieldError::with_fields(
+                ErrorCode::DuplicateExternalId,
+                format!(
+                    "Foreign key external ID: {} matched more than one record for field {} in entity {}",
+                    p.value, p.ext_field, p.object
+                ),
+                vec![p.field.clone()],
+            )),
+        }
+    }
+
+    /// A complete new record: nulls, defaults, the given values, system and derived fields.
+    fn new_record(
+        &self,
+        object: &ObjectDef,
+        id: Id,
+        values: Map<String, Value>,
+        user: Id,
+    ) -> Record {
+        let now = self.clock.now();
+        let mut r = Record::with_capacity(object.fields.len());
+        for f in &object.fields {
+            r.insert(f.name.clone(), f.default_value().unwrap_or(Value::Null));
+        }
+        for (k, v) in values {
+            r.insert(k, v);
+        }
+        let ts = Value::String(format_datetime(now));
+        r.insert("Id".into(), Value::String(id.to_string()));
+        r.insert("IsDeleted".into(), Value::Bool(false));
+        if r.contains_key("CreatedDate") {
+            r.insert("CreatedDate".into(), ts);
+            r.insert("CreatedById".into(), Value::String(user.to_string()));
+        }
+        if r.get("OwnerId").is_some_and(Value::is_null) {
+            r.insert("OwnerId".into(), Value::String(user.to_string()));
+        }
+        if object.custom && r.get("Name").is_some_and(Value::is_null) {
+            r.insert("Name".into(), Value::String(id.to_string()));
+        }
+        stamp(&mut r, now, user);
+        derive(object, &mut r);
+        r
+    }
+
+    /// Merges `values` into the live record under the write lock.
+    fn apply_update(
+        &self,
+        table: &Table,
+        id: Id,
+        values: Map<String, Value>,
+        user: Id,
+    ) -> Result<(), Vec<FieldError>> {
+        let now = self.clock.now();
+        let mut data = table.data.write();
+        let old = data
+            .rows
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| vec![FieldError::not_found()])?;
+        if is_deleted(&old) {
+            return Err(vec![FieldError::entity_is_deleted()]);
+        }
+        let mut r = (*old).clone();
+        for (k, v) in values {
+            r.insert(k, v);
+        }
+        stamp(&mut r, now, user);
+        derive(&table.object, &mut r);
+        data.check_unique(&table.object, id, &r)
+            .map_err(|e| vec![e])?;
+        data.unindex(id, &old);
+        data.index(id, &r);
+        data.rows.insert(id, Arc::new(r));
+        Ok(())
+    }
+}
+
+/// FieldError for an upsert/lookup on a field that is not an external id.
+fn not_external_id(field: &str) -> FieldError {
+    FieldError::with_fields(
+        ErrorCode::InvalidField,
+        format!("Invalid field for upsert, must be an External Id custom or standard indexed field: {field}"),
+        vec![field.to_string()],
+    )
+}
+
+/// Whether a record is soft-deleted.
+pub fn is_deleted(r: &Record) -> bool {
+    r.get("IsDeleted").and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// Sets LastModifiedDate/ById and SystemModstamp (when the object has them).
+fn stamp(r: &mut Record, now: DateTime<Utc>, user: Id) {
+    let ts = Value::String(format_datetime(now));
+    if r.contains_key("LastModifiedDate") {
+        r.insert("LastModifiedDate".into(), ts.clone());
+        r.insert("LastModifiedById".into(), Value::String(user.to_string()));
+    }
+    if r.contains_key("SystemModstamp") {
+        r.insert("SystemModstamp".into(), ts);
+    }
+}
+
+/// Recomputes derived fields (person Name, compound addresses).
+fn derive(object: &ObjectDef, r: &mut Record) {
+    for f in &object.fields {
+        let v = match &f.derived {
+            Some(Derived::PersonName) => person_name(r),
+            Some(Derived::Address { prefix }) => address(r, prefix),
+            None => continue,
+        };
+        r.insert(f.name.clone(), v);
+    }
+}
+
+fn person_name(r: &Record) -> Value {
+    let parts: Vec<&str> = ["FirstName", "LastName"]
+        .iter()
+        .filter_map(|k| r.get(*k).and_then(Value::as_str))
+        .filter(|s| !s.is_empty())
+        .collect();
+    if parts.is_empty() {
+        Value::Null
+    } else {
+        Value::String(parts.join(" "))
+    }
+}
+
+fn address(r: &Record, prefix: &str) -> Value {
+    let get = |s: &str| {
+        r.get(&format!("{prefix}{s}"))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let v = json!({
+        "city": get("City"), "country": get("Country"), "geocodeAccuracy": get("GeocodeAccuracy"),
+        "latitude": get("Latitude"), "longitude": get("Longitude"), "postalCode": get("PostalCode"),
+        "state": get("State"), "street": get("Street"),
+    });
+    let empty = v
+        .as_object()
+        .is_some_and(|m| m.values().all(Value::is_null));
+    if empty {
+        Value::Null
+    } else {
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn store() -> (Store, Id) {
+        let s = Store::new(Arc::new(Schema::standard()), Arc::new(Clock::new()));
+        let user = Id::from_parts("005", 1);
+        s.put_raw(
+            "User",
+            json!({"Id": user.to_string(), "Username": "u@x.com", "LastName": "U"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        )
+        .unwrap();
+        (s, user)
+    }
+
+    fn body(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn insert_fills_every_field_and_system_fields() {
+        let (s, u) = store();
+        let id = s
+            .insert(
+                "Account",
+                &body(json!({"Name": "Acme", "BillingCity": "Paris"})),
+                u,
+            )
+            .unwrap();
+        let r = s.get(&id).unwrap();
+        assert_eq!(r["Name"], "Acme");
+        assert_eq!(r["OwnerId"], u.to_string());
+        assert_eq!(r["CreatedById"], u.to_string());
+        assert_eq!(r["IsDeleted"], false);
+        assert_eq!(r["Phone"], Value::Null);
+        assert_eq!(r["BillingAddress"]["city"], "Paris");
+        assert!(r["CreatedDate"].as_str().unwrap().ends_with("+0000"));
+        assert_eq!(r.len(), s.schema().object("Account").unwrap().fields.len());
+    }
+
+    #[test]
+    fn external_ids_are_unique_and_case_insensitive() {
+        let (s, u) = store();
+        let a = s
+            .insert(
+                "Account",
+                &body(json!({"Name": "A", "External_Id__c": "Ext-1"})),
+                u,
+            )
+            .unwrap();
+        assert_eq!(
+            s.find_by_external_id("Account", "external_id__c", "EXT-1")
+                .unwrap(),
+            vec![a]
+        );
+        let e = s
+            .insert(
+                "Account",
+                &body(json!({"Name": "B", "External_Id__c": "ext-1"})),
+                u,
+            )
+            .unwrap_err();
+        assert_eq!(e[0].code, ErrorCode::DuplicateValue);
+        assert!(e[0].message.ends_with(&a.to_string()));
+        let up = s
+            .upsert_by_external_id(
+                "Account",
+                "External_Id__c",
+                "EXT-1",
+                &body(json!({"Name": "A2"})),
+                u,
+            )
+            .unwrap();
+        assert_eq!(
+            up,
+            Upserted {
+                id: a,
+                created: false
+            }
+        );
+        assert_eq!(s.get(&a).unwrap()["Name"], "A2");
+        let up = s
+            .upsert_by_external_id(
+                "Account",
+                "External_Id__c",
+                "Ext-2",
+                &body(json!({"Name": "C"})),
+                u,
+            )
+            .unwrap();
+        assert!(up.created);
+        assert!(matches!(
+            s.upsert_by_external_id("Account", "Name", "x", &Map::new(), u),
+            Err(UpsertError::NotExternalId(_))
+        ));
+    }
+
+    #[test]
+    fn lookups_parents_and_children() {
+        let (s, u) = store();
+        let a = s
+            .insert(
+                "Account",
+                &body(json!({"Name": "A", "External_Id__c": "A-1"})),
+                u,
+            )
+            .unwrap();
+        let c = s.insert("Contact", &body(json!({"LastName": "S", "FirstName": "Jo", "Account": {"External_Id__c": "a-1"}})), u).unwrap();
+        let r = s.get(&c).unwrap();
+        assert_eq!(r["AccountId"], a.to_string());
+        assert_eq!(r["Name"], "Jo S");
+        assert_eq!(s.children("Contact", "AccountId", &a).unwrap(), vec![c]);
+        let e = s
+            .insert(
+                "Contact",
+                &body(json!({"LastName": "S", "AccountId": c.to_string()})),
+                u,
+            )
+            .unwrap_err();
+        assert_eq!(e[0].code, ErrorCode::FieldIntegrityException);
+        let missing = Id::from_parts("001", 999_999);
+        let e = s
+            .insert(
+                "Contact",
+                &body(json!({"LastName": "S", "AccountId": missing.to_string()})),
+                u,
+            )
+            .unwrap_err();
+        assert_eq!(e[0].code, ErrorCode::InvalidCrossReferenceKey);
+        let e = s
+            .insert(
+                "Contact",
+                &body(json!({"LastName": "S", "Account": {"External_Id__c": "nope"}})),
+                u,
+            )
+            .unwrap_err();
+        assert_eq!(
+            e[0].message,
+            "Foreign key external ID: nope not found for field External_Id__c in entity Account"
+        );
+        s.delete(&a, u).unwrap();
+        let e = s
+            .insert(
+                "Contact",
+                &body(json!({"LastName": "S", "AccountId": a.to_string()})),
+                u,
+            )
+            .unwrap_err();
+        assert_eq!(e[0].code, ErrorCode::EntityIsDeleted);
+    }
+
+    #[test]
+    fn delete_keeps_record_for_query_all_and_logs_it() {
+        let (s, u) = store();
+        let start = s.clock().now();
+        let a = s
+            .insert(
+                "Account",
+                &body(json!({"Name": "A", "External_Id__c": "X"})),
+                u,
+            )
+            .unwrap();
+        s.delete(&a, u).unwrap();
+        assert_eq!(
+            s.delete(&a, u).unwrap_err().code,
+            ErrorCode::EntityIsDeleted
+        );
+        assert_eq!(s.get_live(&a).unwrap_err().code, ErrorCode::EntityIsDeleted);
+        assert_eq!(s.count("Account", false).unwrap(), 0);
+        assert_eq!(s.count("Account", true).unwrap(), 1);
+        assert!(s
+            .find_by_external_id("Account", "External_Id__c", "X")
+            .unwrap()
+            .is_empty());
+        let end = s.clock().now() + chrono::Duration::seconds(1);
+        assert_eq!(s.deleted_between("Account", start, end).unwrap()[0].id, a);
+        assert!(s.updated_between("Account", start, end).unwrap().is_empty());
+        let mut seen = 0;
+        s.scan("Account", true, |_| {
+            seen += 1;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(seen, 1);
+        s.undelete(&a, u).unwrap();
+        assert_eq!(s.count("Account", false).unwrap(), 1);
+        s.hard_delete(&a).unwrap();
+        assert!(s.get(&a).is_none());
+    }
+
+    #[test]
+    fn scan_crosses_chunks_and_may_read_the_store() {
+        let (s, u) = store();
+        let mut ids = Vec::new();
+        for i in 0..(SCAN_CHUNK + 10) {
+            ids.push(
+                s.insert("Account", &body(json!({"Name": format!("A{i}")})), u)
+                    .unwrap(),
+            );
+        }
+        let mut seen = Vec::new();
+        s.scan("Account", false, |r| {
+            let id = Id::parse(r["Id"].as_str().unwrap_or_default()).unwrap();
+            assert!(s.get(&id).is_some());
+            seen.push(id);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(seen, ids);
+        let start = s.clock().now() - chrono::Duration::minutes(1);
+        let end = s.clock().now() + chrono::Duration::minutes(1);
+        assert_eq!(
+            s.updated_between("Account", start, end).unwrap().len(),
+            ids.len()
+        );
+    }
+
+    #[test]
+    fn update_validates_and_restamps() {
+        let (s, u) = store();
+        let id = s
+            .insert("Contact", &body(json!({"LastName": "S"})), u)
+            .unwrap();
+        s.update(
+            "Contact",
+            &id,
+            &body(json!({"Email": "a@b.co", "FirstName": "Al"})),
+            u,
+        )
+        .unwrap();
+        let r = s.get(&id).unwrap();
+        assert_eq!(r["Name"], "Al S");
+        let e = s
+            .update("Contact", &id, &body(json!({"Email": "bad"})), u)
+            .unwrap_err();
+        assert_eq!(e[0].code, ErrorCode::InvalidEmailAddress);
+        let other = Id::from_parts("003", 999_999);
+        assert_eq!(
+            s.update("Contact", &other, &Map::new(), u).unwrap_err()[0].code,
+            ErrorCode::NotFound
+        );
+        let custom = s.insert("Subscription__c", &Map::new(), u).unwrap();
+        assert_eq!(s.get(&custom).unwrap()["Name"], custom.to_string());
+    }
+}
