@@ -42,6 +42,7 @@ pub mod validation;
 
 pub mod bulk;
 pub mod collections;
+pub mod composite;
 pub mod query;
 pub mod soql;
 
