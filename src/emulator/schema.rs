@@ -306,7 +306,7 @@ impl FieldDef {
                 | FieldType::Percent
         );
         let filterable =
-            !matches!(t, FieldType::Address) && !(t == FieldType::Textarea && self.length > 255);
+            !(t == FieldType::Address || t == FieldType::Textarea && self.length > 255);
         let mut head = json!({
             "aggregatable": numeric || t.is_text() && self.length <= 255,
             "autoNumber": false,
