@@ -41,6 +41,12 @@ pub mod state;
 pub mod store;
 pub mod validation;
 
+pub mod bulk;
+pub mod collections;
+pub mod composite;
+pub mod query;
+pub mod soql;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 

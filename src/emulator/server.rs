@@ -77,6 +77,10 @@ pub fn router(state: AppState) -> Router {
     // Areas owned by other modules are merged here, e.g.
     // `.merge(super::query::routes()).merge(super::collections::routes())`.
     let data = rest::routes()
+        .merge(super::query::routes())
+        .merge(super::collections::routes())
+        .merge(super::composite::routes())
+        .merge(super::bulk::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), data_api));
     let public = Router::new()

@@ -51,6 +51,18 @@ impl Query {
     pub fn is_count(&self) -> bool {
         matches!(self.select.as_slice(), [SelectItem::Count])
     }
+
+    /// Whether the select list holds an aggregate (`COUNT()` or `COUNT(field)`).
+    pub fn has_aggregate(&self) -> bool {
+        self.select
+            .iter()
+            .any(|s| matches!(s, SelectItem::Count | SelectItem::CountField(..)))
+    }
+
+    /// The OFFSET, if any.
+    pub fn offset(&self) -> Option<u64> {
+        self.offset
+    }
 }
 
 /// An identifier and the byte offset where it starts.

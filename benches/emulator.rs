@@ -1,0 +1,184 @@
+//! Emulator throughput, each figure printed beside a baseline measured in the same run.
+//!
+//! - Bulk API 2.0 ingest: 1,000,000 CSV rows (create job → PUT → UploadComplete →
+//!   JobComplete) in rows/s, against the time the `csv` crate alone takes to parse the same
+//!   bytes.
+//! - REST query paging: pages of 2,000 records per second following `nextRecordsUrl`, against
+//!   a raw in-memory scan that clones and serializes the same pages without HTTP or SOQL.
+//!
+//! Plain `main` (`harness = false`); no assertions on timing. `PGFORCE_BENCH_ROWS` overrides
+//! the row count. Run with `cargo bench --bench emulator`.
+
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use pgforce::emulator::{Emulator, EmulatorConfig};
+use serde_json::{json, Value};
+
+/// Builds the ingest CSV.
+fn make_csv(rows: usize) -> String {
+    let mut s = String::with_capacity(rows * 40);
+    s.push_str("Name,External_Id__c,Phone\n");
+    for i in 0..rows {
+        s.push_str(&format!("Account {i},ext-{i},555-{:04}\n", i % 10_000));
+    }
+    s
+}
+
+/// Baseline: parse the CSV with the csv crate only.
+fn parse_only(csv: &str) -> Duration {
+    let t = Instant::now();
+    let mut r = csv::ReaderBuilder::new().from_reader(csv.as_bytes());
+    let mut rec = csv::ByteRecord::new();
+    let mut n = 0usize;
+    while r.read_byte_record(&mut rec).unwrap_or(false) {
+        n += rec.len();
+    }
+    std::hint::black_box(n);
+    t.elapsed()
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let rows: usize = std::env::var("PGFORCE_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let emu = Emulator::start(EmulatorConfig::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("emulator starts");
+    let token = emu.issue_default_token().expect("token");
+    let base = format!("{}/services/data/v60.0", emu.base_url());
+    let client = reqwest::Client::new();
+    let csv = make_csv(rows);
+
+    let baseline = parse_only(&csv);
+    let ingest = ingest(&client, &base, &token, csv).await;
+    let ingest_rate = rows as f64 / ingest.as_secs_f64();
+    let parse_rate = rows as f64 / baseline.as_secs_f64();
+    println!(
+        "bulk ingest {rows} rows: {:.2?} = {ingest_rate:.0} rows/s | baseline csv parse {:.2?} = {parse_rate:.0} rows/s | ratio {:.3}",
+        ingest,
+        baseline,
+        ingest_rate / parse_rate
+    );
+
+    let pages = 100usize.min(rows / 2_000).max(1);
+    let (http, first) = query_pages(&client, &base, &token, emu.base_url(), pages).await;
+    let raw = raw_pages(emu.state(), pages);
+    let http_rate = pages as f64 / http.as_secs_f64();
+    let raw_rate = pages as f64 / raw.as_secs_f64();
+    println!(
+        "query paging {pages} pages x 2000: {http_rate:.1} pages/s (first page incl. query {first:.2?}) | baseline raw scan+serialize {raw_rate:.1} pages/s | ratio {:.3}",
+        http_rate / raw_rate
+    );
+}
+
+/// Runs one ingest job to JobComplete; returns the wall time from create to complete.
+async fn ingest(client: &reqwest::Client, base: &str, token: &str, csv: String) -> Duration {
+    let t = Instant::now();
+    let job: Value = client
+        .post(format!("{base}/jobs/ingest"))
+        .bearer_auth(token)
+        .json(&json!({"object": "Account", "operation": "insert"}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("job json");
+    let id = job["id"].as_str().expect("job id").to_string();
+    let put = client
+        .put(format!("{base}/jobs/ingest/{id}/batches"))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(put.status().as_u16(), 201);
+    client
+        .patch(format!("{base}/jobs/ingest/{id}"))
+        .bearer_auth(token)
+        .json(&json!({"state": "UploadComplete"}))
+        .send()
+        .await
+        .expect("close");
+    loop {
+        let info: Value = client
+            .get(format!("{base}/jobs/ingest/{id}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("poll")
+            .json()
+            .await
+            .expect("info");
+        match info["state"].as_str() {
+            Some("JobComplete") | Some("Failed") => {
+                println!(
+                    "  job {}: processed {} failed {}",
+                    info["state"], info["numberRecordsProcessed"], info["numberRecordsFailed"]
+                );
+                return t.elapsed();
+            }
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// Follows `nextRecordsUrl` for `pages` pages; returns (time for all pages, first page).
+async fn query_pages(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    host: &str,
+    pages: usize,
+) -> (Duration, Duration) {
+    let t = Instant::now();
+    let mut url = format!("{base}/query?q=SELECT+Id,Name,Phone+FROM+Account");
+    let mut first = Duration::ZERO;
+    for i in 0..pages {
+        let page: Value = client
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("page")
+            .json()
+            .await
+            .expect("page json");
+        if i == 0 {
+            first = t.elapsed();
+        }
+        match page["nextRecordsUrl"].as_str() {
+            Some(next) => url = format!("{host}{next}"),
+            None => break,
+        }
+    }
+    (t.elapsed(), first)
+}
+
+/// Baseline: clone and serialize `pages` pages of 2,000 records straight from the store.
+fn raw_pages(state: &pgforce::emulator::AppState, pages: usize) -> Duration {
+    let t = Instant::now();
+    let mut page = Vec::with_capacity(2_000);
+    let mut done = 0;
+    let _ = state.store.scan("Account", false, |r| {
+        let mut m = serde_json::Map::new();
+        for k in ["Id", "Name", "Phone"] {
+            m.insert(k.to_string(), r.get(k).cloned().unwrap_or(Value::Null));
+        }
+        page.push(Value::Object(m));
+        if page.len() == 2_000 {
+            std::hint::black_box(serde_json::to_vec(&page).map(|v| v.len()).unwrap_or(0));
+            page.clear();
+            done += 1;
+            if done == pages {
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    t.elapsed()
+}
