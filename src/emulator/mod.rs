@@ -45,7 +45,6 @@ pub mod bulk;
 pub mod collections;
 pub mod composite;
 pub mod query;
-pub mod soql;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

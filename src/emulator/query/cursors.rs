@@ -41,7 +41,13 @@ pub struct InvalidLocator;
 impl Cursors {
     /// Opens a cursor under `id`, evicting expired ones and, past the cap, the least recently
     /// used.
-    pub fn open(&self, id: String, records: Arc<Vec<Record>>, batch_size: usize, now: DateTime<Utc>) {
+    pub fn open(
+        &self,
+        id: String,
+        records: Arc<Vec<Record>>,
+        batch_size: usize,
+        now: DateTime<Utc>,
+    ) {
         let mut open = self.open.lock();
         open.retain(|_, c| !expired(c, now));
         while open.len() >= MAX_CURSORS {
@@ -82,7 +88,12 @@ impl Cursors {
             return Err(InvalidLocator);
         }
         cursor.last_used = now;
-        Ok((cursor.records.clone(), offset, cursor.batch_size, id.to_string()))
+        Ok((
+            cursor.records.clone(),
+            offset,
+            cursor.batch_size,
+            id.to_string(),
+        ))
     }
 
     /// How many cursors are open.

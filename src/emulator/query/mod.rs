@@ -160,7 +160,8 @@ pub fn first_page(
     let cursor = (records.len() > batch).then(|| {
         let id = state.store.ids().next(prefix::QUERY_LOCATOR).to_string();
         let q = state.ext::<QueryState>();
-        q.cursors.open(id.clone(), records.clone(), batch, state.clock.now());
+        q.cursors
+            .open(id.clone(), records.clone(), batch, state.clock.now());
         id
     });
     Ok(page(&records, total, 0, batch, cursor.as_deref(), version))
@@ -173,7 +174,14 @@ pub fn next_page(state: &EmulatorState, locator: &str, version: &str) -> Result<
         .cursors
         .follow(locator, state.clock.now())
         .map_err(|_| QueryError::InvalidLocator)?;
-    Ok(page(&records, records.len(), offset, batch, Some(&id), version))
+    Ok(page(
+        &records,
+        records.len(),
+        offset,
+        batch,
+        Some(&id),
+        version,
+    ))
 }
 
 /// One page of `records` starting at `offset`.
@@ -223,8 +231,14 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/services/data/{version}/query", get(query_handler))
         .route("/services/data/{version}/queryAll", get(query_all_handler))
-        .route("/services/data/{version}/query/{locator}", get(more_handler))
-        .route("/services/data/{version}/queryAll/{locator}", get(more_handler))
+        .route(
+            "/services/data/{version}/query/{locator}",
+            get(more_handler),
+        )
+        .route(
+            "/services/data/{version}/queryAll/{locator}",
+            get(more_handler),
+        )
 }
 
 /// `GET /query?q=`.
@@ -255,7 +269,9 @@ async fn run_handler(
     p: QueryParamsQ,
     include_deleted: bool,
 ) -> Result<Json<Value>, QueryError> {
-    let soql_text = p.q.filter(|q| !q.trim().is_empty()).ok_or(QueryError::MissingQuery)?;
+    let soql_text =
+        p.q.filter(|q| !q.trim().is_empty())
+            .ok_or(QueryError::MissingQuery)?;
     let batch = batch_size(headers);
     let version = version_of(version).to_string();
     let state = state.clone();
