@@ -39,9 +39,15 @@ enum Command {
     Demo(cli::demo::DemoArgs),
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,tokio_postgres=warn".into());
+fn init_logging(format: LogFormat, quiet: bool) {
+    // The demo prints its own status table; its logs only need to show trouble.
+    let default = if quiet {
+        "warn"
+    } else {
+        "info,tokio_postgres=warn"
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -54,7 +60,7 @@ fn init_logging(format: LogFormat) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    init_logging(cli.log_format, matches!(cli.command, Command::Demo(_)));
     let result = match cli.command {
         Command::Run(a) => cli::run::run(a).await,
         Command::Validate(a) => cli::validate::validate(a).await,

@@ -93,20 +93,26 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     loop {
         tokio::select! {
             done = &mut workload => { done?; break; }
-            _ = ticker.tick() => print_status(&pg, &emulator, &health, started).await?,
+            _ = ticker.tick() => {
+                print_status(&pg, &emulator, &health, started).await?;
+                if runner.is_finished() { break; }
+            }
             _ = tokio::signal::ctrl_c() => { interrupted = true; break; }
         }
     }
     if !interrupted {
         println!("workload done; waiting for the pipeline to catch up...");
         let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline && !in_sync(&pg, &emulator).await? {
+        while Instant::now() < deadline && !runner.is_finished() && !in_sync(&pg, &emulator).await?
+        {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
     print_status(&pg, &emulator, &health, started).await?;
     let _ = stop_tx.send(true);
-    let _ = runner.await;
+    if let Ok(Err(e)) = runner.await {
+        eprintln!("pipeline error: {e}");
+    }
     let ok = in_sync(&pg, &emulator).await?;
     println!(
         "\n{}",
@@ -238,8 +244,8 @@ async fn drive_workload(
         )
         .await?;
         pg.execute(
-            "INSERT INTO orders VALUES ($1, $2, 'Order ' || $1, 'Prospecting', 99.95, current_date + 14)",
-            &[&next_order, &acct],
+            "INSERT INTO orders VALUES ($1, $2, $3, 'Prospecting', 99.95, current_date + 14)",
+            &[&next_order, &acct, &format!("Order {next_order}")],
         )
         .await?;
         next_order += 1;

@@ -74,6 +74,7 @@ pub async fn supervise(cfg: PipelineConfig, opts: RunOptions) -> Result<(), Pipe
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
             Err(e) => {
+                tracing::error!(pipeline = %cfg.name, error = %e, "pipeline failed; not restarting (fix the cause, then start again)");
                 opts.health.update(&cfg.name, |s| {
                     s.state = PipelineState::Failed;
                     s.last_error = Some(e.to_string());
