@@ -44,6 +44,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             shutdown: stop_rx.clone(),
             status_interval: Duration::from_secs(5),
             index,
+            journal: Some(config.journal.clone()),
         };
         tasks.spawn(supervise(p, opts));
     }

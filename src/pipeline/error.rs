@@ -41,6 +41,12 @@ pub enum PipelineError {
         #[source]
         source: StateError,
     },
+    #[error("pipeline {pipeline}: change journal: {source}")]
+    Journal {
+        pipeline: String,
+        #[source]
+        source: crate::journal::JournalError,
+    },
     #[error("pipeline {pipeline}: the replication stream ended (server closed the connection)")]
     StreamEnded { pipeline: String },
 }
@@ -53,7 +59,9 @@ impl PipelineError {
             PipelineError::Salesforce { source, .. } => source.is_transient(),
             PipelineError::Sink { .. } | PipelineError::State { .. } => true,
             PipelineError::StreamEnded { .. } => true,
-            PipelineError::Config { .. } | PipelineError::Decode { .. } => false,
+            PipelineError::Config { .. }
+            | PipelineError::Decode { .. }
+            | PipelineError::Journal { .. } => false,
         }
     }
 }

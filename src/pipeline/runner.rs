@@ -17,6 +17,7 @@ use crate::change::{Change, RowChange, TxEvent};
 use crate::checkpoint::{DeadLetter, EpochPlan, StateStore};
 use crate::config::validate::{has_errors, render_table};
 use crate::config::PipelineConfig;
+use crate::journal::{Journal, JournalOptions};
 use crate::lsn::Lsn;
 use crate::mapping::order::object_order;
 use crate::mapping::{Mapper, MappingError};
@@ -42,6 +43,8 @@ pub struct RunOptions {
     pub status_interval: Duration,
     /// The pipeline's position in the config (for key paths in validation findings).
     pub index: usize,
+    /// Where to keep the replay journal (`None`: no journal).
+    pub journal: Option<crate::config::JournalConfig>,
 }
 
 /// Run a pipeline, restarting it after transient failures with capped backoff, until
@@ -285,11 +288,33 @@ pub async fn run_pipeline(cfg: &PipelineConfig, opts: &RunOptions) -> Result<(),
         resume,
         last_checkpoint_write: Instant::now(),
         health: opts.health.clone(),
+        journal: open_journal(cfg, opts)?,
     };
     let result = streamer.run(stream, &pg, opts).await;
     metrics::gauge!(m::SLOT_ACTIVE, "pipeline" => p.to_string()).set(0.0);
     metrics::gauge!(m::PIPELINE_UP, "pipeline" => p.to_string()).set(0.0);
     result
+}
+
+/// The pipeline's journal, when `[journal] dir` is set: `<dir>/<pipeline>/`.
+fn open_journal(cfg: &PipelineConfig, opts: &RunOptions) -> Result<Option<Journal>, PipelineError> {
+    let Some(jc) = opts.journal.as_ref() else {
+        return Ok(None);
+    };
+    let Some(dir) = jc.dir.as_ref() else {
+        return Ok(None);
+    };
+    let options = JournalOptions {
+        max_bytes: jc.max_mib * 1024 * 1024,
+        max_age: Duration::from_secs(jc.max_age_hours * 3600),
+        ..JournalOptions::default()
+    };
+    Journal::open(std::path::Path::new(dir).join(&cfg.name), options)
+        .map(Some)
+        .map_err(|source| PipelineError::Journal {
+            pipeline: cfg.name.clone(),
+            source,
+        })
 }
 
 /// Wait for the pipeline's advisory lock (another replica may own it). `false` on shutdown.
@@ -436,6 +461,7 @@ struct Streamer<'a> {
     resume: Option<EpochPlan>,
     last_checkpoint_write: Instant,
     health: Health,
+    journal: Option<Journal>,
 }
 
 impl Streamer<'_> {
@@ -498,10 +524,14 @@ impl Streamer<'_> {
                     .increment(1);
                 for mapped in self.mapper.map(&rc) {
                     match mapped {
-                        Ok(c) => self.epoch.push(Pending {
-                            change: c,
-                            lsn: self.txn_lsn,
-                        }),
+                        Ok(c) => {
+                            let pending = Pending {
+                                change: c,
+                                lsn: self.txn_lsn,
+                            };
+                            self.journal_append(&pending)?;
+                            self.epoch.push(pending);
+                        }
                         Err(e) => failures.push((rc.clone(), e)),
                     }
                 }
@@ -550,7 +580,25 @@ impl Streamer<'_> {
         Ok(())
     }
 
+    fn journal_append(&mut self, pending: &Pending) -> Result<(), PipelineError> {
+        if let Some(j) = self.journal.as_mut() {
+            let payload = crate::journal::encode_change(pending);
+            j.append(pending.lsn, &payload)
+                .map_err(|e| PipelineError::Journal {
+                    pipeline: self.cfg.name.clone(),
+                    source: e,
+                })?;
+        }
+        Ok(())
+    }
+
     async fn flush(&mut self) -> Result<(), PipelineError> {
+        if let Some(j) = self.journal.as_mut() {
+            j.sync().map_err(|e| PipelineError::Journal {
+                pipeline: self.cfg.name.clone(),
+                source: e,
+            })?;
+        }
         let first_commit = self.epoch.first_commit();
         let resume = self.resume.take();
         let report: FlushReport = self
