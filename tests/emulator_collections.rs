@@ -54,7 +54,10 @@ async fn all_or_none_rolls_back_everything() {
     ]});
     let res = emu.post("/composite/sobjects", &body).await.json();
     assert_eq!(res[0]["success"], false);
-    assert_eq!(res[0]["errors"][0]["statusCode"], "ALL_OR_NONE_OPERATION_ROLLED_BACK");
+    assert_eq!(
+        res[0]["errors"][0]["statusCode"],
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    );
     assert_eq!(res[1]["errors"][0]["statusCode"], "REQUIRED_FIELD_MISSING");
     let q = emu
         .get("/query?q=SELECT+Id+FROM+Account+WHERE+Name+%3D+%27New+one%27")
@@ -76,7 +79,10 @@ async fn all_or_none_rolls_back_everything() {
         ))
         .await
         .json();
-    assert_eq!(del[0]["errors"][0]["statusCode"], "ALL_OR_NONE_OPERATION_ROLLED_BACK");
+    assert_eq!(
+        del[0]["errors"][0]["statusCode"],
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    );
     assert_eq!(emu.read("Account", &existing).await.status, StatusCode::OK);
 }
 
@@ -93,7 +99,9 @@ async fn update_delete_and_retrieve() {
     assert_eq!(res[0], json!({"id": a, "success": true, "errors": []}));
     assert_eq!(res[1]["success"], false);
     let got = emu
-        .get(&format!("/composite/sobjects/Account?ids={a},{b},001000000000099AAA&fields=Name,Phone"))
+        .get(&format!(
+            "/composite/sobjects/Account?ids={a},{b},001000000000099AAA&fields=Name,Phone"
+        ))
         .await
         .json();
     assert_eq!(got[0]["Phone"], "123");
@@ -105,7 +113,10 @@ async fn update_delete_and_retrieve() {
         .await
         .json();
     assert!(del.as_array().unwrap().iter().all(|r| r["success"] == true));
-    let again = emu.delete(&format!("/composite/sobjects?ids={a}")).await.json();
+    let again = emu
+        .delete(&format!("/composite/sobjects?ids={a}"))
+        .await
+        .json();
     assert_eq!(again[0]["errors"][0]["statusCode"], "ENTITY_IS_DELETED");
 }
 
@@ -137,7 +148,10 @@ async fn upsert_reports_created_and_resolves_parents_by_external_id() {
     ]});
     let res = emu.post("/composite/sobjects", &contacts).await.json();
     assert_eq!(res[0]["success"], true, "{res}");
-    let kid = emu.read("Contact", res[0]["id"].as_str().unwrap()).await.json();
+    let kid = emu
+        .read("Contact", res[0]["id"].as_str().unwrap())
+        .await
+        .json();
     assert_eq!(kid["AccountId"], first[0]["id"]);
     assert_eq!(res[1]["errors"][0]["statusCode"], "INVALID_FIELD");
     assert_eq!(
@@ -162,7 +176,11 @@ async fn composite_references_and_processing_halted() {
     let before = emu.handle.state().limits.api_requests.usage().0;
     let r = emu.post("/composite", &body).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert_eq!(emu.handle.state().limits.api_requests.usage().0, before + 1, "one API call");
+    assert_eq!(
+        emu.handle.state().limits.api_requests.usage().0,
+        before + 1,
+        "one API call"
+    );
     let res = r.json()["compositeResponse"].clone();
     assert_eq!(res[0]["httpStatusCode"], 201);
     assert_eq!(res[0]["referenceId"], "refAccount");
@@ -188,7 +206,11 @@ async fn composite_references_and_processing_halted() {
     assert_eq!(res[0]["body"][0]["errorCode"], "PROCESSING_HALTED");
     assert_eq!(res[2]["body"][0]["errorCode"], "REQUIRED_FIELD_MISSING");
     assert_eq!(res[3]["body"][0]["errorCode"], "PROCESSING_HALTED");
-    assert_eq!(emu.read("Account", &acc_id).await.json()["Name"], "Acme", "update undone");
+    assert_eq!(
+        emu.read("Account", &acc_id).await.json()["Name"],
+        "Acme",
+        "update undone"
+    );
     let q = emu
         .get("/query?q=SELECT+Id+FROM+Account+WHERE+Name+%3D+%27Rolled+back%27")
         .await
@@ -209,7 +231,9 @@ async fn composite_references_and_processing_halted() {
     let too_many: Vec<Value> = (0..26)
         .map(|i| json!({"method": "GET", "url": "/services/data/v60.0/limits", "referenceId": format!("r{i}")}))
         .collect();
-    let r = emu.post("/composite", &json!({"compositeRequest": too_many})).await;
+    let r = emu
+        .post("/composite", &json!({"compositeRequest": too_many}))
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 

@@ -49,7 +49,10 @@ fn key_pair(dir: &std::path::Path) -> (PathBuf, String) {
         .arg(&key)
         .output()
         .expect("openssl runs");
-    assert!(public.status.success(), "openssl rsa -pubout failed: {public:?}");
+    assert!(
+        public.status.success(),
+        "openssl rsa -pubout failed: {public:?}"
+    );
     (key, String::from_utf8(public.stdout).expect("PEM is text"))
 }
 

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 /// Inserts `n` accounts named `Q 0000`… through REST.
 async fn seed(emu: &Emu, n: usize) {
     for i in 0..n {
-        emu.insert("Account", json!({"Name": format!("Q {i:04}")})).await;
+        emu.insert("Account", json!({"Name": format!("Q {i:04}")}))
+            .await;
     }
 }
 
@@ -38,14 +39,20 @@ async fn query_pages_with_batch_size_and_locator() {
     assert_eq!(body["done"], false);
     assert_eq!(body["records"].as_array().unwrap().len(), 200);
     let next = body["nextRecordsUrl"].as_str().unwrap().to_string();
-    assert!(next.starts_with(&format!("/services/data/{V}/query/01g")), "{next}");
+    assert!(
+        next.starts_with(&format!("/services/data/{V}/query/01g")),
+        "{next}"
+    );
     assert!(next.ends_with("-200"), "{next}");
     let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["totalSize", "done", "nextRecordsUrl", "records"]);
 
     let second = emu.get(&next).await.json();
     assert_eq!(second["records"][0]["Name"], "Q 0200");
-    let third = emu.get(second["nextRecordsUrl"].as_str().unwrap()).await.json();
+    let third = emu
+        .get(second["nextRecordsUrl"].as_str().unwrap())
+        .await
+        .json();
     assert_eq!(third["done"], true);
     assert_eq!(third["records"].as_array().unwrap().len(), 50);
     assert!(third.get("nextRecordsUrl").is_none());
@@ -97,7 +104,9 @@ async fn soql_errors_and_count() {
     assert_eq!(field.json()[0]["errorCode"], "INVALID_FIELD");
     let ty = query(&emu, "SELECT Id FROM Nope", None).await;
     assert_eq!(ty.json()[0]["errorCode"], "INVALID_TYPE");
-    let count = query(&emu, "SELECT COUNT() FROM Account", None).await.json();
+    let count = query(&emu, "SELECT COUNT() FROM Account", None)
+        .await
+        .json();
     assert_eq!(count, json!({"totalSize": 3, "done": true, "records": []}));
     let missing = emu.get("/query").await;
     assert_eq!(missing.status, StatusCode::BAD_REQUEST);
@@ -108,8 +117,13 @@ async fn query_all_sees_deleted_rows_and_pages_via_query_path() {
     let emu = Emu::start().await;
     seed(&emu, 205).await;
     let id = emu.insert("Account", json!({"Name": "Gone"})).await;
-    assert_eq!(emu.delete(&format!("/sobjects/Account/{id}")).await.status, 204);
-    let live = query(&emu, "SELECT Id FROM Account WHERE Name = 'Gone'", None).await.json();
+    assert_eq!(
+        emu.delete(&format!("/sobjects/Account/{id}")).await.status,
+        204
+    );
+    let live = query(&emu, "SELECT Id FROM Account WHERE Name = 'Gone'", None)
+        .await
+        .json();
     assert_eq!(live["totalSize"], 0);
     let soql = urlencode("SELECT Id, IsDeleted FROM Account ORDER BY Name");
     let all = emu
@@ -123,7 +137,10 @@ async fn query_all_sees_deleted_rows_and_pages_via_query_path() {
         .json();
     assert_eq!(all["totalSize"], 206);
     let next = all["nextRecordsUrl"].as_str().unwrap();
-    assert!(next.contains("/query/"), "queryAll pages via /query/: {next}");
+    assert!(
+        next.contains("/query/"),
+        "queryAll pages via /query/: {next}"
+    );
     let rest = emu.get(next).await.json();
     let deleted: Vec<&Value> = all["records"]
         .as_array()

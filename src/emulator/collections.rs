@@ -161,7 +161,10 @@ fn type_of(r: &Map<String, Value>) -> Option<&str> {
 }
 
 /// The record's type, validated against the schema.
-fn record_object(state: &EmulatorState, r: &Map<String, Value>) -> Result<String, Vec<RecordError>> {
+fn record_object(
+    state: &EmulatorState,
+    r: &Map<String, Value>,
+) -> Result<String, Vec<RecordError>> {
     let Some(t) = type_of(r) else {
         return Err(vec![RecordError::new(
             "INVALID_TYPE",
@@ -322,7 +325,10 @@ fn duplicate_values(records: &[Map<String, Value>], field: &str) -> HashSet<Stri
             *seen.entry(v.to_lowercase()).or_default() += 1;
         }
     }
-    seen.into_iter().filter(|(_, n)| *n > 1).map(|(k, _)| k).collect()
+    seen.into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(k, _)| k)
+        .collect()
 }
 
 /// The key field's value in a record (text of a string or number).
@@ -355,7 +361,10 @@ impl UpsertCtx<'_> {
                 None,
                 vec![RecordError::new(
                     "INVALID_TYPE",
-                    format!("Record type {t} does not match the upsert object {}", self.object),
+                    format!(
+                        "Record type {t} does not match the upsert object {}",
+                        self.object
+                    ),
                 )],
             );
         }
@@ -404,7 +413,10 @@ impl UpsertCtx<'_> {
             }
             Err(UpsertError::NotExternalId(f)) => Outcome::failed(
                 None,
-                vec![RecordError::new("INVALID_FIELD", format!("Invalid field for upsert: {f}"))],
+                vec![RecordError::new(
+                    "INVALID_FIELD",
+                    format!("Invalid field for upsert: {f}"),
+                )],
             ),
             Err(UpsertError::Invalid(e)) => Outcome::failed(None, record_errors(&e)),
         }
@@ -455,9 +467,15 @@ async fn delete(
         ));
     }
     check_count(ids.len())?;
-    let all_or_none = p.all_or_none.as_deref().is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let all_or_none = p
+        .all_or_none
+        .as_deref()
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let user = auth.session.user_id;
-    let outcomes = ids.iter().map(|raw| delete_one(&state.store, raw, user)).collect();
+    let outcomes = ids
+        .iter()
+        .map(|raw| delete_one(&state.store, raw, user))
+        .collect();
     Ok(Json(finish(&state.store, outcomes, all_or_none, false)))
 }
 
@@ -525,7 +543,10 @@ fn roll_back(store: &Store, outcomes: &mut [Outcome]) {
 /// One per-record result.
 fn result_json(o: &Outcome, upsert: bool) -> Value {
     let mut m = Map::new();
-    m.insert("id".into(), o.id.map_or(Value::Null, |i| json!(i.to_string())));
+    m.insert(
+        "id".into(),
+        o.id.map_or(Value::Null, |i| json!(i.to_string())),
+    );
     m.insert("success".into(), json!(o.result.is_ok()));
     let errors: Vec<Value> = match &o.result {
         Ok(_) => Vec::new(),
@@ -574,7 +595,12 @@ async fn retrieve_post(
     let list = |k: &str| -> Vec<String> {
         v.get(k)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     retrieve_records(&state, version, &object, &list("ids"), &list("fields")).map(Json)

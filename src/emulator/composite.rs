@@ -96,16 +96,35 @@ fn collection_failed(body: &Value) -> bool {
     })
 }
 
-/// A top-level 400 in Salesforce's error array shape.
-fn bad_request(code: &str, message: impl Into<String>) -> Response {
-    let body = json!([{"errorCode": code, "message": message.into()}]);
-    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+/// A composite request refused as a whole (400 in Salesforce's error array shape).
+#[derive(Debug)]
+struct Rejected {
+    code: &'static str,
+    message: String,
 }
 
-/// Parses the composite body, or answers 400.
-fn parse(body: &[u8]) -> Result<(bool, Vec<SubRequest>), Response> {
+impl IntoResponse for Rejected {
+    fn into_response(self) -> Response {
+        let body = json!([{"errorCode": self.code, "message": self.message}]);
+        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+    }
+}
+
+/// A [`Rejected`] with this code and message.
+fn bad_request(code: &'static str, message: impl Into<String>) -> Rejected {
+    Rejected {
+        code,
+        message: message.into(),
+    }
+}
+
+/// Parses the composite body, or refuses it.
+fn parse(body: &[u8]) -> Result<(bool, Vec<SubRequest>), Rejected> {
     let v: Value = serde_json::from_slice(body).map_err(|e| {
-        bad_request("JSON_PARSER_ERROR", format!("Unexpected character in JSON: {e}"))
+        bad_request(
+            "JSON_PARSER_ERROR",
+            format!("Unexpected character in JSON: {e}"),
+        )
     })?;
     let all_or_none = v.get("allOrNone").and_then(Value::as_bool).unwrap_or(false);
     let Some(list) = v.get("compositeRequest").and_then(Value::as_array) else {
@@ -127,7 +146,10 @@ fn parse(body: &[u8]) -> Result<(bool, Vec<SubRequest>), Response> {
         if !seen.insert(sub.reference_id.clone()) {
             return Err(bad_request(
                 "INVALID_FIELD",
-                format!("Duplicate referenceId provided in the request: {}", sub.reference_id),
+                format!(
+                    "Duplicate referenceId provided in the request: {}",
+                    sub.reference_id
+                ),
             ));
         }
         subs.push(sub);
@@ -168,7 +190,7 @@ async fn composite(
 ) -> Response {
     let (all_or_none, subs) = match parse(&body) {
         Ok(p) => p,
-        Err(resp) => return resp,
+        Err(rejected) => return rejected.into_response(),
     };
     let router = inner_router(&state);
     let mut results: Vec<SubResult> = Vec::with_capacity(subs.len());
@@ -250,8 +272,9 @@ fn resolve(
                 "Invalid reference specified. No value for {expr} found in {name}. Provided referenceId ('{name}') has failed."
             ));
         }
-        eval_path(&r.body, &expr[name.len()..])
-            .ok_or_else(|| format!("Invalid reference specified. No value for {expr} found in {name}."))
+        eval_path(&r.body, &expr[name.len()..]).ok_or_else(|| {
+            format!("Invalid reference specified. No value for {expr} found in {name}.")
+        })
     };
     let url = substitute_str(&sub.url, &lookup)?;
     let body = match &sub.body {
@@ -382,7 +405,9 @@ async fn dispatch(router: &Router, auth: &AuthContext, sub: &SubRequest) -> SubR
 
 /// `/a/b/?q` → `/a/b?q`, like the outer router does.
 fn trim_slash(url: &str) -> String {
-    let (path, query) = url.split_once('?').map_or((url, None), |(p, q)| (p, Some(q)));
+    let (path, query) = url
+        .split_once('?')
+        .map_or((url, None), |(p, q)| (p, Some(q)));
     let path = path.trim_end_matches('/');
     match query {
         Some(q) => format!("{path}?{q}"),
@@ -469,7 +494,9 @@ impl UndoLog {
 
 /// The id of a stored record.
 fn rec_id(r: &Record) -> Option<Id> {
-    r.get("Id").and_then(Value::as_str).and_then(|s| Id::parse(s).ok())
+    r.get("Id")
+        .and_then(Value::as_str)
+        .and_then(|s| Id::parse(s).ok())
 }
 
 /// Ids a write subrequest names: in its path, its `?ids=`, its body records, or matched by
@@ -480,9 +507,12 @@ fn touched_ids(state: &EmulatorState, sub: &SubRequest) -> Vec<Id> {
     let mut ids = Vec::new();
     match parts.get(4..).unwrap_or_default() {
         ["sobjects", _, id] => ids.extend(Id::parse(id).ok()),
-        ["sobjects", object, field, value] => {
-            ids.extend(state.store.find_by_external_id(object, field, value).unwrap_or_default())
-        }
+        ["sobjects", object, field, value] => ids.extend(
+            state
+                .store
+                .find_by_external_id(object, field, value)
+                .unwrap_or_default(),
+        ),
         ["composite", "sobjects"] => {
             for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
                 if k == "ids" {
@@ -501,7 +531,12 @@ fn touched_ids(state: &EmulatorState, sub: &SubRequest) -> Vec<Id> {
                     .find(|(k, _)| k.eq_ignore_ascii_case(field))
                     .and_then(|(_, v)| v.as_str());
                 if let Some(v) = value {
-                    ids.extend(state.store.find_by_external_id(object, field, v).unwrap_or_default());
+                    ids.extend(
+                        state
+                            .store
+                            .find_by_external_id(object, field, v)
+                            .unwrap_or_default(),
+                    );
                 }
             }
         }
@@ -530,7 +565,9 @@ fn collect_created(body: &Value, status: StatusCode, out: &mut Vec<Id>) {
         if v.get("created").and_then(Value::as_bool) == Some(false) {
             return None;
         }
-        v.get("id").and_then(Value::as_str).and_then(|s| Id::parse(s).ok())
+        v.get("id")
+            .and_then(Value::as_str)
+            .and_then(|s| Id::parse(s).ok())
     };
     match body {
         Value::Array(a) => out.extend(a.iter().filter_map(one)),

@@ -196,7 +196,9 @@ pub enum CsvError {
     #[error("InvalidBatch : Failed to parse CSV: {0}")]
     Malformed(String),
     /// A row has a different number of cells than the header.
-    #[error("InvalidBatch : Wrong number of columns in row {row}: expected {expected}, found {found}")]
+    #[error(
+        "InvalidBatch : Wrong number of columns in row {row}: expected {expected}, found {found}"
+    )]
     ColumnCount {
         /// 1-based line of the data row (the header is row 1).
         row: u64,

@@ -389,10 +389,7 @@ pub fn process_chunk(
 
 /// Upsert keys that occur more than once in one chunk (matched ignoring case): Salesforce
 /// fails every such row with `DUPLICATE_VALUE` "Duplicate external id specified".
-fn duplicate_keys(
-    plan: &Plan,
-    rows: &[(u64, ByteRecord)],
-) -> std::collections::HashSet<String> {
+fn duplicate_keys(plan: &Plan, rows: &[(u64, ByteRecord)]) -> std::collections::HashSet<String> {
     let mut seen = std::collections::HashMap::<String, u32>::new();
     if plan.op != Operation::Upsert {
         return Default::default();
@@ -657,7 +654,8 @@ pub async fn run(
             break;
         }
         let rows = stop_after.map_or(CHUNK_ROWS as u64, |s| (s - done).min(CHUNK_ROWS as u64));
-        let (results, next) = process_in_background(&store, &plan, &data, from, rows as usize).await;
+        let (results, next) =
+            process_in_background(&store, &plan, &data, from, rows as usize).await;
         done += results.len() as u64;
         on_chunk(results.len());
         record_chunk(&store, &job, results, next, started);

@@ -52,7 +52,11 @@ impl QueryJob {
     ) -> Result<QueryJob, BulkError> {
         let op = required_str(body, "operation")?;
         if op != "query" && op != "queryAll" {
-            return Err(BulkError::invalid_enum("operation", &json!(op), "query, queryAll"));
+            return Err(BulkError::invalid_enum(
+                "operation",
+                &json!(op),
+                "query, queryAll",
+            ));
         }
         let soql_text = required_str(body, "query")?;
         let dialect: Dialect = dialect_from_request(body)?;
@@ -95,9 +99,9 @@ impl QueryJob {
         max_records: Option<usize>,
     ) -> Result<(Vec<u8>, usize, Option<String>), BulkError> {
         let offset = match locator.filter(|l| !l.is_empty()) {
-            Some(l) => decode_locator(l).filter(|o| *o <= self.row_ends.len()).ok_or_else(
-                || BulkError::InvalidLocator(l.to_string()),
-            )?,
+            Some(l) => decode_locator(l)
+                .filter(|o| *o <= self.row_ends.len())
+                .ok_or_else(|| BulkError::InvalidLocator(l.to_string()))?,
             None => 0,
         };
         let max = max_records.unwrap_or(DEFAULT_PAGE).max(1);
@@ -129,7 +133,9 @@ pub fn decode_locator(l: &str) -> Option<usize> {
 fn validate(state: &EmulatorState, soql_text: &str, version: &str) -> Result<String, BulkError> {
     let query = soql::parse(soql_text).map_err(soql_error)?;
     if query.has_aggregate() {
-        return Err(unsupported("Aggregate queries are not supported in Bulk Query"));
+        return Err(unsupported(
+            "Aggregate queries are not supported in Bulk Query",
+        ));
     }
     if query.offset().is_some() {
         return Err(unsupported("OFFSET is not supported in Bulk Query"));
@@ -144,7 +150,9 @@ fn validate(state: &EmulatorState, soql_text: &str, version: &str) -> Result<Str
     let out = soql::execute(&query, catalog.as_ref(), &NoRecords, &opts).map_err(soql_error)?;
     for c in &out.columns {
         if column_kind(catalog.as_ref(), &object, c) == Some(FieldKind::Other) {
-            return Err(unsupported("Selecting compound data not supported in Bulk Query"));
+            return Err(unsupported(
+                "Selecting compound data not supported in Bulk Query",
+            ));
         }
     }
     Ok(object.name.clone())
@@ -250,8 +258,12 @@ fn render(
     version: &str,
     dialect: Dialect,
 ) -> Result<Rendered, String> {
-    let out = rest_query::execute(state, soql_text, include_deleted, version)
-        .map_err(|e| format!("InvalidBatch : Failed to process query: {}: {}", e.code, e.message))?;
+    let out = rest_query::execute(state, soql_text, include_deleted, version).map_err(|e| {
+        format!(
+            "InvalidBatch : Failed to process query: {}: {}",
+            e.code, e.message
+        )
+    })?;
     let catalog = state.ext::<QueryState>().catalog(&state.schema);
     let object = soql::parse(soql_text)
         .ok()
@@ -270,7 +282,12 @@ fn render(
     let mut row_ends = Vec::with_capacity(out.records.len());
     for r in &out.records {
         let cells = soql::flatten(r, &out.columns);
-        w.row(cells.iter().zip(&datetime).map(|(v, dt)| cell_text(v.as_ref(), *dt)));
+        w.row(
+            cells
+                .iter()
+                .zip(&datetime)
+                .map(|(v, dt)| cell_text(v.as_ref(), *dt)),
+        );
         row_ends.push(w.len());
     }
     Ok(Rendered {

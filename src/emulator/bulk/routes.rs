@@ -25,7 +25,10 @@ use crate::emulator::state::{AppState, EmulatorState};
 pub fn routes() -> Router<AppState> {
     let base = "/services/data/{version}/jobs";
     Router::new()
-        .route(&format!("{base}/ingest"), get(list_ingest).post(create_ingest))
+        .route(
+            &format!("{base}/ingest"),
+            get(list_ingest).post(create_ingest),
+        )
         .route(
             &format!("{base}/ingest/{{id}}"),
             get(ingest_info).patch(patch_ingest).delete(delete_ingest),
@@ -100,7 +103,10 @@ async fn create_ingest(
     let job = IngestJob::create(&state.store, &body, meta, auth.session.user_id)?;
     let out = job.summary_json();
     let id = job.meta.id.clone();
-    state.ext::<BulkState>().ingest.insert(id, Arc::new(Mutex::new(job)));
+    state
+        .ext::<BulkState>()
+        .ingest
+        .insert(id, Arc::new(Mutex::new(job)));
     Ok(Json(out))
 }
 
@@ -260,7 +266,10 @@ async fn successful(
 }
 
 /// `GET …/failedResults`.
-async fn failed(state: State<AppState>, path: Path<(String, String)>) -> Result<Response, BulkError> {
+async fn failed(
+    state: State<AppState>,
+    path: Path<(String, String)>,
+) -> Result<Response, BulkError> {
     results(state, path, ResultKind::Failed)
 }
 
@@ -427,12 +436,13 @@ async fn query_results(
             j.meta.state.as_api()
         )));
     }
-    let max = match params.max_records.as_deref() {
-        None | Some("") => None,
-        Some(s) => Some(s.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
-            BulkError::InvalidJob(format!("Invalid value for maxRecords: {s}"))
-        })?),
-    };
+    let max =
+        match params.max_records.as_deref() {
+            None | Some("") => None,
+            Some(s) => Some(s.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                BulkError::InvalidJob(format!("Invalid value for maxRecords: {s}"))
+            })?),
+        };
     let (csv, n, next) = j.page(params.locator.as_deref(), max)?;
     let locator = next.unwrap_or_else(|| "null".to_string());
     Ok(csv_response(

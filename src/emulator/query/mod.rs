@@ -160,7 +160,8 @@ pub fn first_page(
     let cursor = (records.len() > batch).then(|| {
         let id = state.store.ids().next(prefix::QUERY_LOCATOR).to_string();
         let q = state.ext::<QueryState>();
-        q.cursors.open(id.clone(), records.clone(), batch, state.clock.now());
+        q.cursors
+            .open(id.clone(), records.clone(), batch, state.clock.now());
         id
     });
     Ok(page(&records, total, 0, batch, cursor.as_deref(), version))
@@ -169,11 +170,19 @@ pub fn first_page(
 /// Answers the page behind a `nextRecordsUrl` locator.
 pub fn next_page(state: &EmulatorState, locator: &str, version: &str) -> Result<Value, QueryError> {
     let q = state.ext::<QueryState>();
-    let (records, offset, batch, id) = q
+    let at = q
         .cursors
         .follow(locator, state.clock.now())
         .map_err(|_| QueryError::InvalidLocator)?;
-    Ok(page(&records, records.len(), offset, batch, Some(&id), version))
+    let total = at.records.len();
+    Ok(page(
+        &at.records,
+        total,
+        at.offset,
+        at.batch_size,
+        Some(&at.id),
+        version,
+    ))
 }
 
 /// One page of `records` starting at `offset`.
@@ -223,8 +232,14 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/services/data/{version}/query", get(query_handler))
         .route("/services/data/{version}/queryAll", get(query_all_handler))
-        .route("/services/data/{version}/query/{locator}", get(more_handler))
-        .route("/services/data/{version}/queryAll/{locator}", get(more_handler))
+        .route(
+            "/services/data/{version}/query/{locator}",
+            get(more_handler),
+        )
+        .route(
+            "/services/data/{version}/queryAll/{locator}",
+            get(more_handler),
+        )
 }
 
 /// `GET /query?q=`.
@@ -255,7 +270,9 @@ async fn run_handler(
     p: QueryParamsQ,
     include_deleted: bool,
 ) -> Result<Json<Value>, QueryError> {
-    let soql_text = p.q.filter(|q| !q.trim().is_empty()).ok_or(QueryError::MissingQuery)?;
+    let soql_text =
+        p.q.filter(|q| !q.trim().is_empty())
+            .ok_or(QueryError::MissingQuery)?;
     let batch = batch_size(headers);
     let version = version_of(version).to_string();
     let state = state.clone();
@@ -263,8 +280,16 @@ async fn run_handler(
         first_page(&state, &soql_text, include_deleted, &version, batch)
     })
     .await
-    .unwrap_or(Err(QueryError::InvalidLocator))
+    .unwrap_or_else(|e| Err(QueryError::Api(internal_error(&e.to_string()))))
     .map(Json)
+}
+
+/// 500 for a query task that panicked (a bug, never the client's input).
+fn internal_error(detail: &str) -> ApiError {
+    ApiError::new(
+        crate::emulator::error::ErrorCode::UnknownException,
+        format!("An unexpected error occurred: {detail}"),
+    )
 }
 
 /// `GET /query/{cursorId}-{offset}`.
