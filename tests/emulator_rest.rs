@@ -125,6 +125,14 @@ async fn resources_and_limits_carry_usage_header() {
     assert!(v["DailyBulkV2QueryJobs"]["Max"].is_number());
     let (s, v) = env.get("/services/data/v99.0/limits").await;
     assert_error(s, &v, StatusCode::NOT_FOUND, "NOT_FOUND");
+    let (s, v) = env
+        .call(
+            Method::PUT,
+            &format!("{V}/sobjects/Account"),
+            Some(json!({})),
+        )
+        .await;
+    assert_error(s, &v, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED");
     let (s, v) = env.get(&format!("{V}/nothing/here")).await;
     assert_error(s, &v, StatusCode::NOT_FOUND, "NOT_FOUND");
 }

@@ -96,14 +96,30 @@ fn collection_failed(body: &Value) -> bool {
     })
 }
 
-/// A top-level 400 in Salesforce's error array shape.
-fn bad_request(code: &str, message: impl Into<String>) -> Response {
-    let body = json!([{"errorCode": code, "message": message.into()}]);
-    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+/// A composite request refused as a whole (400 in Salesforce's error array shape).
+#[derive(Debug)]
+struct Rejected {
+    code: &'static str,
+    message: String,
 }
 
-/// Parses the composite body, or answers 400.
-fn parse(body: &[u8]) -> Result<(bool, Vec<SubRequest>), Response> {
+impl IntoResponse for Rejected {
+    fn into_response(self) -> Response {
+        let body = json!([{"errorCode": self.code, "message": self.message}]);
+        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+    }
+}
+
+/// A [`Rejected`] with this code and message.
+fn bad_request(code: &'static str, message: impl Into<String>) -> Rejected {
+    Rejected {
+        code,
+        message: message.into(),
+    }
+}
+
+/// Parses the composite body, or refuses it.
+fn parse(body: &[u8]) -> Result<(bool, Vec<SubRequest>), Rejected> {
     let v: Value = serde_json::from_slice(body).map_err(|e| {
         bad_request(
             "JSON_PARSER_ERROR",
@@ -174,7 +190,7 @@ async fn composite(
 ) -> Response {
     let (all_or_none, subs) = match parse(&body) {
         Ok(p) => p,
-        Err(resp) => return resp,
+        Err(rejected) => return rejected.into_response(),
     };
     let router = inner_router(&state);
     let mut results: Vec<SubResult> = Vec::with_capacity(subs.len());

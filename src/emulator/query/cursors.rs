@@ -27,6 +27,19 @@ pub struct Cursor {
     pub last_used: DateTime<Utc>,
 }
 
+/// Where a followed locator points.
+#[derive(Debug, Clone)]
+pub struct Position {
+    /// Every row of the cursor.
+    pub records: Arc<Vec<Record>>,
+    /// Offset of the requested page.
+    pub offset: usize,
+    /// Page size.
+    pub batch_size: usize,
+    /// Cursor id.
+    pub id: String,
+}
+
 /// The open cursors of one emulator.
 #[derive(Debug, Default)]
 pub struct Cursors {
@@ -71,11 +84,7 @@ impl Cursors {
     }
 
     /// The rows behind locator `{cursorId}-{offset}` and the page size, touching the cursor.
-    pub fn follow(
-        &self,
-        locator: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(Arc<Vec<Record>>, usize, usize, String), InvalidLocator> {
+    pub fn follow(&self, locator: &str, now: DateTime<Utc>) -> Result<Position, InvalidLocator> {
         let (id, offset) = locator.rsplit_once('-').ok_or(InvalidLocator)?;
         let offset: usize = offset.parse().map_err(|_| InvalidLocator)?;
         let mut open = self.open.lock();
@@ -88,12 +97,12 @@ impl Cursors {
             return Err(InvalidLocator);
         }
         cursor.last_used = now;
-        Ok((
-            cursor.records.clone(),
+        Ok(Position {
+            records: cursor.records.clone(),
             offset,
-            cursor.batch_size,
-            id.to_string(),
-        ))
+            batch_size: cursor.batch_size,
+            id: id.to_string(),
+        })
     }
 
     /// How many cursors are open.

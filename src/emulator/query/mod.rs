@@ -170,16 +170,17 @@ pub fn first_page(
 /// Answers the page behind a `nextRecordsUrl` locator.
 pub fn next_page(state: &EmulatorState, locator: &str, version: &str) -> Result<Value, QueryError> {
     let q = state.ext::<QueryState>();
-    let (records, offset, batch, id) = q
+    let at = q
         .cursors
         .follow(locator, state.clock.now())
         .map_err(|_| QueryError::InvalidLocator)?;
+    let total = at.records.len();
     Ok(page(
-        &records,
-        records.len(),
-        offset,
-        batch,
-        Some(&id),
+        &at.records,
+        total,
+        at.offset,
+        at.batch_size,
+        Some(&at.id),
         version,
     ))
 }
@@ -279,8 +280,16 @@ async fn run_handler(
         first_page(&state, &soql_text, include_deleted, &version, batch)
     })
     .await
-    .unwrap_or(Err(QueryError::InvalidLocator))
+    .unwrap_or_else(|e| Err(QueryError::Api(internal_error(&e.to_string()))))
     .map(Json)
+}
+
+/// 500 for a query task that panicked (a bug, never the client's input).
+fn internal_error(detail: &str) -> ApiError {
+    ApiError::new(
+        crate::emulator::error::ErrorCode::UnknownException,
+        format!("An unexpected error occurred: {detail}"),
+    )
 }
 
 /// `GET /query/{cursorId}-{offset}`.

@@ -27,6 +27,15 @@ pub fn routes() -> Router<AppState> {
         .merge(describe::routes())
         .merge(records::routes())
         .merge(replication::routes())
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// 405 METHOD_NOT_ALLOWED with Salesforce's error body.
+async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        super::error::ErrorCode::MethodNotAllowed,
+        format!("HTTP Method '{method}' not allowed. Allowed are GET,HEAD,PATCH,POST,DELETE"),
+    )
 }
 
 /// Unauthenticated REST routes: the versions list.
