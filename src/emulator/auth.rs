@@ -199,7 +199,20 @@ struct Claims {
     iss: Option<String>,
     sub: Option<String>,
     aud: Option<Value>,
+    /// Seconds since the epoch. Salesforce accepts a number or a numeric string
+    /// (simple-salesforce sends a string).
+    #[serde(default, deserialize_with = "number_or_numeric_string")]
     exp: Option<i64>,
+}
+
+fn number_or_numeric_string<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<i64>, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    })
 }
 
 /// `POST /services/oauth2/token`.
