@@ -8,6 +8,10 @@
 //! - [`pending`]: a mapped change with its commit LSN, as the batcher and sink see it.
 //! - [`setup`]: building the Salesforce client and other connections from config.
 
+// PipelineError carries the failing layer's error by value: it is returned once, when a
+// pipeline stops, so its size costs nothing worth boxing for.
+#![allow(clippy::result_large_err)]
+
 mod backfill_sink;
 mod check;
 mod error;
