@@ -318,6 +318,7 @@ impl Assembler {
                 xid,
             } => {
                 self.expect_idle(lsn, &msg)?;
+                self.drop_stale_stream(xid);
                 self.state = State::Plain(PlainTxn {
                     xid,
                     final_lsn,
@@ -437,6 +438,7 @@ impl Assembler {
             }
             LogicalMessage::BeginPrepare { xid, ref gid, .. } => {
                 self.expect_idle(lsn, &msg)?;
+                self.drop_stale_stream(xid);
                 self.state = State::Preparing {
                     gid: gid.clone(),
                     txn: BufferedTxn::new(xid),
@@ -581,6 +583,15 @@ impl Assembler {
             _ => return Err(Self::protocol(lsn, &msg, "not allowed inside a streamed block")),
         }
         Ok(())
+    }
+
+    /// The server re-decodes from the slot's restart point after a reconnect (or between
+    /// SQL-interface calls) and may then send a transaction it had begun streaming as a
+    /// plain one: what we buffered from the earlier attempt is stale.
+    fn drop_stale_stream(&mut self, xid: u32) {
+        if let Some(old) = self.streams.remove(&xid) {
+            self.buffered_mem -= old.buffer.mem_len();
+        }
     }
 
     fn store_prepared(&mut self, gid: String, txn: BufferedTxn) {
