@@ -210,7 +210,14 @@ fn pg_recvlogical(cluster: &TempCluster, end_lsn: &str) -> Result<Duration, Stri
     let bin = recvlogical_binary(cluster).ok_or("pg_recvlogical not installed")?;
     let t = Instant::now();
     let out = Command::new(&bin)
-        .args(["-h", "127.0.0.1", "-p", &cluster.port().to_string(), "-U", "postgres"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &cluster.port().to_string(),
+            "-U",
+            "postgres",
+        ])
         .args(["-d", "postgres", "--slot", "bench", "--start", "--no-loop"])
         .args(["-o", "proto_version=1", "-o", "publication_names=p"])
         .args(["--endpos", end_lsn, "-f", "/dev/null"])

@@ -16,12 +16,19 @@ use support::{capture, cluster_options, fixture_path, load_fixture, scenarios, F
 #[tokio::test]
 #[ignore = "captures fixtures from a live server; run explicitly to regenerate"]
 async fn regenerate() {
-    let cluster = pgforce::testing::pg::TempCluster::start_with(cluster_options()).expect("cluster");
+    let cluster =
+        pgforce::testing::pg::TempCluster::start_with(cluster_options()).expect("cluster");
     let major = cluster.major_version().unwrap();
-    let version = cluster.psql("postgres", "SHOW server_version").unwrap_or_default();
+    let version = cluster
+        .psql("postgres", "SHOW server_version")
+        .unwrap_or_default();
     for s in scenarios() {
         let msgs = capture(&cluster, &s).await;
-        let opts: Vec<String> = s.options(major).iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let opts: Vec<String> = s
+            .options(major)
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         let text = format!(
             "# scenario: {} — {}\n# server: PostgreSQL {version}\n# options: {}\n# format: <lsn> <hex bytes of one pgoutput message>\n{}",
             s.name,

@@ -11,11 +11,21 @@ use std::sync::OnceLock;
 
 use pgforce::lsn::Lsn;
 use pgforce::pgoutput::value::{array_element_oid, oid};
-use pgforce::pgoutput::{decode, parse_text, Assembler, AssemblerConfig, DecodeContext, TypeRegistry};
+use pgforce::pgoutput::{
+    decode, parse_text, Assembler, AssemblerConfig, DecodeContext, TypeRegistry,
+};
 use proptest::prelude::*;
 use support::{load_fixture, scenarios, FIXTURE_MAJORS};
 
 type Capture = Vec<(Lsn, Vec<u8>)>;
+
+/// `PROPTEST_CASES` when set, else the modest CI default.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 
 /// Every stored capture, loaded once.
 fn captures() -> &'static Vec<Capture> {
@@ -23,7 +33,11 @@ fn captures() -> &'static Vec<Capture> {
     C.get_or_init(|| {
         FIXTURE_MAJORS
             .iter()
-            .flat_map(|&m| scenarios().into_iter().map(move |s| load_fixture(m, s.name)))
+            .flat_map(|&m| {
+                scenarios()
+                    .into_iter()
+                    .map(move |s| load_fixture(m, s.name))
+            })
             .collect()
     })
 }
@@ -59,7 +73,8 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<usize>(), 0u8..8).prop_map(|(i, b)| Mutation::FlipBit(i, b)),
         any::<usize>().prop_map(Mutation::Truncate),
-        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..16)).prop_map(|(i, g)| Mutation::Insert(i, g)),
+        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..16))
+            .prop_map(|(i, g)| Mutation::Insert(i, g)),
         (any::<usize>(), any::<bool>()).prop_map(|(i, wide)| Mutation::HugeCount(i, wide)),
         (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::SetByte(i, b)),
     ]
@@ -118,14 +133,36 @@ fn run_assembler(cap: &[(Lsn, Vec<u8>)], asm: &mut Assembler) -> usize {
 }
 
 const TYPES: &[u32] = &[
-    oid::BOOL, oid::INT2, oid::INT4, oid::INT8, oid::NUMERIC, oid::FLOAT4, oid::FLOAT8, oid::TEXT,
-    oid::UUID, oid::DATE, oid::TIME, oid::TIMETZ, oid::TIMESTAMP, oid::TIMESTAMPTZ, oid::INTERVAL,
-    oid::JSON, oid::JSONB, oid::BYTEA, oid::INT4_ARRAY, oid::TEXT_ARRAY, oid::DATE_ARRAY,
-    oid::TIMESTAMPTZ_ARRAY, oid::NUMERIC_ARRAY, oid::BYTEA_ARRAY, oid::JSONB_ARRAY, 99999,
+    oid::BOOL,
+    oid::INT2,
+    oid::INT4,
+    oid::INT8,
+    oid::NUMERIC,
+    oid::FLOAT4,
+    oid::FLOAT8,
+    oid::TEXT,
+    oid::UUID,
+    oid::DATE,
+    oid::TIME,
+    oid::TIMETZ,
+    oid::TIMESTAMP,
+    oid::TIMESTAMPTZ,
+    oid::INTERVAL,
+    oid::JSON,
+    oid::JSONB,
+    oid::BYTEA,
+    oid::INT4_ARRAY,
+    oid::TEXT_ARRAY,
+    oid::DATE_ARRAY,
+    oid::TIMESTAMPTZ_ARRAY,
+    oid::NUMERIC_ARRAY,
+    oid::BYTEA_ARRAY,
+    oid::JSONB_ARRAY,
+    99999,
 ];
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(2000), ..ProptestConfig::default() })]
 
     #[test]
     fn decode_never_panics_on_arbitrary_bytes(
@@ -186,7 +223,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(300), ..ProptestConfig::default() })]
 
     #[test]
     fn assembler_never_panics_on_mutated_captures(
@@ -261,13 +298,18 @@ fn forged_huge_counts_are_rejected_before_allocating() {
 #[test]
 fn every_truncation_of_every_real_message_is_an_error_not_a_panic() {
     for (in_stream, b) in messages().iter().step_by(7) {
-        let ctx = DecodeContext { in_stream: *in_stream };
+        let ctx = DecodeContext {
+            in_stream: *in_stream,
+        };
         // (A v4 Stream Abort cut after its xids is a valid v2 one.)
         if b[0] == b'A' {
             continue;
         }
         for n in 0..b.len().min(300) {
-            assert!(decode(&b[..n], &ctx).is_err(), "a strict prefix must not decode");
+            assert!(
+                decode(&b[..n], &ctx).is_err(),
+                "a strict prefix must not decode"
+            );
         }
     }
 }

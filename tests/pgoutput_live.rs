@@ -58,18 +58,25 @@ async fn consuming_a_slot_in_batches_yields_commit_order() {
     c0.batch_execute("SELECT pg_create_logical_replication_slot('batches', 'pgoutput')")
         .await
         .unwrap();
-    c0.batch_execute("BEGIN; INSERT INTO acct SELECT g, 'big', g * 1.5 FROM generate_series(1, 1500) g")
+    c0.batch_execute(
+        "BEGIN; INSERT INTO acct SELECT g, 'big', g * 1.5 FROM generate_series(1, 1500) g",
+    )
+    .await
+    .unwrap();
+    for i in 0..5 {
+        c1.batch_execute(&format!(
+            "INSERT INTO acct VALUES ({}, 'small', 0)",
+            100_000 + i
+        ))
         .await
         .unwrap();
-    for i in 0..5 {
-        c1.batch_execute(&format!("INSERT INTO acct VALUES ({}, 'small', 0)", 100_000 + i))
-            .await
-            .unwrap();
     }
     c0.batch_execute("UPDATE acct SET balance = balance + 1 WHERE id <= 10; COMMIT")
         .await
         .unwrap();
-    c1.batch_execute("DELETE FROM acct WHERE id = 100000").await.unwrap();
+    c1.batch_execute("DELETE FROM acct WHERE id = 100000")
+        .await
+        .unwrap();
 
     let proto = if major >= 16 { "4" } else { "2" };
     let mut asm = Assembler::new(AssemblerConfig {
@@ -104,11 +111,19 @@ async fn consuming_a_slot_in_batches_yields_commit_order() {
     let (txs, _) = checks::transactions(&events);
     let shape: Vec<(usize, usize)> = txs
         .iter()
-        .map(|t| (t.rows().len(), t.rows().iter().filter(|r| r.new.is_none()).count()))
+        .map(|t| {
+            (
+                t.rows().len(),
+                t.rows().iter().filter(|r| r.new.is_none()).count(),
+            )
+        })
         .collect();
     // Five small inserts commit before the big transaction (1500 inserts + 10 updates),
     // then the delete.
-    assert_eq!(shape, [(1, 0), (1, 0), (1, 0), (1, 0), (1, 0), (1510, 0), (1, 1)]);
+    assert_eq!(
+        shape,
+        [(1, 0), (1, 0), (1, 0), (1, 0), (1, 0), (1510, 0), (1, 1)]
+    );
     assert!(asm.spilled_bytes() > 0);
     assert_eq!(asm.pending_transactions(), 0);
 }

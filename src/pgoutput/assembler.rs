@@ -96,7 +96,9 @@ pub enum AssemblerError {
         #[source]
         source: RowError,
     },
-    #[error("{message} at {lsn} refers to relation OID {oid}, which no Relation message has described")]
+    #[error(
+        "{message} at {lsn} refers to relation OID {oid}, which no Relation message has described"
+    )]
     UnknownRelation {
         lsn: Lsn,
         message: &'static str,
@@ -160,7 +162,10 @@ enum State {
     Idle,
     Plain(PlainTxn),
     /// Between Begin Prepare and Prepare.
-    Preparing { gid: String, txn: BufferedTxn },
+    Preparing {
+        gid: String,
+        txn: Box<BufferedTxn>,
+    },
 }
 
 /// A committed buffered transaction being emitted change by change.
@@ -367,9 +372,7 @@ impl Assembler {
                         txn.origin = Some(name.clone());
                         txn.skip |= skip;
                     }
-                    State::Idle => {
-                        return Err(Self::protocol(lsn, &msg, "no transaction is open"))
-                    }
+                    State::Idle => return Err(Self::protocol(lsn, &msg, "no transaction is open")),
                 }
             }
             LogicalMessage::Relation { relation, .. } => {
@@ -421,9 +424,13 @@ impl Assembler {
             } => {
                 self.expect_idle(lsn, &msg)?;
                 // A commit for a transaction we hold nothing for emits an empty one.
-                let txn = self.streams.remove(&xid).unwrap_or_else(|| BufferedTxn::new(xid));
+                let txn = self
+                    .streams
+                    .remove(&xid)
+                    .unwrap_or_else(|| BufferedTxn::new(xid));
                 self.buffered_mem -= txn.buffer.mem_len();
-                self.relations.extend(txn.overlay.iter().map(|(k, v)| (*k, v.clone())));
+                self.relations
+                    .extend(txn.overlay.iter().map(|(k, v)| (*k, v.clone())));
                 self.finish_buffered(txn, commit_lsn, end_lsn, commit_time)?;
             }
             LogicalMessage::StreamAbort { xid, subxid, .. } => {
@@ -441,7 +448,7 @@ impl Assembler {
                 self.drop_stale_stream(xid);
                 self.state = State::Preparing {
                     gid: gid.clone(),
-                    txn: BufferedTxn::new(xid),
+                    txn: Box::new(BufferedTxn::new(xid)),
                 };
             }
             LogicalMessage::Prepare(ref p) => {
@@ -452,12 +459,16 @@ impl Assembler {
                 if gid != p.gid {
                     return Err(Self::protocol(lsn, &msg, "GID differs from Begin Prepare"));
                 }
-                self.store_prepared(gid, txn);
+                self.store_prepared(gid, *txn);
             }
             LogicalMessage::StreamPrepare(ref p) => {
                 self.expect_idle(lsn, &msg)?;
-                let txn = self.streams.remove(&p.xid).unwrap_or_else(|| BufferedTxn::new(p.xid));
-                self.relations.extend(txn.overlay.iter().map(|(k, v)| (*k, v.clone())));
+                let txn = self
+                    .streams
+                    .remove(&p.xid)
+                    .unwrap_or_else(|| BufferedTxn::new(p.xid));
+                self.relations
+                    .extend(txn.overlay.iter().map(|(k, v)| (*k, v.clone())));
                 self.store_prepared(p.gid.clone(), txn);
             }
             LogicalMessage::CommitPrepared {
@@ -468,10 +479,13 @@ impl Assembler {
                 ..
             } => {
                 self.expect_idle(lsn, &msg)?;
-                let txn = self.prepared.remove(gid).ok_or_else(|| AssemblerError::UnknownPrepared {
-                    lsn,
-                    gid: gid.clone(),
-                })?;
+                let txn =
+                    self.prepared
+                        .remove(gid)
+                        .ok_or_else(|| AssemblerError::UnknownPrepared {
+                            lsn,
+                            gid: gid.clone(),
+                        })?;
                 self.buffered_mem -= txn.buffer.mem_len();
                 self.finish_buffered(txn, commit_lsn, end_lsn, commit_time)?;
             }
@@ -580,7 +594,13 @@ impl Assembler {
                 self.buffered_mem += txn.buffer.push(lsn, subxid, true, &rels, data);
                 self.enforce_memory_limit()?;
             }
-            _ => return Err(Self::protocol(lsn, &msg, "not allowed inside a streamed block")),
+            _ => {
+                return Err(Self::protocol(
+                    lsn,
+                    &msg,
+                    "not allowed inside a streamed block",
+                ))
+            }
         }
         Ok(())
     }
@@ -635,13 +655,17 @@ impl Assembler {
     /// Spill the largest buffered transactions until memory is under the limit.
     fn enforce_memory_limit(&mut self) -> Result<()> {
         while self.buffered_mem > self.config.memory_limit {
-            let dir = self.config.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
+            let dir = self
+                .config
+                .spill_dir
+                .clone()
+                .unwrap_or_else(std::env::temp_dir);
             let largest = self
                 .streams
                 .values_mut()
                 .chain(self.prepared.values_mut())
                 .chain(match &mut self.state {
-                    State::Preparing { txn, .. } => Some(txn),
+                    State::Preparing { txn, .. } => Some(&mut **txn),
                     _ => None,
                 })
                 .max_by_key(|t| t.buffer.mem_len());

@@ -52,7 +52,10 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let msgs = vec![(Lsn(0x1_0000_0010), vec![0x42, 0x00, 0xff]), (Lsn(5), vec![])];
+        let msgs = vec![
+            (Lsn(0x1_0000_0010), vec![0x42, 0x00, 0xff]),
+            (Lsn(5), vec![]),
+        ];
         let text = format!("# comment\n{}", render(&msgs));
         assert_eq!(parse(&text).unwrap(), msgs);
         assert!(parse("0/1 zz").is_err());

@@ -355,7 +355,10 @@ fn namespace(r: &mut Reader<'_>) -> Result<String, DecodeError> {
     Ok(if ns.is_empty() { "pg_catalog" } else { ns }.to_string())
 }
 
-fn relation<'a>(r: &mut Reader<'a>, ctx: &DecodeContext) -> Result<LogicalMessage<'a>, DecodeError> {
+fn relation<'a>(
+    r: &mut Reader<'a>,
+    ctx: &DecodeContext,
+) -> Result<LogicalMessage<'a>, DecodeError> {
     let xid = stream_xid(r, ctx)?;
     let oid = r.u32("relation OID")?;
     let schema = namespace(r)?;
@@ -398,7 +401,10 @@ fn relation<'a>(r: &mut Reader<'a>, ctx: &DecodeContext) -> Result<LogicalMessag
     })
 }
 
-fn type_msg<'a>(r: &mut Reader<'a>, ctx: &DecodeContext) -> Result<LogicalMessage<'a>, DecodeError> {
+fn type_msg<'a>(
+    r: &mut Reader<'a>,
+    ctx: &DecodeContext,
+) -> Result<LogicalMessage<'a>, DecodeError> {
     Ok(LogicalMessage::Type {
         xid: stream_xid(r, ctx)?,
         oid: r.u32("type OID")?,
@@ -425,7 +431,11 @@ fn tuple<'a>(r: &mut Reader<'a>) -> Result<TupleData<'a>, DecodeError> {
     Ok(TupleData { columns })
 }
 
-fn expect_marker(r: &mut Reader<'_>, marker: u8, expected: &'static str) -> Result<(), DecodeError> {
+fn expect_marker(
+    r: &mut Reader<'_>,
+    marker: u8,
+    expected: &'static str,
+) -> Result<(), DecodeError> {
     let offset = r.offset();
     let found = r.u8("tuple marker")?;
     if found != marker {
@@ -499,7 +509,10 @@ fn delete<'a>(r: &mut Reader<'a>, ctx: &DecodeContext) -> Result<LogicalMessage<
     })
 }
 
-fn truncate<'a>(r: &mut Reader<'a>, ctx: &DecodeContext) -> Result<LogicalMessage<'a>, DecodeError> {
+fn truncate<'a>(
+    r: &mut Reader<'a>,
+    ctx: &DecodeContext,
+) -> Result<LogicalMessage<'a>, DecodeError> {
     let xid = stream_xid(r, ctx)?;
     let count = r.u32("relation count")? as usize;
     let flags = r.u8("truncate flags")?;

@@ -93,11 +93,8 @@ impl<'a> Reader<'a> {
     pub(crate) fn counted_bytes(&mut self, what: &'static str) -> Result<&'a [u8], DecodeError> {
         let offset = self.pos;
         let len = self.i32(what)?;
-        let len = usize::try_from(len).map_err(|_| DecodeError::NegativeLength {
-            what,
-            offset,
-            len,
-        })?;
+        let len =
+            usize::try_from(len).map_err(|_| DecodeError::NegativeLength { what, offset, len })?;
         self.bytes(len, what)
     }
 
@@ -109,8 +106,8 @@ impl<'a> Reader<'a> {
             .iter()
             .position(|&b| b == 0)
             .ok_or(DecodeError::UnterminatedString { what, offset })?;
-        let s = std::str::from_utf8(&rest[..nul])
-            .map_err(|_| DecodeError::BadUtf8 { what, offset })?;
+        let s =
+            std::str::from_utf8(&rest[..nul]).map_err(|_| DecodeError::BadUtf8 { what, offset })?;
         self.pos += nul + 1;
         Ok(s)
     }

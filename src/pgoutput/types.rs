@@ -53,9 +53,7 @@ impl TypeRegistry {
 
     /// `(schema, name)` from the last Type message for `oid`.
     pub fn type_name(&self, oid: u32) -> Option<(&str, &str)> {
-        self.names
-            .get(&oid)
-            .map(|(s, n)| (s.as_str(), n.as_str()))
+        self.names.get(&oid).map(|(s, n)| (s.as_str(), n.as_str()))
     }
 
     /// Like [`value::parse_text`], also knowing registered enums and learned domains.

@@ -55,11 +55,20 @@ pub enum Value {
     Bytea(Vec<u8>),
     Array(Array),
     /// Enum label (type OID kept so mappings can pick a value map).
-    Enum { type_oid: u32, label: String },
+    Enum {
+        type_oid: u32,
+        label: String,
+    },
     /// Any type without a parser: its text form and OID.
-    Other { type_oid: u32, text: String },
+    Other {
+        type_oid: u32,
+        text: String,
+    },
     /// A value sent in binary format ('b') that we do not parse.
-    Binary { type_oid: u32, bytes: Vec<u8> },
+    Binary {
+        type_oid: u32,
+        bytes: Vec<u8>,
+    },
 }
 
 /// Dates can be `infinity` / `-infinity` in Postgres.
@@ -270,8 +279,7 @@ pub(crate) fn parse_array(
     text: &str,
     element: &dyn Fn(u32, &str) -> Result<Value, ValueError>,
 ) -> Result<Value, ValueError> {
-    let parsed =
-        array::parse(text).map_err(|reason| ValueError::new(array_oid, text, reason))?;
+    let parsed = array::parse(text).map_err(|reason| ValueError::new(array_oid, text, reason))?;
     let mut elements = Vec::with_capacity(parsed.elements.len());
     for (i, e) in parsed.elements.into_iter().enumerate() {
         elements.push(match e {
@@ -409,7 +417,11 @@ mod tests {
             Value::Numeric("-12.3400".into())
         );
         assert_eq!(
-            parse_text(oid::NUMERIC, "123456789012345678901234567890.000000000000000001").unwrap(),
+            parse_text(
+                oid::NUMERIC,
+                "123456789012345678901234567890.000000000000000001"
+            )
+            .unwrap(),
             Value::Numeric("123456789012345678901234567890.000000000000000001".into())
         );
         for ok in ["NaN", "Infinity", "-Infinity", "0"] {

@@ -75,7 +75,11 @@ pub fn transactions(events: &[TxEvent]) -> (Vec<Tx>, Vec<(String, Vec<u8>)>) {
                     changes: vec![],
                 });
             }
-            TxEvent::Change(c) => open.as_mut().expect("change outside Begin").changes.push(c.clone()),
+            TxEvent::Change(c) => open
+                .as_mut()
+                .expect("change outside Begin")
+                .changes
+                .push(c.clone()),
             TxEvent::Commit {
                 xid,
                 commit_lsn,
@@ -93,7 +97,9 @@ pub fn transactions(events: &[TxEvent]) -> (Vec<Tx>, Vec<(String, Vec<u8>)>) {
                 }
                 txs.push(tx);
             }
-            TxEvent::Message { prefix, content, .. } => msgs.push((prefix.clone(), content.clone())),
+            TxEvent::Message {
+                prefix, content, ..
+            } => msgs.push((prefix.clone(), content.clone())),
         }
     }
     assert!(open.is_none(), "unterminated transaction");
@@ -133,10 +139,19 @@ pub fn basic(_major: u32, msgs: &Msgs) {
         (rel.schema.as_str(), rel.name.as_str(), rel.replica_identity),
         ("public", "customer", ReplicaIdentity::Default)
     );
-    let cols: Vec<_> = rel.columns.iter().map(|c| (c.name.as_str(), c.type_oid, c.is_key)).collect();
+    let cols: Vec<_> = rel
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.type_oid, c.is_key))
+        .collect();
     assert_eq!(
         cols,
-        [("id", 23, true), ("name", 25, false), ("email", 1043, false), ("score", 1700, false)]
+        [
+            ("id", 23, true),
+            ("name", 25, false),
+            ("email", 1043, false),
+            ("score", 1700, false)
+        ]
     );
     assert_eq!(rel.columns[2].type_modifier, 104, "varchar(100) typmod");
     let ada = vec![i4(1), t("Ada"), t("ada@example.com"), num("12.50")];
@@ -145,7 +160,13 @@ pub fn basic(_major: u32, msgs: &Msgs) {
     assert_row(r[0], "customer", Operation::Insert, None, Some(ada));
     assert_row(r[1], "customer", Operation::Insert, None, Some(grace));
     let grace2 = vec![i4(2), t("Grace"), t("grace@example.com"), num("-3.25")];
-    assert_row(txs[1].rows()[0], "customer", Operation::Update, None, Some(grace2));
+    assert_row(
+        txs[1].rows()[0],
+        "customer",
+        Operation::Update,
+        None,
+        Some(grace2),
+    );
     assert_row(
         txs[2].rows()[0],
         "customer",
@@ -167,12 +188,33 @@ pub fn replica_identity(_major: u32, msgs: &Msgs) {
     let rows: Vec<&RowChange> = txs.iter().flat_map(|t| t.rows()).collect();
     assert_eq!(rows.len(), 8);
     assert_eq!(rows[0].relation.replica_identity, ReplicaIdentity::Full);
-    assert_row(rows[1], "full_t", Operation::Update, Some(vec![i4(1), t("a")]), Some(vec![i4(1), t("b")]));
-    assert_row(rows[2], "full_t", Operation::Delete, Some(vec![i4(1), t("b")]), None);
+    assert_row(
+        rows[1],
+        "full_t",
+        Operation::Update,
+        Some(vec![i4(1), t("a")]),
+        Some(vec![i4(1), t("b")]),
+    );
+    assert_row(
+        rows[2],
+        "full_t",
+        Operation::Delete,
+        Some(vec![i4(1), t("b")]),
+        None,
+    );
     let idx = &rows[3].relation;
     assert_eq!(idx.replica_identity, ReplicaIdentity::Index);
-    assert_eq!(idx.columns.iter().map(|c| c.is_key).collect::<Vec<_>>(), [false, true, false]);
-    assert_row(rows[4], "idx_t", Operation::Update, None, Some(vec![i4(1), t("c1"), t("y")]));
+    assert_eq!(
+        idx.columns.iter().map(|c| c.is_key).collect::<Vec<_>>(),
+        [false, true, false]
+    );
+    assert_row(
+        rows[4],
+        "idx_t",
+        Operation::Update,
+        None,
+        Some(vec![i4(1), t("c1"), t("y")]),
+    );
     assert_row(
         rows[5],
         "idx_t",
@@ -180,16 +222,34 @@ pub fn replica_identity(_major: u32, msgs: &Msgs) {
         Some(vec![Value::Null, t("c1"), Value::Null]),
         Some(vec![i4(1), t("c2"), t("y")]),
     );
-    assert_row(rows[6], "idx_t", Operation::Delete, Some(vec![Value::Null, t("c2"), Value::Null]), None);
+    assert_row(
+        rows[6],
+        "idx_t",
+        Operation::Delete,
+        Some(vec![Value::Null, t("c2"), Value::Null]),
+        None,
+    );
     assert_eq!(rows[7].relation.replica_identity, ReplicaIdentity::Nothing);
-    assert_row(rows[7], "nothing_t", Operation::Insert, None, Some(vec![i4(1), t("n")]));
+    assert_row(
+        rows[7],
+        "nothing_t",
+        Operation::Insert,
+        None,
+        Some(vec![i4(1), t("n")]),
+    );
 }
 
 pub fn toast(_major: u32, msgs: &Msgs) {
     let (txs, _) = transactions(&assemble(msgs));
     assert_eq!(txs.len(), 2);
     let body = "0123456789".repeat(1000);
-    assert_row(txs[0].rows()[0], "doc", Operation::Insert, None, Some(vec![i4(1), t("first"), t(&body)]));
+    assert_row(
+        txs[0].rows()[0],
+        "doc",
+        Operation::Insert,
+        None,
+        Some(vec![i4(1), t("first"), t(&body)]),
+    );
     // The unchanged out-of-line value is Unchanged, not Null.
     assert_row(
         txs[1].rows()[0],
@@ -210,13 +270,21 @@ pub fn truncate(_major: u32, msgs: &Msgs) {
         n
     };
     match &txs[1].changes[..] {
-        [Change::Truncate { relations, cascade: false, restart_identity: false }] => {
+        [Change::Truncate {
+            relations,
+            cascade: false,
+            restart_identity: false,
+        }] => {
             assert_eq!(names(relations), ["other"])
         }
         other => panic!("{other:?}"),
     }
     match &txs[2].changes[..] {
-        [Change::Truncate { relations, cascade: true, restart_identity: true }] => {
+        [Change::Truncate {
+            relations,
+            cascade: true,
+            restart_identity: true,
+        }] => {
             assert_eq!(names(relations), ["child", "parent"])
         }
         other => panic!("{other:?}"),
@@ -226,12 +294,27 @@ pub fn truncate(_major: u32, msgs: &Msgs) {
 pub fn messages(_major: u32, msgs: &Msgs) {
     let events = assemble(msgs);
     let (txs, loose) = transactions(&events);
-    assert_eq!(loose, [("pgforce.test".to_string(), b"non-transactional".to_vec())]);
-    assert!(matches!(events[0], TxEvent::Message { .. }), "non-transactional first");
+    assert_eq!(
+        loose,
+        [("pgforce.test".to_string(), b"non-transactional".to_vec())]
+    );
+    assert!(
+        matches!(events[0], TxEvent::Message { .. }),
+        "non-transactional first"
+    );
     assert_eq!(txs.len(), 1);
     match &txs[0].changes[..] {
-        [Change::Row(_), Change::Message { prefix: p1, content: c1 }, Change::Message { prefix: p2, content: c2 }] => {
-            assert_eq!((p1.as_str(), c1.as_slice()), ("pgforce.test", &b"transactional"[..]));
+        [Change::Row(_), Change::Message {
+            prefix: p1,
+            content: c1,
+        }, Change::Message {
+            prefix: p2,
+            content: c2,
+        }] => {
+            assert_eq!(
+                (p1.as_str(), c1.as_slice()),
+                ("pgforce.test", &b"transactional"[..])
+            );
             assert_eq!((p2.as_str(), c2.as_slice()), ("bin", &[0x00, 0xff][..]));
         }
         other => panic!("{other:?}"),
@@ -241,8 +324,14 @@ pub fn messages(_major: u32, msgs: &Msgs) {
 pub fn origin(_major: u32, msgs: &Msgs) {
     let mut asm = Assembler::default();
     let (txs, _) = transactions(&assemble_with(msgs, &mut asm));
-    let got: Vec<_> = txs.iter().map(|t| (id_of(t.rows()[0]), t.origin.clone())).collect();
-    assert_eq!(got, [(1, None), (3, Some("other_origin".to_string())), (4, None)]);
+    let got: Vec<_> = txs
+        .iter()
+        .map(|t| (id_of(t.rows()[0]), t.origin.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [(1, None), (3, Some("other_origin".to_string())), (4, None)]
+    );
     assert!(asm.last_skipped_end_lsn().is_some());
 
     let mut keep_all = Assembler::new(AssemblerConfig {
@@ -261,9 +350,15 @@ fn ids(tx: &Tx) -> Vec<i32> {
 fn streaming_expectations(txs: &[Tx]) {
     assert_eq!(txs.len(), 3, "the aborted stream is dropped");
     assert_eq!(ids(&txs[0]), (1..=600).collect::<Vec<_>>());
-    assert_eq!(txs[0].rows()[0].new.as_ref().unwrap()[1], t(&"x".repeat(100)));
+    assert_eq!(
+        txs[0].rows()[0].new.as_ref().unwrap()[1],
+        t(&"x".repeat(100))
+    );
     // The rolled-back savepoint's 600 rows are gone; its siblings stay, in order.
-    assert_eq!(ids(&txs[1]), [2001, 2002, 2003, 2004, 2005, 4001, 4002, 4003]);
+    assert_eq!(
+        ids(&txs[1]),
+        [2001, 2002, 2003, 2004, 2005, 4001, 4002, 4003]
+    );
     assert_eq!(ids(&txs[2]), [5000]);
 }
 
@@ -303,7 +398,11 @@ pub fn stream_interleaved(_major: u32, msgs: &Msgs) {
         });
         let (txs, _) = transactions(&assemble_with(msgs, &mut asm));
         assert_eq!(txs.len(), 2);
-        assert_eq!(ids(&txs[0]), (10001..=10400).collect::<Vec<_>>(), "committed first");
+        assert_eq!(
+            ids(&txs[0]),
+            (10001..=10400).collect::<Vec<_>>(),
+            "committed first"
+        );
         assert_eq!(ids(&txs[1]), (1..=800).collect::<Vec<_>>());
     }
 }
@@ -323,7 +422,11 @@ pub fn two_phase(_major: u32, msgs: &Msgs) {
             None,
             Some(vec![i4(1), t("prepared then committed")]),
         );
-        assert_eq!(ids(&txs[1]), (100..=699).collect::<Vec<_>>(), "stream-prepared g3");
+        assert_eq!(
+            ids(&txs[1]),
+            (100..=699).collect::<Vec<_>>(),
+            "stream-prepared g3"
+        );
         assert_eq!(asm.pending_transactions(), 0);
     }
 }
@@ -334,13 +437,19 @@ pub fn types(_major: u32, msgs: &Msgs) {
     for (_, b) in msgs {
         let m = decode(b, &ctx).unwrap();
         ctx.observe(&m);
-        if let LogicalMessage::Type { oid, schema, name, .. } = m {
+        if let LogicalMessage::Type {
+            oid, schema, name, ..
+        } = m
+        {
             types.insert(name.clone(), (oid, schema));
         }
     }
     let mood = types["mood"].0;
     let mood_array = types["_mood"].0;
-    assert_eq!(types["int4"].1, "pg_catalog", "the domain's Type names its base type");
+    assert_eq!(
+        types["int4"].1, "pg_catalog",
+        "the domain's Type names its base type"
+    );
     let pair = types["pair"].0;
 
     let enum_value = |l: &str| Value::Enum {
@@ -398,7 +507,9 @@ fn json(s: &str) -> Value {
     Value::Json(serde_json::from_str(s).unwrap())
 }
 
-/// Every column of the all_types row, in table order.
+/// Every column of the all_types row, in table order. (3.14 and 2.718… are data, not
+/// approximations of π and e.)
+#[allow(clippy::approx_constant)]
 pub fn all_types_expected() -> Vec<(&'static str, Value)> {
     let uuid = uuid::Uuid::parse_str("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11").unwrap();
     let date = |y, m, d| Value::Date(PgDate::Value(NaiveDate::from_ymd_opt(y, m, d).unwrap()));
@@ -423,14 +534,31 @@ pub fn all_types_expected() -> Vec<(&'static str, Value)> {
         ("d", date(2024, 2, 29)),
         ("d_inf", Value::Date(PgDate::Infinity)),
         ("d_bc", date(-43, 3, 15)),
-        ("tm", Value::Time(NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).unwrap())),
-        ("tmtz", Value::TimeTz(NaiveTime::from_hms_milli_opt(4, 5, 6, 789).unwrap(), -8 * 3600)),
-        ("ts", Value::Timestamp(PgTimestamp::Value(ndt(2024, 1, 15, 10, 30, 0, 123_456)))),
+        (
+            "tm",
+            Value::Time(NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).unwrap()),
+        ),
+        (
+            "tmtz",
+            Value::TimeTz(
+                NaiveTime::from_hms_milli_opt(4, 5, 6, 789).unwrap(),
+                -8 * 3600,
+            ),
+        ),
+        (
+            "ts",
+            Value::Timestamp(PgTimestamp::Value(ndt(2024, 1, 15, 10, 30, 0, 123_456))),
+        ),
         ("ts_inf", Value::Timestamp(PgTimestamp::NegInfinity)),
-        ("ts_bc", Value::Timestamp(PgTimestamp::Value(ndt(-43, 3, 15, 10, 0, 0, 0)))),
+        (
+            "ts_bc",
+            Value::Timestamp(PgTimestamp::Value(ndt(-43, 3, 15, 10, 0, 0, 0))),
+        ),
         (
             "tstz",
-            Value::TimestampTz(PgTimestamp::Value(Utc.with_ymd_and_hms(2024, 1, 15, 10, 30, 0).unwrap())),
+            Value::TimestampTz(PgTimestamp::Value(
+                Utc.with_ymd_and_hms(2024, 1, 15, 10, 30, 0).unwrap(),
+            )),
         ),
         ("tstz_ninf", Value::TimestampTz(PgTimestamp::NegInfinity)),
         (
@@ -449,16 +577,50 @@ pub fn all_types_expected() -> Vec<(&'static str, Value)> {
                 micros: -14_706_000_000,
             }),
         ),
-        ("j", json(r#"{"n": 12345678901234567890.12345678901234567890, "s": "x"}"#)),
+        (
+            "j",
+            json(r#"{"n": 12345678901234567890.12345678901234567890, "s": "x"}"#),
+        ),
         ("jb", json(r#"{"a": true, "b": [1, 2.50, null]}"#)),
         ("by", Value::Bytea(vec![0xde, 0xad, 0xbe, 0xef])),
-        ("a_b", arr(oid::BOOL, vec![3], vec![Value::Bool(true), Value::Bool(false), Value::Null])),
-        ("a_i2", arr(oid::INT2, vec![2], vec![Value::Int2(1), Value::Int2(-2)])),
+        (
+            "a_b",
+            arr(
+                oid::BOOL,
+                vec![3],
+                vec![Value::Bool(true), Value::Bool(false), Value::Null],
+            ),
+        ),
+        (
+            "a_i2",
+            arr(oid::INT2, vec![2], vec![Value::Int2(1), Value::Int2(-2)]),
+        ),
         ("a_i4", arr(oid::INT4, vec![3], vec![i4(1), i4(2), i4(3)])),
         ("a_i8", arr(oid::INT8, vec![1], vec![Value::Int8(i64::MAX)])),
-        ("a_num", arr(oid::NUMERIC, vec![3], vec![num("1.5"), num("NaN"), num("-0.001")])),
-        ("a_f4", arr(oid::FLOAT4, vec![2], vec![Value::Float4(1.5), Value::Float4(f32::NEG_INFINITY)])),
-        ("a_f8", arr(oid::FLOAT8, vec![2], vec![Value::Float8(1e300), Value::Float8(f64::NAN)])),
+        (
+            "a_num",
+            arr(
+                oid::NUMERIC,
+                vec![3],
+                vec![num("1.5"), num("NaN"), num("-0.001")],
+            ),
+        ),
+        (
+            "a_f4",
+            arr(
+                oid::FLOAT4,
+                vec![2],
+                vec![Value::Float4(1.5), Value::Float4(f32::NEG_INFINITY)],
+            ),
+        ),
+        (
+            "a_f8",
+            arr(
+                oid::FLOAT8,
+                vec![2],
+                vec![Value::Float8(1e300), Value::Float8(f64::NAN)],
+            ),
+        ),
         (
             "a_t",
             arr(
@@ -470,10 +632,23 @@ pub fn all_types_expected() -> Vec<(&'static str, Value)> {
         ("a_vc", arr(oid::VARCHAR, vec![2], vec![t("x"), t("y")])),
         ("a_bp", arr(oid::BPCHAR, vec![2], vec![t("ab"), t("c ")])),
         ("a_u", arr(oid::UUID, vec![1], vec![Value::Uuid(uuid)])),
-        ("a_d", arr(oid::DATE, vec![2], vec![date(2024, 1, 1), Value::Date(PgDate::Infinity)])),
+        (
+            "a_d",
+            arr(
+                oid::DATE,
+                vec![2],
+                vec![date(2024, 1, 1), Value::Date(PgDate::Infinity)],
+            ),
+        ),
         (
             "a_ts",
-            arr(oid::TIMESTAMP, vec![1], vec![Value::Timestamp(PgTimestamp::Value(ndt(2024, 1, 1, 0, 0, 0, 0)))]),
+            arr(
+                oid::TIMESTAMP,
+                vec![1],
+                vec![Value::Timestamp(PgTimestamp::Value(ndt(
+                    2024, 1, 1, 0, 0, 0, 0,
+                )))],
+            ),
         ),
         (
             "a_tstz",
@@ -487,8 +662,18 @@ pub fn all_types_expected() -> Vec<(&'static str, Value)> {
         ),
         ("a_j", arr(oid::JSON, vec![1], vec![json(r#"{"k": 1}"#)])),
         ("a_jb", arr(oid::JSONB, vec![1], vec![json("[1, 2.0]")])),
-        ("a_by", arr(oid::BYTEA, vec![2], vec![Value::Bytea(vec![0, 0xff]), Value::Null])),
-        ("a_2d", arr(oid::INT4, vec![2, 2], vec![i4(1), i4(2), i4(3), i4(4)])),
+        (
+            "a_by",
+            arr(
+                oid::BYTEA,
+                vec![2],
+                vec![Value::Bytea(vec![0, 0xff]), Value::Null],
+            ),
+        ),
+        (
+            "a_2d",
+            arr(oid::INT4, vec![2, 2], vec![i4(1), i4(2), i4(3), i4(4)]),
+        ),
         ("a_bounds", arr(oid::INT4, vec![2], vec![i4(7), i4(8)])),
         ("a_empty", arr(oid::TEXT, vec![], vec![])),
     ]
@@ -504,11 +689,18 @@ pub fn all_types(_major: u32, msgs: &Msgs) {
     for (i, (name, want)) in expected.iter().enumerate() {
         assert_eq!(rel.columns[i].name, *name);
         // Debug form, so NaN compares equal to NaN.
-        assert_eq!(format!("{:?}", got[i]), format!("{want:?}"), "column {name}");
+        assert_eq!(
+            format!("{:?}", got[i]),
+            format!("{want:?}"),
+            "column {name}"
+        );
     }
     // Numbers inside JSON keep every digit.
     match &got[29] {
-        Value::Json(j) => assert_eq!(j["n"].to_string(), "12345678901234567890.12345678901234567890"),
+        Value::Json(j) => assert_eq!(
+            j["n"].to_string(),
+            "12345678901234567890.12345678901234567890"
+        ),
         v => panic!("{v:?}"),
     }
     let nulls = rows[1].new.as_ref().unwrap();
@@ -521,7 +713,12 @@ pub fn alter_table(_major: u32, msgs: &Msgs) {
     let (txs, _) = transactions(&assemble_with(msgs, &mut asm));
     assert_eq!(txs.len(), 3);
     let shape = |tx: &Tx| -> Vec<String> {
-        tx.rows()[0].relation.columns.iter().map(|c| c.name.clone()).collect()
+        tx.rows()[0]
+            .relation
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .collect()
     };
     assert_eq!(shape(&txs[0]), ["id", "a"]);
     assert_eq!(shape(&txs[1]), ["id", "a", "b"]);

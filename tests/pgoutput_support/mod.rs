@@ -413,7 +413,11 @@ pub const FIXTURE_MAJORS: &[u32] = &[15, 17];
 /// Load a stored capture.
 pub fn load_fixture(major: u32, scenario: &str) -> Vec<(Lsn, Vec<u8>)> {
     let path = fixture_path(major, scenario);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (regenerate: see proto-fixtures/README.md)", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (regenerate: see proto-fixtures/README.md)",
+            path.display()
+        )
+    });
     pgforce::pgoutput::fixture::parse(&text).expect("fixture parses")
 }
