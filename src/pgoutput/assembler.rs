@@ -164,7 +164,7 @@ enum State {
     /// Between Begin Prepare and Prepare.
     Preparing {
         gid: String,
-        txn: BufferedTxn,
+        txn: Box<BufferedTxn>,
     },
 }
 
@@ -323,6 +323,7 @@ impl Assembler {
                 xid,
             } => {
                 self.expect_idle(lsn, &msg)?;
+                self.drop_stale_stream(xid);
                 self.state = State::Plain(PlainTxn {
                     xid,
                     final_lsn,
@@ -444,9 +445,10 @@ impl Assembler {
             }
             LogicalMessage::BeginPrepare { xid, ref gid, .. } => {
                 self.expect_idle(lsn, &msg)?;
+                self.drop_stale_stream(xid);
                 self.state = State::Preparing {
                     gid: gid.clone(),
-                    txn: BufferedTxn::new(xid),
+                    txn: Box::new(BufferedTxn::new(xid)),
                 };
             }
             LogicalMessage::Prepare(ref p) => {
@@ -457,7 +459,7 @@ impl Assembler {
                 if gid != p.gid {
                     return Err(Self::protocol(lsn, &msg, "GID differs from Begin Prepare"));
                 }
-                self.store_prepared(gid, txn);
+                self.store_prepared(gid, *txn);
             }
             LogicalMessage::StreamPrepare(ref p) => {
                 self.expect_idle(lsn, &msg)?;
@@ -603,6 +605,15 @@ impl Assembler {
         Ok(())
     }
 
+    /// The server re-decodes from the slot's restart point after a reconnect (or between
+    /// SQL-interface calls) and may then send a transaction it had begun streaming as a
+    /// plain one: what we buffered from the earlier attempt is stale.
+    fn drop_stale_stream(&mut self, xid: u32) {
+        if let Some(old) = self.streams.remove(&xid) {
+            self.buffered_mem -= old.buffer.mem_len();
+        }
+    }
+
     fn store_prepared(&mut self, gid: String, txn: BufferedTxn) {
         if let Some(old) = self.prepared.insert(gid, txn) {
             self.buffered_mem -= old.buffer.mem_len();
@@ -654,7 +665,7 @@ impl Assembler {
                 .values_mut()
                 .chain(self.prepared.values_mut())
                 .chain(match &mut self.state {
-                    State::Preparing { txn, .. } => Some(txn),
+                    State::Preparing { txn, .. } => Some(&mut **txn),
                     _ => None,
                 })
                 .max_by_key(|t| t.buffer.mem_len());

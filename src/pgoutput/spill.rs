@@ -251,11 +251,11 @@ mod tests {
         let dir = std::env::temp_dir();
         let (a, b) = (rel(1), rel(2));
         let mut buf = TxnBuffer::default();
-        buf.push(Lsn(1), 10, true, &[a.clone()], b"one");
+        buf.push(Lsn(1), 10, true, std::slice::from_ref(&a), b"one");
         buf.push(Lsn(2), 11, false, &[a.clone(), b.clone()], b"two");
         assert!(buf.spill(&dir).unwrap() > 0);
         assert_eq!(buf.mem_len(), 0);
-        buf.push(Lsn(3), 10, true, &[b.clone()], b"three");
+        buf.push(Lsn(3), 10, true, std::slice::from_ref(&b), b"three");
         buf.spill(&dir).unwrap();
         buf.push(Lsn(4), 12, false, &[], b"");
         let mut r = buf.into_reader().unwrap();
