@@ -126,7 +126,7 @@ pub async fn errors(args: ErrorsArgs) -> anyhow::Result<ExitCode> {
                             .store_ids(&m.object, &[(r.external_id.clone(), id)])
                             .await?;
                         state
-                            .resolve_dead_letters(&r.mapping, &[r.external_id.clone()])
+                            .resolve_dead_letters(&r.mapping, std::slice::from_ref(&r.external_id))
                             .await?;
                         ok += 1;
                     }
