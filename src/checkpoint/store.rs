@@ -154,6 +154,11 @@ impl std::fmt::Debug for StateStore {
     }
 }
 
+/// An SQL string literal (standard_conforming_strings is on since PostgreSQL 9.1).
+fn quote_literal(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "''"))
+}
+
 fn parse_lsn(column: &'static str, text: &str) -> Result<Lsn, StateError> {
     text.parse()
         .map_err(|e: crate::lsn::ParseLsnError| StateError::Corrupt {
@@ -250,6 +255,67 @@ impl StateStore {
             }
         }
         tx.commit().await.map_err(q("committing the migration"))
+    }
+
+    /// Mark this session's writes with replication origin `name` (created if missing), so
+    /// the decoder skips what pgforce writes into Postgres (no echo). Needs superuser or
+    /// the EXECUTE grants on `pg_replication_origin_create`/`_session_setup`.
+    pub async fn use_origin(&self, name: &str) -> Result<(), StateError> {
+        let client = self.client.lock().await;
+        client
+            .execute(
+                "SELECT pg_replication_origin_create($1)
+                 WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = $1)",
+                &[&name],
+            )
+            .await
+            .map_err(q("creating the replication origin"))?;
+        client
+            .execute("SELECT pg_replication_origin_session_setup($1)", &[&name])
+            .await
+            .map_err(q("marking the session with the replication origin"))?;
+        Ok(())
+    }
+
+    /// Write a Salesforce Id into the source row (`UPDATE table SET column = id WHERE key`),
+    /// under this session's replication origin. Returns the rows updated.
+    pub async fn write_back(
+        &self,
+        table: &str,
+        column: &str,
+        key: &[(String, String)],
+        sf_id: &str,
+    ) -> Result<u64, StateError> {
+        let Some((schema, name)) = table.split_once('.') else {
+            return Ok(0);
+        };
+        let predicate: Vec<String> = key
+            .iter()
+            .map(|(c, v)| format!("{} = {}", quote_ident(c), quote_literal(v)))
+            .collect();
+        let sql = format!(
+            "UPDATE {}.{} SET {} = {} WHERE {} AND {} IS DISTINCT FROM {}",
+            quote_ident(schema),
+            quote_ident(name),
+            quote_ident(column),
+            quote_literal(sf_id),
+            predicate.join(" AND "),
+            quote_ident(column),
+            quote_literal(sf_id),
+        );
+        let client = self.client.lock().await;
+        // A simple query: untyped literals take the key columns' own types.
+        let msgs = client
+            .simple_query(&sql)
+            .await
+            .map_err(q("writing the Salesforce Id back"))?;
+        Ok(msgs
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::CommandComplete(n) => Some(*n),
+                _ => None,
+            })
+            .unwrap_or(0))
     }
 
     /// Take the pipeline's session-level advisory lock without waiting; `true` if this

@@ -5,7 +5,8 @@ use serde_json::{Map, Value};
 use crate::batch::Coalesce;
 use crate::lsn::Lsn;
 use crate::mapping::{FieldValue, MappedChange, MappedOp};
-use crate::sink::FlushChange;
+use crate::pgoutput::value::Value as PgValue;
+use crate::sink::{FlushChange, WriteBackTarget};
 
 /// A mapped change and its transaction's commit LSN.
 #[derive(Debug, Clone)]
@@ -78,6 +79,20 @@ impl FlushChange for Pending {
             .map(|p| (p.object.to_string(), p.external_id.clone()))
     }
 
+    fn write_back(&self) -> Option<WriteBackTarget> {
+        let wb = self.change.write_back.as_ref()?;
+        let key = wb
+            .key
+            .iter()
+            .map(|(c, v)| value_literal(v).map(|t| (c.clone(), t)))
+            .collect::<Option<Vec<_>>>()?;
+        Some(WriteBackTarget {
+            table: wb.table.clone(),
+            column: wb.column.clone(),
+            key,
+        })
+    }
+
     fn record(&self) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert(
@@ -87,4 +102,19 @@ impl FlushChange for Pending {
         m.extend(self.change.json_fields());
         m
     }
+}
+
+/// A key value as SQL text (key columns are integers, text, uuids, numerics, enums...).
+fn value_literal(v: &PgValue) -> Option<String> {
+    Some(match v {
+        PgValue::Bool(b) => b.to_string(),
+        PgValue::Int2(i) => i.to_string(),
+        PgValue::Int4(i) => i.to_string(),
+        PgValue::Int8(i) => i.to_string(),
+        PgValue::Numeric(s) | PgValue::Text(s) => s.clone(),
+        PgValue::Uuid(u) => u.to_string(),
+        PgValue::Enum { label, .. } => label.clone(),
+        PgValue::Other { text, .. } => text.clone(),
+        _ => return None,
+    })
 }

@@ -24,6 +24,19 @@ pub trait FlushChange: Coalesce {
     /// The REST-shaped record (absent field = unchanged, null = set null), including the
     /// external id field.
     fn record(&self) -> Map<String, Value>;
+    /// Where to write the Salesforce Id back in Postgres once the upsert succeeded:
+    /// (`schema.table`, column, key columns and their values as text).
+    fn write_back(&self) -> Option<WriteBackTarget> {
+        None
+    }
+}
+
+/// A source row to receive its record's Salesforce Id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteBackTarget {
+    pub table: String,
+    pub column: String,
+    pub key: Vec<(String, String)>,
 }
 
 /// Knobs for the flusher.
@@ -344,6 +357,7 @@ impl<D: Destination> Flusher<D> {
                 Err(f) => dead.push(self.dead_letter(object, *change, "upsert", f)),
             }
         }
+        self.write_back(object, by_key, &ids).await?;
         self.state.store_ids(object, &ids).await?;
         for (mapping, keys) in &ok_by_mapping {
             self.state.resolve_dead_letters(mapping, keys).await?;
@@ -353,6 +367,37 @@ impl<D: Destination> Flusher<D> {
         report.applied += ids.len();
         self.record_losses(parked, dead, report).await?;
         Ok(ids.into_iter().map(|(k, _)| k).collect())
+    }
+
+    /// Write new or changed Salesforce Ids back into the source rows that ask for it.
+    async fn write_back<C: FlushChange>(
+        &self,
+        object: &str,
+        by_key: &HashMap<&str, &C>,
+        ids: &[(String, String)],
+    ) -> Result<(), SinkError> {
+        let wanted: Vec<(&(String, String), WriteBackTarget)> = ids
+            .iter()
+            .filter_map(|pair| {
+                by_key
+                    .get(pair.0.as_str())
+                    .and_then(|c| c.write_back())
+                    .map(|t| (pair, t))
+            })
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = wanted.iter().map(|((k, _), _)| k.clone()).collect();
+        let known = self.state.lookup_ids(object, &keys).await?;
+        for ((key, id), target) in wanted {
+            if known.get(key) != Some(id) {
+                self.state
+                    .write_back(&target.table, &target.column, &target.key, id)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     async fn record_losses(

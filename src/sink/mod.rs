@@ -12,5 +12,5 @@ mod salesforce;
 
 pub use csv::{records_to_csv, NULL_CELL};
 pub use destination::{Destination, JobStatus, Outcome, RecordFailure, SinkError};
-pub use flusher::{FlushChange, FlushReport, Flusher, FlusherOptions};
+pub use flusher::{FlushChange, FlushReport, Flusher, FlusherOptions, WriteBackTarget};
 pub use salesforce::SalesforceDestination;
