@@ -50,6 +50,8 @@ async fn inserts_updates_and_deletes_land_in_salesforce() {
     h.sql("UPDATE accounts SET rating = 'Cold', revenue = 5 WHERE id = 2")
         .await;
     h.sql("DELETE FROM accounts WHERE id = 3").await;
+    // A key change: the old record goes, a new one comes.
+    h.sql("UPDATE accounts SET id = 6 WHERE id = 5").await;
     wait_in_sync(&h).await;
 
     let deleted: Vec<_> = h
@@ -64,6 +66,7 @@ async fn inserts_updates_and_deletes_land_in_salesforce() {
     );
     assert_eq!(deleted[0].get("IsDeleted"), Some(&Value::Bool(true)));
     assert_eq!(h.count("Account"), 4);
+    assert!(h.record("Account", "5").is_none() && h.record("Account", "6").is_some());
     assert_no_dead_letters(&h).await;
     run.stop().await.expect("clean stop");
 }
@@ -237,7 +240,11 @@ body = "Description"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_rows_are_dead_lettered_and_resolved_by_a_later_good_change() {
     let h = Harness::start(SCHEMA).await;
-    let run = h.run(h.config(MAPPINGS, &Batching::default())).await;
+    let batching = Batching {
+        collections_threshold: 5,
+        ..Batching::default()
+    };
+    let run = h.run(h.config(MAPPINGS, &batching)).await;
 
     let long_name = "N".repeat(300);
     h.sql(&format!(
@@ -287,6 +294,24 @@ async fn rejected_rows_are_dead_lettered_and_resolved_by_a_later_good_change() {
     })
     .await;
 
+    // Rejections in a Bulk job carry Salesforce's code too.
+    h.sql(&format!(
+        "INSERT INTO accounts (id, name) SELECT g, CASE WHEN g = 305 THEN '{long_name}' ELSE 'Bulk ' || g END
+         FROM generate_series(300, 309) g"
+    ))
+    .await;
+    wait_until("the Bulk rejection is dead-lettered", || async {
+        let open = h.dead_letters("open").await;
+        check(
+            open.iter()
+                .any(|d| d.external_id == "305" && d.error_code == "STRING_TOO_LONG"),
+            || format!("{open:?}"),
+        )
+    })
+    .await;
+    assert!(h.calls("bulk_ingest") > 0);
+    h.sql("DELETE FROM accounts WHERE id = 305").await;
+
     // Later good changes resolve them.
     h.sql("UPDATE accounts SET name = 'Short now' WHERE id = 2")
         .await;
@@ -296,7 +321,7 @@ async fn rejected_rows_are_dead_lettered_and_resolved_by_a_later_good_change() {
     wait_until("dead letters resolved", || async {
         let open = h.dead_letters("open").await;
         let resolved = h.dead_letters("resolved").await;
-        check(open.is_empty() && resolved.len() == 2, || {
+        check(open.is_empty() && resolved.len() == 3, || {
             format!("open {open:?} resolved {resolved:?}")
         })
     })
