@@ -189,6 +189,11 @@ pub struct SalesforceConfig {
     /// it pauses when less than this remains. 0–100, default 10.
     #[serde(default = "default_api_reserve_percent")]
     pub api_reserve_percent: u8,
+    /// Seconds every call waits after Salesforce answers `REQUEST_LIMIT_EXCEEDED` (the
+    /// org's API allocation is used up); then `/limits` is checked before calls resume.
+    /// At least 1, default 900.
+    #[serde(default = "default_limit_exceeded_pause_secs")]
+    pub limit_exceeded_pause_secs: u64,
 }
 
 /// OAuth 2.0 grant, chosen with `type`.
@@ -812,4 +817,7 @@ fn default_api_version() -> String {
 }
 fn default_api_reserve_percent() -> u8 {
     10
+}
+fn default_limit_exceeded_pause_secs() -> u64 {
+    900
 }

@@ -141,6 +141,12 @@ fn check_salesforce(sf: &SalesforceConfig, err: &mut impl FnMut(&str, String)) {
     if sf.api_reserve_percent > 100 {
         err("salesforce.api_reserve_percent", "must be 0–100".into());
     }
+    if sf.limit_exceeded_pause_secs == 0 {
+        err(
+            "salesforce.limit_exceeded_pause_secs",
+            "must be at least 1".into(),
+        );
+    }
     match &sf.auth {
         AuthConfig::ClientCredentials(_) if sf.instance_url.is_none() => err(
             "salesforce.instance_url",

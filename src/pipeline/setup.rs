@@ -64,6 +64,7 @@ pub fn salesforce_client(p: &PipelineConfig) -> Result<SalesforceClient, Pipelin
     config.api_version = sf.api_version.clone();
     config.governor = GovernorConfig {
         reserve_fraction: f64::from(sf.api_reserve_percent) / 100.0,
+        limit_exceeded_backoff: std::time::Duration::from_secs(sf.limit_exceeded_pause_secs),
         ..GovernorConfig::default()
     };
     SalesforceClient::new(config).map_err(|source| PipelineError::Salesforce {

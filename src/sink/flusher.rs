@@ -311,14 +311,7 @@ impl<D: Destination> Flusher<D> {
         }
         // Retries disabled: rows Salesforce never processed still need an outcome.
         for key in pending.iter().filter(|k| unprocessed.contains(k)) {
-            final_outcomes.push(Outcome {
-                key: key.clone(),
-                result: Err(RecordFailure {
-                    code: "UNPROCESSED".into(),
-                    message: "Salesforce did not process this row (job aborted or failed)".into(),
-                    fields: Vec::new(),
-                }),
-            });
+            final_outcomes.push(unprocessed_failure(key));
         }
         Ok(final_outcomes)
     }
@@ -561,8 +554,8 @@ impl<D: Destination> Flusher<D> {
         let key_of: HashMap<String, String> =
             ids.iter().map(|(k, id)| (id.clone(), k.clone())).collect();
         let id_list: Vec<String> = ids.values().cloned().collect();
-        let outcomes = if id_list.is_empty() {
-            Vec::new()
+        let (mut outcomes, unprocessed) = if id_list.is_empty() {
+            (Vec::new(), Vec::new())
         } else if plan.path == "bulk" {
             let records: Vec<Map<String, Value>> = id_list
                 .iter()
@@ -577,24 +570,32 @@ impl<D: Destination> Flusher<D> {
                 recorded,
             )
             .await?
-            .0
         } else {
             self.state
                 .set_step(end_lsn, plan.step, StepState::Uploaded, None)
                 .await?;
-            self.dest.delete_ids(&id_list).await?
+            (self.dest.delete_ids(&id_list).await?, Vec::new())
         };
+        outcomes.extend(
+            self.retry_transient_deletes(&outcomes, &unprocessed)
+                .await?,
+        );
         let by_key: HashMap<&str, &C> = step.changes.iter().map(|c| (c.key(), c)).collect();
         let mut gone: Vec<String> = missing
             .into_iter()
             .filter(|k| !ids.contains_key(k))
             .collect();
-        let mut dead = Vec::new();
+        // Later outcomes for an Id (a retry) override earlier ones.
+        let mut last: HashMap<String, Result<(String, bool), RecordFailure>> = HashMap::new();
         for o in outcomes {
-            let Some(key) = key_of.get(&o.key) else {
+            last.insert(o.key, o.result);
+        }
+        let mut dead = Vec::new();
+        for (id, result) in last {
+            let Some(key) = key_of.get(&id) else {
                 continue;
             };
-            match o.result {
+            match result {
                 Ok(_) => gone.push(key.clone()),
                 Err(f) if f.is_already_deleted() => gone.push(key.clone()),
                 Err(f) => {
@@ -618,6 +619,43 @@ impl<D: Destination> Flusher<D> {
         }
         report.applied += gone.len();
         self.record_losses(Vec::new(), dead, report).await
+    }
+
+    /// Deletes failing transiently, or left unprocessed by a failed Bulk job, are sent again
+    /// through Collections (by Id), up to the configured number of times; rows still never
+    /// processed come back as `UNPROCESSED` failures, so they are dead-lettered, not lost.
+    async fn retry_transient_deletes(
+        &self,
+        outcomes: &[Outcome],
+        unprocessed: &[String],
+    ) -> Result<Vec<Outcome>, SinkError> {
+        let mut pending: Vec<String> = outcomes
+            .iter()
+            .filter(|o| matches!(&o.result, Err(f) if f.is_transient()))
+            .map(|o| o.key.clone())
+            .chain(unprocessed.iter().cloned())
+            .collect();
+        let mut final_outcomes = Vec::new();
+        let mut attempt = 0;
+        while !pending.is_empty() && attempt < self.opts.transient_retries {
+            attempt += 1;
+            let backoff = std::time::Duration::from_millis(200 * 2u64.pow(attempt.min(6)));
+            tokio::time::sleep(backoff).await;
+            let results = self.dest.delete_ids(&pending).await?;
+            pending.clear();
+            for o in results {
+                match &o.result {
+                    Err(f) if f.is_transient() && attempt < self.opts.transient_retries => {
+                        pending.push(o.key)
+                    }
+                    _ => final_outcomes.push(o),
+                }
+            }
+        }
+        for key in pending.iter().filter(|k| unprocessed.contains(k)) {
+            final_outcomes.push(unprocessed_failure(key));
+        }
+        Ok(final_outcomes)
     }
 
     /// Children parked on these parents (now in Salesforce) are sent again.
@@ -692,5 +730,17 @@ impl<D: Destination> Flusher<D> {
             }
         }
         Ok(())
+    }
+}
+
+/// The outcome of a row Salesforce never processed (its Bulk job aborted or failed).
+fn unprocessed_failure(key: &str) -> Outcome {
+    Outcome {
+        key: key.to_string(),
+        result: Err(RecordFailure {
+            code: "UNPROCESSED".into(),
+            message: "Salesforce did not process this row (job aborted or failed)".into(),
+            fields: Vec::new(),
+        }),
     }
 }

@@ -1,0 +1,484 @@
+//! Helpers shared by the `pipeline_e2e` tests: a throwaway Postgres and an in-process
+//! Salesforce emulator, a pipeline config built in code and run in-process through
+//! [`pgforce::pipeline::supervise`], polling waits with a generous deadline, and a
+//! comparison of Postgres rows with emulator records field by field.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::ops::ControlFlow;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pgforce::checkpoint::{DeadLetterRow, StateStore};
+use pgforce::config::{Config, PipelineConfig, SecretRef, SecretResolver};
+use pgforce::emulator::bulk::BulkState;
+use pgforce::emulator::ids::Id;
+use pgforce::emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
+use pgforce::pipeline::{supervise, PipelineError, RunOptions};
+use pgforce::server::Health;
+use pgforce::testing::TempCluster;
+use rust_decimal::Decimal;
+use secrecy::SecretString;
+use serde_json::{Map, Value};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_postgres::NoTls;
+
+/// How long a wait polls before the test fails. Generous: the machine is shared.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The name of the pipeline (and of its state rows) in every test.
+pub const PIPELINE: &str = "e2e";
+
+/// The sample schema most tests use: accounts → Account, contacts → Contact (lookup to
+/// Account by `account_id`; no foreign key, so orphans are possible).
+pub const SCHEMA: &str = "
+CREATE TABLE accounts (id bigint PRIMARY KEY, name text NOT NULL, description text,
+    rating text, employees integer, revenue numeric(18,0), plan text);
+CREATE TABLE contacts (id bigint PRIMARY KEY, account_id bigint,
+    first_name text, last_name text NOT NULL, email text);
+";
+
+/// Mappings for [`SCHEMA`].
+pub const MAPPINGS: &str = r#"
+[[pipelines.mappings]]
+name = "accounts"
+table = "public.accounts"
+object = "Account"
+external_id = { column = "id", field = "External_Id__c" }
+
+[pipelines.mappings.fields]
+name = "Name"
+description = "Description"
+rating = "Rating"
+employees = { field = "NumberOfEmployees", transform = { type = "numeric", precision = 8, scale = 0 } }
+revenue = "AnnualRevenue"
+plan = "Plan__c"
+
+[[pipelines.mappings]]
+name = "contacts"
+table = "public.contacts"
+object = "Contact"
+external_id = { column = "id", field = "External_Id__c" }
+lookups = [
+  { column = "account_id", object = "Account", relationship = "Account", external_id_field = "External_Id__c" },
+]
+
+[pipelines.mappings.fields]
+first_name = "FirstName"
+last_name = "LastName"
+email = "Email"
+"#;
+
+/// The accounts columns compared by [`Harness::compare`].
+pub const ACCOUNT_FIELDS: &[(&str, &str, Kind)] = &[
+    ("name", "Name", Kind::Text),
+    ("description", "Description", Kind::Text),
+    ("rating", "Rating", Kind::Text),
+    ("employees", "NumberOfEmployees", Kind::Int),
+    ("revenue", "AnnualRevenue", Kind::Decimal),
+    ("plan", "Plan__c", Kind::Text),
+];
+
+/// The contacts columns compared by [`Harness::compare`].
+pub const CONTACT_FIELDS: &[(&str, &str, Kind)] = &[
+    ("first_name", "FirstName", Kind::Text),
+    ("last_name", "LastName", Kind::Text),
+    ("email", "Email", Kind::Text),
+    ("account_id", "AccountId", Kind::Lookup("Account")),
+];
+
+/// How a Postgres column (read as text) compares with a Salesforce field.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// Text; NULL and empty text are both null in Salesforce.
+    Text,
+    /// An integer (a JSON number in Salesforce).
+    Int,
+    /// An exact decimal (compared numerically).
+    Decimal,
+    /// The column holds the parent's external id; the field holds the parent's Id.
+    Lookup(&'static str),
+}
+
+/// Batching knobs of the pipeline under test.
+#[derive(Debug, Clone)]
+pub struct Batching {
+    pub max_batch_rows: usize,
+    pub max_batch_age_ms: u64,
+    pub collections_threshold: usize,
+    /// `salesforce.limit_exceeded_pause_secs`.
+    pub limit_pause_secs: u64,
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Batching {
+            max_batch_rows: 10_000,
+            max_batch_age_ms: 100,
+            collections_threshold: 200,
+            limit_pause_secs: 900,
+        }
+    }
+}
+
+struct Resolver(HashMap<String, String>);
+
+impl SecretResolver for Resolver {
+    fn resolve(&self, reference: &SecretRef) -> Result<SecretString, String> {
+        let SecretRef::Env(name) = reference else {
+            return Err("tests resolve env: references only".into());
+        };
+        self.0
+            .get(name)
+            .map(|v| SecretString::from(v.clone()))
+            .ok_or_else(|| format!("{name} is not set"))
+    }
+}
+
+/// A running pipeline.
+pub struct Running {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<(), PipelineError>>,
+    pub health: Health,
+}
+
+impl Running {
+    /// Ask it to stop and wait for it (flushing what is complete).
+    pub async fn stop(self) -> Result<(), PipelineError> {
+        let _ = self.stop.send(true);
+        tokio::time::timeout(DEADLINE, self.task)
+            .await
+            .expect("pipeline stops in time")
+            .expect("pipeline task does not panic")
+    }
+
+    /// Whether the supervisor returned (it should not while the test runs).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+/// A throwaway Postgres, an emulator and a client to each.
+pub struct Harness {
+    pub emulator: EmulatorHandle,
+    pub pg: tokio_postgres::Client,
+    pub db_url: String,
+    // Dropped last: stops the server after the clients are gone.
+    pub cluster: TempCluster,
+}
+
+/// Log to the test output (`RUST_LOG=pgforce=debug` for more).
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "pgforce=info,pgforce::emulator=warn".into()),
+        )
+        .with_ansi(false)
+        .with_test_writer()
+        .try_init();
+}
+
+impl Harness {
+    /// Start Postgres and the emulator, and create `schema` (SQL).
+    pub async fn start(schema: &str) -> Harness {
+        init_tracing();
+        let cluster = tokio::task::spawn_blocking(TempCluster::start)
+            .await
+            .unwrap()
+            .expect("start a throwaway Postgres");
+        let emulator = Emulator::start(EmulatorConfig::default(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("start the emulator");
+        let db_url = cluster.url("postgres");
+        let (pg, conn) = tokio_postgres::connect(&db_url, NoTls)
+            .await
+            .expect("connect to Postgres");
+        tokio::spawn(conn);
+        pg.batch_execute(schema).await.expect("create the schema");
+        Harness {
+            emulator,
+            pg,
+            db_url,
+            cluster,
+        }
+    }
+
+    /// The pipeline config for `mappings` (TOML `[[pipelines.mappings]]` tables).
+    pub fn config(&self, mappings: &str, batching: &Batching) -> PipelineConfig {
+        self.try_config(mappings, batching)
+            .expect("the test config parses")
+    }
+
+    /// Like [`Harness::config`], returning the parse error.
+    pub fn try_config(
+        &self,
+        mappings: &str,
+        batching: &Batching,
+    ) -> Result<PipelineConfig, pgforce::config::ConfigError> {
+        let base = self.emulator.base_url();
+        let text = format!(
+            r#"
+[[pipelines]]
+name = "{PIPELINE}"
+publication = "pgforce_e2e"
+slot = "pgforce_e2e"
+source = {{ database_url = "env:DATABASE_URL" }}
+
+[pipelines.batching]
+max_batch_rows = {rows}
+max_batch_age_ms = {age}
+collections_threshold = {ct}
+
+[pipelines.salesforce]
+login_url = "{base}"
+instance_url = "{base}"
+api_version = "62.0"
+limit_exceeded_pause_secs = {pause}
+auth = {{ type = "client_credentials", client_id = "{client}", client_secret = "env:SF_CLIENT_SECRET" }}
+{mappings}
+"#,
+            rows = batching.max_batch_rows,
+            age = batching.max_batch_age_ms,
+            ct = batching.collections_threshold,
+            client = emu::DEMO_CLIENT_ID,
+            pause = batching.limit_pause_secs,
+        );
+        let secrets = Resolver(HashMap::from([
+            ("DATABASE_URL".to_string(), self.db_url.clone()),
+            (
+                "SF_CLIENT_SECRET".to_string(),
+                emu::DEMO_CLIENT_SECRET.to_string(),
+            ),
+        ]));
+        let mut config = Config::from_toml_with(&text, &secrets)?;
+        Ok(config.pipelines.remove(0))
+    }
+
+    /// Run `cfg` in-process under the supervisor and wait until it streams.
+    pub async fn run(&self, cfg: PipelineConfig) -> Running {
+        let running = self.spawn(cfg);
+        wait_until("the pipeline streams", || async {
+            if running.is_finished() {
+                panic!("the pipeline stopped before streaming");
+            }
+            match running.health.get(PIPELINE) {
+                Some(s) if s.state == pgforce::server::PipelineState::Streaming => Ok(()),
+                other => Err(format!("state {:?}", other.map(|s| s.state))),
+            }
+        })
+        .await;
+        running
+    }
+
+    /// Start the supervisor without waiting.
+    pub fn spawn(&self, cfg: PipelineConfig) -> Running {
+        let health = Health::new();
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(supervise(
+            cfg,
+            RunOptions {
+                health: health.clone(),
+                shutdown,
+                status_interval: Duration::from_millis(200),
+                index: 0,
+                journal: None,
+            },
+        ));
+        Running { stop, task, health }
+    }
+
+    /// Run SQL on the source database.
+    pub async fn sql(&self, sql: &str) {
+        self.pg
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// The state store of the pipeline under test (a separate session).
+    pub async fn state(&self) -> Arc<StateStore> {
+        Arc::new(
+            StateStore::connect(&self.db_url, "pgforce", PIPELINE)
+                .await
+                .expect("state store"),
+        )
+    }
+
+    /// Dead letters with this status (`open`, `resolved`, ...).
+    pub async fn dead_letters(&self, status: &str) -> Vec<DeadLetterRow> {
+        let state = self.state().await;
+        state
+            .list_dead_letters(Some(status), 1000)
+            .await
+            .expect("list dead letters")
+    }
+
+    /// The live record of `object` with `External_Id__c = key`.
+    pub fn record(&self, object: &str, key: &str) -> Option<Map<String, Value>> {
+        let store = &self.emulator.state().store;
+        let ids = store
+            .find_by_external_id(object, "External_Id__c", key)
+            .expect("object has External_Id__c");
+        assert!(ids.len() <= 1, "{object} {key}: several live records");
+        ids.first()
+            .and_then(|id| store.get(id))
+            .map(|r| (*r).clone())
+    }
+
+    /// Every record of `object` (soft-deleted ones too when `include_deleted`).
+    pub fn records(&self, object: &str, include_deleted: bool) -> Vec<Map<String, Value>> {
+        let mut out = Vec::new();
+        self.emulator
+            .state()
+            .store
+            .scan(object, include_deleted, |r| {
+                out.push((**r).clone());
+                ControlFlow::Continue(())
+            })
+            .expect("scan");
+        out
+    }
+
+    /// Number of live records of `object`.
+    pub fn count(&self, object: &str) -> usize {
+        self.emulator.state().store.count(object, false).unwrap()
+    }
+
+    /// Requests the emulator saw for an endpoint family (`collections`, `bulk_ingest`, ...).
+    pub fn calls(&self, family: &str) -> u64 {
+        self.emulator.state().stats.family_count(family)
+    }
+
+    /// The CSV uploads of every Bulk ingest job so far: (object, operation, rows as maps).
+    pub fn bulk_uploads(&self) -> Vec<(String, String, Vec<HashMap<String, String>>)> {
+        let bulk = self.emulator.state().ext::<BulkState>();
+        let mut out = Vec::new();
+        for e in bulk.ingest.iter() {
+            let job = e.value().lock();
+            let Some(data) = job.upload.clone() else {
+                continue;
+            };
+            let mut rdr = csv::Reader::from_reader(&data[..]);
+            let headers = rdr.headers().unwrap().clone();
+            let rows = rdr
+                .records()
+                .map(|r| {
+                    let r = r.unwrap();
+                    headers
+                        .iter()
+                        .zip(r.iter())
+                        .map(|(h, v)| (h.to_string(), v.to_string()))
+                        .collect()
+                })
+                .collect();
+            out.push((job.meta.object.clone(), job.op.as_api().to_string(), rows));
+        }
+        out
+    }
+
+    /// Compare every row of `table` with the live records of `object` (keyed by `id` /
+    /// `External_Id__c`): same set of keys, and each `(column, field, kind)` equal.
+    pub async fn compare(
+        &self,
+        table: &str,
+        object: &str,
+        fields: &[(&str, &str, Kind)],
+    ) -> Result<(), String> {
+        let cols: Vec<String> = fields
+            .iter()
+            .map(|(c, _, _)| format!("{c}::text"))
+            .collect();
+        let sql = format!(
+            "SELECT id::text, {} FROM {table} ORDER BY id",
+            cols.join(", ")
+        );
+        let rows = self.pg.query(&sql, &[]).await.map_err(|e| e.to_string())?;
+        let mut keys = HashSet::new();
+        for row in &rows {
+            let key: String = row.get(0);
+            keys.insert(key.clone());
+            let rec = self
+                .record(object, &key)
+                .ok_or_else(|| format!("{table} {key}: no live {object} record"))?;
+            for (i, (col, field, kind)) in fields.iter().enumerate() {
+                let pg: Option<String> = row.get(i + 1);
+                let sf = rec.get(*field).unwrap_or(&Value::Null);
+                if !self.same(pg.as_deref(), sf, *kind) {
+                    return Err(format!(
+                        "{table} {key}: {col} = {pg:?} but {object}.{field} = {sf}"
+                    ));
+                }
+            }
+        }
+        let live = self.records(object, false);
+        for r in &live {
+            let key = r
+                .get("External_Id__c")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if !keys.contains(key) {
+                return Err(format!(
+                    "{object} {key}: live in Salesforce, not in {table}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn same(&self, pg: Option<&str>, sf: &Value, kind: Kind) -> bool {
+        match (pg, sf) {
+            (None | Some(""), Value::Null) => true,
+            (None, _) | (_, Value::Null) => false,
+            (Some(p), v) => match kind {
+                Kind::Text => v.as_str() == Some(p),
+                Kind::Int => v.as_i64().is_some() && p.parse::<i64>().ok() == v.as_i64(),
+                Kind::Decimal => match (Decimal::from_str(p), Decimal::from_str(&v.to_string())) {
+                    (Ok(a), Ok(b)) => a == b,
+                    _ => false,
+                },
+                Kind::Lookup(parent) => {
+                    let Some(id) = v.as_str() else { return false };
+                    self.record(parent, p).is_some_and(|r| {
+                        r.get("Id")
+                            .and_then(Value::as_str)
+                            .and_then(|s| Id::parse(s).ok())
+                            == Id::parse(id).ok()
+                    })
+                }
+            },
+        }
+    }
+}
+
+/// Poll `check` until it is `Ok`, failing the test with its last complaint after
+/// [`DEADLINE`].
+pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let start = Instant::now();
+    loop {
+        let last = match check().await {
+            Ok(()) => return,
+            Err(e) => e,
+        };
+        if start.elapsed() > DEADLINE {
+            panic!("timed out waiting until {what}: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `Ok` when `cond`, else the complaint.
+pub fn check(cond: bool, complaint: impl FnOnce() -> String) -> Result<(), String> {
+    if cond {
+        Ok(())
+    } else {
+        Err(complaint())
+    }
+}
