@@ -143,7 +143,16 @@ impl Destination for SalesforceDestination {
             .map_err(remote)?;
         let mut outcomes = Vec::new();
         if info.state == JobState::Aborted {
-            return Ok((outcomes, Vec::new()));
+            // Aborted by someone else mid-flight: every row it did not process is sent again.
+            let unprocessed = self
+                .client
+                .unprocessed_records(&info)
+                .await
+                .map_err(remote)?
+                .into_iter()
+                .map(|u| u.column(key_column).unwrap_or_default().to_string())
+                .collect();
+            return Ok((outcomes, unprocessed));
         }
         for ok in self
             .client

@@ -4,6 +4,9 @@
 //! comparison of Postgres rows with emulator records field by field.
 #![allow(dead_code)]
 
+/// (job id, object, uploaded rows as column → value).
+pub type BulkUpload = (String, String, Vec<HashMap<String, String>>);
+
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::ops::ControlFlow;
@@ -354,7 +357,7 @@ auth = {{ type = "client_credentials", client_id = "{client}", client_secret = "
     }
 
     /// The CSV uploads of every Bulk ingest job so far: (object, operation, rows as maps).
-    pub fn bulk_uploads(&self) -> Vec<(String, String, Vec<HashMap<String, String>>)> {
+    pub fn bulk_uploads(&self) -> Vec<BulkUpload> {
         let bulk = self.emulator.state().ext::<BulkState>();
         let mut out = Vec::new();
         for e in bulk.ingest.iter() {
