@@ -84,21 +84,23 @@ async fn consuming_a_slot_in_batches_yields_commit_order() {
         ..Default::default()
     });
     let mut events: Vec<TxEvent> = Vec::new();
+    // Read the whole slot once, then feed the assembler in batches of 50 messages, as a
+    // consumer reading a stream in chunks would. (Calling pg_logical_slot_get_binary_changes
+    // with upto_nchanges in a loop never ends here: a streamed transaction larger than the
+    // batch is decoded again from the same point on every call, since only commits advance
+    // the slot.)
+    let rows = c0
+        .query(
+            "SELECT lsn::text, data FROM pg_logical_slot_get_binary_changes('batches', NULL, NULL,
+             'proto_version', $1, 'publication_names', 'p', 'streaming', 'on')",
+            &[&proto],
+        )
+        .await
+        .unwrap();
     let mut batches = 0;
-    loop {
-        let rows = c0
-            .query(
-                "SELECT lsn::text, data FROM pg_logical_slot_get_binary_changes('batches', NULL, 50,
-                 'proto_version', $1, 'publication_names', 'p', 'streaming', 'on')",
-                &[&proto],
-            )
-            .await
-            .unwrap();
-        if rows.is_empty() {
-            break;
-        }
+    for chunk in rows.chunks(50) {
         batches += 1;
-        for r in rows {
+        for r in chunk {
             let lsn: String = r.get(0);
             let data: Vec<u8> = r.get(1);
             asm.push(lsn.parse().unwrap(), &data).unwrap();
