@@ -270,13 +270,11 @@ impl SalesforceClient {
     /// `GET /sobjects/{object}/describe`.
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn describe(&self, object: &str) -> Result<SObjectDescribe> {
-        let call = Call::new(
-            Method::GET,
-            &["sobjects", object, "describe"],
-            "describe",
-            object,
-        );
-        self.send_json(&call).await
+        let body = self.describe_json(object).await?;
+        serde_json::from_value(body).map_err(|e| SalesforceError::BadResponse {
+            context: "describe".into(),
+            detail: e.to_string(),
+        })
     }
 
     /// `GET /sobjects/X/describe` as the raw JSON body (config validation reads it whole).

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 use tracing::{info, info_span, warn, Instrument};
 
@@ -277,6 +278,28 @@ impl<D: Destination> Flusher<D> {
         outcomes: &[Outcome],
         unprocessed: &[String],
     ) -> Result<Vec<Outcome>, SinkError> {
+        self.retry_loop(outcomes, unprocessed, |pending: Vec<String>| {
+            let records: Vec<Map<String, Value>> = step
+                .changes
+                .iter()
+                .filter(|c| pending.iter().any(|k| k == c.key()))
+                .map(|c| c.record())
+                .collect();
+            Box::pin(async move { self.dest.upsert_records(object, ext_field, &records).await })
+        })
+        .await
+    }
+
+    /// The retry policy shared by upserts and deletes: keys that failed transiently or were
+    /// never processed go again via `send`, with exponential backoff, up to
+    /// `transient_retries` times; rows still never processed come back as `UNPROCESSED`
+    /// failures, so they are dead-lettered, never lost.
+    async fn retry_loop<'a>(
+        &'a self,
+        outcomes: &[Outcome],
+        unprocessed: &[String],
+        send: impl Fn(Vec<String>) -> BoxFuture<'a, Result<Vec<Outcome>, SinkError>>,
+    ) -> Result<Vec<Outcome>, SinkError> {
         let mut pending: Vec<String> = outcomes
             .iter()
             .filter(|o| matches!(&o.result, Err(f) if f.is_transient()))
@@ -289,16 +312,7 @@ impl<D: Destination> Flusher<D> {
             attempt += 1;
             let backoff = std::time::Duration::from_millis(200 * 2u64.pow(attempt.min(6)));
             tokio::time::sleep(backoff).await;
-            let records: Vec<Map<String, Value>> = step
-                .changes
-                .iter()
-                .filter(|c| pending.iter().any(|k| k == c.key()))
-                .map(|c| c.record())
-                .collect();
-            let results = self
-                .dest
-                .upsert_records(object, ext_field, &records)
-                .await?;
+            let results = send(pending.clone()).await?;
             pending.clear();
             for o in results {
                 match &o.result {
@@ -309,7 +323,6 @@ impl<D: Destination> Flusher<D> {
                 }
             }
         }
-        // Retries disabled: rows Salesforce never processed still need an outcome.
         for key in pending.iter().filter(|k| unprocessed.contains(k)) {
             final_outcomes.push(unprocessed_failure(key));
         }
@@ -629,33 +642,10 @@ impl<D: Destination> Flusher<D> {
         outcomes: &[Outcome],
         unprocessed: &[String],
     ) -> Result<Vec<Outcome>, SinkError> {
-        let mut pending: Vec<String> = outcomes
-            .iter()
-            .filter(|o| matches!(&o.result, Err(f) if f.is_transient()))
-            .map(|o| o.key.clone())
-            .chain(unprocessed.iter().cloned())
-            .collect();
-        let mut final_outcomes = Vec::new();
-        let mut attempt = 0;
-        while !pending.is_empty() && attempt < self.opts.transient_retries {
-            attempt += 1;
-            let backoff = std::time::Duration::from_millis(200 * 2u64.pow(attempt.min(6)));
-            tokio::time::sleep(backoff).await;
-            let results = self.dest.delete_ids(&pending).await?;
-            pending.clear();
-            for o in results {
-                match &o.result {
-                    Err(f) if f.is_transient() && attempt < self.opts.transient_retries => {
-                        pending.push(o.key)
-                    }
-                    _ => final_outcomes.push(o),
-                }
-            }
-        }
-        for key in pending.iter().filter(|k| unprocessed.contains(k)) {
-            final_outcomes.push(unprocessed_failure(key));
-        }
-        Ok(final_outcomes)
+        self.retry_loop(outcomes, unprocessed, |pending: Vec<String>| {
+            Box::pin(async move { self.dest.delete_ids(&pending).await })
+        })
+        .await
     }
 
     /// Children parked on these parents (now in Salesforce) are sent again.
