@@ -1108,9 +1108,7 @@ pub async fn explain(pg: &Client, emulator: &EmulatorHandle, diff: &Diff) -> Str
 /// Keep the test's directory (config, child logs) when `PGFORCE_KEEP_TEST_DIR` is set;
 /// returns its path.
 pub fn keep_dir(env: &mut Env) -> Option<PathBuf> {
-    if std::env::var_os("PGFORCE_KEEP_TEST_DIR").is_none() {
-        return None;
-    }
+    std::env::var_os("PGFORCE_KEEP_TEST_DIR")?;
     let dir = std::mem::replace(&mut env.dir, tempfile::tempdir().unwrap());
     Some(dir.keep())
 }
