@@ -30,8 +30,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let health = Health::new();
-    let listen = args.listen.as_deref().or(config.server.listen.as_deref());
-    let addr = resolve_listen_addr(listen)?;
+    // The command line wins over PGFORCE_OPS_LISTEN, which wins over the config file.
+    let addr = match args.listen.as_deref() {
+        Some(a) => a
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--listen {a:?}: {e}"))?,
+        None => resolve_listen_addr(config.server.listen.as_deref())?,
+    };
     let ops = OpsServer::start(addr, health.clone()).await?;
     info!(addr = %ops.local_addr(), "ops listener up (/metrics, /healthz, /readyz, /status)");
 

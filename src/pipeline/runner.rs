@@ -514,7 +514,9 @@ impl Streamer<'_> {
             TxEvent::Begin { commit_lsn, .. } => {
                 self.in_txn = true;
                 self.txn_lsn = commit_lsn;
-                self.skip_txn = false;
+                // A commit record starting before what is applied ends at or before it:
+                // the server sent it again (PostgreSQL 15 does after a restart).
+                self.skip_txn = commit_lsn < self.applied_through;
             }
             TxEvent::Change(Change::Row(rc)) => {
                 if self.skip_txn {
@@ -547,9 +549,7 @@ impl Streamer<'_> {
                 ..
             } => {
                 self.in_txn = false;
-                if end_lsn <= self.applied_through {
-                    // Sent again after a restart; already applied (PG15 may re-send).
-                    self.epoch.drain();
+                if self.skip_txn || end_lsn <= self.applied_through {
                     failures.clear();
                     return Ok(());
                 }
@@ -567,14 +567,17 @@ impl Streamer<'_> {
     /// Flush when the epoch is due, or when it reaches the end of a plan left in flight.
     async fn maybe_flush(&mut self, end_lsn: Lsn) -> Result<(), PipelineError> {
         let resume_here = self.resume.as_ref().is_some_and(|r| end_lsn >= r.end_lsn);
-        let resume_pending = self.resume.is_some() && !resume_here;
-        if self.epoch.is_empty() {
-            if !resume_pending {
-                self.mark_applied(end_lsn).await?;
-            }
+        if resume_here {
+            // Even when nothing was rebuilt, the recorded plan must be reconciled and closed.
+            return self.flush().await;
+        }
+        if self.resume.is_some() {
             return Ok(());
         }
-        if resume_here || (!resume_pending && self.epoch.due(&self.policy)) {
+        if self.epoch.is_empty() {
+            return self.mark_applied(end_lsn).await;
+        }
+        if self.epoch.due(&self.policy) {
             self.flush().await?;
         }
         Ok(())
