@@ -254,12 +254,18 @@ async fn second_signal_exits_130_and_next_start_reconciles() {
     ));
     finish_and_compare(&mut env, &pg, "pgforce").await;
     if !left.is_empty() {
+        // Reconciled either step by step, or (when the rebuilt epoch is cut differently)
+        // by waiting for the old jobs before the epoch is planned again; the comparison
+        // above proves the outcome either way.
         let counts = env.log_counts(
             "pgforce",
-            &["reconciling a Bulk job from before the restart"],
+            &[
+                "reconciling a Bulk job from before the restart",
+                "the in-flight plan differs",
+            ],
         );
         assert!(
-            counts[0].1 >= 1,
+            counts[0].1 + counts[1].1 >= 1,
             "the next start did not reconcile the job left in flight"
         );
     }

@@ -171,7 +171,12 @@ impl<D: Destination> Flusher<D> {
                 .map(|(_, job, st)| Some((job, st)))
                 .collect());
         }
-        warn!("the in-flight plan differs from the rebuilt epoch; reconciling its jobs, then replanning");
+        warn!(
+            recorded = ?resume.steps.iter().map(|(p, _, _)| (p.object.as_str(), p.operation.as_str(), p.rows)).collect::<Vec<_>>(),
+            rebuilt = ?plans.iter().map(|p| (p.object.as_str(), p.operation.as_str(), p.rows)).collect::<Vec<_>>(),
+            recorded_end = %resume.end_lsn,
+            "the in-flight plan differs from the rebuilt epoch; reconciling its jobs, then replanning"
+        );
         for (plan, job, state) in &resume.steps {
             if let (Some(job), StepState::Uploaded | StepState::JobCreated) = (job, state) {
                 if matches!(
