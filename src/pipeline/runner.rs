@@ -261,6 +261,10 @@ pub async fn run_pipeline(cfg: &PipelineConfig, opts: &RunOptions) -> Result<(),
         .map_err(err_repl(p))?;
     let mut sopts = StreamOptions::new(cfg.slot.clone(), vec![cfg.publication.clone()]);
     sopts.start_lsn = start_lsn;
+    // Prepared transactions arrive whole at COMMIT PREPARED. With two_phase on, the server
+    // would send their changes at PREPARE, and a confirmed position past a PREPARE whose
+    // COMMIT PREPARED is still to come would lose them across a restart.
+    sopts.two_phase = Some(false);
     let stream = repl.start_replication(sopts).await.map_err(err_repl(p))?;
     info!(lsn = %start_lsn, "streaming");
     opts.health.update(p, |s| {

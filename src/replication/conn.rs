@@ -322,6 +322,10 @@ impl ReplicationConnection {
             ("replication", "database"),
             ("application_name", opts.application_name.as_str()),
             ("client_encoding", "UTF8"),
+            // The decoder parses the walsender's text output in these formats.
+            ("DateStyle", "ISO, MDY"),
+            ("IntervalStyle", "postgres"),
+            ("extra_float_digits", "3"),
         ];
         frontend::startup_message(params.iter().copied(), self.wire.wbuf())
             .map_err(|e| ReplicationError::Protocol(format!("cannot encode startup: {e}")))?;
