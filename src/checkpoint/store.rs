@@ -13,7 +13,7 @@ use crate::lsn::Lsn;
 pub enum StateError {
     #[error("state store: cannot connect to Postgres: {0}")]
     Connect(#[source] tokio_postgres::Error),
-    #[error("state store: {context}: {source}")]
+    #[error("state store: {context}: {}", pg_message(.source))]
     Query {
         context: &'static str,
         #[source]
@@ -31,6 +31,27 @@ pub enum StateError {
         value: String,
         reason: String,
     },
+}
+
+impl StateError {
+    /// The SQLSTATE of a failed query (`42501`, `55006`, ...), when Postgres sent one.
+    pub fn sql_state(&self) -> Option<&str> {
+        match self {
+            StateError::Query { source, .. } | StateError::Connect(source) => {
+                source.code().map(|c| c.code())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A Postgres error as text: the server's message and SQLSTATE (tokio-postgres' own
+/// `Display` says only "db error").
+fn pg_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
 }
 
 fn q(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StateError {
