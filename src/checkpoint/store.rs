@@ -280,19 +280,30 @@ impl StateStore {
 
     /// Mark this session's writes with replication origin `name` (created if missing), so
     /// the decoder skips what pgforce writes into Postgres (no echo). Needs superuser or
-    /// the EXECUTE grants on `pg_replication_origin_create`/`_session_setup`.
+    /// the EXECUTE grants on `pg_replication_origin_create`/`_session_setup`. The origin is
+    /// created only when the setup says it does not exist (another session creating it at
+    /// the same moment is fine). An origin is active in one session at a time: the error
+    /// has SQLSTATE `55006` when another session has it.
     pub async fn use_origin(&self, name: &str) -> Result<(), StateError> {
+        const SETUP: &str = "SELECT pg_replication_origin_session_setup($1)";
         let client = self.client.lock().await;
-        client
-            .execute(
-                "SELECT pg_replication_origin_create($1)
-                 WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = $1)",
-                &[&name],
-            )
+        match client.execute(SETUP, &[&name]).await {
+            Ok(_) => return Ok(()),
+            // 42704: the origin does not exist yet.
+            Err(e) if e.code().is_some_and(|c| c.code() == "42704") => {}
+            Err(e) => return Err(q("marking the session with the replication origin")(e)),
+        }
+        match client
+            .execute("SELECT pg_replication_origin_create($1)", &[&name])
             .await
-            .map_err(q("creating the replication origin"))?;
+        {
+            Ok(_) => {}
+            // 42710: another session created it meanwhile.
+            Err(e) if e.code().is_some_and(|c| c.code() == "42710") => {}
+            Err(e) => return Err(q("creating the replication origin")(e)),
+        }
         client
-            .execute("SELECT pg_replication_origin_session_setup($1)", &[&name])
+            .execute(SETUP, &[&name])
             .await
             .map_err(q("marking the session with the replication origin"))?;
         Ok(())
