@@ -170,7 +170,6 @@ impl CompiledMapping {
             .old
             .as_ref()
             .filter(|_| self.relation.replica_identity == ReplicaIdentity::Full);
-        let new_key = self.key_text(new, old_full)?;
         let old_key = match change.old.as_ref().filter(|_| self.key_in_old) {
             Some(old) => Some(self.key_text(old, None)?),
             None => None,
@@ -181,12 +180,19 @@ impl CompiledMapping {
         };
         let mut out = Vec::new();
         if self.passes(new, old_full)? {
+            let new_key = self.key_text(new, old_full)?;
             if let Some(old_key) = old_key.filter(|k| *k != new_key && old_passed) {
                 out.extend(self.removal(old_key));
             }
             out.push(self.upsert(new)?);
         } else if old_passed && self.on_filter_exit == FilterExit::Delete {
-            out.extend(self.removal(old_key.unwrap_or(new_key)));
+            // The new key is needed only when the old one is unknown: a row leaving the
+            // filter because its key became NULL (`email is_not_null`) removes the old record.
+            let key = match old_key {
+                Some(k) => k,
+                None => self.key_text(new, old_full)?,
+            };
+            out.extend(self.removal(key));
         }
         Ok(out)
     }
