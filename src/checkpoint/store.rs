@@ -321,6 +321,10 @@ impl StateStore {
         let Some((schema, name)) = table.split_once('.') else {
             return Ok(0);
         };
+        if key.is_empty() {
+            // No row to find: never an unbounded UPDATE (nor malformed SQL).
+            return Ok(0);
+        }
         let predicate: Vec<String> = key
             .iter()
             .map(|(c, v)| format!("{} = {}", quote_ident(c), quote_literal(v)))

@@ -291,10 +291,16 @@ impl CompiledMapping {
         for l in &self.lookups {
             self.lookup(new, l, &mut fields, &mut parents)?;
         }
+        // Keyed by the external id column: every row carrying this key maps to the record,
+        // and the key is always known (a backfilled row has no replica identity flags, and
+        // under REPLICA IDENTITY FULL every column, NULLs included, would be "key").
         let write_back = self.write_back.as_ref().map(|column| WriteBack {
             table: self.relation.qualified_name(),
             column: column.clone(),
-            key: self.identity_key(new),
+            key: vec![(
+                self.key.name.clone(),
+                self.value(new, &self.key).cloned().unwrap_or(Value::Null),
+            )],
         });
         Ok(self.record(key, MappedOp::Upsert, fields, parents, write_back))
     }
@@ -327,17 +333,6 @@ impl CompiledMapping {
             }
         }
         Ok(())
-    }
-
-    /// The replica identity key columns of a row, for write-back.
-    fn identity_key(&self, row: &Row) -> Vec<(String, Value)> {
-        self.relation
-            .columns
-            .iter()
-            .zip(row)
-            .filter(|(c, _)| c.is_key)
-            .map(|(c, v)| (c.name.clone(), v.clone()))
-            .collect()
     }
 
     fn record(

@@ -124,7 +124,8 @@ pub struct WriteBack {
     pub table: String,
     /// Column receiving the Id.
     pub column: String,
-    /// The row's replica identity key columns and their values.
+    /// The columns that find the row(s) to update and their values: the mapping's external
+    /// id column and the record's key.
     pub key: Vec<(String, Value)>,
 }
 
