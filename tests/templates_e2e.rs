@@ -192,6 +192,15 @@ async fn users_to_contacts_template_writes_contact_ids_back_without_echo() {
     wait_until("the update lands", || users_in_sync(&h)).await;
     assert_eq!(users(&h).await[0].2.as_deref(), Some(ada_id.as_str()));
 
+    // A cleared or wrong salesforce_id is repaired by the row's next sync, although the
+    // Contact's Id did not change.
+    h.sql("UPDATE users SET salesforce_id = NULL WHERE email = 'ada@example.com'")
+        .await;
+    h.sql("UPDATE users SET salesforce_id = 'wrong' WHERE email = 'grace@example.com'")
+        .await;
+    wait_until("the ids are repaired", || users_in_sync(&h)).await;
+    assert_eq!(users(&h).await[0].2.as_deref(), Some(ada_id.as_str()));
+
     // An email change deletes the old Contact and creates a new one, whose Id is written back.
     let grace_old = id18(&live(&h, "Contact", "grace@example.com").unwrap());
     h.sql("UPDATE users SET email = 'grace.hopper@navy.example' WHERE email = 'grace@example.com'")

@@ -35,7 +35,8 @@ pub struct CompiledMapping {
     filter: CompiledFilter,
     on_filter_exit: FilterExit,
     delete: DeletePolicy,
-    write_back: Option<String>,
+    /// The column receiving the record Id.
+    write_back: Option<Column>,
     zone: Zone,
 }
 
@@ -117,9 +118,10 @@ impl CompiledMapping {
             })
             .collect::<Result<_, MappingError>>()?;
         let filter = CompiledFilter::compile(&mapping.filter, &relation).map_err(|c| err(&c))?;
-        if let Some(w) = &mapping.write_back {
-            col(&w.column)?;
-        }
+        let write_back = match &mapping.write_back {
+            Some(w) => Some(col(&w.column)?),
+            None => None,
+        };
         Ok(CompiledMapping {
             name: mapping.name.as_str().into(),
             object: mapping.object.as_str().into(),
@@ -132,7 +134,7 @@ impl CompiledMapping {
             filter,
             on_filter_exit: mapping.on_filter_exit,
             delete: mapping.delete.clone(),
-            write_back: mapping.write_back.as_ref().map(|w| w.column.clone()),
+            write_back,
             zone: mapping.timezone.unwrap_or(Zone::utc()),
         })
     }
@@ -296,11 +298,15 @@ impl CompiledMapping {
         // under REPLICA IDENTITY FULL every column, NULLs included, would be "key").
         let write_back = self.write_back.as_ref().map(|column| WriteBack {
             table: self.relation.qualified_name(),
-            column: column.clone(),
+            column: column.name.clone(),
             key: vec![(
                 self.key.name.clone(),
                 self.value(new, &self.key).cloned().unwrap_or(Value::Null),
             )],
+            current: match new.get(column.idx) {
+                Some(Value::Text(t)) | Some(Value::Other { text: t, .. }) => Some(t.clone()),
+                _ => None,
+            },
         });
         Ok(self.record(key, MappedOp::Upsert, fields, parents, write_back))
     }
