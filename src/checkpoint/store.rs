@@ -13,7 +13,7 @@ use crate::lsn::Lsn;
 pub enum StateError {
     #[error("state store: cannot connect to Postgres: {0}")]
     Connect(#[source] tokio_postgres::Error),
-    #[error("state store: {context}: {source}")]
+    #[error("state store: {context}: {}", pg_message(.source))]
     Query {
         context: &'static str,
         #[source]
@@ -31,6 +31,27 @@ pub enum StateError {
         value: String,
         reason: String,
     },
+}
+
+impl StateError {
+    /// The SQLSTATE of a failed query (`42501`, `55006`, ...), when Postgres sent one.
+    pub fn sql_state(&self) -> Option<&str> {
+        match self {
+            StateError::Query { source, .. } | StateError::Connect(source) => {
+                source.code().map(|c| c.code())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A Postgres error as text: the server's message and SQLSTATE (tokio-postgres' own
+/// `Display` says only "db error").
+fn pg_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
 }
 
 fn q(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StateError {
@@ -259,19 +280,30 @@ impl StateStore {
 
     /// Mark this session's writes with replication origin `name` (created if missing), so
     /// the decoder skips what pgforce writes into Postgres (no echo). Needs superuser or
-    /// the EXECUTE grants on `pg_replication_origin_create`/`_session_setup`.
+    /// the EXECUTE grants on `pg_replication_origin_create`/`_session_setup`. The origin is
+    /// created only when the setup says it does not exist (another session creating it at
+    /// the same moment is fine). An origin is active in one session at a time: the error
+    /// has SQLSTATE `55006` when another session has it.
     pub async fn use_origin(&self, name: &str) -> Result<(), StateError> {
+        const SETUP: &str = "SELECT pg_replication_origin_session_setup($1)";
         let client = self.client.lock().await;
-        client
-            .execute(
-                "SELECT pg_replication_origin_create($1)
-                 WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = $1)",
-                &[&name],
-            )
+        match client.execute(SETUP, &[&name]).await {
+            Ok(_) => return Ok(()),
+            // 42704: the origin does not exist yet.
+            Err(e) if e.code().is_some_and(|c| c.code() == "42704") => {}
+            Err(e) => return Err(q("marking the session with the replication origin")(e)),
+        }
+        match client
+            .execute("SELECT pg_replication_origin_create($1)", &[&name])
             .await
-            .map_err(q("creating the replication origin"))?;
+        {
+            Ok(_) => {}
+            // 42710: another session created it meanwhile.
+            Err(e) if e.code().is_some_and(|c| c.code() == "42710") => {}
+            Err(e) => return Err(q("creating the replication origin")(e)),
+        }
         client
-            .execute("SELECT pg_replication_origin_session_setup($1)", &[&name])
+            .execute(SETUP, &[&name])
             .await
             .map_err(q("marking the session with the replication origin"))?;
         Ok(())
@@ -289,6 +321,10 @@ impl StateStore {
         let Some((schema, name)) = table.split_once('.') else {
             return Ok(0);
         };
+        if key.is_empty() {
+            // No row to find: never an unbounded UPDATE (nor malformed SQL).
+            return Ok(0);
+        }
         let predicate: Vec<String> = key
             .iter()
             .map(|(c, v)| format!("{} = {}", quote_ident(c), quote_literal(v)))

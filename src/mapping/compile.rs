@@ -35,7 +35,8 @@ pub struct CompiledMapping {
     filter: CompiledFilter,
     on_filter_exit: FilterExit,
     delete: DeletePolicy,
-    write_back: Option<String>,
+    /// The column receiving the record Id.
+    write_back: Option<Column>,
     zone: Zone,
 }
 
@@ -117,9 +118,10 @@ impl CompiledMapping {
             })
             .collect::<Result<_, MappingError>>()?;
         let filter = CompiledFilter::compile(&mapping.filter, &relation).map_err(|c| err(&c))?;
-        if let Some(w) = &mapping.write_back {
-            col(&w.column)?;
-        }
+        let write_back = match &mapping.write_back {
+            Some(w) => Some(col(&w.column)?),
+            None => None,
+        };
         Ok(CompiledMapping {
             name: mapping.name.as_str().into(),
             object: mapping.object.as_str().into(),
@@ -132,7 +134,7 @@ impl CompiledMapping {
             filter,
             on_filter_exit: mapping.on_filter_exit,
             delete: mapping.delete.clone(),
-            write_back: mapping.write_back.as_ref().map(|w| w.column.clone()),
+            write_back,
             zone: mapping.timezone.unwrap_or(Zone::utc()),
         })
     }
@@ -170,7 +172,6 @@ impl CompiledMapping {
             .old
             .as_ref()
             .filter(|_| self.relation.replica_identity == ReplicaIdentity::Full);
-        let new_key = self.key_text(new, old_full)?;
         let old_key = match change.old.as_ref().filter(|_| self.key_in_old) {
             Some(old) => Some(self.key_text(old, None)?),
             None => None,
@@ -181,12 +182,19 @@ impl CompiledMapping {
         };
         let mut out = Vec::new();
         if self.passes(new, old_full)? {
+            let new_key = self.key_text(new, old_full)?;
             if let Some(old_key) = old_key.filter(|k| *k != new_key && old_passed) {
                 out.extend(self.removal(old_key));
             }
             out.push(self.upsert(new)?);
         } else if old_passed && self.on_filter_exit == FilterExit::Delete {
-            out.extend(self.removal(old_key.unwrap_or(new_key)));
+            // The new key is needed only when the old one is unknown: a row leaving the
+            // filter because its key became NULL (`email is_not_null`) removes the old record.
+            let key = match old_key {
+                Some(k) => k,
+                None => self.key_text(new, old_full)?,
+            };
+            out.extend(self.removal(key));
         }
         Ok(out)
     }
@@ -285,10 +293,20 @@ impl CompiledMapping {
         for l in &self.lookups {
             self.lookup(new, l, &mut fields, &mut parents)?;
         }
+        // Keyed by the external id column: every row carrying this key maps to the record,
+        // and the key is always known (a backfilled row has no replica identity flags, and
+        // under REPLICA IDENTITY FULL every column, NULLs included, would be "key").
         let write_back = self.write_back.as_ref().map(|column| WriteBack {
             table: self.relation.qualified_name(),
-            column: column.clone(),
-            key: self.identity_key(new),
+            column: column.name.clone(),
+            key: vec![(
+                self.key.name.clone(),
+                self.value(new, &self.key).cloned().unwrap_or(Value::Null),
+            )],
+            current: match new.get(column.idx) {
+                Some(Value::Text(t)) | Some(Value::Other { text: t, .. }) => Some(t.clone()),
+                _ => None,
+            },
         });
         Ok(self.record(key, MappedOp::Upsert, fields, parents, write_back))
     }
@@ -321,17 +339,6 @@ impl CompiledMapping {
             }
         }
         Ok(())
-    }
-
-    /// The replica identity key columns of a row, for write-back.
-    fn identity_key(&self, row: &Row) -> Vec<(String, Value)> {
-        self.relation
-            .columns
-            .iter()
-            .zip(row)
-            .filter(|(c, _)| c.is_key)
-            .map(|(c, v)| (c.name.clone(), v.clone()))
-            .collect()
     }
 
     fn record(

@@ -124,8 +124,12 @@ pub struct WriteBack {
     pub table: String,
     /// Column receiving the Id.
     pub column: String,
-    /// The row's replica identity key columns and their values.
+    /// The columns that find the row(s) to update and their values: the mapping's external
+    /// id column and the record's key.
     pub key: Vec<(String, Value)>,
+    /// The column's value in the row (`None`: NULL, or not known such as an unchanged
+    /// TOASTed value). The Id is written only when it differs.
+    pub current: Option<String>,
 }
 
 /// One record operation produced from a row change.

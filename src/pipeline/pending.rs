@@ -90,6 +90,7 @@ impl FlushChange for Pending {
             table: wb.table.clone(),
             column: wb.column.clone(),
             key,
+            current: wb.current.clone(),
         })
     }
 

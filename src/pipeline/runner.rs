@@ -122,6 +122,10 @@ pub async fn run_pipeline(cfg: &PipelineConfig, opts: &RunOptions) -> Result<(),
     if !wait_for_lock(&state, opts).await? {
         return Ok(());
     }
+    let writes_back = cfg.mappings.iter().any(|m| m.write_back.is_some());
+    if writes_back && !use_origin(&state, cfg, opts).await? {
+        return Ok(());
+    }
     metrics::gauge!(m::PIPELINE_UP, "pipeline" => p.to_string()).set(1.0);
     let client = salesforce_client(cfg)?;
     client
@@ -340,6 +344,61 @@ async fn wait_for_lock(state: &StateStore, opts: &RunOptions) -> Result<bool, Pi
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return Ok(false),
+        }
+    }
+}
+
+/// Mark the state store's session (the one that writes Salesforce Ids back) with the
+/// pipeline's replication origin, so the decoder skips pgforce's own writes (no echo).
+///
+/// An origin is active in one session at a time. Right after a restart the previous
+/// session may still hold it for a moment (Postgres releases the advisory lock before the
+/// origin), so "in use" is retried briefly; if it persists, another pipeline on this
+/// database uses the same `replication_origin`. `false` on shutdown.
+async fn use_origin(
+    state: &StateStore,
+    cfg: &PipelineConfig,
+    opts: &RunOptions,
+) -> Result<bool, PipelineError> {
+    let p = cfg.name.as_str();
+    let origin = cfg.replication_origin.as_str();
+    let mut shutdown = opts.shutdown.clone();
+    let mut attempts = 0;
+    loop {
+        let err = match state.use_origin(origin).await {
+            Ok(()) => return Ok(true),
+            Err(e) => e,
+        };
+        match err.sql_state() {
+            Some("42501") => {
+                return Err(PipelineError::Config {
+                    pipeline: p.into(),
+                    message: format!(
+                        "writing Salesforce Ids back (`write_back`) needs the replication origin \
+                         `{origin}`, and the database role may not use replication origins ({err}); \
+                         connect as a superuser or grant EXECUTE on \
+                         pg_replication_origin_create(text) and \
+                         pg_replication_origin_session_setup(text) to the role"
+                    ),
+                })
+            }
+            Some("55006") if attempts < 20 => attempts += 1,
+            Some("55006") => {
+                return Err(PipelineError::Config {
+                    pipeline: p.into(),
+                    message: format!(
+                        "replication origin `{origin}` is active in another session ({err}); \
+                         every pipeline that writes back into the same database needs its own \
+                         `replication_origin` (pipelines[{}].replication_origin)",
+                        opts.index
+                    ),
+                })
+            }
+            _ => return Err(err_state(p)(err)),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
             _ = shutdown.changed() => return Ok(false),
         }
     }

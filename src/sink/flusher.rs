@@ -38,6 +38,10 @@ pub struct WriteBackTarget {
     pub table: String,
     pub column: String,
     pub key: Vec<(String, String)>,
+    /// The column's value in the source row the change came from (`None`: NULL or not
+    /// known). The Id is written only when it differs, so a cleared or wrong column is
+    /// repaired by the row's next change even when the record Id itself did not change.
+    pub current: Option<String>,
 }
 
 /// Knobs for the flusher.
@@ -368,7 +372,7 @@ impl<D: Destination> Flusher<D> {
                 Err(f) => dead.push(self.dead_letter(object, *change, "upsert", f)),
             }
         }
-        self.write_back(object, by_key, &ids).await?;
+        self.write_back(by_key, &ids).await?;
         self.state.store_ids(object, &ids).await?;
         for (mapping, keys) in &ok_by_mapping {
             self.state.resolve_dead_letters(mapping, keys).await?;
@@ -380,29 +384,18 @@ impl<D: Destination> Flusher<D> {
         Ok(ids.into_iter().map(|(k, _)| k).collect())
     }
 
-    /// Write new or changed Salesforce Ids back into the source rows that ask for it.
+    /// Write Salesforce Ids back into the source rows that ask for it, where the row's
+    /// column does not hold that Id already.
     async fn write_back<C: FlushChange>(
         &self,
-        object: &str,
         by_key: &HashMap<&str, &C>,
         ids: &[(String, String)],
     ) -> Result<(), SinkError> {
-        let wanted: Vec<(&(String, String), WriteBackTarget)> = ids
-            .iter()
-            .filter_map(|pair| {
-                by_key
-                    .get(pair.0.as_str())
-                    .and_then(|c| c.write_back())
-                    .map(|t| (pair, t))
-            })
-            .collect();
-        if wanted.is_empty() {
-            return Ok(());
-        }
-        let keys: Vec<String> = wanted.iter().map(|((k, _), _)| k.clone()).collect();
-        let known = self.state.lookup_ids(object, &keys).await?;
-        for ((key, id), target) in wanted {
-            if known.get(key) != Some(id) {
+        for (key, id) in ids {
+            let Some(target) = by_key.get(key.as_str()).and_then(|c| c.write_back()) else {
+                continue;
+            };
+            if target.current.as_deref() != Some(id.as_str()) {
                 self.state
                     .write_back(&target.table, &target.column, &target.key, id)
                     .await?;

@@ -485,3 +485,131 @@ pub fn check(cond: bool, complaint: impl FnOnce() -> String) -> Result<(), Strin
         Err(complaint())
     }
 }
+
+/// `deploy/examples/<file>` as shipped, with only the Salesforce login swapped for the
+/// emulator's client-credentials demo app: the `login_url` line becomes the emulator's URL
+/// (plus `instance_url`), the `auth` line the demo app. Secrets (`DATABASE_URL`,
+/// `SF_CLIENT_SECRET`) come from a resolver. Returns the file's only pipeline.
+pub fn template_config(
+    h: &Harness,
+    file: &str,
+) -> Result<PipelineConfig, pgforce::config::ConfigError> {
+    template_config_as(h, file, &h.db_url)
+}
+
+/// Like [`template_config`], with `DATABASE_URL` = `db_url` (e.g. another role).
+pub fn template_config_as(
+    h: &Harness,
+    file: &str,
+    db_url: &str,
+) -> Result<PipelineConfig, pgforce::config::ConfigError> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/examples")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let base = h.emulator.base_url();
+    let (mut logins, mut auths) = (0, 0);
+    let swapped: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if line.trim_start().starts_with("login_url =") {
+                logins += 1;
+                format!("login_url = \"{base}\"\ninstance_url = \"{base}\"")
+            } else if line.trim_start().starts_with("auth =") {
+                auths += 1;
+                format!(
+                    "auth = {{ type = \"client_credentials\", client_id = \"{}\", client_secret = \"env:SF_CLIENT_SECRET\" }}",
+                    emu::DEMO_CLIENT_ID
+                )
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    assert_eq!(
+        (logins, auths),
+        (1, 1),
+        "{file}: one login_url and one auth line"
+    );
+    let secrets = Resolver(HashMap::from([
+        ("DATABASE_URL".to_string(), db_url.to_string()),
+        (
+            "SF_CLIENT_SECRET".to_string(),
+            emu::DEMO_CLIENT_SECRET.to_string(),
+        ),
+    ]));
+    let mut config = Config::from_toml_with(&swapped.join("\n"), &secrets)?;
+    assert_eq!(config.pipelines.len(), 1, "{file}: one pipeline");
+    Ok(config.pipelines.remove(0))
+}
+
+impl Harness {
+    /// Start `cfg` and wait for the supervisor to give up; its error.
+    pub async fn run_to_failure(&self, cfg: PipelineConfig) -> PipelineError {
+        let run = self.spawn(cfg);
+        let result = tokio::time::timeout(DEADLINE, async {
+            while !run.is_finished() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            run.stop().await
+        })
+        .await
+        .expect("the pipeline gives up instead of retrying");
+        match result {
+            Err(e) => e,
+            Ok(()) => panic!("the pipeline stopped without an error"),
+        }
+    }
+
+    /// Like [`Harness::run`] for a pipeline of any name: start it and wait until it streams.
+    pub async fn run_named(&self, cfg: PipelineConfig) -> Running {
+        let name = cfg.name.clone();
+        let running = self.spawn(cfg);
+        wait_until("the pipeline streams", || async {
+            if running.is_finished() {
+                panic!("the pipeline stopped before streaming");
+            }
+            match running.health.get(&name) {
+                Some(s) if s.state == pgforce::server::PipelineState::Streaming => Ok(()),
+                other => Err(format!("state {:?}", other.map(|s| s.state))),
+            }
+        })
+        .await;
+        running
+    }
+
+    /// The state store of pipeline `pipeline` (schema `pgforce`; a separate session).
+    pub async fn state_of(&self, pipeline: &str) -> Arc<StateStore> {
+        Arc::new(
+            StateStore::connect(&self.db_url, "pgforce", pipeline)
+                .await
+                .expect("state store"),
+        )
+    }
+
+    /// Requests the emulator saw that read or write data (every endpoint family but
+    /// `oauth` and `limits`).
+    pub fn data_calls(&self) -> u64 {
+        let stats = self.emulator.state().stats.json();
+        stats["byFamily"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| !matches!(k.as_str(), "oauth" | "limits"))
+                    .filter_map(|(_, v)| v.as_u64())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// The value of counter `name` for `pipeline` in the process-wide Prometheus recorder
+/// (installed on first use; call once before the pipeline starts so nothing is missed).
+pub fn pipeline_counter(name: &str, pipeline: &str) -> u64 {
+    let text = pgforce::metrics::install().render();
+    let label = format!("pipeline=\"{pipeline}\"");
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{') && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
