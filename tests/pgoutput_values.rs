@@ -62,7 +62,8 @@ fn numeric_is_exact_text() {
 
 #[test]
 fn floats_incl_nan_and_infinities() {
-    assert_eq!(ok(oid::FLOAT4, "2.5"), Value::Float4(2.5_f32));
+    assert_eq!(ok(oid::FLOAT4, "1.25"), Value::Float4(1.25_f32));
+    assert_eq!(ok(oid::FLOAT4, "0.1"), Value::Float4(0.1_f32));
     assert_eq!(ok(oid::FLOAT8, "1e+300"), Value::Float8(1e300));
     assert_eq!(
         ok(oid::FLOAT8, "-Infinity"),

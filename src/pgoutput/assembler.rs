@@ -36,6 +36,9 @@
 //!   [`AssemblerConfig::skip_origin`] is dropped entirely (Begin and Commit included);
 //!   [`Assembler::last_skipped_end_lsn`] tells the caller how far such skips reached.
 //! - Non-transactional logical messages become [`TxEvent::Message`] at once.
+//! - A Stream Commit for a transaction nothing was buffered for emits an empty
+//!   Begin/Commit (its position still counts); a stream continuing a transaction whose
+//!   first segment we never saw is an error ([`AssemblerError::MissingStreamStart`]).
 //!
 //! Errors: a value that does not parse as its column type is an error naming relation,
 //! column and type ([`AssemblerError::Row`]), not a fallback to `Value::Other`, because
@@ -406,7 +409,7 @@ impl Assembler {
                 if first_segment {
                     if let Some(old) = self.streams.insert(xid, BufferedTxn::new(xid)) {
                         // Only after a reconnect; start over.
-                        self.buffered_mem -= old.buffer.mem_len();
+                        self.release(old.buffer.mem_len());
                     }
                 } else if !self.streams.contains_key(&xid) {
                     return Err(AssemblerError::MissingStreamStart { lsn, xid });
@@ -428,7 +431,7 @@ impl Assembler {
                     .streams
                     .remove(&xid)
                     .unwrap_or_else(|| BufferedTxn::new(xid));
-                self.buffered_mem -= txn.buffer.mem_len();
+                self.release(txn.buffer.mem_len());
                 self.relations
                     .extend(txn.overlay.iter().map(|(k, v)| (*k, v.clone())));
                 self.finish_buffered(txn, commit_lsn, end_lsn, commit_time)?;
@@ -437,7 +440,7 @@ impl Assembler {
                 self.expect_idle(lsn, &msg)?;
                 if xid == subxid {
                     if let Some(txn) = self.streams.remove(&xid) {
-                        self.buffered_mem -= txn.buffer.mem_len();
+                        self.release(txn.buffer.mem_len());
                     }
                 } else if let Some(txn) = self.streams.get_mut(&xid) {
                     txn.aborted_subxids.insert(subxid);
@@ -486,13 +489,13 @@ impl Assembler {
                             lsn,
                             gid: gid.clone(),
                         })?;
-                self.buffered_mem -= txn.buffer.mem_len();
+                self.release(txn.buffer.mem_len());
                 self.finish_buffered(txn, commit_lsn, end_lsn, commit_time)?;
             }
             LogicalMessage::RollbackPrepared { ref gid, .. } => {
                 self.expect_idle(lsn, &msg)?;
                 if let Some(txn) = self.prepared.remove(gid) {
-                    self.buffered_mem -= txn.buffer.mem_len();
+                    self.release(txn.buffer.mem_len());
                 }
             }
         }
@@ -605,18 +608,24 @@ impl Assembler {
         Ok(())
     }
 
+    /// Account for buffered bytes leaving memory (saturating: a bookkeeping slip must
+    /// not become a panic).
+    fn release(&mut self, bytes: usize) {
+        self.buffered_mem = self.buffered_mem.saturating_sub(bytes);
+    }
+
     /// The server re-decodes from the slot's restart point after a reconnect (or between
     /// SQL-interface calls) and may then send a transaction it had begun streaming as a
     /// plain one: what we buffered from the earlier attempt is stale.
     fn drop_stale_stream(&mut self, xid: u32) {
         if let Some(old) = self.streams.remove(&xid) {
-            self.buffered_mem -= old.buffer.mem_len();
+            self.release(old.buffer.mem_len());
         }
     }
 
     fn store_prepared(&mut self, gid: String, txn: BufferedTxn) {
         if let Some(old) = self.prepared.insert(gid, txn) {
-            self.buffered_mem -= old.buffer.mem_len();
+            self.release(old.buffer.mem_len());
         }
     }
 
@@ -673,7 +682,7 @@ impl Assembler {
                 break;
             };
             let freed = txn.buffer.spill(&dir).map_err(AssemblerError::Spill)?;
-            self.buffered_mem -= freed;
+            self.release(freed);
             self.spilled_total += freed as u64;
         }
         Ok(())

@@ -11,6 +11,9 @@ use std::collections::{HashMap, HashSet};
 
 use super::value::{self, parse_array, parse_with, Value, ValueError};
 
+/// Postgres assigns OIDs from here up to user-created objects.
+const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
+
 /// Enum OIDs, domain aliases and type names, consulted when parsing column text.
 #[derive(Debug, Clone, Default)]
 pub struct TypeRegistry {
@@ -58,13 +61,17 @@ impl TypeRegistry {
 
     /// Like [`value::parse_text`], also knowing registered enums and learned domains.
     pub fn parse_text(&self, type_oid: u32, text: &str) -> Result<Value, ValueError> {
+        let element = |oid: u32, t: &str| self.parse_text(oid, t);
+        // Built-in types (OIDs below FirstNormalObjectId) are never enums or domains.
+        if type_oid < FIRST_NORMAL_OBJECT_ID {
+            return parse_with(type_oid, text, &element);
+        }
         if self.enums.contains(&type_oid) {
             return Ok(Value::Enum {
                 type_oid,
                 label: text.to_string(),
             });
         }
-        let element = |oid: u32, t: &str| self.parse_text(oid, t);
         if let Some(&elem) = self.enum_arrays.get(&type_oid) {
             return parse_array(type_oid, elem, text, &element);
         }
