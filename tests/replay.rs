@@ -46,7 +46,7 @@ impl SecretResolver for Resolver {
     }
 }
 
-fn config_text(emulator_url: &str, journal: &Path) -> String {
+fn config_text(emulator_url: &str, journal: &Path, collections_threshold: usize) -> String {
     format!(
         r#"
 [journal]
@@ -61,7 +61,7 @@ source = {{ database_url = "env:{DB_ENV}" }}
 [pipelines.batching]
 max_batch_rows = 1000
 max_batch_age_ms = 100
-collections_threshold = 200
+collections_threshold = {collections_threshold}
 
 [pipelines.salesforce]
 login_url = "{emulator_url}"
@@ -110,7 +110,8 @@ struct Env {
     token: String,
 }
 
-async fn setup() -> Env {
+/// `collections_threshold` 0 sends every step through Bulk API 2.0, 200 through Collections.
+async fn setup(collections_threshold: usize) -> Env {
     let cluster = tokio::task::spawn_blocking(TempCluster::start)
         .await
         .unwrap()
@@ -119,7 +120,11 @@ async fn setup() -> Env {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let text = config_text(emulator.base_url(), &dir.path().join("journal"));
+    let text = config_text(
+        emulator.base_url(),
+        &dir.path().join("journal"),
+        collections_threshold,
+    );
     let config_path = dir.path().join("pgforce.toml");
     std::fs::write(&config_path, &text).unwrap();
     let db_url = cluster.url("postgres");
@@ -330,7 +335,7 @@ async fn run_live_pipeline(env: &Env) -> Lsn {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_restores_hand_changed_records_without_moving_the_live_checkpoint() {
-    let env = setup().await;
+    let env = setup(200).await;
     let from = run_live_pipeline(&env).await;
     let live = StateStore::connect(&env.db_url, "pgforce", "t")
         .await
@@ -437,7 +442,7 @@ async fn replay_restores_hand_changed_records_without_moving_the_live_checkpoint
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_lsn_older_than_the_journal_is_refused_naming_the_oldest() {
-    let env = setup().await;
+    let env = setup(0).await;
     let between = run_live_pipeline(&env).await;
     let p = &env.config.pipelines[0];
     let req = ReplayRequest {
@@ -451,7 +456,14 @@ async fn an_lsn_older_than_the_journal_is_refused_naming_the_oldest() {
     assert_eq!(*requested, Lsn(1));
     assert!(*oldest > Lsn(1) && *oldest < between, "oldest {oldest}");
     assert!(err.is_usage());
-    // The oldest retained LSN itself is fine.
+    // The oldest retained LSN itself is fine; applied through the library API and, with
+    // this config, Bulk API 2.0 jobs.
+    let live = StateStore::connect(&env.db_url, "pgforce", "t")
+        .await
+        .unwrap();
+    let checkpoint_before = live.checkpoint().await.unwrap();
+    patch(&env, "Account", "2", json!({"Name": "hand edit 2"})).await;
+    delete(&env, "Contact", "3").await;
     let plan = replay::plan(
         p,
         &env.config.journal,
@@ -462,6 +474,23 @@ async fn an_lsn_older_than_the_journal_is_refused_naming_the_oldest() {
     )
     .unwrap();
     assert_eq!(plan.rows(), 12, "6 accounts and 6 contacts, coalesced");
+    reset_stats(&env).await;
+    let mut steps = Vec::new();
+    let report = replay::apply(p, plan, |s| steps.push((s.object.clone(), s.kind, s.rows)))
+        .await
+        .unwrap();
+    assert_eq!(report.applied, 12);
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    assert_eq!(steps[0].0, "Account", "parents first: {steps:?}");
+    assert!(
+        stats(&env).await["byFamily"]["bulk_ingest"].as_u64() > Some(0),
+        "went through Bulk API 2.0"
+    );
+    assert_eq!(sf(&env, "Account", "2", "Name"), Some(json!("Acct 2 v2")));
+    assert_eq!(sf(&env, "Contact", "3", "LastName"), Some(json!("Last 3")));
+    assert_eq!(sf(&env, "Contact", "5", "LastName"), None);
+    assert_eq!(live.checkpoint().await.unwrap(), checkpoint_before);
 
     let out = pgforce_replay(&env, &["--from-lsn", "0/1"]).await;
     assert_eq!(out.status.code(), Some(2));

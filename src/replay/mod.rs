@@ -323,7 +323,7 @@ pub fn plan(
     Ok(ReplayPlan {
         pipeline: cfg.name.clone(),
         from: req.from,
-        to: last.unwrap_or(to),
+        to: last.unwrap_or(req.to.unwrap_or(req.from)),
         entries: entries.len(),
         steps: plan_steps(epoch.drain(), &order, max_rows),
     })
