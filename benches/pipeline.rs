@@ -163,6 +163,12 @@ async fn bench() {
         max_batch_rows: 10_000,
         max_batch_age_ms: 100,
     };
+    // The same with a threshold no steady epoch reaches: Collections only.
+    let steady_coll = Contender::Pgforce {
+        collections_threshold: 5_000,
+        max_batch_rows: 10_000,
+        max_batch_age_ms: 100,
+    };
     let ctx = Ctx {
         db_url: &db_url,
         pg: &pg,
@@ -173,6 +179,7 @@ async fn bench() {
     let r_base = scenario(&ctx, "base", Contender::Baseline, Load::Burst(n)).await;
     let steady_load = Load::Steady(Duration::from_secs(secs));
     let l_pg = scenario(&ctx, "latpg", steady, steady_load).await;
+    let l_coll = scenario(&ctx, "latcoll", steady_coll, steady_load).await;
     let l_base = scenario(&ctx, "latbase", Contender::Baseline, steady_load).await;
 
     println!();
@@ -214,20 +221,22 @@ async fn bench() {
         false,
     );
     let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
-    row_f(
-        "latency p50 at ~1k changes/s (ms)",
-        ms(l_pg.percentile(0.50)),
-        ms(l_base.percentile(0.50)),
-        "{:.1}",
-        false,
-    );
-    row_f(
-        "latency p99 at ~1k changes/s (ms)",
-        ms(l_pg.percentile(0.99)),
-        ms(l_base.percentile(0.99)),
-        "{:.1}",
-        false,
-    );
+    for (label, r) in [("threshold 200", &l_pg), ("threshold 5000", &l_coll)] {
+        row_f(
+            &format!("latency p50 @1k/s, {label} (ms)"),
+            ms(r.percentile(0.50)),
+            ms(l_base.percentile(0.50)),
+            "{:.1}",
+            false,
+        );
+        row_f(
+            &format!("latency p99 @1k/s, {label} (ms)"),
+            ms(r.percentile(0.99)),
+            ms(l_base.percentile(0.99)),
+            "{:.1}",
+            false,
+        );
+    }
     let mib = |k: Option<u64>| k.map(|k| k as f64 / 1024.0);
     row_f(
         "peak RSS, Bulk throughput run (MiB, VmHWM)",
@@ -247,8 +256,9 @@ async fn bench() {
     println!("pgforce configs: Bulk = threshold 0, max_batch_rows 10000, max_batch_age_ms 1000; Collections = threshold 10000, max_batch_rows 10000, max_batch_age_ms 1 (flush per commit, 200 records/call); `pgforce run` status tick 5 s");
     println!("latency method: commit instant = INSERT autocommit returned; applied instant = first 1 ms poll of the emulator store finding the external id (same process clock)");
     println!(
-        "latency samples: pgforce {} (config: collections_threshold 200, max_batch_age_ms 100), baseline {}",
+        "latency configs: max_batch_rows 10000, max_batch_age_ms 100, collections_threshold 200 (epochs that grow past 200 rows while a flush runs go Bulk) or 5000 (Collections only); samples: {} / {} / baseline {}",
         l_pg.latencies.len(),
+        l_coll.latencies.len(),
         l_base.latencies.len()
     );
     println!("ratio = pgforce / baseline (rows/s: higher is better for pgforce; calls, latency, RSS: lower is better)");
