@@ -17,6 +17,7 @@ pub mod mapping;
 pub mod metrics;
 pub mod pgoutput;
 pub mod pipeline;
+pub mod replay;
 pub mod replication;
 pub mod salesforce;
 pub mod server;

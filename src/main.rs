@@ -37,6 +37,8 @@ enum Command {
     Emulator(cli::emulator::EmulatorArgs),
     /// Demo: the emulator, a throwaway Postgres (or DATABASE_URL) and a live pipeline.
     Demo(cli::demo::DemoArgs),
+    /// Re-apply a range of the change journal to Salesforce (the live checkpoint stays put).
+    Replay(cli::replay::ReplayArgs),
 }
 
 fn init_logging(format: LogFormat, quiet: bool) {
@@ -60,7 +62,10 @@ fn init_logging(format: LogFormat, quiet: bool) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format, matches!(cli.command, Command::Demo(_)));
+    init_logging(
+        cli.log_format,
+        matches!(cli.command, Command::Demo(_) | Command::Replay(_)),
+    );
     let result = match cli.command {
         Command::Run(a) => cli::run::run(a).await,
         Command::Validate(a) => cli::validate::validate(a).await,
@@ -68,6 +73,7 @@ async fn main() -> ExitCode {
         Command::Errors(a) => cli::errors::errors(a).await,
         Command::Emulator(a) => cli::emulator::emulator(a).await,
         Command::Demo(a) => cli::demo::demo(a).await,
+        Command::Replay(a) => cli::replay::replay(a).await,
     };
     match result {
         Ok(code) => code,
