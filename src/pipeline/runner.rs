@@ -537,6 +537,10 @@ impl Streamer<'_> {
         let p = self.cfg.name.clone();
         let mut shutdown = opts.shutdown.clone();
         let mut ticker = tokio::time::interval(opts.status_interval);
+        // Age-based flushes when the stream goes quiet between transactions.
+        let mut age_ticker =
+            tokio::time::interval((self.policy.max_age / 2).max(Duration::from_millis(20)));
+        age_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut pending_failures: Vec<(RowChange, MappingError)> = Vec::new();
         loop {
             tokio::select! {
@@ -562,6 +566,11 @@ impl Streamer<'_> {
                     }
                 }
                 _ = ticker.tick() => self.refresh_status(pg).await,
+                _ = age_ticker.tick() => {
+                    if !self.in_txn && self.resume.is_none() && self.epoch.due(&self.policy) {
+                        self.flush().await?;
+                    }
+                }
             }
         }
         self.graceful_stop().await?;
