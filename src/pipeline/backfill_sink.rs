@@ -26,6 +26,8 @@ pub(crate) struct FlushingBackfill<'a, D> {
     pub relations: HashMap<String, Arc<Relation>>,
     pub rows: u64,
     pub pipeline: String,
+    /// One progress bar per table when stderr is a terminal; log lines otherwise.
+    pub bars: HashMap<String, indicatif::ProgressBar>,
 }
 
 impl<D: Destination + Sync> FlushingBackfill<'_, D> {
@@ -81,11 +83,37 @@ impl<D: Destination + Sync> FlushingBackfill<'_, D> {
         epoch.commit(Lsn::ZERO, chrono::Utc::now());
         self.flusher.flush(&mut epoch, self.resume.take()).await?;
         metrics::counter!(crate::metrics::BACKFILL_ROWS, "pipeline" => self.pipeline.clone(), "table" => relation.qualified_name()).increment(copied);
+        self.report_progress(&relation.qualified_name(), chunk.progress);
         if let Some(total) = chunk.progress.estimated_total.filter(|t| *t > 0) {
             let ratio = (chunk.progress.rows_done as f64 / total as f64).min(1.0);
             metrics::gauge!(crate::metrics::BACKFILL_PROGRESS, "pipeline" => self.pipeline.clone(), "table" => relation.qualified_name()).set(ratio);
         }
         Ok(())
+    }
+}
+
+impl<D> FlushingBackfill<'_, D> {
+    fn report_progress(&mut self, table: &str, p: crate::replication::backfill::CopyProgress) {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            tracing::info!(table, rows = p.rows_done, estimated = ?p.estimated_total, "backfill progress");
+            return;
+        }
+        let bar = self.bars.entry(table.to_string()).or_insert_with(|| {
+            let bar = indicatif::ProgressBar::new(p.estimated_total.unwrap_or(0));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg:24} {bar:40} {pos}/{len} rows ({per_sec})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_message(format!("backfill {table}"));
+            bar
+        });
+        if p.rows_done > bar.length().unwrap_or(0) {
+            bar.set_length(p.rows_done);
+        }
+        bar.set_position(p.rows_done);
     }
 }
 

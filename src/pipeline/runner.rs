@@ -228,6 +228,7 @@ pub async fn run_pipeline(cfg: &PipelineConfig, opts: &RunOptions) -> Result<(),
         relations: HashMap::new(),
         rows: 0,
         pipeline: p.into(),
+        bars: HashMap::new(),
     };
     let mut bf_opts = BackfillOptions::new(p);
     bf_opts.publication = Some(cfg.publication.clone());
@@ -247,6 +248,9 @@ pub async fn run_pipeline(cfg: &PipelineConfig, opts: &RunOptions) -> Result<(),
             tables = summary.tables.len(),
             "backfill done"
         );
+    }
+    for bar in sink.bars.values() {
+        bar.finish();
     }
     drop(sink);
     if created {
