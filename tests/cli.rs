@@ -156,3 +156,78 @@ async fn errors_list_discard_and_status_read_the_state_schema() {
     assert!(!text(&out).contains("s3cret-value"), "{}", text(&out));
     assert!(!text(&out).contains("panicked"), "{}", text(&out));
 }
+
+#[tokio::test]
+async fn errors_retry_sends_dead_letters_again_and_resolves_them() {
+    use pgforce::emulator::{config as emu, Emulator, EmulatorConfig};
+    let cluster = TempCluster::start().unwrap();
+    let emulator = Emulator::start(EmulatorConfig::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = config_for(dir.path());
+    let text_cfg = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("http://127.0.0.1:9", emulator.base_url())
+        .replace(
+            "client_id = \"x\"",
+            &format!("client_id = \"{}\"", emu::DEMO_CLIENT_ID),
+        );
+    std::fs::write(&path, text_cfg).unwrap();
+    let state = StateStore::connect(&cluster.conn_string("postgres"), "pgforce", "cli")
+        .await
+        .unwrap();
+    let letter = |key: &str, name: &str| DeadLetter {
+        mapping: "accounts".into(),
+        object: "Account".into(),
+        external_id: key.into(),
+        operation: "upsert".into(),
+        lsn: Lsn(0x1000),
+        error_code: "UNABLE_TO_LOCK_ROW".into(),
+        message: "unable to obtain exclusive access to this record".into(),
+        fields: vec![],
+        row: serde_json::json!({"External_Id__c": key, "Name": name}),
+    };
+    // One that now goes through, one Salesforce still rejects (name too long).
+    state
+        .record_dead_letters(&[letter("7", "Acme"), letter("8", &"x".repeat(300))])
+        .await
+        .unwrap();
+    let cfg = path.to_str().unwrap().to_string();
+    let db = cluster.url("postgres");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_pgforce"))
+            .args(["errors", "retry", "--config", &cfg])
+            .env("PGFORCE_TEST_DB", db)
+            .env("PGFORCE_TEST_SECRET", emu::DEMO_CLIENT_SECRET)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "one row fails again: {}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("1 applied, 1 failed again"),
+        "{}",
+        text(&out)
+    );
+    let open = state.list_dead_letters(Some("open"), 10).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].external_id, "8");
+    assert_eq!(
+        open[0].error_code, "STRING_TOO_LONG",
+        "the latest error is kept"
+    );
+    assert_eq!(open[0].attempts, 2);
+    let ids = emulator
+        .state()
+        .store
+        .find_by_external_id("Account", "External_Id__c", "7")
+        .unwrap();
+    assert_eq!(ids.len(), 1, "the retried row is in Salesforce");
+}
