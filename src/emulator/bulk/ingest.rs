@@ -376,6 +376,9 @@ pub fn process_chunk(
     }
     let next = from + reader.position().byte();
     let more = reader.read_byte_record(&mut record).unwrap_or(false);
+    if plan.op == Operation::Insert {
+        return (insert_rows(store, plan, &rows), more.then_some(next));
+    }
     let duplicates = duplicate_keys(plan, &rows);
     let results = rows
         .iter()
@@ -385,6 +388,36 @@ pub fn process_chunk(
         })
         .collect();
     (results, more.then_some(next))
+}
+
+/// Inserts a chunk through [`Store::insert_many`]; each row's outcome is what
+/// [`apply_row`] would give it.
+fn insert_rows(store: &Store, plan: &Plan, rows: &[(u64, ByteRecord)]) -> Vec<RowResult> {
+    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(rows.len());
+    let mut bodies = Vec::with_capacity(rows.len());
+    for (_, row) in rows {
+        match columns::row_body(&plan.header, row) {
+            Ok(p) => {
+                bodies.push(p.body);
+                outcomes.push(None);
+            }
+            Err(error) => outcomes.push(Some(Outcome::Failure { id: None, error })),
+        }
+    }
+    let mut written = store
+        .insert_many(&plan.object, &bodies, plan.user)
+        .into_iter();
+    rows.iter()
+        .zip(outcomes)
+        .map(|((start, _), outcome)| RowResult {
+            start: *start,
+            outcome: outcome.unwrap_or_else(|| match written.next() {
+                Some(Ok(id)) => Outcome::Success { id, created: true },
+                Some(Err(e)) => failure(None, &e),
+                None => failure(None, &[]),
+            }),
+        })
+        .collect()
 }
 
 /// Upsert keys that occur more than once in one chunk (matched ignoring case): Salesforce
