@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::clock::Clock;
 use super::error::{ErrorCode, FieldError};
@@ -989,25 +989,36 @@ fn person_name(r: &Record) -> Value {
     }
 }
 
+/// The compound address of `prefix` (`Billing`): `null` when every component is null, else
+/// the object of all eight components in this key order.
 fn address(r: &Record, prefix: &str) -> Value {
-    let get = |s: &str| {
-        r.get(&format!("{prefix}{s}"))
-            .cloned()
-            .unwrap_or(Value::Null)
+    const PARTS: [(&str, &str); 8] = [
+        ("city", "City"),
+        ("country", "Country"),
+        ("geocodeAccuracy", "GeocodeAccuracy"),
+        ("latitude", "Latitude"),
+        ("longitude", "Longitude"),
+        ("postalCode", "PostalCode"),
+        ("state", "State"),
+        ("street", "Street"),
+    ];
+    // One reused key buffer: this runs for every address of every written record.
+    let mut key = String::with_capacity(prefix.len() + 16);
+    let mut get = |suffix: &str| {
+        key.clear();
+        key.push_str(prefix);
+        key.push_str(suffix);
+        r.get(key.as_str()).filter(|v| !v.is_null()).cloned()
     };
-    let v = json!({
-        "city": get("City"), "country": get("Country"), "geocodeAccuracy": get("GeocodeAccuracy"),
-        "latitude": get("Latitude"), "longitude": get("Longitude"), "postalCode": get("PostalCode"),
-        "state": get("State"), "street": get("Street"),
-    });
-    let empty = v
-        .as_object()
-        .is_some_and(|m| m.values().all(Value::is_null));
-    if empty {
-        Value::Null
-    } else {
-        v
+    let values: [Option<Value>; 8] = PARTS.map(|(_, suffix)| get(suffix));
+    if values.iter().all(Option::is_none) {
+        return Value::Null;
     }
+    let mut m = Map::with_capacity(PARTS.len());
+    for ((name, _), v) in PARTS.iter().zip(values) {
+        m.insert((*name).to_string(), v.unwrap_or(Value::Null));
+    }
+    Value::Object(m)
 }
 
 #[cfg(test)]
