@@ -870,17 +870,17 @@ impl Store {
             r.insert(k, v);
         }
         let ts = Value::String(format_datetime(now));
-        r.insert("Id".into(), Value::String(id.to_string()));
-        r.insert("IsDeleted".into(), Value::Bool(false));
+        set(&mut r, "Id", Value::String(id.to_string()));
+        set(&mut r, "IsDeleted", Value::Bool(false));
         if r.contains_key("CreatedDate") {
-            r.insert("CreatedDate".into(), ts);
-            r.insert("CreatedById".into(), Value::String(user.to_string()));
+            set(&mut r, "CreatedDate", ts);
+            set(&mut r, "CreatedById", Value::String(user.to_string()));
         }
         if r.get("OwnerId").is_some_and(Value::is_null) {
-            r.insert("OwnerId".into(), Value::String(user.to_string()));
+            set(&mut r, "OwnerId", Value::String(user.to_string()));
         }
         if object.custom && r.get("Name").is_some_and(Value::is_null) {
-            r.insert("Name".into(), Value::String(id.to_string()));
+            set(&mut r, "Name", Value::String(id.to_string()));
         }
         stamp(&mut r, now, user);
         derive(object, &mut r);
@@ -956,11 +956,22 @@ pub fn is_deleted(r: &Record) -> bool {
 fn stamp(r: &mut Record, now: DateTime<Utc>, user: Id) {
     let ts = Value::String(format_datetime(now));
     if r.contains_key("LastModifiedDate") {
-        r.insert("LastModifiedDate".into(), ts.clone());
-        r.insert("LastModifiedById".into(), Value::String(user.to_string()));
+        set(r, "LastModifiedDate", ts.clone());
+        set(r, "LastModifiedById", Value::String(user.to_string()));
     }
     if r.contains_key("SystemModstamp") {
-        r.insert("SystemModstamp".into(), ts);
+        set(r, "SystemModstamp", ts);
+    }
+}
+
+/// `r.insert(key, v)` without allocating the key when it is already present (it always is
+/// in a complete record); the entry keeps its position either way.
+fn set(r: &mut Record, key: &str, v: Value) {
+    match r.get_mut(key) {
+        Some(slot) => *slot = v,
+        None => {
+            r.insert(key.to_string(), v);
+        }
     }
 }
 
@@ -972,7 +983,7 @@ fn derive(object: &ObjectDef, r: &mut Record) {
             Some(Derived::Address { prefix }) => address(r, prefix),
             None => continue,
         };
-        r.insert(f.name.clone(), v);
+        set(r, &f.name, v);
     }
 }
 
