@@ -570,11 +570,7 @@ impl Streamer<'_> {
                     }
                 }
                 _ = ticker.tick() => self.refresh_status(pg).await,
-                _ = age_ticker.tick() => {
-                    if !self.in_txn && self.resume.is_none() && self.epoch.due(&self.policy) {
-                        self.flush().await?;
-                    }
-                }
+                _ = age_ticker.tick() => self.flush_if_aged().await?,
             }
         }
         self.graceful_stop().await?;
@@ -730,9 +726,6 @@ impl Streamer<'_> {
             && self.assembler.pending_transactions() == 0;
         if idle {
             self.mark_applied(wal_end).await?;
-        } else if !self.in_txn && self.resume.is_none() && self.epoch.due(&self.policy) {
-            // Age-based flush while the stream is quiet.
-            self.flush().await?;
         }
         Ok(())
     }
@@ -748,12 +741,15 @@ impl Streamer<'_> {
         Ok(())
     }
 
-    async fn refresh_status(&mut self, pg: &tokio_postgres::Client) {
+    /// The age-based flush: between transactions, once the epoch is old enough.
+    async fn flush_if_aged(&mut self) -> Result<(), PipelineError> {
         if !self.in_txn && self.resume.is_none() && self.epoch.due(&self.policy) {
-            if let Err(e) = self.flush().await {
-                warn!(error = %e, "age-based flush failed; will retry");
-            }
+            self.flush().await?;
         }
+        Ok(())
+    }
+
+    async fn refresh_status(&mut self, pg: &tokio_postgres::Client) {
         let name = self.cfg.name.clone();
         let health = slot_health(pg, &self.cfg.slot).await;
         let dead = self.flusher.state().open_dead_letters().await.ok();
