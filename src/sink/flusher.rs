@@ -181,17 +181,19 @@ impl<D: Destination> Flusher<D> {
             recorded_end = %resume.end_lsn,
             "the in-flight plan differs from the rebuilt epoch; reconciling its jobs, then replanning"
         );
-        for (plan, job, state) in &resume.steps {
-            if let (Some(job), StepState::Uploaded | StepState::JobCreated) = (job, state) {
-                if matches!(
-                    self.dest.job_status(job).await?,
-                    JobStatus::Running | JobStatus::Finished
-                ) {
-                    let key = if plan.operation == "delete" { "Id" } else { "" };
-                    // Results are applied again by the new plan; waiting here only keeps
-                    // the old job from racing the new one.
-                    let _ = self.dest.job_results(job, key).await?;
+        for (_, job, state) in &resume.steps {
+            let (Some(job), StepState::Uploaded | StepState::JobCreated) = (job, state) else {
+                continue;
+            };
+            match self.dest.job_status(job).await? {
+                // Never got its data: abort it rather than leave it open for a day.
+                JobStatus::Open => self.dest.abort_job(job).await?,
+                // Wait for it so it cannot race the new plan; its rows are sent again by
+                // the new plan (idempotent upserts), so the results themselves are unused.
+                JobStatus::Running => {
+                    self.dest.job_results(job, "Id").await?;
                 }
+                JobStatus::Finished | JobStatus::Gone => {}
             }
         }
         self.state.plan_epoch(end_lsn, plans).await?;
