@@ -6,11 +6,13 @@
 //! client, Bulk API 2.0) → checkpoints. `emulator` is a Salesforce-compatible server used by
 //! the demo, tests and benches; `testing` starts throwaway Postgres clusters.
 
+pub mod backoff;
 pub mod batch;
 pub mod change;
 pub mod checkpoint;
 pub mod config;
 pub mod emulator;
+pub mod error_class;
 pub mod journal;
 pub mod lsn;
 pub mod mapping;

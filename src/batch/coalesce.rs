@@ -1,4 +1,10 @@
-//! [`Epoch`]: the changes gathered since the last flush, coalesced per object and key.
+//! [`Epoch`]: the changes gathered since the last flush, coalesced per object, key field
+//! and key.
+//!
+//! Guarantees: a key appears at most once among an epoch's upserts and at most once among
+//! its deletes; the result of coalescing does not depend on where epochs are cut (a delete
+//! followed by a re-insert of the same key stays a delete *and* a fresh insert, exactly as
+//! if the two had landed in different epochs).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -9,7 +15,10 @@ use crate::lsn::Lsn;
 pub trait Coalesce: Sized {
     /// The Salesforce object the change goes to.
     fn object(&self) -> &str;
-    /// The external id (the key within the object).
+    /// The field the key is a value of (the external id field). Two mappings onto one
+    /// object with different external id fields never share keys.
+    fn key_field(&self) -> &str;
+    /// The external id (the key within the object and key field).
     fn key(&self) -> &str;
     fn is_delete(&self) -> bool;
     /// Fold an older change of the same key into this newer one (e.g. fill fields this one
@@ -17,7 +26,53 @@ pub trait Coalesce: Sized {
     fn absorb_older(&mut self, older: Self);
     /// Rough size in bytes once serialized, for the byte threshold.
     fn approx_bytes(&self) -> usize;
+    /// The change holds a value the Bulk API's CSV cannot carry (a text of exactly `#N/A`,
+    /// which Bulk reads as NULL), so it must go through sObject Collections (JSON).
+    fn needs_json(&self) -> bool {
+        false
+    }
 }
+
+/// Where a change is batched: one object and the key field its keys belong to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Group {
+    pub object: String,
+    pub key_field: String,
+}
+
+/// One group's coalesced changes, in first-seen key order.
+#[derive(Debug)]
+pub struct GroupChanges<C> {
+    pub upserts: Vec<C>,
+    pub deletes: Vec<C>,
+    /// Deletes of keys that were re-inserted later in the epoch: they run before the
+    /// upserts, so the record is recreated (its unmapped fields do not survive).
+    pub recreates: Vec<C>,
+}
+
+impl<C> Default for GroupChanges<C> {
+    fn default() -> Self {
+        GroupChanges {
+            upserts: Vec::new(),
+            deletes: Vec::new(),
+            recreates: Vec::new(),
+        }
+    }
+}
+
+impl<C> GroupChanges<C> {
+    /// Changes held (each has an outcome of its own).
+    pub fn len(&self) -> usize {
+        self.upserts.len() + self.deletes.len() + self.recreates.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A drained epoch.
+pub type Drained<C> = BTreeMap<Group, GroupChanges<C>>;
 
 /// When an epoch is flushed. An epoch is only cut at a commit.
 #[derive(Debug, Clone)]
@@ -37,10 +92,10 @@ impl Default for FlushPolicy {
     }
 }
 
-/// Changes since the last flush: per object, per key, in first-seen key order.
+/// Changes since the last flush: per group, per key, in first-seen key order.
 #[derive(Debug)]
 pub struct Epoch<C> {
-    objects: BTreeMap<String, ObjectChanges<C>>,
+    objects: BTreeMap<Group, ObjectChanges<C>>,
     rows: usize,
     bytes: usize,
     started: Option<Instant>,
@@ -54,6 +109,8 @@ pub struct Epoch<C> {
 struct ObjectChanges<C> {
     order: Vec<String>,
     by_key: HashMap<String, C>,
+    /// The delete a later re-insert of the same key follows (see [`GroupChanges::recreates`]).
+    recreated: HashMap<String, C>,
 }
 
 impl<C> Default for ObjectChanges<C> {
@@ -61,6 +118,7 @@ impl<C> Default for ObjectChanges<C> {
         ObjectChanges {
             order: Vec::new(),
             by_key: HashMap::new(),
+            recreated: HashMap::new(),
         }
     }
 }
@@ -83,18 +141,35 @@ impl<C: Coalesce> Epoch<C> {
         Self::default()
     }
 
-    /// Add a change, coalescing it with an earlier change of the same key.
+    /// Add a change, coalescing it with an earlier change of the same key: the newer
+    /// upsert absorbs an older upsert; a delete supersedes everything before it; an upsert
+    /// after a delete keeps the delete as a recreate.
     pub fn push(&mut self, change: C) {
         self.started.get_or_insert_with(Instant::now);
-        let object = self.objects.entry(change.object().to_string()).or_default();
+        let group = Group {
+            object: change.object().to_string(),
+            key_field: change.key_field().to_string(),
+        };
+        let object = self.objects.entry(group).or_default();
         let key = change.key().to_string();
         let bytes = change.approx_bytes();
         match object.by_key.remove(&key) {
             Some(older) => {
                 self.bytes = self.bytes.saturating_sub(older.approx_bytes());
                 let mut newer = change;
-                if !newer.is_delete() && !older.is_delete() {
-                    newer.absorb_older(older);
+                match (older.is_delete(), newer.is_delete()) {
+                    (false, false) => newer.absorb_older(older),
+                    (true, false) => {
+                        self.bytes += older.approx_bytes();
+                        self.rows += 1;
+                        object.recreated.insert(key.clone(), older);
+                    }
+                    (_, true) => {
+                        if let Some(d) = object.recreated.remove(&key) {
+                            self.bytes = self.bytes.saturating_sub(d.approx_bytes());
+                            self.rows -= 1;
+                        }
+                    }
                 }
                 self.bytes += newer.approx_bytes();
                 object.by_key.insert(key, newer);
@@ -116,7 +191,7 @@ impl<C: Coalesce> Epoch<C> {
         }
     }
 
-    /// Distinct keys held.
+    /// Changes held after coalescing (distinct keys, plus the deletes of recreated keys).
     pub fn rows(&self) -> usize {
         self.rows
     }
@@ -147,8 +222,9 @@ impl<C: Coalesce> Epoch<C> {
             || self.started.is_some_and(|t| t.elapsed() >= policy.max_age)
     }
 
-    /// Take the coalesced changes: per object, upserts and deletes in first-seen order.
-    pub fn drain(&mut self) -> BTreeMap<String, (Vec<C>, Vec<C>)> {
+    /// Take the coalesced changes: per group, upserts, deletes and recreates in
+    /// first-seen order.
+    pub fn drain(&mut self) -> Drained<C> {
         let objects = std::mem::take(&mut self.objects);
         self.rows = 0;
         self.bytes = 0;
@@ -156,19 +232,21 @@ impl<C: Coalesce> Epoch<C> {
         self.first_commit = None;
         objects
             .into_iter()
-            .map(|(name, mut oc)| {
-                let mut upserts = Vec::new();
-                let mut deletes = Vec::new();
+            .map(|(group, mut oc)| {
+                let mut out = GroupChanges::default();
                 for key in oc.order {
+                    if let Some(d) = oc.recreated.remove(&key) {
+                        out.recreates.push(d);
+                    }
                     if let Some(c) = oc.by_key.remove(&key) {
                         if c.is_delete() {
-                            deletes.push(c);
+                            out.deletes.push(c);
                         } else {
-                            upserts.push(c);
+                            out.upserts.push(c);
                         }
                     }
                 }
-                (name, (upserts, deletes))
+                (group, out)
             })
             .collect()
     }
@@ -189,6 +267,9 @@ mod tests {
     impl Coalesce for T {
         fn object(&self) -> &str {
             self.obj
+        }
+        fn key_field(&self) -> &str {
+            "Ext__c"
         }
         fn key(&self) -> &str {
             self.key
@@ -235,7 +316,8 @@ mod tests {
         e.push(up("2", vec![("Name", Some("c"))]));
         assert_eq!(e.rows(), 2);
         let out = e.drain();
-        let (ups, dels) = &out["Account"];
+        let g = &out[&account()];
+        let (ups, dels) = (&g.upserts, &g.deletes);
         assert!(dels.is_empty());
         assert_eq!(
             ups[0].fields,
@@ -245,20 +327,51 @@ mod tests {
         assert!(e.is_empty());
     }
 
+    fn account() -> Group {
+        Group {
+            object: "Account".into(),
+            key_field: "Ext__c".into(),
+        }
+    }
+
     #[test]
-    fn delete_supersedes_and_reinsert_stands_alone() {
+    fn delete_supersedes_and_reinsert_recreates() {
         let mut e = Epoch::new();
         e.push(up("1", vec![("Name", Some("a"))]));
         e.push(del("1"));
         e.push(up("2", vec![("Name", Some("x")), ("Big", Some("old"))]));
         e.push(del("2"));
         e.push(up("2", vec![("Name", Some("y")), ("Big", None)]));
+        assert_eq!(e.rows(), 3);
         let out = e.drain();
-        let (ups, dels) = &out["Account"];
-        assert_eq!(dels.len(), 1);
-        assert_eq!(dels[0].key, "1");
-        assert_eq!(ups.len(), 1);
-        assert_eq!(ups[0].fields, vec![("Name", Some("y")), ("Big", None)]);
+        let g = &out[&account()];
+        assert_eq!(g.deletes.len(), 1);
+        assert_eq!(g.deletes[0].key, "1");
+        assert_eq!(g.upserts.len(), 1);
+        assert_eq!(
+            g.upserts[0].fields,
+            vec![("Name", Some("y")), ("Big", None)]
+        );
+        // The delete before the re-insert is kept: the record is recreated, as it would
+        // be if the two changes had landed in different epochs.
+        assert_eq!(g.recreates.len(), 1);
+        assert_eq!(g.recreates[0].key, "2");
+        assert_eq!(g.len(), 3);
+    }
+
+    #[test]
+    fn a_delete_after_a_recreate_leaves_one_delete() {
+        let mut e = Epoch::new();
+        e.push(del("1"));
+        e.push(up("1", vec![("Name", Some("a"))]));
+        e.push(del("1"));
+        assert_eq!(e.rows(), 1);
+        let out = e.drain();
+        let g = &out[&account()];
+        assert_eq!(
+            (g.deletes.len(), g.upserts.len(), g.recreates.len()),
+            (1, 0, 0)
+        );
     }
 
     #[test]

@@ -74,6 +74,7 @@ impl CompiledMapping {
             field: None,
             value_type: None,
             kind: ErrorKind::MissingColumn,
+            record: None,
         };
         let col = |name: &str| {
             relation
@@ -151,12 +152,27 @@ impl CompiledMapping {
 
     /// Records for one row change: none (filtered, ignored), one, or two (a key change:
     /// removal of the old record, then the upsert).
+    /// An error names the record (object, external id) whenever the key can be read.
     pub fn map(&self, change: &RowChange) -> Result<Vec<MappedChange>, MappingError> {
-        match change.op {
+        let result = match change.op {
             Operation::Insert => self.map_insert(self.row(change.new.as_ref(), "new")?),
             Operation::Update => self.map_update(change),
             Operation::Delete => self.map_delete(self.row(change.old.as_ref(), "old")?),
-        }
+        };
+        result.map_err(|mut e| {
+            e.record = self
+                .readable_key(change)
+                .map(|k| (self.object.to_string(), k));
+            e
+        })
+    }
+
+    /// The change's external id, from the new row (an unchanged value from the old one)
+    /// or else the old row.
+    fn readable_key(&self, change: &RowChange) -> Option<String> {
+        let old = change.old.as_ref();
+        let from_new = change.new.as_ref().and_then(|n| self.key_text(n, old).ok());
+        from_new.or_else(|| old.and_then(|o| self.key_text(o, None).ok()))
     }
 
     fn map_insert(&self, new: &Row) -> Result<Vec<MappedChange>, MappingError> {
@@ -229,6 +245,7 @@ impl CompiledMapping {
             field: None,
             value_type: None,
             kind: ErrorKind::MissingRow(which),
+            record: None,
         })
     }
 
@@ -244,6 +261,7 @@ impl CompiledMapping {
                 field: None,
                 value_type: None,
                 kind,
+                record: None,
             })
     }
 
@@ -374,6 +392,7 @@ impl CompiledMapping {
             field: field.map(str::to_string),
             value_type: v.map(value_type),
             kind,
+            record: None,
         }
     }
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta,
 
 use super::decimal::{Decimal, DecimalError};
 use super::error::ErrorKind;
-use super::record::{FieldValue, CSV_NULL};
+use super::record::FieldValue;
 use crate::config::{Transform, Zone};
 use crate::pgoutput::value::{Array, Interval, PgDate, PgTimestamp, Value};
 
@@ -82,11 +82,9 @@ pub(crate) fn apply(t: &Transform, v: &Value, zone: Zone) -> Result<FieldValue, 
     }
 }
 
-/// Text field value; refuses the literal `#N/A`, which Bulk CSV reads as NULL.
+/// Text field value. The literal `#N/A` is valid data; Bulk CSV would read it as NULL, so
+/// the batcher routes such a change through sObject Collections (JSON) instead.
 fn text(s: &str) -> Result<FieldValue, ErrorKind> {
-    if s == CSV_NULL {
-        return Err(ErrorKind::NaText);
-    }
     Ok(FieldValue::Text(s.to_string()))
 }
 

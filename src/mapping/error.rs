@@ -21,6 +21,10 @@ pub struct MappingError {
     pub value_type: Option<&'static str>,
     /// Why.
     pub kind: ErrorKind,
+    /// The record the change was for, when its key could still be read: the Salesforce
+    /// object and the external id. A dead letter is keyed by these like every other
+    /// outcome, so a later good change of the same record resolves it.
+    pub record: Option<(String, String)>,
 }
 
 impl fmt::Display for MappingError {
@@ -82,8 +86,6 @@ pub enum ErrorKind {
     NotBoolInteger,
     #[error("text is not valid JSON")]
     InvalidJson,
-    #[error("the text `#N/A` means NULL in Bulk CSV and cannot be sent as a value")]
-    NaText,
     #[error("the external id is NULL or empty")]
     NullExternalId,
     #[error("the external id is an unchanged TOASTed value (not sent by Postgres)")]

@@ -27,8 +27,9 @@
 //! UTC time; json → compact JSON text; 1-D arrays → `a;b;c` (`;` in an element is an
 //! error, empty array → NULL); enum → label; bytea → base64; unknown types → their text;
 //! interval → error unless `transform = "string"`; ±infinity and dates outside
-//! 1700–4000 → error; the text `#N/A` → error (it means NULL in Bulk CSV); empty text →
-//! `#N/A` in CSV (an empty cell would mean "unchanged").
+//! 1700–4000 → error; the text `#N/A` is kept (Bulk CSV would read it as NULL, so such a
+//! change is sent through Collections); empty text → `#N/A` in CSV (an empty cell would mean
+//! "unchanged").
 
 pub mod compile;
 mod convert;

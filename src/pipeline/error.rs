@@ -52,25 +52,9 @@ pub enum PipelineError {
 }
 
 impl PipelineError {
-    /// Worth restarting the pipeline for (a server restart, a network blip, a busy org).
+    /// Worth restarting the pipeline for (a server restart, a network blip, a busy org);
+    /// see [`crate::error_class`].
     pub fn is_transient(&self) -> bool {
-        match self {
-            // The backfill wraps the pipeline's own sink and progress-store failures (a
-            // Salesforce call or a state write that lost its connection); those are as
-            // transient here as they are when streaming.
-            PipelineError::Replication { source, .. } => {
-                source.is_transient()
-                    || matches!(
-                        source,
-                        ReplicationError::Sink { .. } | ReplicationError::ProgressStore { .. }
-                    )
-            }
-            PipelineError::Salesforce { source, .. } => source.is_transient(),
-            PipelineError::Sink { .. } | PipelineError::State { .. } => true,
-            PipelineError::StreamEnded { .. } => true,
-            PipelineError::Config { .. }
-            | PipelineError::Decode { .. }
-            | PipelineError::Journal { .. } => false,
-        }
+        crate::error_class::Classify::class(self).is_retryable()
     }
 }

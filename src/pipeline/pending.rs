@@ -6,6 +6,7 @@ use crate::batch::Coalesce;
 use crate::lsn::Lsn;
 use crate::mapping::{FieldValue, MappedChange, MappedOp};
 use crate::pgoutput::value::Value as PgValue;
+use crate::sink::NULL_CELL as CSV_NULL;
 use crate::sink::{FlushChange, WriteBackTarget};
 
 /// A mapped change and its transaction's commit LSN.
@@ -18,6 +19,10 @@ pub struct Pending {
 impl Coalesce for Pending {
     fn object(&self) -> &str {
         &self.change.object
+    }
+
+    fn key_field(&self) -> &str {
+        &self.change.external_id_field
     }
 
     fn key(&self) -> &str {
@@ -46,6 +51,17 @@ impl Coalesce for Pending {
         if self.change.write_back.is_none() {
             self.change.write_back = older.change.write_back;
         }
+    }
+
+    /// Bulk CSV reads a cell of exactly `#N/A` as NULL, so a text (or key) holding it
+    /// goes through Collections.
+    fn needs_json(&self) -> bool {
+        self.change.external_id == CSV_NULL
+            || self
+                .change
+                .fields
+                .iter()
+                .any(|(_, v)| matches!(v, FieldValue::Text(t) if t == CSV_NULL))
     }
 
     fn approx_bytes(&self) -> usize {

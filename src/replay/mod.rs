@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use crate::batch::{plan_steps, Coalesce, Epoch, Step, StepKind};
+use crate::batch::{plan_steps, Coalesce, Epoch, Step, StepKind, StepLimits};
 use crate::checkpoint::{StateError, StateStore};
 use crate::config::{JournalConfig, PipelineConfig};
 use crate::journal::{decode_change, Journal, JournalError, JournalOptions, JournaledChange};
@@ -118,6 +118,10 @@ pub struct ReplayChange {
 impl Coalesce for ReplayChange {
     fn object(&self) -> &str {
         &self.change.object
+    }
+
+    fn key_field(&self) -> &str {
+        &self.change.external_id_field
     }
 
     fn key(&self) -> &str {
@@ -325,7 +329,7 @@ pub fn plan(
         from: req.from,
         to: last.unwrap_or(req.to.unwrap_or(req.from)),
         entries: entries.len(),
-        steps: plan_steps(epoch.drain(), &order, max_rows),
+        steps: plan_steps(epoch.drain(), &order, StepLimits::rows(max_rows)),
     })
 }
 
@@ -619,7 +623,7 @@ mod tests {
         e.push(change("upsert", "1", &[("Name", json!("b"))]));
         e.push(change("upsert", "2", &[("Name", json!("x"))]));
         e.push(change("delete", "2", &[]));
-        let steps = plan_steps(e.drain(), &["Account".into()], 100);
+        let steps = plan_steps(e.drain(), &["Account".into()], StepLimits::rows(100));
         assert_eq!(steps.len(), 2);
         assert_eq!(steps[0].kind, StepKind::Upsert);
         let rec = steps[0].changes[0].record();

@@ -1,5 +1,5 @@
 //! [`SalesforceError`]: every way a Salesforce call can fail, each with a message that says
-//! what to do next, and the retry classification ([`SalesforceError::is_transient`]).
+//! what to do next. Their retry classification lives in [`crate::error_class`].
 //!
 //! Errors never carry tokens, secrets or request bodies; response snippets are short and come
 //! only from non-token endpoints.
@@ -160,11 +160,7 @@ impl SalesforceError {
     /// 408/420/429, `UNABLE_TO_LOCK_ROW`, and the API limit (retry once the governor resumes).
     /// False for validation errors, auth errors and anything the caller must fix.
     pub fn is_transient(&self) -> bool {
-        match self {
-            Self::Transport { .. } | Self::LimitExceeded { .. } => true,
-            Self::Api { status, code, .. } => is_transient_status_or_code(*status, code),
-            _ => false,
-        }
+        crate::error_class::Classify::class(self).is_retryable()
     }
 
     /// The Salesforce `errorCode`, when this is an API error.
@@ -196,11 +192,6 @@ impl SalesforceError {
             detail: format!("{what}; body starts with: {}", snippet(body)),
         }
     }
-}
-
-/// Status codes and error codes worth retrying with backoff.
-pub(crate) fn is_transient_status_or_code(status: u16, code: &str) -> bool {
-    matches!(status, 408 | 420 | 429 | 500..=599) || code == "UNABLE_TO_LOCK_ROW"
 }
 
 /// The first ~200 characters of a body, on one line, for error messages.

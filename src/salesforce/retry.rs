@@ -1,53 +1,13 @@
-//! Retry policy: which failures are retried, and how long to wait (exponential backoff with
-//! full jitter, bounded attempts and delay). Written here rather than pulled from a crate
-//! because it is a dozen lines and the classification is Salesforce-specific.
+//! Which failed requests the client retries. The class of an error comes from
+//! [`crate::error_class`]; how long to wait from the one backoff helper,
+//! [`crate::backoff::RetryPolicy`]. What is added here is the request-level rule below.
 //!
 //! Requests that are not idempotent (creating a record, uploading a job's CSV) are retried only
 //! when Salesforce certainly did not process them: connection refused, 408/420/429/503 and
 //! `UNABLE_TO_LOCK_ROW`. Idempotent ones are also retried on timeouts and other 5xx.
 
-use std::time::Duration;
-
-use rand::Rng;
-
-/// How often and how patiently transient failures are retried.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// Attempts in total, including the first (≥ 1). Default 5.
-    pub max_attempts: u32,
-    /// The backoff cap for the first retry; doubles per retry. Default 500 ms.
-    pub base_delay: Duration,
-    /// The largest backoff cap. Default 30 s.
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The backoff cap before retry number `retry` (1-based): `min(max, base * 2^(retry-1))`.
-    pub fn cap(&self, retry: u32) -> Duration {
-        let factor = 2u32.saturating_pow(retry.saturating_sub(1).min(30));
-        self.base_delay.saturating_mul(factor).min(self.max_delay)
-    }
-
-    /// A random delay in `[0, cap(retry)]` ("full jitter").
-    pub fn delay(&self, retry: u32) -> Duration {
-        let cap = self.cap(retry);
-        if cap.is_zero() {
-            return cap;
-        }
-        let nanos = rand::rng().random_range(0..=cap.as_nanos().min(u64::MAX as u128) as u64);
-        Duration::from_nanos(nanos)
-    }
-}
+pub use crate::backoff::RetryPolicy;
+use crate::error_class::{api_class, ErrorClass};
 
 /// One failed attempt, as far as retrying is concerned.
 #[derive(Debug, Clone, Copy)]
@@ -84,17 +44,20 @@ pub(crate) fn retry_reason(failure: Failure<'_>, idempotent: bool) -> Option<&'s
         Failure::Transport if idempotent => Some("transport"),
         Failure::Timeout | Failure::Transport => None,
         Failure::Status {
-            code: "UNABLE_TO_LOCK_ROW",
-            ..
-        } => Some("lock"),
-        Failure::Status {
-            code: "REQUEST_LIMIT_EXCEEDED",
+            status,
+            code,
             message,
-            ..
-        } if is_concurrency_limit(message) => Some("concurrency"),
-        Failure::Status { status, .. } => match status {
-            408 | 420 | 429 | 503 => Some("throttled"),
-            500..=599 if idempotent => Some("server"),
+        } => match api_class(status, code) {
+            // The daily limit pauses the governor instead; only the short-lived
+            // concurrency limit is retried here.
+            ErrorClass::Throttled if code == "REQUEST_LIMIT_EXCEEDED" => {
+                is_concurrency_limit(message).then_some("concurrency")
+            }
+            ErrorClass::Throttled => Some("throttled"),
+            ErrorClass::Transient if code == "UNABLE_TO_LOCK_ROW" => Some("lock"),
+            // Not processed by Salesforce: safe to send again whatever the request.
+            ErrorClass::Transient if matches!(status, 408 | 503) => Some("throttled"),
+            ErrorClass::Transient if idempotent => Some("server"),
             _ => None,
         },
     }
@@ -103,6 +66,8 @@ pub(crate) fn retry_reason(failure: Failure<'_>, idempotent: bool) -> Option<&'s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::time::Duration;
 
     #[test]
     fn caps_grow_and_stop() {

@@ -26,12 +26,10 @@ impl RecordFailure {
         self.code == "INVALID_FIELD" && self.message.contains("Foreign key external ID")
     }
 
-    /// Worth retrying as is (lock contention, a busy org).
+    /// Worth retrying as is (lock contention, a busy org); see
+    /// [`crate::error_class::record_class`].
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self.code.as_str(),
-            "UNABLE_TO_LOCK_ROW" | "SERVER_UNAVAILABLE" | "REQUEST_RUNNING_TOO_LONG"
-        )
+        crate::error_class::record_class(&self.code).is_retryable()
     }
 
     /// The record is already gone (a delete that is therefore done).
@@ -69,6 +67,16 @@ pub enum SinkError {
         job_id: String,
         object: String,
         message: String,
+    },
+    /// The epoch-end check found changes without a recorded outcome; the epoch does not
+    /// finish and the checkpoint does not move (a bug in pgforce: please report it).
+    #[error("epoch ending at {end_lsn}: {count} change(s) without a recorded outcome, first {object} {key:?} (mapping {mapping}); the checkpoint was not moved")]
+    Unsettled {
+        end_lsn: crate::lsn::Lsn,
+        count: usize,
+        mapping: String,
+        object: String,
+        key: String,
     },
 }
 

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use tracing::{info, info_span, warn, Instrument};
 
 use super::destination::{Destination, JobStatus, Outcome, RecordFailure, SinkError};
-use crate::batch::{plan_steps, Coalesce, Epoch, Step, StepKind};
+use crate::batch::{plan_steps, Coalesce, Epoch, Step, StepKind, StepLimits};
 use crate::checkpoint::{DeadLetter, EpochPlan, ParkedChange, StateStore, StepPlan, StepState};
 use crate::lsn::Lsn;
 use crate::metrics as m;
@@ -103,7 +103,11 @@ impl<D: Destination> Flusher<D> {
         let end_lsn = epoch.end_lsn();
         let span = info_span!("flush", pipeline = %self.opts.pipeline, lsn = %end_lsn);
         async {
-            let steps = plan_steps(epoch.drain(), &self.opts.object_order, self.opts.max_rows);
+            let steps = plan_steps(
+                epoch.drain(),
+                &self.opts.object_order,
+                StepLimits::rows(self.opts.max_rows),
+            );
             let plans = self.plan(&steps, resume.as_ref());
             let recorded = self.recorded_steps(end_lsn, &plans, resume).await?;
             let mut report = FlushReport {

@@ -1,0 +1,259 @@
+//! One classification of errors, used by every retry decision in pgforce: the Salesforce
+//! client's retries, the flusher's per-record retries and the pipeline supervisor.
+//!
+//! Every error type that can stop work implements [`Classify`] here, in one place, so the
+//! answer to "retry this?" is never decided twice in two different ways:
+//! - [`ErrorClass::Transient`]: the same work may succeed later (a network blip, a server
+//!   restart, 5xx, lock contention) — retry with backoff;
+//! - [`ErrorClass::Throttled`]: Salesforce asked us to slow down (API limit, 429) — retry
+//!   with backoff, after the governor's pause;
+//! - [`ErrorClass::Auth`]: credentials were refused — retrying cannot help until an operator
+//!   fixes them; the pipeline stops with a clear status;
+//! - [`ErrorClass::Permanent`]: the input or the configuration is wrong (an upload too
+//!   large, a field that does not exist, a corrupt state row) — never retried as is.
+
+use std::error::Error as StdError;
+
+use crate::checkpoint::StateError;
+use crate::journal::JournalError;
+use crate::pipeline::PipelineError;
+use crate::replication::ReplicationError;
+use crate::salesforce::SalesforceError;
+use crate::sink::SinkError;
+
+/// What to do about an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    Transient,
+    Throttled,
+    Permanent,
+    Auth,
+}
+
+impl ErrorClass {
+    /// Worth doing the same work again after a backoff.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorClass::Transient | ErrorClass::Throttled)
+    }
+
+    /// The metric label / status text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Transient => "transient",
+            ErrorClass::Throttled => "throttled",
+            ErrorClass::Permanent => "permanent",
+            ErrorClass::Auth => "auth",
+        }
+    }
+}
+
+/// An error that knows its [`ErrorClass`].
+pub trait Classify {
+    fn class(&self) -> ErrorClass;
+}
+
+impl Classify for SalesforceError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            SalesforceError::LimitExceeded { .. } => ErrorClass::Throttled,
+            SalesforceError::Api { status, code, .. } => api_class(*status, code),
+            SalesforceError::Auth { .. } => ErrorClass::Auth,
+            SalesforceError::Transport { .. } | SalesforceError::JobTimeout { .. } => {
+                ErrorClass::Transient
+            }
+            _ => ErrorClass::Permanent,
+        }
+    }
+}
+
+/// A Salesforce API error by status and `errorCode`.
+pub(crate) fn api_class(status: u16, code: &str) -> ErrorClass {
+    match (status, code) {
+        (_, "REQUEST_LIMIT_EXCEEDED") | (420 | 429, _) => ErrorClass::Throttled,
+        (401, _) | (_, "INVALID_SESSION_ID") => ErrorClass::Auth,
+        (408 | 500..=599, _) | (_, "UNABLE_TO_LOCK_ROW") => ErrorClass::Transient,
+        _ => ErrorClass::Permanent,
+    }
+}
+
+impl Classify for StateError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            StateError::Connect(_) => ErrorClass::Transient,
+            StateError::Query { source, .. } => pg_class(source),
+            StateError::TooNew { .. } | StateError::Corrupt { .. } => ErrorClass::Permanent,
+        }
+    }
+}
+
+/// A tokio-postgres error: a lost connection or a server going away is transient;
+/// permission and schema errors are not.
+fn pg_class(e: &tokio_postgres::Error) -> ErrorClass {
+    if e.is_closed() {
+        return ErrorClass::Transient;
+    }
+    match e.code().map(|c| c.code()) {
+        // No SQLSTATE: the connection broke mid-query.
+        None => ErrorClass::Transient,
+        // connection exceptions, operator intervention (shutdown), insufficient resources,
+        // serialization failure / deadlock, lock not available, query canceled
+        Some(c)
+            if c.starts_with("08")
+                || c.starts_with("57")
+                || c.starts_with("53")
+                || c.starts_with("40")
+                || c == "55P03" =>
+        {
+            ErrorClass::Transient
+        }
+        Some("28000" | "28P01") => ErrorClass::Auth,
+        Some(_) => ErrorClass::Permanent,
+    }
+}
+
+impl Classify for SinkError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            SinkError::Remote(e) => boxed_class(e.as_ref()).unwrap_or(ErrorClass::Transient),
+            SinkError::State(e) => e.class(),
+            // A job that ended without results it should have: running the epoch again
+            // reconciles it.
+            SinkError::Job { .. } => ErrorClass::Transient,
+            SinkError::Unsettled { .. } => ErrorClass::Permanent,
+        }
+    }
+}
+
+impl Classify for ReplicationError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            ReplicationError::Auth(_) => ErrorClass::Auth,
+            ReplicationError::Sink { source, .. } | ReplicationError::ProgressStore { source } => {
+                boxed_class(source.as_ref()).unwrap_or(ErrorClass::Transient)
+            }
+            e if e.is_transient() => ErrorClass::Transient,
+            _ => ErrorClass::Permanent,
+        }
+    }
+}
+
+impl Classify for JournalError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Permanent
+    }
+}
+
+impl Classify for PipelineError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            PipelineError::Replication { source, .. } => source.class(),
+            PipelineError::Salesforce { source, .. } => source.class(),
+            PipelineError::Sink { source, .. } => source.class(),
+            PipelineError::State { source, .. } => source.class(),
+            PipelineError::StreamEnded { .. } => ErrorClass::Transient,
+            PipelineError::Journal { source, .. } => source.class(),
+            PipelineError::Config { .. } | PipelineError::Decode { .. } => ErrorClass::Permanent,
+        }
+    }
+}
+
+/// The class of one record's failure by its Salesforce `errorCode` (a record rejected for
+/// its data is permanent: it is dead-lettered, not retried).
+pub fn record_class(code: &str) -> ErrorClass {
+    match code {
+        "UNABLE_TO_LOCK_ROW" | "SERVER_UNAVAILABLE" | "REQUEST_RUNNING_TOO_LONG" => {
+            ErrorClass::Transient
+        }
+        "REQUEST_LIMIT_EXCEEDED" => ErrorClass::Throttled,
+        _ => ErrorClass::Permanent,
+    }
+}
+
+/// The class of a boxed error that is one of ours; `None` when it is not.
+fn boxed_class(e: &(dyn StdError + Send + Sync + 'static)) -> Option<ErrorClass> {
+    if let Some(e) = e.downcast_ref::<SalesforceError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = e.downcast_ref::<SinkError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = e.downcast_ref::<StateError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = e.downcast_ref::<ReplicationError>() {
+        return Some(e.class());
+    }
+    e.source()
+        .and_then(|s| s.downcast_ref::<SalesforceError>())
+        .map(Classify::class)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, code: &str) -> SalesforceError {
+        SalesforceError::Api {
+            status,
+            code: code.into(),
+            message: String::new(),
+            fields: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn salesforce_errors_by_status_and_code() {
+        assert_eq!(
+            api(503, "SERVER_UNAVAILABLE").class(),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            api(400, "UNABLE_TO_LOCK_ROW").class(),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            api(403, "REQUEST_LIMIT_EXCEEDED").class(),
+            ErrorClass::Throttled
+        );
+        assert_eq!(api(429, "").class(), ErrorClass::Throttled);
+        assert_eq!(api(401, "INVALID_SESSION_ID").class(), ErrorClass::Auth);
+        assert_eq!(api(400, "INVALIDJOB").class(), ErrorClass::Permanent);
+        let too_large = SalesforceError::UploadTooLarge { size: 2, limit: 1 };
+        assert_eq!(too_large.class(), ErrorClass::Permanent);
+    }
+
+    #[test]
+    fn a_sink_error_keeps_the_class_of_the_salesforce_error_inside() {
+        let e = SinkError::Remote(Box::new(SalesforceError::UploadTooLarge {
+            size: 2,
+            limit: 1,
+        }));
+        assert_eq!(e.class(), ErrorClass::Permanent);
+        let e = SinkError::Remote(Box::new(api(500, "")));
+        assert_eq!(e.class(), ErrorClass::Transient);
+        let p = PipelineError::Sink {
+            pipeline: "p".into(),
+            source: SinkError::Remote(Box::new(SalesforceError::Auth {
+                error: "invalid_grant".into(),
+                description: String::new(),
+                hint: String::new(),
+            })),
+        };
+        assert_eq!(p.class(), ErrorClass::Auth);
+        assert!(!p.class().is_retryable());
+    }
+
+    #[test]
+    fn a_backfill_sink_failure_is_classified_by_what_failed() {
+        let e = ReplicationError::Sink {
+            table: "t".into(),
+            source: Box::new(SinkError::Remote(Box::new(api(400, "INVALIDJOB")))),
+        };
+        assert_eq!(e.class(), ErrorClass::Permanent);
+        let e = ReplicationError::Sink {
+            table: "t".into(),
+            source: Box::new(SinkError::Remote(Box::new(api(503, "")))),
+        };
+        assert_eq!(e.class(), ErrorClass::Transient);
+    }
+}
