@@ -152,6 +152,7 @@ impl Classify for PipelineError {
             PipelineError::State { source, .. } => source.class(),
             PipelineError::StreamEnded { .. } => ErrorClass::Transient,
             PipelineError::Journal { source, .. } => source.class(),
+            PipelineError::Catalog { source, .. } => pg_class(&source.0),
             PipelineError::Config { .. } | PipelineError::Decode { .. } => ErrorClass::Permanent,
         }
     }

@@ -141,7 +141,7 @@ impl PgTable {
 /// Catalog queries failed.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read the Postgres catalog: {0}")]
-pub struct CatalogError(#[from] tokio_postgres::Error);
+pub struct CatalogError(#[from] pub tokio_postgres::Error);
 
 const TABLES_SQL: &str = "\
     SELECT c.oid, n.nspname::text, c.relname::text, c.relreplident::text \

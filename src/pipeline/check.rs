@@ -35,9 +35,9 @@ pub async fn check_pipeline(
     let tables: Vec<String> = p.mappings.iter().map(|m| m.table.clone()).collect();
     let catalog = PgCatalog::load(&pg, &tables)
         .await
-        .map_err(|e| PipelineError::Config {
+        .map_err(|source| PipelineError::Catalog {
             pipeline: pipeline.clone(),
-            message: format!("reading the Postgres catalog: {e}"),
+            source,
         })?;
     let mut objects: BTreeSet<String> = p.mappings.iter().map(|m| m.object.clone()).collect();
     for m in &p.mappings {

@@ -47,6 +47,13 @@ pub enum PipelineError {
         #[source]
         source: crate::journal::JournalError,
     },
+    /// Reading the source tables' definitions failed (a lost connection is transient).
+    #[error("pipeline {pipeline}: {source}")]
+    Catalog {
+        pipeline: String,
+        #[source]
+        source: crate::config::catalog::CatalogError,
+    },
     #[error("pipeline {pipeline}: the replication stream ended (server closed the connection)")]
     StreamEnded { pipeline: String },
 }
