@@ -8,7 +8,12 @@
 mod csv;
 mod destination;
 mod flusher;
+mod parked;
+mod protocol;
+mod retry;
 mod salesforce;
+mod settle;
+mod writeback;
 
 pub use csv::{records_to_csv, NULL_CELL};
 pub use destination::{Destination, JobStatus, Outcome, RecordFailure, SinkError};
