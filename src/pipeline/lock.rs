@@ -78,7 +78,7 @@ async fn use_origin(
     let mut shutdown = opts.shutdown.clone();
     let mut attempts = 0;
     loop {
-        let err = match state.use_origin(origin).await {
+        let err = match crate::sink::use_origin(state, origin).await {
             Ok(()) => return Ok(true),
             Err(e) => e,
         };

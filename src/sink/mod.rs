@@ -19,3 +19,4 @@ pub use csv::{records_to_csv, NULL_CELL};
 pub use destination::{Destination, JobStatus, Outcome, RecordFailure, SinkError};
 pub use flusher::{FlushChange, FlushReport, Flusher, FlusherOptions, WriteBackTarget};
 pub use salesforce::SalesforceDestination;
+pub use writeback::use_origin;
