@@ -9,10 +9,25 @@
 //! - the checkpoint moves only in [`StateStore::finish_epoch`], in the same transaction that
 //!   removes the finished plan.
 
+//!
+//! One file per kind of state: [`store`] (the session), [`schema`] (migrations),
+//! [`progress`] (the checkpoint), [`inflight`] (epoch plans), [`id_map`], [`dead_letters`],
+//! [`parked`] and [`lock`] (the HA lock); [`error`] holds [`StateError`]. Writing Ids back
+//! into source rows is the sink's (`sink::writeback`).
+
+mod dead_letters;
+mod error;
+mod id_map;
+mod inflight;
+mod lock;
+mod parked;
+mod progress;
 mod schema;
 mod store;
 
+pub use dead_letters::{DeadLetter, DeadLetterRow};
+pub use error::StateError;
+pub use inflight::{EpochPlan, StepPlan, StepState};
+pub use parked::ParkedChange;
 pub use schema::{quote_ident, SCHEMA_VERSION};
-pub use store::{
-    DeadLetter, DeadLetterRow, EpochPlan, ParkedChange, StateError, StateStore, StepPlan, StepState,
-};
+pub use store::StateStore;

@@ -1,4 +1,8 @@
-//! The state schema's DDL and its versioned migrations.
+//! The state schema's DDL, its versioned migrations and applying them (on open, under a
+//! transaction-level advisory lock so two replicas starting together do not race).
+
+use super::error::{q, StateError};
+use super::store::StateStore;
 
 /// The version [`migrations`] brings a database to.
 pub const SCHEMA_VERSION: i32 = 1;
@@ -76,4 +80,56 @@ CREATE INDEX IF NOT EXISTS parked_parent
     ON {s}.parked (pipeline, parent_object, parent_external_id);
 "#
     )]
+}
+
+impl StateStore {
+    pub(super) async fn migrate(&self, raw_schema: &str) -> Result<(), StateError> {
+        let s = &self.schema;
+        let mut client = self.client.lock().await;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(q("starting migration"))?;
+        // Serialise concurrent starts (two replicas) on the migration.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('pgforce:migrate', 0))",
+            &[],
+        )
+        .await
+        .map_err(q("locking for migration"))?;
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {s};
+             CREATE TABLE IF NOT EXISTS {s}.schema_version (version int NOT NULL);"
+        ))
+        .await
+        .map_err(q("creating the state schema"))?;
+        let found: Option<i32> = tx
+            .query_opt(&format!("SELECT max(version) FROM {s}.schema_version"), &[])
+            .await
+            .map_err(q("reading the schema version"))?
+            .and_then(|r| r.get(0));
+        let found = found.unwrap_or(0);
+        if found > SCHEMA_VERSION {
+            return Err(StateError::TooNew {
+                schema: raw_schema.into(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        for (i, sql) in migrations(s).iter().enumerate() {
+            let version = i as i32 + 1;
+            if version > found {
+                tx.batch_execute(sql)
+                    .await
+                    .map_err(q("applying a migration"))?;
+                tx.execute(
+                    &format!("INSERT INTO {s}.schema_version VALUES ($1)"),
+                    &[&version],
+                )
+                .await
+                .map_err(q("recording the schema version"))?;
+            }
+        }
+        tx.commit().await.map_err(q("committing the migration"))
+    }
 }

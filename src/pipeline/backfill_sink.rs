@@ -13,8 +13,8 @@ use crate::mapping::Mapper;
 use crate::replication::{BackfillChunk, BackfillSink};
 use crate::sink::{Destination, Flusher};
 
+use super::dead_letter::dead_letter_mapping_errors;
 use super::pending::Pending;
-use super::runner::dead_letter_mapping_errors;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -65,3 +65,27 @@ impl PipelineError {
         crate::error_class::Classify::class(self).is_retryable()
     }
 }
+
+/// Wrap a replication failure of pipeline `p`.
+pub(super) fn err_repl(p: &str) -> impl FnOnce(ReplicationError) -> PipelineError + '_ {
+    move |source| PipelineError::Replication {
+        pipeline: p.to_string(),
+        source,
+    }
+}
+
+/// Wrap a state-store failure of pipeline `p`.
+pub(super) fn err_state(p: &str) -> impl FnOnce(StateError) -> PipelineError + '_ {
+    move |source| PipelineError::State {
+        pipeline: p.to_string(),
+        source,
+    }
+}
+
+/// Wrap a sink failure of pipeline `p`.
+pub(super) fn err_sink(p: &str) -> impl FnOnce(SinkError) -> PipelineError + '_ {
+    move |source| PipelineError::Sink {
+        pipeline: p.to_string(),
+        source,
+    }
+}

@@ -3,7 +3,13 @@
 //! makes it crash-safe: the slot's flush position is confirmed only after the epoch that
 //! ends there is finished in the state store (applied, parked or dead-lettered).
 //!
-//! - [`runner`]: one pipeline's life: lock, connect, preflight, backfill, stream, flush.
+//! - [`supervisor`]: restarts a pipeline after transient failures.
+//! - [`run`]: one pipeline's life: the start-up phases in order, then the stream loop.
+//! - [`lock`], [`startup`]: the start-up phases (lock and origin; Salesforce login and
+//!   checks; publication and slot; backfill; starting the stream).
+//! - [`streamer`]: the stream loop (decode, map, batch, flush, confirm).
+//! - [`status`]: the periodic status page and gauge refresh.
+//! - [`dead_letter`]: rows the mapper rejects, rendered for the dead-letter table.
 //! - [`backfill_sink`]: backfilled rows go through the same mapping and sink as the stream.
 //! - [`pending`]: a mapped change with its commit LSN, as the batcher and sink see it.
 //! - [`setup`]: building the Salesforce client and other connections from config.
@@ -14,13 +20,20 @@
 
 mod backfill_sink;
 mod check;
+mod dead_letter;
 mod error;
+mod lock;
 mod pending;
-mod runner;
+mod run;
 mod setup;
+mod startup;
+mod status;
+mod streamer;
+mod supervisor;
 
 pub use check::check_pipeline;
 pub use error::PipelineError;
 pub use pending::Pending;
-pub use runner::{run_pipeline, supervise, RunOptions};
+pub use run::{run_pipeline, RunOptions};
 pub use setup::{salesforce_client, table_refs};
+pub use supervisor::supervise;

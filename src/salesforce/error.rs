@@ -274,8 +274,14 @@ mod tests {
 
     #[test]
     fn lock_row_is_transient_even_on_400() {
-        assert!(is_transient_status_or_code(400, "UNABLE_TO_LOCK_ROW"));
-        assert!(!is_transient_status_or_code(400, "INVALID_FIELD"));
+        let api = |code: &str| {
+            api_error_from_body(
+                400,
+                format!("[{{\"errorCode\":\"{code}\",\"message\":\"m\"}}]").as_bytes(),
+            )
+        };
+        assert!(api("UNABLE_TO_LOCK_ROW").is_transient());
+        assert!(!api("INVALID_FIELD").is_transient());
     }
 
     #[test]

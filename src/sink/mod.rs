@@ -8,9 +8,15 @@
 mod csv;
 mod destination;
 mod flusher;
+mod parked;
+mod protocol;
+mod retry;
 mod salesforce;
+mod settle;
+mod writeback;
 
 pub use csv::{records_to_csv, NULL_CELL};
 pub use destination::{Destination, JobStatus, Outcome, RecordFailure, SinkError};
 pub use flusher::{FlushChange, FlushReport, Flusher, FlusherOptions, WriteBackTarget};
 pub use salesforce::SalesforceDestination;
+pub use writeback::use_origin;

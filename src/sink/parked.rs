@@ -1,0 +1,108 @@
+//! Parked children: a record whose parent is not in Salesforce yet is stored with its
+//! REST record, and sent again once an epoch lands that parent.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use super::destination::{Destination, SinkError};
+use super::flusher::{FlushChange, FlushReport, Flusher};
+use crate::checkpoint::{DeadLetter, ParkedChange};
+
+const PARKED_RECORD: &str = "record";
+const PARKED_EXT_FIELD: &str = "external_id_field";
+
+impl<D: Destination> Flusher<D> {
+    pub(super) fn parked<C: FlushChange>(&self, object: &str, change: &C) -> ParkedChange {
+        let (parent_object, parent_external_id) = change.parent().unwrap_or_default();
+        let mut row = Map::new();
+        row.insert(
+            PARKED_EXT_FIELD.into(),
+            Value::String(change.external_id_field().into()),
+        );
+        row.insert(PARKED_RECORD.into(), Value::Object(change.record()));
+        ParkedChange {
+            mapping: change.mapping().into(),
+            object: object.into(),
+            external_id: change.key().into(),
+            parent_object,
+            parent_external_id,
+            lsn: change.lsn(),
+            row: Value::Object(row),
+        }
+    }
+
+    /// Children parked on these parents (now in Salesforce) are sent again.
+    pub(super) async fn retry_parked(
+        &self,
+        parent_object: &str,
+        parent_keys: &[String],
+        report: &mut FlushReport,
+    ) -> Result<(), SinkError> {
+        let parked = self.state.parked_for(parent_object, parent_keys).await?;
+        if parked.is_empty() {
+            return Ok(());
+        }
+        let mut groups: HashMap<(String, String), Vec<ParkedChange>> = HashMap::new();
+        for p in parked {
+            let ext = p
+                .row
+                .get(PARKED_EXT_FIELD)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            groups.entry((p.object.clone(), ext)).or_default().push(p);
+        }
+        for ((object, ext_field), group) in groups {
+            let records: Vec<Map<String, Value>> = group
+                .iter()
+                .filter_map(|p| p.row.get(PARKED_RECORD).and_then(Value::as_object).cloned())
+                .collect();
+            let outcomes = self
+                .dest
+                .upsert_records(&object, &ext_field, &records)
+                .await?;
+            let by_key: HashMap<String, &ParkedChange> =
+                group.iter().map(|p| (p.external_id.clone(), p)).collect();
+            let mut ids = Vec::new();
+            let mut done: HashMap<String, Vec<String>> = HashMap::new();
+            let mut dead = Vec::new();
+            for o in outcomes {
+                let Some(p) = by_key.get(&o.key) else {
+                    continue;
+                };
+                match o.result {
+                    Ok((id, _)) => {
+                        ids.push((o.key.clone(), id));
+                        done.entry(p.mapping.clone()).or_default().push(o.key);
+                    }
+                    Err(f) if f.is_missing_parent() => {}
+                    Err(f) => {
+                        done.entry(p.mapping.clone())
+                            .or_default()
+                            .push(o.key.clone());
+                        dead.push(DeadLetter {
+                            mapping: p.mapping.clone(),
+                            object: object.clone(),
+                            external_id: o.key,
+                            operation: "upsert".into(),
+                            lsn: p.lsn,
+                            error_code: f.code,
+                            message: f.message,
+                            fields: f.fields,
+                            row: p.row.get(PARKED_RECORD).cloned().unwrap_or(Value::Null),
+                        })
+                    }
+                }
+            }
+            self.state.store_ids(&object, &ids).await?;
+            report.unparked += ids.len();
+            report.applied += ids.len();
+            self.record_losses(Vec::new(), dead, report).await?;
+            for (mapping, keys) in done {
+                self.state.unpark_keys(&mapping, &keys).await?;
+            }
+        }
+        Ok(())
+    }
+}
