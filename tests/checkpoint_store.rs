@@ -1,7 +1,8 @@
 //! The state store against a real throwaway Postgres: migrations, checkpoints that never
 //! move backwards, epoch plans that survive a reconnect, the id map, dead letters, parking.
 
-use pgforce::checkpoint::{DeadLetter, ParkedChange, StateStore, StepPlan, StepState};
+use pgforce::batch::StepKind;
+use pgforce::checkpoint::{DeadLetter, ParkedChange, StateStore, StepPath, StepPlan, StepState};
 use pgforce::lsn::Lsn;
 use pgforce::testing::TempCluster;
 
@@ -28,16 +29,20 @@ async fn checkpoint_and_epoch_lifecycle() {
         StepPlan {
             step: 0,
             object: "Account".into(),
-            operation: "upsert".into(),
-            path: "bulk".into(),
+            key_field: "External_Id__c".into(),
+            operation: StepKind::Upsert,
+            path: StepPath::Bulk,
             rows: 3,
+            keys_digest: "d1".into(),
         },
         StepPlan {
             step: 1,
             object: "Contact".into(),
-            operation: "upsert".into(),
-            path: "collections".into(),
+            key_field: "External_Id__c".into(),
+            operation: StepKind::Upsert,
+            path: StepPath::Collections,
             rows: 2,
+            keys_digest: "d2".into(),
         },
     ];
     s.plan_epoch(Lsn(200), &steps).await.unwrap();
@@ -56,9 +61,14 @@ async fn checkpoint_and_epoch_lifecycle() {
     let plan = s.open_epoch().await.unwrap().expect("open epoch");
     assert_eq!(plan.end_lsn, Lsn(200));
     assert_eq!(plan.steps.len(), 2);
-    assert_eq!(plan.steps[0].1.as_deref(), Some("750000000000001AAA"));
-    assert_eq!(plan.steps[0].2, StepState::JobCreated);
-    assert_eq!(plan.steps[1].2, StepState::Planned);
+    assert_eq!(plan.steps[0].job_id.as_deref(), Some("750000000000001AAA"));
+    assert_eq!(plan.steps[0].state, StepState::JobCreated);
+    assert_eq!(plan.steps[1].state, StepState::Planned);
+    assert_eq!(
+        plan.steps[0].plan, steps[0],
+        "the plan comes back as recorded"
+    );
+    assert_eq!(plan.steps[1].plan, steps[1]);
 
     s.finish_epoch(Lsn(200)).await.unwrap();
     assert_eq!(s.open_epoch().await.unwrap(), None);
@@ -118,8 +128,7 @@ async fn id_map_dead_letters_and_parking() {
         mapping: "contacts".into(),
         object: "Contact".into(),
         external_id: "c1".into(),
-        parent_object: "Account".into(),
-        parent_external_id: "a9".into(),
+        parents: vec![("Account".into(), "a9".into())],
         lsn: Lsn(20),
         row: serde_json::json!({"LastName": "Smith"}),
     };

@@ -1,6 +1,8 @@
 //! Regression tests for the silent-loss defects of the reliability issue: each reproduces a
 //! workload that used to lose (or wrongly resolve) a change while the checkpoint moved past
-//! it. A real Postgres, the emulator over real HTTP, the pipeline in-process.
+//! it. A real Postgres, the emulator over real HTTP, the pipeline in-process. Defect 3
+//! (parked children: a resumed `done` step, grandchildren, a second lookup) is reproduced by
+//! the torture harness's `grandchildren`, `two_lookups` and `kill` vocabulary (tests/torture).
 
 mod pipeline_support;
 
@@ -21,22 +23,6 @@ fn bulk_always() -> Batching {
         collections_threshold: 1,
         ..Batching::default()
     }
-}
-
-/// Contacts with a second lookup, to another Contact (`ReportsTo`).
-const SCHEMA_REPORTS_TO: &str = "
-CREATE TABLE accounts (id bigint PRIMARY KEY, name text NOT NULL, description text,
-    rating text, employees integer, revenue numeric(18,0), plan text);
-CREATE TABLE contacts (id bigint PRIMARY KEY, account_id bigint, reports_to bigint,
-    first_name text, last_name text NOT NULL, email text);
-";
-
-fn mappings_reports_to() -> String {
-    MAPPINGS.replace(
-        r#"  { column = "account_id", object = "Account", relationship = "Account", external_id_field = "External_Id__c" },"#,
-        r#"  { column = "account_id", object = "Account", relationship = "Account", external_id_field = "External_Id__c" },
-  { column = "reports_to", object = "Contact", relationship = "ReportsTo", external_id_field = "External_Id__c" },"#,
-    )
 }
 
 fn sf_id(h: &Harness, object: &str, key: &str) -> Option<String> {
@@ -163,85 +149,6 @@ async fn a_newer_mapping_error_is_not_resolved_by_an_older_change() {
     .await;
     wait_in_sync(&h).await;
     run.stop().await.expect("clean stop");
-}
-
-/// Defect 3b: a grandchild parked on a parked child is sent once the child lands.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_grandchild_waiting_on_a_parked_child_is_unparked_too() {
-    let h = Harness::start(SCHEMA_REPORTS_TO).await;
-    let run = h
-        .run(h.config(&mappings_reports_to(), &Batching::default()))
-        .await;
-    h.sql("INSERT INTO contacts (id, reports_to, last_name) VALUES (3, 2, 'Grandchild')")
-        .await;
-    wait_until("3 is parked", || async { parked_at_least(&h, 1).await }).await;
-    h.sql("INSERT INTO contacts (id, reports_to, last_name) VALUES (2, 1, 'Child')")
-        .await;
-    wait_until("2 is parked", || async { parked_at_least(&h, 2).await }).await;
-    h.sql("INSERT INTO contacts (id, last_name) VALUES (1, 'Root')")
-        .await;
-    wait_until("the whole chain is in Salesforce", || async {
-        for k in ["1", "2", "3"] {
-            h.record("Contact", k)
-                .ok_or(format!("Contact {k} missing"))?;
-        }
-        Ok(())
-    })
-    .await;
-    wait_until("nothing parked", || async {
-        let n = h.state().await.parked_count().await.unwrap();
-        if n == 0 {
-            Ok(())
-        } else {
-            Err(format!("{n} parked"))
-        }
-    })
-    .await;
-    run.stop().await.expect("clean stop");
-}
-
-/// Defect 3c: a record with two lookups waits for the parent that is actually missing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_record_with_two_lookups_waits_for_the_missing_one() {
-    let h = Harness::start(SCHEMA_REPORTS_TO).await;
-    let run = h
-        .run(h.config(&mappings_reports_to(), &Batching::default()))
-        .await;
-    h.sql("INSERT INTO accounts (id, name) VALUES (1, 'Acme')")
-        .await;
-    wait_until("the account landed", || async {
-        h.record("Account", "1").map(|_| ()).ok_or("not yet".into())
-    })
-    .await;
-    // The Account exists; the manager (second lookup) does not yet.
-    h.sql(
-        "INSERT INTO contacts (id, account_id, reports_to, last_name) VALUES (10, 1, 20, 'Child')",
-    )
-    .await;
-    wait_until("10 is parked", || async { parked_at_least(&h, 1).await }).await;
-    h.sql("INSERT INTO contacts (id, account_id, last_name) VALUES (20, 1, 'Manager')")
-        .await;
-    wait_until("the child lands once its manager does", || async {
-        h.record("Contact", "10")
-            .map(|_| ())
-            .ok_or("Contact 10 missing".into())
-    })
-    .await;
-    run.stop().await.expect("clean stop");
-}
-
-async fn parked_at_least(h: &Harness, n: i64) -> Result<(), String> {
-    let got = h
-        .state()
-        .await
-        .parked_count()
-        .await
-        .map_err(|e| e.to_string())?;
-    if got >= n {
-        Ok(())
-    } else {
-        Err(format!("{got} parked"))
-    }
 }
 
 /// Defect 1: after a failure between a backfill chunk's upload and its settling, the chunk

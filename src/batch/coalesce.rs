@@ -183,6 +183,27 @@ impl<C: Coalesce> Epoch<C> {
         }
     }
 
+    /// Apply `f` to the held change of `key` (of any key field) of `object`, if any.
+    pub fn update_key(&mut self, object: &str, key: &str, mut f: impl FnMut(&mut C)) {
+        for (group, oc) in self.objects.iter_mut() {
+            if group.object == object {
+                if let Some(c) = oc.by_key.get_mut(key) {
+                    f(c);
+                }
+            }
+        }
+    }
+
+    /// Apply `f` to every held upsert (not to deletes).
+    pub fn for_each_upsert_mut(&mut self, mut f: impl FnMut(&mut C)) {
+        for oc in self.objects.values_mut() {
+            oc.by_key
+                .values_mut()
+                .filter(|c| !c.is_delete())
+                .for_each(&mut f);
+        }
+    }
+
     /// Note that a transaction committed; the epoch may now be cut here.
     pub fn commit(&mut self, end_lsn: Lsn, commit_time: chrono::DateTime<chrono::Utc>) {
         self.end_lsn = self.end_lsn.max(end_lsn);

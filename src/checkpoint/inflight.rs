@@ -4,18 +4,71 @@
 
 use super::error::{parse_lsn, q, StateError};
 use super::store::StateStore;
+use crate::batch::StepKind;
 use crate::lsn::Lsn;
 
-/// One step of an epoch's flush plan: one object, one operation, one path.
+/// How a step's records travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepPath {
+    /// Bulk API 2.0 ingest job (CSV).
+    Bulk,
+    /// sObject Collections (JSON, up to 200 records a call).
+    Collections,
+}
+
+impl StepPath {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepPath::Bulk => "bulk",
+            StepPath::Collections => "collections",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StateError> {
+        match s {
+            "bulk" => Ok(StepPath::Bulk),
+            "collections" => Ok(StepPath::Collections),
+            other => Err(corrupt("inflight.path", other, "unknown step path")),
+        }
+    }
+}
+
+fn parse_operation(s: &str) -> Result<StepKind, StateError> {
+    match s {
+        "upsert" => Ok(StepKind::Upsert),
+        "delete" => Ok(StepKind::Delete),
+        other => Err(corrupt("inflight.operation", other, "unknown operation")),
+    }
+}
+
+fn corrupt(column: &'static str, value: &str, reason: &str) -> StateError {
+    StateError::Corrupt {
+        column,
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+/// One step of an epoch's flush plan: one object and key field, one operation, one path,
+/// and a digest of the keys it holds (in order), so a resumed epoch is matched to its
+/// recorded plan by content, never by shape alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepPlan {
     pub step: i32,
     pub object: String,
-    /// `upsert` or `delete`.
-    pub operation: String,
-    /// `bulk` or `collections`.
-    pub path: String,
+    pub key_field: String,
+    pub operation: StepKind,
+    pub path: StepPath,
     pub rows: i32,
+    pub keys_digest: String,
+}
+
+/// A recorded step: its plan, the Bulk job it created (if any) and how far it got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedStep {
+    pub plan: StepPlan,
+    pub job_id: Option<String>,
+    pub state: StepState,
 }
 
 /// Where a step stands. A step's job id is stored (`JobCreated`) before its data is sent.
@@ -43,13 +96,7 @@ impl StepState {
             "job_created" => StepState::JobCreated,
             "uploaded" => StepState::Uploaded,
             "done" => StepState::Done,
-            other => {
-                return Err(StateError::Corrupt {
-                    column: "inflight.state",
-                    value: other.into(),
-                    reason: "unknown step state".into(),
-                })
-            }
+            other => return Err(corrupt("inflight.state", other, "unknown step state")),
         })
     }
 }
@@ -58,7 +105,7 @@ impl StepState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EpochPlan {
     pub end_lsn: Lsn,
-    pub steps: Vec<(StepPlan, Option<String>, StepState)>,
+    pub steps: Vec<RecordedStep>,
 }
 
 impl StateStore {
@@ -76,8 +123,9 @@ impl StateStore {
         .map_err(q("planning an epoch"))?;
         let stmt = tx
             .prepare(&format!(
-                "INSERT INTO {s}.inflight (pipeline, end_lsn, step, object, operation, path, rows, state)
-                 VALUES ($1, $2::text::pg_lsn, $3, $4, $5, $6, $7, 'planned')"
+                "INSERT INTO {s}.inflight (pipeline, end_lsn, step, object, operation, path, rows,
+                                           key_field, keys_digest, state)
+                 VALUES ($1, $2::text::pg_lsn, $3, $4, $5, $6, $7, $8, $9, 'planned')"
             ))
             .await
             .map_err(q("planning an epoch"))?;
@@ -90,9 +138,11 @@ impl StateStore {
                     &lsn,
                     &st.step,
                     &st.object,
-                    &st.operation,
-                    &st.path,
+                    &st.operation.as_str(),
+                    &st.path.as_str(),
                     &st.rows,
+                    &st.key_field,
+                    &st.keys_digest,
                 ],
             )
             .await
@@ -131,34 +181,41 @@ impl StateStore {
         let rows = client
             .query(
                 &format!(
-                    "SELECT end_lsn::text, step, object, operation, path, rows, job_id, state
+                    "SELECT end_lsn::text, step, object, operation, path, rows, job_id, state,
+                            key_field, keys_digest
                      FROM {s}.inflight WHERE pipeline = $1 ORDER BY end_lsn, step"
                 ),
                 &[&self.pipeline],
             )
             .await
             .map_err(q("reading in-flight epochs"))?;
-        let mut plan: Option<EpochPlan> = None;
+        let mut open: Option<EpochPlan> = None;
         for r in rows {
             let end_lsn = parse_lsn("inflight.end_lsn", r.get(0))?;
-            let step = StepPlan {
+            let plan = StepPlan {
                 step: r.get(1),
                 object: r.get(2),
-                operation: r.get(3),
-                path: r.get(4),
+                key_field: r.get(8),
+                operation: parse_operation(r.get(3))?,
+                path: StepPath::parse(r.get(4))?,
                 rows: r.get(5),
+                keys_digest: r.get(9),
             };
-            let job: Option<String> = r.get(6);
+            let job_id: Option<String> = r.get(6);
             let state = StepState::parse(r.get(7))?;
-            let p = plan.get_or_insert_with(|| EpochPlan {
+            let p = open.get_or_insert_with(|| EpochPlan {
                 end_lsn,
                 steps: Vec::new(),
             });
             if p.end_lsn == end_lsn {
-                p.steps.push((step, job, state));
+                p.steps.push(RecordedStep {
+                    plan,
+                    job_id,
+                    state,
+                });
             }
         }
-        Ok(plan)
+        Ok(open)
     }
 
     /// An epoch is done: drop its plan and move the checkpoint to its end, atomically.

@@ -27,7 +27,7 @@ mod store;
 
 pub use dead_letters::{DeadLetter, DeadLetterRow};
 pub use error::StateError;
-pub use inflight::{EpochPlan, StepPlan, StepState};
+pub use inflight::{EpochPlan, RecordedStep, StepPath, StepPlan, StepState};
 pub use parked::ParkedChange;
 pub use schema::{quote_ident, SCHEMA_VERSION};
 pub use store::StateStore;

@@ -1,28 +1,34 @@
-//! Parked children: changes whose parent is not in Salesforce yet, one per (mapping, key),
-//! kept until they went through so a crash in between retries them.
+//! Parked children: changes whose parent is not in Salesforce yet, one per (mapping, key)
+//! with a row per parent it waits on, kept until they went through so a crash in between
+//! retries them.
+
+use tokio_postgres::types::ToSql;
 
 use super::error::{parse_lsn, q, StateError};
 use super::store::StateStore;
 use crate::lsn::Lsn;
 
-/// A child change waiting for its parent to exist in Salesforce.
+/// A child change waiting for its parents to exist in Salesforce.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParkedChange {
     pub mapping: String,
     pub object: String,
     pub external_id: String,
-    pub parent_object: String,
-    pub parent_external_id: String,
+    /// Every parent (object, external id) the change names; it is retried when any of
+    /// them lands, and stays parked while one is still missing.
+    pub parents: Vec<(String, String)>,
     pub lsn: Lsn,
     pub row: serde_json::Value,
 }
 
 impl StateStore {
-    /// Park a child whose parent is not in Salesforce yet (latest change of a key wins).
+    /// Park children whose parent is not in Salesforce yet (latest change of a key wins),
+    /// in one transaction.
     pub async fn park(&self, changes: &[ParkedChange]) -> Result<(), StateError> {
         let s = &self.schema;
-        let client = self.client.lock().await;
-        let stmt = client
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await.map_err(q("parking changes"))?;
+        let upsert = tx
             .prepare(&format!(
                 "INSERT INTO {s}.parked (pipeline, mapping, object, external_id, parent_object,
                                          parent_external_id, lsn, row_data)
@@ -35,30 +41,44 @@ impl StateStore {
             ))
             .await
             .map_err(q("parking changes"))?;
+        let forget = tx
+            .prepare(&format!(
+                "DELETE FROM {s}.parked_parents WHERE pipeline = $1 AND mapping = $2 AND external_id = $3"
+            ))
+            .await
+            .map_err(q("parking changes"))?;
+        let link = tx
+            .prepare(&format!(
+                "INSERT INTO {s}.parked_parents SELECT $1, $2, $3, o, k
+                   FROM unnest($4::text[], $5::text[]) AS u(o, k) ON CONFLICT DO NOTHING"
+            ))
+            .await
+            .map_err(q("parking changes"))?;
         for p in changes {
-            client
-                .execute(
-                    &stmt,
-                    &[
-                        &self.pipeline,
-                        &p.mapping,
-                        &p.object,
-                        &p.external_id,
-                        &p.parent_object,
-                        &p.parent_external_id,
-                        &p.lsn.to_string(),
-                        &p.row,
-                    ],
-                )
+            let (first_object, first_key) = p.parents.first().cloned().unwrap_or_default();
+            let lsn = p.lsn.to_string();
+            let (pipeline, mapping, key) = (&self.pipeline, &p.mapping, &p.external_id);
+            #[rustfmt::skip]
+            let row = [pipeline as &(dyn ToSql + Sync), mapping, &p.object, key, &first_object,
+                       &first_key, &lsn, &p.row];
+            tx.execute(&upsert, &row)
+                .await
+                .map_err(q("parking changes"))?;
+            tx.execute(&forget, &[pipeline, mapping, key])
+                .await
+                .map_err(q("parking changes"))?;
+            let (objects, keys): (Vec<String>, Vec<String>) = p.parents.iter().cloned().unzip();
+            tx.execute(&link, &[pipeline, mapping, key, &objects, &keys])
                 .await
                 .map_err(q("parking changes"))?;
         }
-        Ok(())
+        tx.commit().await.map_err(q("parking changes"))
     }
 
-    /// Parked children whose parent (object, external id) is in `landed`. They stay parked
-    /// until [`unpark_keys`](Self::unpark_keys) after they went through, so a crash in
-    /// between retries them instead of losing them.
+    /// Parked children waiting on a parent (object, external id) in `landed`, oldest first.
+    /// They stay parked until [`unpark_keys`](Self::unpark_keys) after they went through,
+    /// so a crash in between retries them instead of losing them. `parents` of each holds
+    /// every parent it waits on.
     pub async fn parked_for(
         &self,
         parent_object: &str,
@@ -69,11 +89,22 @@ impl StateStore {
         let rows = client
             .query(
                 &format!(
-                    "SELECT mapping, object, external_id, parent_object, parent_external_id,
-                            lsn::text, row_data
-                     FROM {s}.parked
-                     WHERE pipeline = $1 AND parent_object = $2 AND parent_external_id = ANY($3)
-                     ORDER BY lsn"
+                    "SELECT p.mapping, p.object, p.external_id, p.lsn::text, p.row_data,
+                            (SELECT array_agg(a.parent_object ORDER BY a.parent_object, a.parent_external_id)
+                               FROM {s}.parked_parents a
+                              WHERE a.pipeline = p.pipeline AND a.mapping = p.mapping
+                                AND a.external_id = p.external_id),
+                            (SELECT array_agg(a.parent_external_id ORDER BY a.parent_object, a.parent_external_id)
+                               FROM {s}.parked_parents a
+                              WHERE a.pipeline = p.pipeline AND a.mapping = p.mapping
+                                AND a.external_id = p.external_id)
+                     FROM {s}.parked p
+                     WHERE p.pipeline = $1 AND EXISTS (
+                         SELECT 1 FROM {s}.parked_parents pp
+                          WHERE pp.pipeline = p.pipeline AND pp.mapping = p.mapping
+                            AND pp.external_id = p.external_id
+                            AND pp.parent_object = $2 AND pp.parent_external_id = ANY($3))
+                     ORDER BY p.lsn"
                 ),
                 &[&self.pipeline, &parent_object, &landed],
             )
@@ -81,24 +112,38 @@ impl StateStore {
             .map_err(q("reading parked changes"))?;
         rows.into_iter()
             .map(|r| {
+                let objects: Vec<String> = r.get::<_, Option<Vec<String>>>(5).unwrap_or_default();
+                let keys: Vec<String> = r.get::<_, Option<Vec<String>>>(6).unwrap_or_default();
                 Ok(ParkedChange {
                     mapping: r.get(0),
                     object: r.get(1),
                     external_id: r.get(2),
-                    parent_object: r.get(3),
-                    parent_external_id: r.get(4),
-                    lsn: parse_lsn("parked.lsn", r.get(5))?,
-                    row: r.get(6),
+                    parents: objects.into_iter().zip(keys).collect(),
+                    lsn: parse_lsn("parked.lsn", r.get(3))?,
+                    row: r.get(4),
                 })
             })
             .collect()
     }
 
-    /// Drop parked entries superseded by a newer change of the same keys.
+    /// Drop parked entries that went through or were superseded by a newer change of the
+    /// same keys.
     pub async fn unpark_keys(&self, mapping: &str, keys: &[String]) -> Result<u64, StateError> {
         let s = &self.schema;
-        let client = self.client.lock().await;
-        client
+        let mut client = self.client.lock().await;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(q("dropping superseded parked changes"))?;
+        tx.execute(
+            &format!(
+                "DELETE FROM {s}.parked_parents WHERE pipeline = $1 AND mapping = $2 AND external_id = ANY($3)"
+            ),
+            &[&self.pipeline, &mapping, &keys],
+        )
+        .await
+        .map_err(q("dropping superseded parked changes"))?;
+        let n = tx
             .execute(
                 &format!(
                     "DELETE FROM {s}.parked WHERE pipeline = $1 AND mapping = $2 AND external_id = ANY($3)"
@@ -106,7 +151,11 @@ impl StateStore {
                 &[&self.pipeline, &mapping, &keys],
             )
             .await
-            .map_err(q("dropping superseded parked changes"))
+            .map_err(q("dropping superseded parked changes"))?;
+        tx.commit()
+            .await
+            .map_err(q("dropping superseded parked changes"))?;
+        Ok(n)
     }
 
     /// Number of parked changes.

@@ -5,7 +5,7 @@ use super::error::{q, StateError};
 use super::store::StateStore;
 
 /// The version [`migrations`] brings a database to.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Quote an SQL identifier (schema names come from config).
 pub fn quote_ident(name: &str) -> String {
@@ -14,8 +14,9 @@ pub fn quote_ident(name: &str) -> String {
 
 /// Migration `n` (1-based) as SQL for schema `s` (already quoted).
 pub(crate) fn migrations(s: &str) -> Vec<String> {
-    vec![format!(
-        r#"
+    vec![
+        format!(
+            r#"
 CREATE TABLE IF NOT EXISTS {s}.checkpoints (
     pipeline      text PRIMARY KEY,
     confirmed_lsn pg_lsn NOT NULL,
@@ -79,7 +80,30 @@ CREATE TABLE IF NOT EXISTS {s}.parked (
 CREATE INDEX IF NOT EXISTS parked_parent
     ON {s}.parked (pipeline, parent_object, parent_external_id);
 "#
-    )]
+        ),
+        // 2: steps keyed by what they hold (key field and a digest of their keys), so a
+        // resumed epoch is matched by content, not shape; a parked change waits on every
+        // parent it names, not only the first.
+        format!(
+            r#"
+ALTER TABLE {s}.inflight ADD COLUMN IF NOT EXISTS key_field text NOT NULL DEFAULT '';
+ALTER TABLE {s}.inflight ADD COLUMN IF NOT EXISTS keys_digest text NOT NULL DEFAULT '';
+CREATE TABLE IF NOT EXISTS {s}.parked_parents (
+    pipeline           text NOT NULL,
+    mapping            text NOT NULL,
+    external_id        text NOT NULL,
+    parent_object      text NOT NULL,
+    parent_external_id text NOT NULL,
+    PRIMARY KEY (pipeline, mapping, external_id, parent_object, parent_external_id)
+);
+CREATE INDEX IF NOT EXISTS parked_parents_parent
+    ON {s}.parked_parents (pipeline, parent_object, parent_external_id);
+INSERT INTO {s}.parked_parents
+    SELECT pipeline, mapping, external_id, parent_object, parent_external_id FROM {s}.parked
+    ON CONFLICT DO NOTHING;
+"#
+        ),
+    ]
 }
 
 impl StateStore {

@@ -49,7 +49,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             "lag_bytes": slot.as_ref().map(|s| s.lag_bytes),
             "slot_active": slot.as_ref().map(|s| s.active),
             "wal_status": slot.as_ref().and_then(|s| s.wal_status.clone()),
-            "in_flight_jobs": inflight.map(|e| e.steps.iter().filter_map(|(_, job, _)| job.clone()).collect::<Vec<_>>()).unwrap_or_default(),
+            "in_flight_jobs": inflight.map(|e| e.steps.iter().filter_map(|r| r.job_id.clone()).collect::<Vec<_>>()).unwrap_or_default(),
             "dead_letters": state.open_dead_letters().await?,
             "parked": state.parked_count().await?,
             "state": live_p.map(|s| format!("{:?}", s.state).to_lowercase()),

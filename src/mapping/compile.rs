@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use super::convert;
-use super::error::{value_type, ErrorKind, MappingError};
+use super::error::{value_type, ErrorKind, MappingError, RecordKey};
 use super::filter::CompiledFilter;
 use super::record::{FieldName, FieldValue, MappedChange, MappedOp, ParentRef, WriteBack};
 use crate::change::{Operation, Relation, ReplicaIdentity, Row, RowChange};
@@ -160,9 +160,12 @@ impl CompiledMapping {
             Operation::Delete => self.map_delete(self.row(change.old.as_ref(), "old")?),
         };
         result.map_err(|mut e| {
-            e.record = self
-                .readable_key(change)
-                .map(|k| (self.object.to_string(), k));
+            e.record = self.readable_key(change).map(|external_id| {
+                Box::new(RecordKey {
+                    object: self.object.to_string(),
+                    external_id,
+                })
+            });
             e
         })
     }

@@ -24,7 +24,14 @@ pub struct MappingError {
     /// The record the change was for, when its key could still be read: the Salesforce
     /// object and the external id. A dead letter is keyed by these like every other
     /// outcome, so a later good change of the same record resolves it.
-    pub record: Option<(String, String)>,
+    pub record: Option<Box<RecordKey>>,
+}
+
+/// The record a change is for: its Salesforce object and external id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordKey {
+    pub object: String,
+    pub external_id: String,
 }
 
 impl fmt::Display for MappingError {

@@ -43,7 +43,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use compile::CompiledMapping;
-pub use error::{ErrorKind, MappingError};
+pub use error::{ErrorKind, MappingError, RecordKey};
 pub use record::{
     csv_columns, FieldName, FieldValue, MappedChange, MappedOp, ParentRef, WriteBack,
 };
@@ -90,6 +90,11 @@ impl Mapper {
 
     /// The records for one change, one result per produced record or failed mapping (a
     /// table may have several mappings). Unmapped tables give nothing.
+    /// The relation version mappings of `table` (`schema.name`) were last compiled against.
+    pub fn relation(&self, table: &str) -> Option<Arc<Relation>> {
+        self.compiled.get(table).map(|c| c.relation.clone())
+    }
+
     pub fn map(&mut self, change: &RowChange) -> Vec<Result<MappedChange, MappingError>> {
         let table = change.relation.qualified_name();
         let Some(configs) = self.by_table.get(&table) else {

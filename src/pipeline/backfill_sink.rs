@@ -70,10 +70,7 @@ impl<D: Destination + Sync> FlushingBackfill<'_, D> {
             };
             for mapped in self.mapper.map(&change) {
                 match mapped {
-                    Ok(c) => epoch.push(Pending {
-                        change: c,
-                        lsn: Lsn::ZERO,
-                    }),
+                    Ok(c) => epoch.push(Pending::new(c, Lsn::ZERO)),
                     Err(e) => failures.push((change.clone(), e)),
                 }
             }

@@ -25,8 +25,17 @@ pub(crate) async fn dead_letter_mapping_errors<D: Destination>(
         .iter()
         .map(|(change, e)| DeadLetter {
             mapping: e.mapping.clone(),
-            object: String::new(),
-            external_id: row_key(change),
+            // Keyed by the record like every other outcome, so the record's next good
+            // change resolves it; the row's key columns only when its key is unreadable.
+            object: e
+                .record
+                .as_ref()
+                .map(|r| r.object.clone())
+                .unwrap_or_default(),
+            external_id: e
+                .record
+                .as_ref()
+                .map_or_else(|| row_key(change), |r| r.external_id.clone()),
             operation: format!("{:?}", change.op).to_lowercase(),
             lsn,
             error_code: "PGFORCE_MAPPING".into(),

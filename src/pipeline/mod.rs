@@ -20,6 +20,7 @@
 
 mod backfill_sink;
 mod check;
+mod complete;
 mod dead_letter;
 mod error;
 mod lock;

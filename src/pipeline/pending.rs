@@ -14,6 +14,20 @@ use crate::sink::{FlushChange, WriteBackTarget};
 pub struct Pending {
     pub change: MappedChange,
     pub lsn: Lsn,
+    /// A newer change of the same record could not be mapped (it was dead-lettered): this
+    /// one landing must not resolve that dead letter. A still newer good change absorbing
+    /// this one starts clear again.
+    pub newer_failed: bool,
+}
+
+impl Pending {
+    pub fn new(change: MappedChange, lsn: Lsn) -> Self {
+        Pending {
+            change,
+            lsn,
+            newer_failed: false,
+        }
+    }
 }
 
 impl Coalesce for Pending {
@@ -88,11 +102,16 @@ impl FlushChange for Pending {
         self.lsn
     }
 
-    fn parent(&self) -> Option<(String, String)> {
+    fn parents(&self) -> Vec<(String, String)> {
         self.change
             .parents
-            .first()
+            .iter()
             .map(|p| (p.object.to_string(), p.external_id.clone()))
+            .collect()
+    }
+
+    fn resolves_dead_letters(&self) -> bool {
+        !self.newer_failed
     }
 
     fn write_back(&self) -> Option<WriteBackTarget> {

@@ -63,7 +63,7 @@ pub async fn run_pipeline(cfg: &PipelineConfig, opts: &RunOptions) -> Result<(),
         &conn_opts,
         &flusher,
         &mut mapper,
-        snapshot,
+        (snapshot, created),
         &mut resume,
     )
     .await?;
@@ -95,6 +95,7 @@ pub async fn run_pipeline(cfg: &PipelineConfig, opts: &RunOptions) -> Result<(),
         last_checkpoint_write: Instant::now(),
         health: opts.health.clone(),
         journal: open_journal(cfg, opts)?,
+        pg: &pg,
     };
     let result = streamer.run(stream, &pg, opts).await;
     metrics::gauge!(m::SLOT_ACTIVE, "pipeline" => p.to_string()).set(0.0);

@@ -72,6 +72,7 @@ pub(super) async fn open_flusher(
             pipeline: p.into(),
             collections_threshold: cfg.batching.collections_threshold,
             max_rows: cfg.batching.max_batch_rows,
+            max_step_bytes: crate::sink::MAX_STEP_BYTES,
             object_order: order,
             transient_retries: 5,
         },
@@ -159,14 +160,17 @@ pub(super) async fn prepare_slot(
 
 /// Backfill the tables (resumable: progress is kept per table) through the same mapping and
 /// flusher as the stream. A plan left in flight by an interrupted backfill (end LSN zero)
-/// is taken out of `resume` and finished here.
+/// is taken out of `resume` and finished here. A freshly created slot (`fresh_slot`) comes
+/// with a new consistent snapshot: progress of an earlier slot's backfill is forgotten and
+/// every table is read again (idempotent upserts), so nothing written while there was no
+/// slot is lost.
 pub(super) async fn backfill_existing(
     cfg: &PipelineConfig,
     opts: &RunOptions,
     conn_opts: &ConnectOptions,
     flusher: &Flusher<SalesforceDestination>,
     mapper: &mut Mapper,
-    snapshot: BackfillSnapshot,
+    (snapshot, fresh_slot): (BackfillSnapshot, bool),
     resume: &mut Option<EpochPlan>,
 ) -> Result<(), PipelineError> {
     let p = cfg.name.as_str();
@@ -176,6 +180,9 @@ pub(super) async fn backfill_existing(
     let progress = PgProgressStore::new(connect_client(conn_opts).await.map_err(err_repl(p))?)
         .await
         .map_err(err_repl(p))?;
+    if fresh_slot {
+        progress.reset(p).await.map_err(err_repl(p))?;
+    }
     let mut bf_client = connect_client(conn_opts).await.map_err(err_repl(p))?;
     let bf_resume = if resume.as_ref().is_some_and(|r| r.end_lsn == Lsn::ZERO) {
         resume.take()

@@ -2,6 +2,7 @@
 //! their rows into the open epoch, flushes the epoch when it is due, and confirms the slot's
 //! position only once what precedes it is finished in the state store.
 
+use super::complete::complete_unchanged;
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
@@ -45,6 +46,8 @@ pub(super) struct Streamer<'a> {
     pub(super) last_checkpoint_write: Instant,
     pub(super) health: Health,
     pub(super) journal: Option<Journal>,
+    /// An ordinary session on the source database (unchanged-TOAST completion).
+    pub(super) pg: &'a tokio_postgres::Client,
 }
 
 impl Streamer<'_> {
@@ -115,14 +118,20 @@ impl Streamer<'_> {
                 for mapped in self.mapper.map(&rc) {
                     match mapped {
                         Ok(c) => {
-                            let pending = Pending {
-                                change: c,
-                                lsn: self.txn_lsn,
-                            };
+                            let pending = Pending::new(c, self.txn_lsn);
                             self.journal_append(&pending)?;
                             self.epoch.push(pending);
                         }
-                        Err(e) => failures.push((rc.clone(), e)),
+                        Err(e) => {
+                            // An older change of this record held in the epoch must not
+                            // resolve this newer failure when it lands.
+                            if let Some(r) = &e.record {
+                                self.epoch.update_key(&r.object, &r.external_id, |p| {
+                                    p.newer_failed = true
+                                });
+                            }
+                            failures.push((rc.clone(), e));
+                        }
                     }
                 }
             }
@@ -190,6 +199,15 @@ impl Streamer<'_> {
                 source: e,
             })?;
         }
+        complete_unchanged(
+            self.cfg,
+            self.pg,
+            self.flusher.state(),
+            &mut self.mapper,
+            self.assembler.types(),
+            &mut self.epoch,
+        )
+        .await?;
         let first_commit = self.epoch.first_commit();
         let resume = self.resume.take();
         let report: FlushReport = self

@@ -167,8 +167,8 @@ impl FlushChange for ReplayChange {
         self.lsn
     }
 
-    fn parent(&self) -> Option<(String, String)> {
-        self.change.parent.clone()
+    fn parents(&self) -> Vec<(String, String)> {
+        self.change.parent.clone().into_iter().collect()
     }
 
     fn record(&self) -> Map<String, Value> {
@@ -447,6 +447,7 @@ pub async fn apply(
             pipeline: state_name.clone(),
             collections_threshold: cfg.batching.collections_threshold,
             max_rows: cfg.batching.max_batch_rows,
+            max_step_bytes: crate::sink::MAX_STEP_BYTES,
             object_order: order,
             transient_retries: 5,
         },
@@ -577,8 +578,12 @@ async fn unpark(
                 lsn: c.lsn.to_string(),
                 error_code: "PARENT_NOT_IN_SALESFORCE".into(),
                 message: format!(
-                    "parent {parent_object} {} does not exist in Salesforce; include its changes in the range or create it first",
-                    pc.parent_external_id
+                    "parent {} does not exist in Salesforce; include its changes in the range or create it first",
+                    pc.parents
+                        .iter()
+                        .map(|(o, k)| format!("{o} {k}"))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
                 ),
             });
             drop.entry(pc.mapping).or_default().push(pc.external_id);

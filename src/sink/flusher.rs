@@ -4,13 +4,14 @@
 //! [`protocol`](super::protocol), result handling in [`settle`](super::settle),
 //! [`parked`](super::parked), [`writeback`](super::writeback) and [`retry`](super::retry).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use tracing::{info_span, Instrument};
 
 use super::destination::{Destination, SinkError};
-use crate::batch::{plan_steps, Coalesce, Epoch, StepKind, StepLimits};
+use crate::batch::{plan_steps, Coalesce, Epoch, Step, StepKind, StepLimits};
 use crate::checkpoint::{EpochPlan, StateStore};
 use crate::lsn::Lsn;
 
@@ -20,8 +21,17 @@ pub trait FlushChange: Coalesce {
     fn external_id_field(&self) -> &str;
     /// Commit LSN of the transaction the change came from.
     fn lsn(&self) -> Lsn;
-    /// The parent this change points at by external id: (object, external id).
-    fn parent(&self) -> Option<(String, String)>;
+    /// Every synced parent this change points at by external id: (object, external id).
+    fn parents(&self) -> Vec<(String, String)>;
+    /// The first of [`parents`](Self::parents).
+    fn parent(&self) -> Option<(String, String)> {
+        self.parents().into_iter().next()
+    }
+    /// Whether this change landing resolves its record's open dead letters. False when a
+    /// newer change of the same record failed (its dead letter must stay open).
+    fn resolves_dead_letters(&self) -> bool {
+        true
+    }
     /// The REST-shaped record (absent field = unchanged, null = set null), including the
     /// external id field.
     fn record(&self) -> Map<String, Value>;
@@ -44,6 +54,10 @@ pub struct WriteBackTarget {
     pub current: Option<String>,
 }
 
+/// The default payload estimate per step: half of Bulk API 2.0's 100 MB upload limit, for
+/// CSV quoting, headers and multi-byte text the estimate does not count exactly.
+pub const MAX_STEP_BYTES: usize = 50 * 1024 * 1024;
+
 /// Knobs for the flusher.
 #[derive(Debug, Clone)]
 pub struct FlusherOptions {
@@ -52,6 +66,9 @@ pub struct FlusherOptions {
     /// Bulk API 2.0.
     pub collections_threshold: usize,
     pub max_rows: usize,
+    /// Payload bytes per step (Bulk accepts 100 MB per upload; CSV quoting and headers
+    /// come on top of the estimate, so keep a margin).
+    pub max_step_bytes: usize,
     /// Objects, parents first.
     pub object_order: Vec<String>,
     /// How often a record failing with a transient error is retried before it is
@@ -100,11 +117,11 @@ impl<D: Destination> Flusher<D> {
         let end_lsn = epoch.end_lsn();
         let span = info_span!("flush", pipeline = %self.opts.pipeline, lsn = %end_lsn);
         async {
-            let steps = plan_steps(
-                epoch.drain(),
-                &self.opts.object_order,
-                StepLimits::rows(self.opts.max_rows),
-            );
+            let limits = StepLimits {
+                max_rows: self.opts.max_rows,
+                max_bytes: self.opts.max_step_bytes,
+            };
+            let steps = plan_steps(epoch.drain(), &self.opts.object_order, limits);
             let plans = self.plan(&steps, resume.as_ref());
             let recorded = self.recorded_steps(end_lsn, &plans, resume).await?;
             let mut report = FlushReport {
@@ -114,18 +131,127 @@ impl<D: Destination> Flusher<D> {
             };
             let mut landed: Vec<(String, Vec<String>)> = Vec::new();
             for ((step, plan), rec) in steps.iter().zip(&plans).zip(recorded) {
-                let keys = self.run_step(end_lsn, step, plan, rec, &mut report).await?;
-                if step.kind == StepKind::Upsert && !keys.is_empty() {
-                    landed.push((step.object.clone(), keys));
+                let done = self.run_step(end_lsn, step, plan, rec, &mut report).await?;
+                check_settled(end_lsn, step, &done.settled)?;
+                if step.kind == StepKind::Upsert && !done.landed.is_empty() {
+                    landed.push((step.object.clone(), done.landed));
                 }
             }
-            for (object, keys) in landed {
-                self.retry_parked(&object, &keys, &mut report).await?;
-            }
+            self.retry_parked(landed, &mut report).await?;
             self.state.finish_epoch(end_lsn).await?;
             Ok(report)
         }
         .instrument(span)
         .await
+    }
+}
+
+/// What a step did with its changes: the keys that landed (upserts: they may be parents of
+/// parked children) and every key that got an outcome.
+#[derive(Debug, Default)]
+pub(super) struct StepDone {
+    pub landed: Vec<String>,
+    pub settled: HashSet<String>,
+}
+
+/// The invariant: every change of a step ended with exactly one recorded outcome (applied,
+/// dead-lettered or parked) before the epoch may finish. A change without one stops the
+/// epoch, and the checkpoint does not move.
+pub(super) fn check_settled<C: FlushChange>(
+    end_lsn: Lsn,
+    step: &Step<C>,
+    settled: &HashSet<String>,
+) -> Result<(), SinkError> {
+    let mut missing = step.changes.iter().filter(|c| !settled.contains(c.key()));
+    let Some(first) = missing.next() else {
+        return Ok(());
+    };
+    Err(SinkError::Unsettled {
+        end_lsn,
+        count: 1 + missing.count(),
+        mapping: first.mapping().to_string(),
+        object: step.object.clone(),
+        key: first.key().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct T(&'static str);
+
+    impl Coalesce for T {
+        fn object(&self) -> &str {
+            "Account"
+        }
+        fn key_field(&self) -> &str {
+            "Ext__c"
+        }
+        fn key(&self) -> &str {
+            self.0
+        }
+        fn is_delete(&self) -> bool {
+            false
+        }
+        fn absorb_older(&mut self, _older: Self) {}
+        fn approx_bytes(&self) -> usize {
+            1
+        }
+    }
+
+    impl FlushChange for T {
+        fn mapping(&self) -> &str {
+            "accounts"
+        }
+        fn external_id_field(&self) -> &str {
+            "Ext__c"
+        }
+        fn lsn(&self) -> Lsn {
+            Lsn(7)
+        }
+        fn parents(&self) -> Vec<(String, String)> {
+            Vec::new()
+        }
+        fn record(&self) -> Map<String, Value> {
+            Map::new()
+        }
+    }
+
+    fn step(keys: &[&'static str]) -> Step<T> {
+        Step {
+            object: "Account".into(),
+            key_field: "Ext__c".into(),
+            kind: StepKind::Upsert,
+            json_only: false,
+            changes: keys.iter().map(|k| T(k)).collect(),
+        }
+    }
+
+    #[test]
+    fn an_epoch_step_with_every_change_settled_passes() {
+        let settled: HashSet<String> = ["1", "2"].iter().map(|s| s.to_string()).collect();
+        assert!(check_settled(Lsn(9), &step(&["1", "2"]), &settled).is_ok());
+    }
+
+    #[test]
+    fn a_change_without_an_outcome_stops_the_epoch_and_is_named() {
+        let settled: HashSet<String> = ["1"].iter().map(|s| s.to_string()).collect();
+        let err = check_settled(Lsn(9), &step(&["1", "2", "3"]), &settled).unwrap_err();
+        match &err {
+            SinkError::Unsettled {
+                count, key, object, ..
+            } => {
+                assert_eq!((*count, key.as_str(), object.as_str()), (2, "2", "Account"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            crate::error_class::Classify::class(&err),
+            crate::error_class::ErrorClass::Permanent,
+            "a pgforce bug is not retried in a loop"
+        );
+        assert!(err.to_string().contains("checkpoint was not moved"));
     }
 }

@@ -17,6 +17,8 @@ mod writeback;
 
 pub use csv::{records_to_csv, NULL_CELL};
 pub use destination::{Destination, JobStatus, Outcome, RecordFailure, SinkError};
-pub use flusher::{FlushChange, FlushReport, Flusher, FlusherOptions, WriteBackTarget};
+pub use flusher::{
+    FlushChange, FlushReport, Flusher, FlusherOptions, WriteBackTarget, MAX_STEP_BYTES,
+};
 pub use salesforce::SalesforceDestination;
 pub use writeback::use_origin;

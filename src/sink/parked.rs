@@ -14,7 +14,6 @@ const PARKED_EXT_FIELD: &str = "external_id_field";
 
 impl<D: Destination> Flusher<D> {
     pub(super) fn parked<C: FlushChange>(&self, object: &str, change: &C) -> ParkedChange {
-        let (parent_object, parent_external_id) = change.parent().unwrap_or_default();
         let mut row = Map::new();
         row.insert(
             PARKED_EXT_FIELD.into(),
@@ -25,23 +24,37 @@ impl<D: Destination> Flusher<D> {
             mapping: change.mapping().into(),
             object: object.into(),
             external_id: change.key().into(),
-            parent_object,
-            parent_external_id,
+            parents: change.parents(),
             lsn: change.lsn(),
             row: Value::Object(row),
         }
     }
 
-    /// Children parked on these parents (now in Salesforce) are sent again.
+    /// Children parked on these parents (now in Salesforce) are sent again; children that
+    /// land are parents in turn, so grandchildren waiting on them follow, until nothing
+    /// more lands. A child still missing another parent stays parked.
     pub(super) async fn retry_parked(
+        &self,
+        mut landed: Vec<(String, Vec<String>)>,
+        report: &mut FlushReport,
+    ) -> Result<(), SinkError> {
+        while let Some((object, keys)) = landed.pop() {
+            landed.extend(self.retry_parked_on(&object, &keys, report).await?);
+        }
+        Ok(())
+    }
+
+    /// One round of [`retry_parked`](Self::retry_parked): what landed, per object.
+    async fn retry_parked_on(
         &self,
         parent_object: &str,
         parent_keys: &[String],
         report: &mut FlushReport,
-    ) -> Result<(), SinkError> {
+    ) -> Result<Vec<(String, Vec<String>)>, SinkError> {
+        let mut landed = Vec::new();
         let parked = self.state.parked_for(parent_object, parent_keys).await?;
         if parked.is_empty() {
-            return Ok(());
+            return Ok(landed);
         }
         let mut groups: HashMap<(String, String), Vec<ParkedChange>> = HashMap::new();
         for p in parked {
@@ -102,7 +115,10 @@ impl<D: Destination> Flusher<D> {
             for (mapping, keys) in done {
                 self.state.unpark_keys(&mapping, &keys).await?;
             }
+            if !ids.is_empty() {
+                landed.push((object, ids.into_iter().map(|(k, _)| k).collect()));
+            }
         }
-        Ok(())
+        Ok(landed)
     }
 }

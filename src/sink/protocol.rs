@@ -3,74 +3,93 @@
 //! goes, and a plan left in flight by a crashed run is reconciled (its jobs' results taken,
 //! or the jobs aborted) instead of sent again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 use tracing::{info, info_span, warn, Instrument};
 
 use super::destination::{Destination, JobStatus, Outcome, SinkError};
-use super::flusher::{FlushChange, FlushReport, Flusher};
+use super::flusher::{FlushChange, FlushReport, Flusher, StepDone};
 use crate::batch::{Step, StepKind};
-use crate::checkpoint::{EpochPlan, StepPlan, StepState};
+use crate::checkpoint::{EpochPlan, StepPath, StepPlan, StepState};
 use crate::lsn::Lsn;
 use crate::metrics as m;
 
+/// A recorded step's job and state, as handed to the step that resumes it.
+type Recorded = Option<(Option<String>, StepState)>;
+
 impl<D: Destination> Flusher<D> {
-    pub(super) fn plan<C>(&self, steps: &[Step<C>], resume: Option<&EpochPlan>) -> Vec<StepPlan> {
+    /// The plan of each step. A step whose content matches the recorded step at the same
+    /// position keeps that step's path (its job is reconciled on that path).
+    pub(super) fn plan<C: FlushChange>(
+        &self,
+        steps: &[Step<C>],
+        resume: Option<&EpochPlan>,
+    ) -> Vec<StepPlan> {
         steps
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let recorded = resume.and_then(|r| r.steps.get(i)).map(|(p, _, _)| p);
-                let path = match recorded {
-                    Some(p) if p.object == s.object && p.operation == s.kind.as_str() => {
-                        p.path.clone()
-                    }
-                    _ if s.changes.len() < self.opts.collections_threshold => "collections".into(),
-                    _ => "bulk".into(),
-                };
-                StepPlan {
+                let mut plan = StepPlan {
                     step: i as i32,
                     object: s.object.clone(),
-                    operation: s.kind.as_str().into(),
-                    path,
+                    key_field: s.key_field.clone(),
+                    operation: s.kind,
+                    path: self.path_for(s),
                     rows: s.changes.len() as i32,
+                    keys_digest: keys_digest(s),
+                };
+                if let Some(r) = resume.and_then(|r| r.steps.get(i)) {
+                    if same_content(&r.plan, &plan) && !s.json_only {
+                        plan.path = r.plan.path;
+                    }
                 }
+                plan
             })
             .collect()
     }
 
-    /// Match the new plan to what a previous run recorded. If they agree, each step gets its
-    /// recorded job and state. If not (e.g. batch limits changed between runs), the
-    /// recorded jobs are reconciled first and the new plan replaces the old one.
+    fn path_for<C>(&self, step: &Step<C>) -> StepPath {
+        if step.json_only || step.changes.len() < self.opts.collections_threshold {
+            StepPath::Collections
+        } else {
+            StepPath::Bulk
+        }
+    }
+
+    /// Match the new plan to what a previous run recorded. If they agree step by step (the
+    /// same keys, not only the same shape), each step gets its recorded job and state. If
+    /// not (a backfill chunk re-read in a fresh snapshot, batch limits changed between
+    /// runs), the recorded jobs are reconciled first and the new plan replaces the old one.
     pub(super) async fn recorded_steps(
         &self,
         end_lsn: Lsn,
         plans: &[StepPlan],
         resume: Option<EpochPlan>,
-    ) -> Result<Vec<Option<(Option<String>, StepState)>>, SinkError> {
+    ) -> Result<Vec<Recorded>, SinkError> {
         let Some(resume) = resume else {
             self.state.plan_epoch(end_lsn, plans).await?;
             return Ok(vec![None; plans.len()]);
         };
         let same = resume.steps.len() == plans.len()
-            && resume.steps.iter().zip(plans).all(|((r, _, _), p)| r == p);
+            && resume.steps.iter().zip(plans).all(|(r, p)| r.plan == *p);
         if same {
             info!(steps = plans.len(), "resuming an epoch left in flight");
             return Ok(resume
                 .steps
                 .into_iter()
-                .map(|(_, job, st)| Some((job, st)))
+                .map(|r| Some((r.job_id, r.state)))
                 .collect());
         }
         warn!(
-            recorded = ?resume.steps.iter().map(|(p, _, _)| (p.object.as_str(), p.operation.as_str(), p.rows)).collect::<Vec<_>>(),
-            rebuilt = ?plans.iter().map(|p| (p.object.as_str(), p.operation.as_str(), p.rows)).collect::<Vec<_>>(),
+            recorded = ?resume.steps.iter().map(|r| shape(&r.plan)).collect::<Vec<_>>(),
+            rebuilt = ?plans.iter().map(shape).collect::<Vec<_>>(),
             recorded_end = %resume.end_lsn,
             "the in-flight plan differs from the rebuilt epoch; reconciling its jobs, then replanning"
         );
-        for (_, job, state) in &resume.steps {
-            let (Some(job), StepState::Uploaded | StepState::JobCreated) = (job, state) else {
+        for r in &resume.steps {
+            let (Some(job), StepState::Uploaded | StepState::JobCreated) = (&r.job_id, &r.state)
+            else {
                 continue;
             };
             match self.dest.job_status(job).await? {
@@ -88,34 +107,44 @@ impl<D: Destination> Flusher<D> {
         Ok(vec![None; plans.len()])
     }
 
+    /// Run a step (or finish a recorded one). A step recorded `done` settled all its
+    /// changes in the earlier run; its upserted keys are still reported as landed, so
+    /// children parked on them are retried.
     pub(super) async fn run_step<C: FlushChange>(
         &self,
         end_lsn: Lsn,
         step: &Step<C>,
         plan: &StepPlan,
-        recorded: Option<(Option<String>, StepState)>,
+        recorded: Recorded,
         report: &mut FlushReport,
-    ) -> Result<Vec<String>, SinkError> {
+    ) -> Result<StepDone, SinkError> {
         if let Some((_, StepState::Done)) = &recorded {
-            return Ok(Vec::new());
+            let keys: Vec<String> = step.changes.iter().map(|c| c.key().to_string()).collect();
+            return Ok(StepDone {
+                settled: keys.iter().cloned().collect(),
+                landed: if step.kind == StepKind::Upsert {
+                    keys
+                } else {
+                    Vec::new()
+                },
+            });
         }
-        let span = info_span!("step", object = %step.object, op = step.kind.as_str(), path = %plan.path, rows = plan.rows);
+        let span = info_span!("step", object = %step.object, op = step.kind.as_str(), path = plan.path.as_str(), rows = plan.rows);
         async {
-            let landed = match step.kind {
+            let done = match step.kind {
                 StepKind::Upsert => {
                     self.upsert_step(end_lsn, step, plan, recorded, report)
                         .await?
                 }
                 StepKind::Delete => {
                     self.delete_step(end_lsn, step, plan, recorded, report)
-                        .await?;
-                    Vec::new()
+                        .await?
                 }
             };
             self.state
                 .set_step(end_lsn, plan.step, StepState::Done, None)
                 .await?;
-            Ok(landed)
+            Ok(done)
         }
         .instrument(span)
         .await
@@ -126,40 +155,35 @@ impl<D: Destination> Flusher<D> {
         end_lsn: Lsn,
         step: &Step<C>,
         plan: &StepPlan,
-        recorded: Option<(Option<String>, StepState)>,
+        recorded: Recorded,
         report: &mut FlushReport,
-    ) -> Result<Vec<String>, SinkError> {
-        let Some(ext_field) = step
-            .changes
-            .first()
-            .map(|c| c.external_id_field().to_string())
-        else {
-            return Ok(Vec::new());
-        };
+    ) -> Result<StepDone, SinkError> {
+        let ext_field = step.key_field.as_str();
         let records: Vec<Map<String, Value>> = step.changes.iter().map(|c| c.record()).collect();
-        let (mut outcomes, unprocessed) = if plan.path == "bulk" {
-            self.bulk(
-                end_lsn,
-                plan,
-                StepKind::Upsert,
-                &ext_field,
-                &records,
-                recorded,
-            )
-            .await?
-        } else {
-            self.state
-                .set_step(end_lsn, plan.step, StepState::Uploaded, None)
-                .await?;
-            (
-                self.dest
-                    .upsert_records(&step.object, &ext_field, &records)
-                    .await?,
-                Vec::new(),
-            )
+        let (mut outcomes, mut unprocessed) = match plan.path {
+            StepPath::Bulk => {
+                self.bulk(
+                    end_lsn,
+                    plan,
+                    StepKind::Upsert,
+                    ext_field,
+                    &records,
+                    recorded,
+                )
+                .await?
+            }
+            StepPath::Collections => {
+                self.state
+                    .set_step(end_lsn, plan.step, StepState::Uploaded, None)
+                    .await?;
+                let sent = self.dest.upsert_records(&step.object, ext_field, &records);
+                (sent.await?, Vec::new())
+            }
         };
+        let keys = step.changes.iter().map(|c| c.key().to_string());
+        unprocessed.extend(without_outcome(keys, &outcomes, &unprocessed));
         outcomes.extend(
-            self.retry_transient(&step.object, &ext_field, step, &outcomes, &unprocessed)
+            self.retry_transient(&step.object, ext_field, step, &outcomes, &unprocessed)
                 .await?,
         );
         let by_key: HashMap<&str, &C> = step.changes.iter().map(|c| (c.key(), c)).collect();
@@ -172,16 +196,10 @@ impl<D: Destination> Flusher<D> {
         end_lsn: Lsn,
         step: &Step<C>,
         plan: &StepPlan,
-        recorded: Option<(Option<String>, StepState)>,
+        recorded: Recorded,
         report: &mut FlushReport,
-    ) -> Result<(), SinkError> {
-        let Some(ext_field) = step
-            .changes
-            .first()
-            .map(|c| c.external_id_field().to_string())
-        else {
-            return Ok(());
-        };
+    ) -> Result<StepDone, SinkError> {
+        let ext_field = step.key_field.as_str();
         let keys: Vec<String> = step.changes.iter().map(|c| c.key().to_string()).collect();
         let mut ids = self.state.lookup_ids(&step.object, &keys).await?;
         let missing: Vec<String> = keys
@@ -192,16 +210,16 @@ impl<D: Destination> Flusher<D> {
         if !missing.is_empty() {
             ids.extend(
                 self.dest
-                    .find_ids(&step.object, &ext_field, &missing)
+                    .find_ids(&step.object, ext_field, &missing)
                     .await?,
             );
         }
         let key_of: HashMap<String, String> =
             ids.iter().map(|(k, id)| (id.clone(), k.clone())).collect();
         let id_list: Vec<String> = ids.values().cloned().collect();
-        let (mut outcomes, unprocessed) = if id_list.is_empty() {
+        let (mut outcomes, mut unprocessed) = if id_list.is_empty() {
             (Vec::new(), Vec::new())
-        } else if plan.path == "bulk" {
+        } else if plan.path == StepPath::Bulk {
             let records: Vec<Map<String, Value>> = id_list
                 .iter()
                 .map(|id| Map::from_iter([("Id".to_string(), Value::String(id.clone()))]))
@@ -210,7 +228,7 @@ impl<D: Destination> Flusher<D> {
                 end_lsn,
                 plan,
                 StepKind::Delete,
-                &ext_field,
+                ext_field,
                 &records,
                 recorded,
             )
@@ -221,6 +239,11 @@ impl<D: Destination> Flusher<D> {
                 .await?;
             (self.dest.delete_ids(&id_list).await?, Vec::new())
         };
+        unprocessed.extend(without_outcome(
+            id_list.iter().cloned(),
+            &outcomes,
+            &unprocessed,
+        ));
         outcomes.extend(
             self.retry_transient_deletes(&outcomes, &unprocessed)
                 .await?,
@@ -241,7 +264,7 @@ impl<D: Destination> Flusher<D> {
         kind: StepKind,
         ext_field: &str,
         records: &[Map<String, Value>],
-        recorded: Option<(Option<String>, StepState)>,
+        recorded: Recorded,
     ) -> Result<(Vec<Outcome>, Vec<String>), SinkError> {
         let key_column = if kind == StepKind::Delete {
             "Id"
@@ -297,4 +320,52 @@ impl<D: Destination> Flusher<D> {
         metrics::counter!(m::BULK_JOBS, "pipeline" => self.opts.pipeline.clone(), "object" => object.to_string(), "state" => state).increment(1);
         Ok((outcomes, unprocessed))
     }
+}
+
+/// Keys (or Ids) the destination returned no outcome for and did not list as unprocessed
+/// (e.g. a job that failed before reading its data): they are treated as unprocessed, so
+/// they are retried and dead-lettered rather than silently dropped.
+fn without_outcome(
+    keys: impl Iterator<Item = String>,
+    outcomes: &[Outcome],
+    unprocessed: &[String],
+) -> Vec<String> {
+    let seen: HashSet<&str> = outcomes
+        .iter()
+        .map(|o| o.key.as_str())
+        .chain(unprocessed.iter().map(String::as_str))
+        .collect();
+    keys.filter(|k| !seen.contains(k.as_str())).collect()
+}
+
+/// Two plans hold the same changes (path aside).
+fn same_content(a: &StepPlan, b: &StepPlan) -> bool {
+    a.object == b.object
+        && a.key_field == b.key_field
+        && a.operation == b.operation
+        && a.rows == b.rows
+        && a.keys_digest == b.keys_digest
+}
+
+/// A step's keys, in order, as a short digest.
+fn keys_digest<C: FlushChange>(step: &Step<C>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for c in &step.changes {
+        h.update(c.key().as_bytes());
+        h.update([0u8]);
+    }
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn shape(p: &StepPlan) -> (&str, &str, i32, &str) {
+    (
+        p.object.as_str(),
+        p.operation.as_str(),
+        p.rows,
+        &p.keys_digest[..p.keys_digest.len().min(8)],
+    )
 }

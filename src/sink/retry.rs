@@ -2,6 +2,7 @@
 //! through sObject Collections with exponential backoff; what is still unprocessed after
 //! the last attempt comes back as an `UNPROCESSED` failure, so it is dead-lettered, never lost.
 
+use crate::backoff::RetryPolicy;
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
@@ -52,8 +53,7 @@ impl<D: Destination> Flusher<D> {
         let mut attempt = 0;
         while !pending.is_empty() && attempt < self.opts.transient_retries {
             attempt += 1;
-            let backoff = std::time::Duration::from_millis(200 * 2u64.pow(attempt.min(6)));
-            tokio::time::sleep(backoff).await;
+            tokio::time::sleep(RECORD_RETRY.delay(attempt)).await;
             let results = send(pending.clone()).await?;
             pending.clear();
             for o in results {
@@ -97,3 +97,10 @@ fn unprocessed_failure(key: &str) -> Outcome {
         }),
     }
 }
+
+/// Backoff between per-record retries (the one backoff helper).
+const RECORD_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: u32::MAX,
+    base_delay: std::time::Duration::from_millis(400),
+    max_delay: std::time::Duration::from_secs(15),
+};

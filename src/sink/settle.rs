@@ -2,13 +2,13 @@
 //! their open dead letters and parked entries, children with a missing parent are parked,
 //! the rest are dead-lettered, and every row is counted in the flush report.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 use tracing::{info, warn};
 
 use super::destination::{Destination, Outcome, RecordFailure, SinkError};
-use super::flusher::{FlushChange, FlushReport, Flusher};
+use super::flusher::{FlushChange, FlushReport, Flusher, StepDone};
 use crate::batch::Step;
 use crate::checkpoint::{DeadLetter, ParkedChange};
 use crate::metrics as m;
@@ -20,7 +20,7 @@ impl<D: Destination> Flusher<D> {
         by_key: &HashMap<&str, &C>,
         outcomes: Vec<Outcome>,
         report: &mut FlushReport,
-    ) -> Result<Vec<String>, SinkError> {
+    ) -> Result<StepDone, SinkError> {
         // Later outcomes for a key (a retry) override earlier ones.
         let mut last: HashMap<String, Result<(String, bool), RecordFailure>> = HashMap::new();
         for o in outcomes {
@@ -28,15 +28,24 @@ impl<D: Destination> Flusher<D> {
         }
         let mut ids = Vec::new();
         let mut ok_by_mapping: HashMap<String, Vec<String>> = HashMap::new();
+        let mut resolving: HashMap<String, Vec<String>> = HashMap::new();
         let mut parked = Vec::new();
         let mut dead = Vec::new();
+        let mut settled = HashSet::new();
         for (key, result) in last {
             let Some(change) = by_key.get(key.as_str()) else {
                 continue;
             };
+            settled.insert(key.clone());
             match result {
                 Ok((id, _created)) => {
                     ids.push((key.clone(), id));
+                    if change.resolves_dead_letters() {
+                        resolving
+                            .entry(change.mapping().to_string())
+                            .or_default()
+                            .push(key.clone());
+                    }
                     ok_by_mapping
                         .entry(change.mapping().to_string())
                         .or_default()
@@ -50,14 +59,19 @@ impl<D: Destination> Flusher<D> {
         }
         self.write_back(by_key, &ids).await?;
         self.state.store_ids(object, &ids).await?;
-        for (mapping, keys) in &ok_by_mapping {
+        for (mapping, keys) in &resolving {
             self.state.resolve_dead_letters(mapping, keys).await?;
+        }
+        for (mapping, keys) in &ok_by_mapping {
             self.state.unpark_keys(mapping, keys).await?;
             metrics::counter!(m::CHANGES_APPLIED, "pipeline" => self.opts.pipeline.clone(), "mapping" => mapping.clone(), "object" => object.to_string(), "operation" => "upsert").increment(keys.len() as u64);
         }
         report.applied += ids.len();
         self.record_losses(parked, dead, report).await?;
-        Ok(ids.into_iter().map(|(k, _)| k).collect())
+        Ok(StepDone {
+            landed: ids.into_iter().map(|(k, _)| k).collect(),
+            settled,
+        })
     }
 
     /// Deleted (or already gone) keys leave the id map and resolve their dead letters; the
@@ -69,7 +83,7 @@ impl<D: Destination> Flusher<D> {
         mut gone: Vec<String>,
         outcomes: Vec<Outcome>,
         report: &mut FlushReport,
-    ) -> Result<(), SinkError> {
+    ) -> Result<StepDone, SinkError> {
         let by_key: HashMap<&str, &C> = step.changes.iter().map(|c| (c.key(), c)).collect();
         // Later outcomes for an Id (a retry) override earlier ones.
         let mut last: HashMap<String, Result<(String, bool), RecordFailure>> = HashMap::new();
@@ -77,6 +91,7 @@ impl<D: Destination> Flusher<D> {
             last.insert(o.key, o.result);
         }
         let mut dead = Vec::new();
+        let mut settled: HashSet<String> = gone.iter().cloned().collect();
         for (id, result) in last {
             let Some(key) = key_of.get(&id) else {
                 continue;
@@ -90,6 +105,7 @@ impl<D: Destination> Flusher<D> {
                     }
                 }
             }
+            settled.insert(key.clone());
         }
         self.state.forget_ids(&step.object, &gone).await?;
         let mut by_mapping: HashMap<&str, Vec<String>> = HashMap::new();
@@ -99,12 +115,25 @@ impl<D: Destination> Flusher<D> {
             }
         }
         for (mapping, keys) in by_mapping {
-            self.state.resolve_dead_letters(mapping, &keys).await?;
+            let resolving: Vec<String> = keys
+                .iter()
+                .filter(|k| {
+                    by_key
+                        .get(k.as_str())
+                        .is_some_and(|c| c.resolves_dead_letters())
+                })
+                .cloned()
+                .collect();
+            self.state.resolve_dead_letters(mapping, &resolving).await?;
             self.state.unpark_keys(mapping, &keys).await?;
             metrics::counter!(m::CHANGES_APPLIED, "pipeline" => self.opts.pipeline.clone(), "mapping" => mapping.to_string(), "object" => step.object.clone(), "operation" => "delete").increment(keys.len() as u64);
         }
         report.applied += gone.len();
-        self.record_losses(Vec::new(), dead, report).await
+        self.record_losses(Vec::new(), dead, report).await?;
+        Ok(StepDone {
+            landed: Vec::new(),
+            settled,
+        })
     }
 
     pub(super) async fn record_losses(
