@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod describe;
 mod error;
 pub mod model;
+pub mod order;
 mod rules;
 pub mod secret;
 mod source_map;
