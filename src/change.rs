@@ -15,7 +15,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::lsn::Lsn;
-use crate::pgoutput::value::Value;
+
+pub mod value;
+
+pub use value::Value;
 
 /// How the table identifies the old row on UPDATE/DELETE (`pg_class.relreplident`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod describe;
 mod error;
 pub mod model;
+pub mod order;
 mod rules;
 pub mod secret;
 mod source_map;
@@ -46,13 +47,15 @@ impl Config {
         Config::from_toml_with(text, &EnvAndFiles)
     }
 
-    /// Parse, check and resolve a config, resolving secrets with `resolver`.
+    /// Parse, check and resolve a config, resolving secrets with `resolver`. Every problem
+    /// is reported at once: the config's own errors and every secret that does not resolve.
     pub fn from_toml_with(
         text: &str,
         resolver: &dyn SecretResolver,
     ) -> Result<Config, ConfigError> {
-        let mut config = Config::parse_unresolved(text)?;
-        let errors = config.resolve_secrets(resolver);
+        let mut config = Config::parse_toml(text)?;
+        let mut errors = rules::check(&config);
+        errors.extend(config.resolve_secrets(resolver));
         if errors.is_empty() {
             Ok(config)
         } else {
@@ -63,16 +66,21 @@ impl Config {
     /// Parse and check a config without resolving secrets (for `validate` dry runs and
     /// tests); [`Secret::value`] then returns an error.
     pub fn parse_unresolved(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let map = SourceMap::new(text);
-            ConfigError::Invalid(vec![toml_error(&map, &e)])
-        })?;
+        let config = Config::parse_toml(text)?;
         let errors = rules::check(&config);
         if errors.is_empty() {
             Ok(config)
         } else {
             Err(ConfigError::Invalid(locate(&SourceMap::new(text), errors)))
         }
+    }
+
+    /// The TOML itself (types, unknown keys); the first syntax error stops parsing.
+    fn parse_toml(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let map = SourceMap::new(text);
+            ConfigError::Invalid(vec![toml_error(&map, &e)])
+        })
     }
 
     /// Resolve every secret reference; one error per reference that failed.

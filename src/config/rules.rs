@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::error::KeyError;
 use super::model::*;
-use crate::mapping::order::object_order;
+use super::order::object_order;
 
 /// Every problem found, each naming its key path.
 pub(crate) fn check(config: &Config) -> Vec<KeyError> {

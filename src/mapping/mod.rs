@@ -36,7 +36,8 @@ mod convert;
 mod decimal;
 pub mod error;
 mod filter;
-pub mod order;
+/// Object order lives with the config it is computed from; re-exported at its old path.
+pub use crate::config::order;
 pub mod record;
 
 use std::collections::HashMap;

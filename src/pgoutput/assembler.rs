@@ -309,114 +309,60 @@ impl Assembler {
         self.out.push_back(Output::Event(e));
     }
 
-    fn protocol(lsn: Lsn, msg: &LogicalMessage<'_>, detail: &'static str) -> AssemblerError {
+    fn protocol(lsn: Lsn, message: &'static str, detail: &'static str) -> AssemblerError {
         AssemblerError::Protocol {
             lsn,
-            message: msg.kind(),
+            message,
             detail,
         }
     }
 
-    /// A message outside any streamed block.
+    /// A message outside any streamed block: one handler per kind.
     fn on_message(&mut self, lsn: Lsn, data: &[u8], msg: LogicalMessage<'_>) -> Result<()> {
+        let kind = msg.kind();
         match msg {
             LogicalMessage::Begin {
                 final_lsn,
                 commit_time,
                 xid,
-            } => {
-                self.expect_idle(lsn, &msg)?;
-                self.drop_stale_stream(xid);
-                self.state = State::Plain(PlainTxn {
-                    xid,
-                    final_lsn,
-                    commit_time,
-                    origin: None,
-                    begin_sent: false,
-                    skip: false,
-                });
-            }
+            } => self.on_begin(lsn, kind, xid, final_lsn, commit_time),
             LogicalMessage::Commit {
                 commit_lsn,
                 end_lsn,
                 commit_time,
                 ..
-            } => {
-                let State::Plain(txn) = std::mem::replace(&mut self.state, State::Idle) else {
-                    return Err(Self::protocol(lsn, &msg, "no transaction is open"));
-                };
-                if txn.skip {
-                    self.last_skipped_end = Some(end_lsn);
-                } else {
-                    if !txn.begin_sent {
-                        self.emit(TxEvent::Begin {
-                            xid: txn.xid,
-                            commit_lsn: txn.final_lsn,
-                            commit_time: txn.commit_time,
-                            origin: txn.origin,
-                        });
-                    }
-                    self.emit(TxEvent::Commit {
-                        xid: txn.xid,
-                        commit_lsn,
-                        end_lsn,
-                        commit_time,
-                    });
-                }
-            }
-            LogicalMessage::Origin { ref name, .. } => {
-                let skip = self.config.skip_origin.as_deref() == Some(name.as_str());
-                match &mut self.state {
-                    State::Plain(txn) => {
-                        txn.origin = Some(name.clone());
-                        txn.skip |= skip;
-                    }
-                    State::Preparing { txn, .. } => {
-                        txn.origin = Some(name.clone());
-                        txn.skip |= skip;
-                    }
-                    State::Idle => return Err(Self::protocol(lsn, &msg, "no transaction is open")),
-                }
-            }
+            } => self.on_commit(lsn, kind, commit_lsn, end_lsn, commit_time),
+            LogicalMessage::Origin { name, .. } => self.on_origin(lsn, kind, name),
             LogicalMessage::Relation { relation, .. } => {
                 self.relations.insert(relation.oid, Arc::new(relation));
+                Ok(())
             }
             LogicalMessage::Type {
-                oid,
-                ref schema,
-                ref name,
-                ..
-            } => self.types.learn_type(oid, schema, name),
+                oid, schema, name, ..
+            } => {
+                self.types.learn_type(oid, &schema, &name);
+                Ok(())
+            }
             LogicalMessage::Message {
                 transactional: false,
                 lsn: msg_lsn,
                 prefix,
                 content,
                 ..
-            } => self.emit(TxEvent::Message {
-                lsn: msg_lsn,
-                prefix,
-                content: content.to_vec(),
-            }),
+            } => {
+                self.emit_message(msg_lsn, prefix, content);
+                Ok(())
+            }
             LogicalMessage::Insert { .. }
             | LogicalMessage::Update { .. }
             | LogicalMessage::Delete { .. }
             | LogicalMessage::Truncate { .. }
-            | LogicalMessage::Message { .. } => self.on_change(lsn, data, msg)?,
+            | LogicalMessage::Message { .. } => self.on_change(lsn, data, msg),
             LogicalMessage::StreamStart { xid, first_segment } => {
-                self.expect_idle(lsn, &msg)?;
-                self.stream = Some(xid);
-                if first_segment {
-                    if let Some(old) = self.streams.insert(xid, BufferedTxn::new(xid)) {
-                        // Only after a reconnect; start over.
-                        self.release(old.buffer.mem_len());
-                    }
-                } else if !self.streams.contains_key(&xid) {
-                    return Err(AssemblerError::MissingStreamStart { lsn, xid });
-                }
+                self.on_stream_start(lsn, kind, xid, first_segment)
             }
             LogicalMessage::StreamStop => {
-                return Err(Self::protocol(lsn, &msg, "no streamed block is open"))
+                Err(Self::protocol(lsn, kind, "no streamed block is open"))
             }
             LogicalMessage::StreamCommit {
                 xid,
@@ -424,96 +370,263 @@ impl Assembler {
                 end_lsn,
                 commit_time,
                 ..
-            } => {
-                self.expect_idle(lsn, &msg)?;
-                // A commit for a transaction we hold nothing for emits an empty one.
-                let txn = self
-                    .streams
-                    .remove(&xid)
-                    .unwrap_or_else(|| BufferedTxn::new(xid));
-                self.release(txn.buffer.mem_len());
-                self.relations
-                    .extend(txn.overlay.iter().map(|(k, v)| (*k, v.clone())));
-                self.finish_buffered(txn, commit_lsn, end_lsn, commit_time)?;
-            }
+            } => self.on_stream_commit(lsn, kind, xid, commit_lsn, end_lsn, commit_time),
             LogicalMessage::StreamAbort { xid, subxid, .. } => {
-                self.expect_idle(lsn, &msg)?;
-                if xid == subxid {
-                    if let Some(txn) = self.streams.remove(&xid) {
-                        self.release(txn.buffer.mem_len());
-                    }
-                } else if let Some(txn) = self.streams.get_mut(&xid) {
-                    txn.aborted_subxids.insert(subxid);
-                }
+                self.on_stream_abort(lsn, kind, xid, subxid)
             }
-            LogicalMessage::BeginPrepare { xid, ref gid, .. } => {
-                self.expect_idle(lsn, &msg)?;
-                self.drop_stale_stream(xid);
-                self.state = State::Preparing {
-                    gid: gid.clone(),
-                    txn: Box::new(BufferedTxn::new(xid)),
-                };
+            LogicalMessage::BeginPrepare { xid, gid, .. } => {
+                self.on_begin_prepare(lsn, kind, xid, gid)
             }
-            LogicalMessage::Prepare(ref p) => {
-                let State::Preparing { gid, txn } = std::mem::replace(&mut self.state, State::Idle)
-                else {
-                    return Err(Self::protocol(lsn, &msg, "no Begin Prepare is open"));
-                };
-                if gid != p.gid {
-                    return Err(Self::protocol(lsn, &msg, "GID differs from Begin Prepare"));
-                }
-                self.store_prepared(gid, *txn);
-            }
-            LogicalMessage::StreamPrepare(ref p) => {
-                self.expect_idle(lsn, &msg)?;
-                let txn = self
-                    .streams
-                    .remove(&p.xid)
-                    .unwrap_or_else(|| BufferedTxn::new(p.xid));
-                self.relations
-                    .extend(txn.overlay.iter().map(|(k, v)| (*k, v.clone())));
-                self.store_prepared(p.gid.clone(), txn);
-            }
+            LogicalMessage::Prepare(p) => self.on_prepare(lsn, kind, &p.gid),
+            LogicalMessage::StreamPrepare(p) => self.on_stream_prepare(lsn, kind, p.xid, p.gid),
             LogicalMessage::CommitPrepared {
                 commit_lsn,
                 end_lsn,
                 commit_time,
-                ref gid,
+                gid,
                 ..
-            } => {
-                self.expect_idle(lsn, &msg)?;
-                let txn =
-                    self.prepared
-                        .remove(gid)
-                        .ok_or_else(|| AssemblerError::UnknownPrepared {
-                            lsn,
-                            gid: gid.clone(),
-                        })?;
-                self.release(txn.buffer.mem_len());
-                self.finish_buffered(txn, commit_lsn, end_lsn, commit_time)?;
+            } => self.on_commit_prepared(lsn, kind, &gid, commit_lsn, end_lsn, commit_time),
+            LogicalMessage::RollbackPrepared { gid, .. } => {
+                self.on_rollback_prepared(lsn, kind, &gid)
             }
-            LogicalMessage::RollbackPrepared { ref gid, .. } => {
-                self.expect_idle(lsn, &msg)?;
-                if let Some(txn) = self.prepared.remove(gid) {
-                    self.release(txn.buffer.mem_len());
-                }
+        }
+    }
+
+    /// Begin: a plain transaction opens; its Begin event waits for a possible Origin.
+    fn on_begin(
+        &mut self,
+        lsn: Lsn,
+        kind: &'static str,
+        xid: u32,
+        final_lsn: Lsn,
+        commit_time: DateTime<Utc>,
+    ) -> Result<()> {
+        self.expect_idle(lsn, kind)?;
+        self.drop_stale_stream(xid);
+        self.state = State::Plain(PlainTxn {
+            xid,
+            final_lsn,
+            commit_time,
+            origin: None,
+            begin_sent: false,
+            skip: false,
+        });
+        Ok(())
+    }
+
+    /// Commit of a plain transaction: emitted (with its Begin, if no change sent it), or
+    /// only remembered when its origin is skipped.
+    fn on_commit(
+        &mut self,
+        lsn: Lsn,
+        kind: &'static str,
+        commit_lsn: Lsn,
+        end_lsn: Lsn,
+        commit_time: DateTime<Utc>,
+    ) -> Result<()> {
+        let State::Plain(txn) = std::mem::replace(&mut self.state, State::Idle) else {
+            return Err(Self::protocol(lsn, kind, "no transaction is open"));
+        };
+        if txn.skip {
+            self.last_skipped_end = Some(end_lsn);
+            return Ok(());
+        }
+        if !txn.begin_sent {
+            self.emit(TxEvent::Begin {
+                xid: txn.xid,
+                commit_lsn: txn.final_lsn,
+                commit_time: txn.commit_time,
+                origin: txn.origin,
+            });
+        }
+        self.emit(TxEvent::Commit {
+            xid: txn.xid,
+            commit_lsn,
+            end_lsn,
+            commit_time,
+        });
+        Ok(())
+    }
+
+    /// Origin: names the open transaction's origin; pgforce's own origin is skipped.
+    fn on_origin(&mut self, lsn: Lsn, kind: &'static str, name: String) -> Result<()> {
+        let skip = self.config.skip_origin.as_deref() == Some(name.as_str());
+        match &mut self.state {
+            State::Plain(txn) => {
+                txn.origin = Some(name);
+                txn.skip |= skip;
             }
+            State::Preparing { txn, .. } => {
+                txn.origin = Some(name);
+                txn.skip |= skip;
+            }
+            State::Idle => return Err(Self::protocol(lsn, kind, "no transaction is open")),
         }
         Ok(())
     }
 
-    fn expect_idle(&self, lsn: Lsn, msg: &LogicalMessage<'_>) -> Result<()> {
+    /// A non-transactional logical message goes out at once.
+    fn emit_message(&mut self, lsn: Lsn, prefix: String, content: &[u8]) {
+        self.emit(TxEvent::Message {
+            lsn,
+            prefix,
+            content: content.to_vec(),
+        });
+    }
+
+    /// Stream Start: a streamed block of `xid` opens (its first, or a later segment).
+    fn on_stream_start(
+        &mut self,
+        lsn: Lsn,
+        kind: &'static str,
+        xid: u32,
+        first_segment: bool,
+    ) -> Result<()> {
+        self.expect_idle(lsn, kind)?;
+        self.stream = Some(xid);
+        if first_segment {
+            if let Some(old) = self.streams.insert(xid, BufferedTxn::new(xid)) {
+                // Only after a reconnect; start over.
+                self.release(old.buffer.mem_len());
+            }
+        } else if !self.streams.contains_key(&xid) {
+            return Err(AssemblerError::MissingStreamStart { lsn, xid });
+        }
+        Ok(())
+    }
+
+    /// Stream Commit: the streamed transaction is queued for emission.
+    fn on_stream_commit(
+        &mut self,
+        lsn: Lsn,
+        kind: &'static str,
+        xid: u32,
+        commit_lsn: Lsn,
+        end_lsn: Lsn,
+        commit_time: DateTime<Utc>,
+    ) -> Result<()> {
+        self.expect_idle(lsn, kind)?;
+        // A commit for a transaction we hold nothing for emits an empty one.
+        let txn = self
+            .streams
+            .remove(&xid)
+            .unwrap_or_else(|| BufferedTxn::new(xid));
+        self.release(txn.buffer.mem_len());
+        self.relations
+            .extend(txn.overlay.iter().map(|(k, v)| (*k, v.clone())));
+        self.finish_buffered(txn, commit_lsn, end_lsn, commit_time)
+    }
+
+    /// Stream Abort: the whole streamed transaction, or one of its subtransactions.
+    fn on_stream_abort(
+        &mut self,
+        lsn: Lsn,
+        kind: &'static str,
+        xid: u32,
+        subxid: u32,
+    ) -> Result<()> {
+        self.expect_idle(lsn, kind)?;
+        if xid == subxid {
+            if let Some(txn) = self.streams.remove(&xid) {
+                self.release(txn.buffer.mem_len());
+            }
+        } else if let Some(txn) = self.streams.get_mut(&xid) {
+            txn.aborted_subxids.insert(subxid);
+        }
+        Ok(())
+    }
+
+    /// Begin Prepare: a two-phase transaction opens and is buffered until its outcome.
+    fn on_begin_prepare(
+        &mut self,
+        lsn: Lsn,
+        kind: &'static str,
+        xid: u32,
+        gid: String,
+    ) -> Result<()> {
+        self.expect_idle(lsn, kind)?;
+        self.drop_stale_stream(xid);
+        self.state = State::Preparing {
+            gid,
+            txn: Box::new(BufferedTxn::new(xid)),
+        };
+        Ok(())
+    }
+
+    /// Prepare: the buffered transaction waits for Commit or Rollback Prepared.
+    fn on_prepare(&mut self, lsn: Lsn, kind: &'static str, prepared_gid: &str) -> Result<()> {
+        let State::Preparing { gid, txn } = std::mem::replace(&mut self.state, State::Idle) else {
+            return Err(Self::protocol(lsn, kind, "no Begin Prepare is open"));
+        };
+        if gid != prepared_gid {
+            return Err(Self::protocol(lsn, kind, "GID differs from Begin Prepare"));
+        }
+        self.store_prepared(gid, *txn);
+        Ok(())
+    }
+
+    /// Stream Prepare: a streamed transaction becomes a prepared one.
+    fn on_stream_prepare(
+        &mut self,
+        lsn: Lsn,
+        kind: &'static str,
+        xid: u32,
+        gid: String,
+    ) -> Result<()> {
+        self.expect_idle(lsn, kind)?;
+        let txn = self
+            .streams
+            .remove(&xid)
+            .unwrap_or_else(|| BufferedTxn::new(xid));
+        self.relations
+            .extend(txn.overlay.iter().map(|(k, v)| (*k, v.clone())));
+        self.store_prepared(gid, txn);
+        Ok(())
+    }
+
+    /// Commit Prepared: the prepared transaction is queued for emission.
+    fn on_commit_prepared(
+        &mut self,
+        lsn: Lsn,
+        kind: &'static str,
+        gid: &str,
+        commit_lsn: Lsn,
+        end_lsn: Lsn,
+        commit_time: DateTime<Utc>,
+    ) -> Result<()> {
+        self.expect_idle(lsn, kind)?;
+        let txn = self
+            .prepared
+            .remove(gid)
+            .ok_or_else(|| AssemblerError::UnknownPrepared {
+                lsn,
+                gid: gid.to_string(),
+            })?;
+        self.release(txn.buffer.mem_len());
+        self.finish_buffered(txn, commit_lsn, end_lsn, commit_time)
+    }
+
+    /// Rollback Prepared: the prepared transaction is dropped.
+    fn on_rollback_prepared(&mut self, lsn: Lsn, kind: &'static str, gid: &str) -> Result<()> {
+        self.expect_idle(lsn, kind)?;
+        if let Some(txn) = self.prepared.remove(gid) {
+            self.release(txn.buffer.mem_len());
+        }
+        Ok(())
+    }
+
+    fn expect_idle(&self, lsn: Lsn, kind: &'static str) -> Result<()> {
         if matches!(self.state, State::Idle) {
             Ok(())
         } else {
-            Err(Self::protocol(lsn, msg, "a transaction is still open"))
+            Err(Self::protocol(lsn, kind, "a transaction is still open"))
         }
     }
 
     /// A change (DML, Truncate, transactional Message) outside a streamed block.
     fn on_change(&mut self, lsn: Lsn, data: &[u8], msg: LogicalMessage<'_>) -> Result<()> {
         match &mut self.state {
-            State::Idle => return Err(Self::protocol(lsn, &msg, "no transaction is open")),
+            State::Idle => return Err(Self::protocol(lsn, msg.kind(), "no transaction is open")),
             State::Plain(txn) => {
                 if txn.skip {
                     return Ok(());
@@ -547,8 +660,9 @@ impl Assembler {
 
     /// A message inside a streamed block (it carries its (sub)transaction xid).
     fn on_streamed(&mut self, lsn: Lsn, data: &[u8], msg: LogicalMessage<'_>) -> Result<()> {
+        let kind = msg.kind();
         let Some(top) = self.stream else {
-            return Err(Self::protocol(lsn, &msg, "outside a streamed block"));
+            return Err(Self::protocol(lsn, kind, "outside a streamed block"));
         };
         match msg {
             LogicalMessage::StreamStop => self.stream = None,
@@ -576,18 +690,14 @@ impl Assembler {
                 prefix,
                 content,
                 ..
-            } => self.emit(TxEvent::Message {
-                lsn: msg_lsn,
-                prefix,
-                content: content.to_vec(),
-            }),
+            } => self.emit_message(msg_lsn, prefix, content),
             LogicalMessage::Insert { xid, .. }
             | LogicalMessage::Update { xid, .. }
             | LogicalMessage::Delete { xid, .. }
             | LogicalMessage::Truncate { xid, .. }
             | LogicalMessage::Message { xid, .. } => {
                 let Some(txn) = self.streams.get_mut(&top) else {
-                    return Err(Self::protocol(lsn, &msg, "streamed transaction unknown"));
+                    return Err(Self::protocol(lsn, kind, "streamed transaction unknown"));
                 };
                 if txn.skip {
                     return Ok(());
@@ -600,7 +710,7 @@ impl Assembler {
             _ => {
                 return Err(Self::protocol(
                     lsn,
-                    &msg,
+                    kind,
                     "not allowed inside a streamed block",
                 ))
             }

@@ -307,7 +307,7 @@ pub fn plan(
             dir,
         });
     }
-    let order = crate::mapping::order::object_order(cfg).map_err(|e| ReplayError::Config {
+    let order = crate::config::order::object_order(cfg).map_err(|e| ReplayError::Config {
         pipeline: cfg.name.clone(),
         message: e.to_string(),
     })?;
@@ -436,7 +436,7 @@ pub async fn apply(
     let live = StateStore::connect(&db, &cfg.state_schema, p).await?;
     let client = crate::pipeline::salesforce_client(cfg).map_err(config_err)?;
     client.login().await?;
-    let order = crate::mapping::order::object_order(cfg).map_err(|e| ReplayError::Config {
+    let order = crate::config::order::object_order(cfg).map_err(|e| ReplayError::Config {
         pipeline: p.into(),
         message: e.to_string(),
     })?;

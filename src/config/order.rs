@@ -1,4 +1,5 @@
-//! Object dependency order from lookups: parents before children, for the batcher.
+//! Object dependency order from lookups: parents before children, for the batcher (and
+//! for the config check that rejects lookup cycles).
 //!
 //! Only lookups with `parent_synced = true` count (a parent maintained elsewhere needs no
 //! ordering). A self-lookup (Account → parent Account) is a cycle too: ordering records
@@ -6,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::config::PipelineConfig;
+use super::PipelineConfig;
 
 /// Lookups form a cycle, so no parents-first order exists.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
