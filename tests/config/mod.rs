@@ -1,0 +1,4 @@
+//! The configuration: loading and parsing TOML, and validation against a real catalog.
+
+mod load;
+mod validate;

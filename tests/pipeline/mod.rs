@@ -1,0 +1,8 @@
+//! The pipeline end to end: in-process runs, the shipped templates, and the real binary
+//! under crashes, HA takeover and signals.
+
+mod crash;
+mod e2e;
+mod ha;
+mod signals;
+mod templates_e2e;
