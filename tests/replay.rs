@@ -10,13 +10,12 @@
 //! - a child whose parent is not in Salesforce is reported and exits 1;
 //! - the live pipeline's checkpoint and slot do not move.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use pgforce::checkpoint::StateStore;
-use pgforce::config::{Config, SecretRef, SecretResolver};
+use pgforce::config::Config;
 use pgforce::emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
 use pgforce::journal::JournalError;
 use pgforce::lsn::Lsn;
@@ -24,78 +23,36 @@ use pgforce::pipeline::{supervise, RunOptions};
 use pgforce::replay::{self, ReplayError, ReplayRequest};
 use pgforce::server::{Health, PipelineState};
 use pgforce::testing::TempCluster;
-use secrecy::SecretString;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio_postgres::NoTls;
 
+use crate::support::config::{Batching, ConfigBuilder, Mapping, Secrets};
+
 const DB_ENV: &str = "PGFORCE_REPLAY_TEST_DB";
 const SECRET_ENV: &str = "PGFORCE_REPLAY_TEST_SF_SECRET";
 
-struct Resolver(HashMap<String, String>);
-
-impl SecretResolver for Resolver {
-    fn resolve(&self, reference: &SecretRef) -> Result<SecretString, String> {
-        let SecretRef::Env(name) = reference else {
-            return Err("env: only".into());
-        };
-        self.0
-            .get(name)
-            .map(|v| SecretString::from(v.clone()))
-            .ok_or_else(|| format!("{name} unset"))
-    }
-}
-
-fn config_text(emulator_url: &str, journal: &Path, collections_threshold: usize) -> String {
-    format!(
-        r#"
-[journal]
-dir = "{journal}"
-
-[[pipelines]]
-name = "t"
-publication = "pgforce_t"
-slot = "pgforce_t"
-source = {{ database_url = "env:{DB_ENV}" }}
-
-[pipelines.batching]
-max_batch_rows = 1000
-max_batch_age_ms = 100
-collections_threshold = {collections_threshold}
-
-[pipelines.salesforce]
-login_url = "{emulator_url}"
-api_version = "62.0"
-auth = {{ type = "client_credentials", client_id = "{client_id}", client_secret = "env:{SECRET_ENV}" }}
-instance_url = "{emulator_url}"
-
-[[pipelines.mappings]]
-name = "accounts"
-table = "public.accounts"
-object = "Account"
-external_id = {{ column = "id", field = "External_Id__c" }}
-delete = "delete"
-
-[pipelines.mappings.fields]
-name = "Name"
-phone = "Phone"
-
-[[pipelines.mappings]]
-name = "contacts"
-table = "public.contacts"
-object = "Contact"
-external_id = {{ column = "id", field = "External_Id__c" }}
-delete = "delete"
-lookups = [
-  {{ column = "account_id", object = "Account", relationship = "Account", external_id_field = "External_Id__c" }},
-]
-
-[pipelines.mappings.fields]
-last_name = "LastName"
-"#,
-        journal = journal.display(),
-        client_id = emu::DEMO_CLIENT_ID,
-    )
+fn config(emulator_url: &str, journal: &Path, collections_threshold: usize) -> ConfigBuilder {
+    ConfigBuilder::new("t", DB_ENV)
+        .emulator(emulator_url, SECRET_ENV)
+        .journal(journal)
+        .batching(Batching {
+            max_batch_rows: Some(1000),
+            max_batch_age_ms: Some(100),
+            collections_threshold: Some(collections_threshold),
+        })
+        .mapping(
+            Mapping::new("accounts", "public.accounts", "Account")
+                .set("delete", "\"delete\"")
+                .field("name", "Name")
+                .field("phone", "Phone"),
+        )
+        .mapping(
+            Mapping::new("contacts", "public.contacts", "Contact")
+                .set("delete", "\"delete\"")
+                .lookup("account_id", "Account", "Account")
+                .field("last_name", "LastName"),
+        )
 }
 
 struct Env {
@@ -120,19 +77,16 @@ async fn setup(collections_threshold: usize) -> Env {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let text = config_text(
+    let builder = config(
         emulator.base_url(),
         &dir.path().join("journal"),
         collections_threshold,
     );
     let config_path = dir.path().join("pgforce.toml");
-    std::fs::write(&config_path, &text).unwrap();
+    builder.write(&config_path);
     let db_url = cluster.url("postgres");
-    let resolver = Resolver(HashMap::from([
-        (DB_ENV.to_string(), db_url.clone()),
-        (SECRET_ENV.to_string(), emu::DEMO_CLIENT_SECRET.to_string()),
-    ]));
-    let config = Config::from_toml_with(&text, &resolver).expect("test config is valid");
+    let secrets = Secrets::new(&[(DB_ENV, &db_url), (SECRET_ENV, emu::DEMO_CLIENT_SECRET)]);
+    let config = builder.resolve(&secrets).expect("test config is valid");
     let (pg, conn) = tokio_postgres::connect(&db_url, NoTls).await.unwrap();
     tokio::spawn(conn);
     pg.batch_execute(

@@ -8,6 +8,8 @@ use pgforce::config::validate::{
 use pgforce::config::Config;
 use pgforce::testing::TempCluster;
 
+use crate::support::config::{Auth, ConfigBuilder};
+
 const SCHEMA: &str = "
 CREATE TYPE plan AS ENUM ('free', 'pro', 'enterprise', 'legacy');
 CREATE TABLE accounts (
@@ -59,14 +61,17 @@ async fn catalog(cluster: &TempCluster, tables: &[String]) -> PgCatalog {
     PgCatalog::load(&client, tables).await.unwrap()
 }
 
-const PIPELINE: &str = r#"
-[[pipelines]]
-name = "t"
-publication = "pgforce_t"
-slot = "pgforce_t"
-source = { database_url = "env:DATABASE_URL" }
-salesforce = { auth = { type = "refresh_token", client_id = "x", refresh_token = "env:RT" } }
-"#;
+/// The pipeline around [`MAPPINGS`].
+fn pipeline() -> ConfigBuilder {
+    ConfigBuilder::new("t", "DATABASE_URL").salesforce(
+        None,
+        None,
+        Auth::RefreshToken {
+            client_id: "x".into(),
+            refresh_token: "env:RT".into(),
+        },
+    )
+}
 
 const MAPPINGS: &str = r#"
 [[pipelines.mappings]]
@@ -140,7 +145,7 @@ fn find<'d>(diags: &'d [Diagnostic], code: &str, key: &str) -> &'d Diagnostic {
 async fn every_diagnostic_kind() {
     let cluster = TempCluster::start().unwrap();
     cluster.psql("postgres", SCHEMA).unwrap();
-    let config = Config::parse_unresolved(&format!("{PIPELINE}{MAPPINGS}")).unwrap();
+    let config = Config::parse_unresolved(&pipeline().mappings_toml(MAPPINGS).toml()).unwrap();
     let tables: Vec<String> = config.pipelines[0]
         .mappings
         .iter()

@@ -23,6 +23,8 @@ use rand::Rng;
 use serde_json::Value;
 use tokio_postgres::{Client, NoTls};
 
+use crate::support::config::{Batching, ConfigBuilder, Mapping};
+
 /// Pipeline, slot and publication name used by every failure test.
 pub const PIPELINE: &str = "crash";
 pub const SLOT: &str = "pgforce_crash";
@@ -90,7 +92,7 @@ impl Env {
             .tempdir()
             .unwrap();
         let config = dir.path().join("pgforce.toml");
-        std::fs::write(&config, config_text(emulator.base_url(), &opts)).unwrap();
+        self::config(emulator.base_url(), &opts).write(&config);
         let env = Env {
             cluster,
             emulator,
@@ -172,62 +174,34 @@ pub fn log_tail(path: &Path, n: usize) -> String {
 
 /// The pgforce config for the emulator at `base`. Secrets are `env:` references the child
 /// gets in its environment.
-pub fn config_text(base: &str, o: &ConfigOptions) -> String {
-    format!(
-        r#"
-[server]
-shutdown_grace_seconds = {grace}
-
-[[pipelines]]
-name = "{PIPELINE}"
-publication = "pgforce_crash"
-slot = "{SLOT}"
-source = {{ database_url = "env:PGFORCE_TEST_DATABASE_URL" }}
-
-[pipelines.batching]
-max_batch_rows = {rows}
-max_batch_age_ms = {age}
-collections_threshold = {coll}
-
-[pipelines.salesforce]
-login_url = "{base}"
-instance_url = "{base}"
-api_version = "{API_VERSION}"
-auth = {{ type = "client_credentials", client_id = "{client_id}", client_secret = "env:PGFORCE_TEST_SF_SECRET" }}
-
-[[pipelines.mappings]]
-name = "accounts"
-table = "public.accounts"
-object = "Account"
-external_id = {{ column = "id", field = "External_Id__c" }}
-
-[pipelines.mappings.fields]
-name = "Name"
-site = "Site"
-description = "Description"
-mrr = {{ field = "MRR__c", transform = {{ type = "numeric", precision = 16, scale = 2 }} }}
-
-[[pipelines.mappings]]
-name = "contacts"
-table = "public.contacts"
-object = "Contact"
-external_id = {{ column = "id", field = "External_Id__c" }}
-lookups = [
-  {{ column = "account_id", object = "Account", relationship = "Account", external_id_field = "External_Id__c" }},
-]
-
-[pipelines.mappings.fields]
-first_name = "FirstName"
-last_name = "LastName"
-email = "Email"
-title = "Title"
-"#,
-        grace = o.grace_seconds,
-        rows = o.max_batch_rows,
-        age = o.max_batch_age_ms,
-        coll = o.collections_threshold,
-        client_id = emu::DEMO_CLIENT_ID,
-    )
+pub fn config(base: &str, o: &ConfigOptions) -> ConfigBuilder {
+    ConfigBuilder::new(PIPELINE, "PGFORCE_TEST_DATABASE_URL")
+        .emulator(base, "PGFORCE_TEST_SF_SECRET")
+        .api_version(API_VERSION)
+        .shutdown_grace_seconds(o.grace_seconds)
+        .batching(Batching {
+            max_batch_rows: Some(o.max_batch_rows),
+            max_batch_age_ms: Some(o.max_batch_age_ms),
+            collections_threshold: Some(o.collections_threshold),
+        })
+        .mapping(
+            Mapping::new("accounts", "public.accounts", "Account")
+                .field("name", "Name")
+                .field("site", "Site")
+                .field("description", "Description")
+                .field_toml(
+                    "mrr",
+                    r#"{ field = "MRR__c", transform = { type = "numeric", precision = 16, scale = 2 } }"#,
+                ),
+        )
+        .mapping(
+            Mapping::new("contacts", "public.contacts", "Contact")
+                .lookup("account_id", "Account", "Account")
+                .field("first_name", "FirstName")
+                .field("last_name", "LastName")
+                .field("email", "Email")
+                .field("title", "Title"),
+        )
 }
 
 /// A client whose commits are durable once acknowledged: the test cluster runs with

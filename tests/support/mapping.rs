@@ -4,25 +4,23 @@
 use std::sync::Arc;
 
 use pgforce::change::{Column, Operation, Relation, ReplicaIdentity, Row, RowChange};
-use pgforce::config::{Config, PipelineConfig};
+use pgforce::config::PipelineConfig;
+
+use crate::support::config::{Auth, ConfigBuilder};
 
 /// A pipeline config whose `[[pipelines.mappings]]` section(s) are `mappings` (TOML).
 pub fn pipeline(mappings: &str) -> PipelineConfig {
-    let text = format!(
-        r#"
-[[pipelines]]
-name = "t"
-publication = "pgforce_t"
-slot = "pgforce_t"
-source = {{ database_url = "env:DATABASE_URL" }}
-salesforce = {{ auth = {{ type = "client_credentials", client_id = "x", client_secret = "env:SECRET" }}, instance_url = "https://acme.my.salesforce.com" }}
-{mappings}
-"#
-    );
-    match Config::parse_unresolved(&text) {
-        Ok(mut c) => c.pipelines.remove(0),
-        Err(e) => panic!("test config invalid: {e}"),
-    }
+    ConfigBuilder::new("t", "DATABASE_URL")
+        .salesforce(
+            None,
+            Some("https://acme.my.salesforce.com"),
+            Auth::ClientCredentials {
+                client_id: "x".into(),
+                client_secret: "env:SECRET".into(),
+            },
+        )
+        .mappings_toml(mappings)
+        .unresolved()
 }
 
 /// A relation `public.<name>` with `(column, type oid, is_key)` columns.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pgforce::checkpoint::{DeadLetterRow, StateStore};
-use pgforce::config::{Config, PipelineConfig, SecretRef, SecretResolver};
+use pgforce::config::{Config, PipelineConfig};
 use pgforce::emulator::bulk::BulkState;
 use pgforce::emulator::ids::Id;
 use pgforce::emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
@@ -23,11 +23,12 @@ use pgforce::pipeline::{supervise, PipelineError, RunOptions};
 use pgforce::server::Health;
 use pgforce::testing::TempCluster;
 use rust_decimal::Decimal;
-use secrecy::SecretString;
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
+
+use crate::support::config::{self, ConfigBuilder, Secrets};
 
 /// How long a wait polls before the test fails. Generous: the machine is shared.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -127,20 +128,6 @@ impl Default for Batching {
     }
 }
 
-struct Resolver(HashMap<String, String>);
-
-impl SecretResolver for Resolver {
-    fn resolve(&self, reference: &SecretRef) -> Result<SecretString, String> {
-        let SecretRef::Env(name) = reference else {
-            return Err("tests resolve env: references only".into());
-        };
-        self.0
-            .get(name)
-            .map(|v| SecretString::from(v.clone()))
-            .ok_or_else(|| format!("{name} is not set"))
-    }
-}
-
 /// A running pipeline.
 pub struct Running {
     stop: watch::Sender<bool>,
@@ -222,43 +209,35 @@ impl Harness {
         mappings: &str,
         batching: &Batching,
     ) -> Result<PipelineConfig, pgforce::config::ConfigError> {
-        let base = self.emulator.base_url();
-        let text = format!(
-            r#"
-[[pipelines]]
-name = "{PIPELINE}"
-publication = "pgforce_e2e"
-slot = "pgforce_e2e"
-source = {{ database_url = "env:DATABASE_URL" }}
+        self.builder(batching)
+            .mappings_toml(mappings)
+            .pipeline(&self.secrets())
+    }
 
-[pipelines.batching]
-max_batch_rows = {rows}
-max_batch_age_ms = {age}
-collections_threshold = {ct}
+    /// The config of this harness's pipeline ([`PIPELINE`], the source database, the
+    /// emulator's demo login) with `batching`; add mappings and build.
+    pub fn builder(&self, batching: &Batching) -> ConfigBuilder {
+        ConfigBuilder::new(PIPELINE, "DATABASE_URL")
+            .emulator(self.emulator.base_url(), "SF_CLIENT_SECRET")
+            .limit_exceeded_pause_secs(batching.limit_pause_secs)
+            .batching(config::Batching {
+                max_batch_rows: Some(batching.max_batch_rows),
+                max_batch_age_ms: Some(batching.max_batch_age_ms),
+                collections_threshold: Some(batching.collections_threshold),
+            })
+    }
 
-[pipelines.salesforce]
-login_url = "{base}"
-instance_url = "{base}"
-api_version = "62.0"
-limit_exceeded_pause_secs = {pause}
-auth = {{ type = "client_credentials", client_id = "{client}", client_secret = "env:SF_CLIENT_SECRET" }}
-{mappings}
-"#,
-            rows = batching.max_batch_rows,
-            age = batching.max_batch_age_ms,
-            ct = batching.collections_threshold,
-            client = emu::DEMO_CLIENT_ID,
-            pause = batching.limit_pause_secs,
-        );
-        let secrets = Resolver(HashMap::from([
-            ("DATABASE_URL".to_string(), self.db_url.clone()),
-            (
-                "SF_CLIENT_SECRET".to_string(),
-                emu::DEMO_CLIENT_SECRET.to_string(),
-            ),
-        ]));
-        let mut config = Config::from_toml_with(&text, &secrets)?;
-        Ok(config.pipelines.remove(0))
+    /// The secrets the harness's configs refer to.
+    pub fn secrets(&self) -> Secrets {
+        self.secrets_as(&self.db_url)
+    }
+
+    /// Like [`Harness::secrets`], with `DATABASE_URL` = `db_url` (e.g. another role).
+    pub fn secrets_as(&self, db_url: &str) -> Secrets {
+        Secrets::new(&[
+            ("DATABASE_URL", db_url),
+            ("SF_CLIENT_SECRET", emu::DEMO_CLIENT_SECRET),
+        ])
     }
 
     /// Run `cfg` in-process under the supervisor and wait until it streams.
@@ -531,14 +510,7 @@ pub fn template_config_as(
         (1, 1),
         "{file}: one login_url and one auth line"
     );
-    let secrets = Resolver(HashMap::from([
-        ("DATABASE_URL".to_string(), db_url.to_string()),
-        (
-            "SF_CLIENT_SECRET".to_string(),
-            emu::DEMO_CLIENT_SECRET.to_string(),
-        ),
-    ]));
-    let mut config = Config::from_toml_with(&swapped.join("\n"), &secrets)?;
+    let mut config = Config::from_toml_with(&swapped.join("\n"), &h.secrets_as(db_url))?;
     assert_eq!(config.pipelines.len(), 1, "{file}: one pipeline");
     Ok(config.pipelines.remove(0))
 }
