@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pgforce::checkpoint::StateStore;
 use pgforce::config::Config;
@@ -28,6 +28,7 @@ use tokio::sync::watch;
 use tokio_postgres::NoTls;
 
 use crate::support::config::{Batching, ConfigBuilder, Mapping, Secrets};
+use crate::support::wait::{check, wait_until, Deadline};
 
 const DB_ENV: &str = "PGFORCE_REPLAY_TEST_DB";
 const SECRET_ENV: &str = "PGFORCE_REPLAY_TEST_SF_SECRET";
@@ -110,14 +111,8 @@ async fn setup(collections_threshold: usize) -> Env {
     }
 }
 
-/// Poll until `f` holds (the deadline only bounds a broken run; nothing is timed).
-async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !f() {
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+/// How long replay tests wait for the pipeline (the deadline only bounds a broken run).
+const PATIENCE: Deadline = Deadline::secs(90);
 
 /// A field of the live record with this external id (`None`: no such record).
 fn sf(env: &Env, object: &str, key: &str, field: &str) -> Option<Value> {
@@ -242,11 +237,11 @@ async fn run_live_pipeline(env: &Env) -> Lsn {
             journal: Some(env.config.journal.clone()),
         },
     ));
-    wait_for("the pipeline to stream", || {
-        health
-            .snapshot()
-            .first()
-            .is_some_and(|s| s.state == PipelineState::Streaming)
+    wait_until("the pipeline streams", PATIENCE, || async {
+        let state = health.snapshot().first().map(|s| s.state);
+        check(state == Some(PipelineState::Streaming), || {
+            format!("{state:?}")
+        })
     })
     .await;
 
@@ -258,8 +253,10 @@ async fn run_live_pipeline(env: &Env) -> Lsn {
         )
         .await
         .unwrap();
-    wait_for("phase 1 in Salesforce", || {
-        sf(env, "Contact", "5", "LastName").is_some()
+    wait_until("phase 1 in Salesforce", PATIENCE, || async {
+        check(sf(env, "Contact", "5", "LastName").is_some(), || {
+            "not yet".into()
+        })
     })
     .await;
     let between = current_lsn(&env.pg).await;
@@ -276,10 +273,11 @@ async fn run_live_pipeline(env: &Env) -> Lsn {
         )
         .await
         .unwrap();
-    wait_for("phase 2 in Salesforce", || {
-        sf(env, "Contact", "5", "LastName").is_none()
+    wait_until("phase 2 in Salesforce", PATIENCE, || async {
+        let landed = sf(env, "Contact", "5", "LastName").is_none()
             && sf(env, "Contact", "6", "LastName").is_some()
-            && sf(env, "Account", "3", "Phone") == Some(json!("555-0003-new"))
+            && sf(env, "Account", "3", "Phone") == Some(json!("555-0003-new"));
+        check(landed, || "not yet".into())
     })
     .await;
     stop_tx.send(true).unwrap();

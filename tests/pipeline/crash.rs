@@ -64,15 +64,14 @@ async fn kill9_at_random_points_loses_and_duplicates_nothing() {
                 } else {
                     "job_created"
                 };
-                let deadline = Instant::now() + Duration::from_secs(15);
-                while Instant::now() < deadline
-                    && !open_bulk_steps(&pg)
-                        .await
+                let _ = poll_until(Deadline::secs(15).every_ms(5), || async {
+                    let open = open_bulk_steps(&pg).await;
+                    let found = open
                         .iter()
-                        .any(|(j, st)| st == want && !inherited.contains(j))
-                {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
+                        .any(|(j, st)| st == want && !inherited.contains(j));
+                    check(found, || format!("no new {want} job: {open:?}"))
+                })
+                .await;
                 let jitter = rand::rng().random_range(0..100);
                 tokio::time::sleep(Duration::from_millis(jitter)).await;
             }
@@ -201,14 +200,11 @@ async fn postgres_restart_and_crash_mid_stream() {
     for round in 0..4 {
         if round == 0 {
             // The first outage lands in the backfill (the seed is being copied).
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline
-                && !std::fs::read_to_string(&child.log)
-                    .unwrap_or_default()
-                    .contains("copying table")
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            let _ = poll_until(Deadline::secs(30).every_ms(20), || {
+                let log = std::fs::read_to_string(&child.log).unwrap_or_default();
+                async move { check(log.contains("copying table"), || "not copying yet".into()) }
+            })
+            .await;
             tokio::time::sleep(Duration::from_millis(100)).await;
         } else {
             let ms = rand::rng().random_range(1000..2500);

@@ -13,10 +13,14 @@ use serde_json::Value;
 
 /// Wait until both tables match their objects.
 async fn wait_in_sync(h: &Harness) {
-    wait_until("accounts and contacts match Salesforce", || async {
-        h.compare("accounts", "Account", ACCOUNT_FIELDS).await?;
-        h.compare("contacts", "Contact", CONTACT_FIELDS).await
-    })
+    wait_until(
+        "accounts and contacts match Salesforce",
+        DEADLINE,
+        || async {
+            h.compare("accounts", "Account", ACCOUNT_FIELDS).await?;
+            h.compare("contacts", "Contact", CONTACT_FIELDS).await
+        },
+    )
     .await;
 }
 
@@ -197,7 +201,10 @@ body = "Description"
          FROM generate_series(1, 8) g",
     )
     .await;
-    wait_until("docs land", || h.compare("docs", "Account", fields)).await;
+    wait_until("docs land", DEADLINE, || {
+        h.compare("docs", "Account", fields)
+    })
+    .await;
     let big = h.record("Account", "1").unwrap()["Description"].clone();
     assert!(big.as_str().unwrap().len() > 2000);
 
@@ -207,7 +214,10 @@ body = "Description"
     // Bulk path: several rows in one transaction.
     h.sql("UPDATE docs SET name = name || ' (bulk)' WHERE id BETWEEN 2 AND 7")
         .await;
-    wait_until("renames land", || h.compare("docs", "Account", fields)).await;
+    wait_until("renames land", DEADLINE, || {
+        h.compare("docs", "Account", fields)
+    })
+    .await;
     assert_eq!(h.record("Account", "1").unwrap()["Description"], big);
 
     // Insert and unchanged-TOAST update coalesced in one epoch (one transaction).
@@ -218,7 +228,7 @@ body = "Description"
          COMMIT;",
     )
     .await;
-    wait_until("the coalesced insert lands", || {
+    wait_until("the coalesced insert lands", DEADLINE, || {
         h.compare("docs", "Account", fields)
     })
     .await;
@@ -250,7 +260,7 @@ async fn rejected_rows_are_dead_lettered_and_resolved_by_a_later_good_change() {
            (1, 'Good', 'Pro'), (2, '{long_name}', NULL), (3, 'Bad plan', 'Platinum'), (4, 'Also good', NULL)"
     ))
     .await;
-    wait_until("two dead letters", || async {
+    wait_until("two dead letters", DEADLINE, || async {
         let open = h.dead_letters("open").await;
         check(open.len() == 2, || format!("{} open", open.len()))
     })
@@ -275,7 +285,7 @@ async fn rejected_rows_are_dead_lettered_and_resolved_by_a_later_good_change() {
     // The stream keeps flowing.
     h.sql("INSERT INTO accounts (id, name) VALUES (5, 'After')")
         .await;
-    wait_until("later rows flow", || async {
+    wait_until("later rows flow", DEADLINE, || async {
         check(h.record("Account", "5").is_some(), || "5 missing".into())
     })
     .await;
@@ -283,7 +293,7 @@ async fn rejected_rows_are_dead_lettered_and_resolved_by_a_later_good_change() {
     // A failing row failing again stays one open dead letter with more attempts.
     h.sql("UPDATE accounts SET description = 'still too long' WHERE id = 2")
         .await;
-    wait_until("attempts counted", || async {
+    wait_until("attempts counted", DEADLINE, || async {
         let open = h.dead_letters("open").await;
         check(
             open.iter().any(|d| d.external_id == "2" && d.attempts >= 2) && open.len() == 2,
@@ -298,7 +308,7 @@ async fn rejected_rows_are_dead_lettered_and_resolved_by_a_later_good_change() {
          FROM generate_series(300, 309) g"
     ))
     .await;
-    wait_until("the Bulk rejection is dead-lettered", || async {
+    wait_until("the Bulk rejection is dead-lettered", DEADLINE, || async {
         let open = h.dead_letters("open").await;
         check(
             open.iter()
@@ -316,7 +326,7 @@ async fn rejected_rows_are_dead_lettered_and_resolved_by_a_later_good_change() {
     h.sql("UPDATE accounts SET plan = 'Enterprise' WHERE id = 3")
         .await;
     wait_in_sync(&h).await;
-    wait_until("dead letters resolved", || async {
+    wait_until("dead letters resolved", DEADLINE, || async {
         let open = h.dead_letters("open").await;
         let resolved = h.dead_letters("resolved").await;
         check(open.is_empty() && resolved.len() == 3, || {
@@ -343,12 +353,16 @@ async fn orphan_children_are_parked_until_their_parent_arrives() {
     h.sql("INSERT INTO contacts VALUES (101, 1, 'Normal', 'Child', NULL)")
         .await;
     let state = h.state().await;
-    wait_until("the orphan is parked and the other child lands", || async {
-        let parked = state.parked_count().await.map_err(|e| e.to_string())?;
-        check(parked == 1 && h.record("Contact", "101").is_some(), || {
-            format!("parked {parked}")
-        })
-    })
+    wait_until(
+        "the orphan is parked and the other child lands",
+        DEADLINE,
+        || async {
+            let parked = state.parked_count().await.map_err(|e| e.to_string())?;
+            check(parked == 1 && h.record("Contact", "101").is_some(), || {
+                format!("parked {parked}")
+            })
+        },
+    )
     .await;
     assert!(h.record("Contact", "100").is_none());
     assert_no_dead_letters(&h).await;
@@ -358,7 +372,7 @@ async fn orphan_children_are_parked_until_their_parent_arrives() {
         .await;
     h.sql("INSERT INTO contacts VALUES (102, 1, 'More', 'Flow', NULL)")
         .await;
-    wait_until("the stream flows past the orphan", || async {
+    wait_until("the stream flows past the orphan", DEADLINE, || async {
         check(h.record("Contact", "102").is_some(), || {
             "102 missing".into()
         })
@@ -371,7 +385,7 @@ async fn orphan_children_are_parked_until_their_parent_arrives() {
          FROM generate_series(200, 219) g",
     )
     .await;
-    wait_until("the Bulk orphans are parked", || async {
+    wait_until("the Bulk orphans are parked", DEADLINE, || async {
         let parked = state.parked_count().await.map_err(|e| e.to_string())?;
         check(parked == 11 && h.record("Contact", "200").is_some(), || {
             format!("parked {parked}")
@@ -458,10 +472,14 @@ async fn request_limit_exceeded_backs_off_then_completes() {
     h.sql("UPDATE accounts SET rating = 'Hot' WHERE id = 1")
         .await;
     // Let the pipeline hit the limit a few times.
-    wait_until("the pipeline runs into the limit a few times", || async {
-        let fired = h.emulator.state().faults.list()[0].fired;
-        check(fired >= 3, || format!("fired {fired} times"))
-    })
+    wait_until(
+        "the pipeline runs into the limit a few times",
+        DEADLINE,
+        || async {
+            let fired = h.emulator.state().faults.list()[0].fired;
+            check(fired >= 3, || format!("fired {fired} times"))
+        },
+    )
     .await;
     assert_eq!(h.count("Account"), 1, "nothing got through while limited");
     h.emulator.clear_faults();
@@ -602,19 +620,9 @@ async fn backfill_copies_existing_rows_then_streams() {
 async fn a_mapping_to_a_missing_field_refuses_to_start() {
     let h = Harness::start(SCHEMA).await;
     let mappings = MAPPINGS.replace("rating = \"Rating\"", "rating = \"No_Such_Field__c\"");
-    let run = h.spawn(h.config(&mappings, &Batching::default()));
-    let result = tokio::time::timeout(DEADLINE, async {
-        loop {
-            if run.is_finished() {
-                return run.stop().await;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("the pipeline gives up instead of retrying");
-    match result {
-        Err(e @ PipelineError::Config { .. }) => {
+    let cfg = h.config(&mappings, &Batching::default());
+    match h.run_to_failure(cfg).await {
+        e @ PipelineError::Config { .. } => {
             let text = e.to_string();
             assert!(text.contains("No_Such_Field__c"), "{text}");
             assert!(

@@ -12,17 +12,17 @@ use pgforce::emulator::{FaultKind, FaultSpec};
 /// Poll both `/status` endpoints until one is `streaming` and the other `standby`;
 /// returns the index of the active one.
 async fn wait_active_standby(addrs: &[String; 2], limit: Duration) -> Option<usize> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
+    poll_until(Deadline::within(limit), || async {
         let a = pipeline_state(&addrs[0]).await;
         let b = pipeline_state(&addrs[1]).await;
         match (a.as_deref(), b.as_deref()) {
-            (Some("streaming"), Some("standby")) => return Some(0),
-            (Some("standby"), Some("streaming")) => return Some(1),
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            (Some("streaming"), Some("standby")) => Ok(0),
+            (Some("standby"), Some("streaming")) => Ok(1),
+            other => Err(format!("{other:?}")),
         }
-    }
-    None
+    })
+    .await
+    .ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -62,11 +62,13 @@ async fn standby_takes_over_after_kill9_of_the_active() {
     let wl_task = tokio::spawn(async move { wl.run().await });
 
     // Kill the active one while it has a Bulk job in flight (or after a while regardless).
-    let deadline = Instant::now() + Duration::from_secs(20);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    while Instant::now() < deadline && open_bulk_steps(&pg).await.is_empty() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let _ = poll_until(Deadline::secs(18).every_ms(10), || async {
+        check(!open_bulk_steps(&pg).await.is_empty(), || {
+            "no Bulk job in flight".into()
+        })
+    })
+    .await;
     let in_flight = open_bulk_steps(&pg).await;
     nodes[active].as_mut().unwrap().kill9();
     let killed_at = Instant::now();
@@ -75,14 +77,15 @@ async fn standby_takes_over_after_kill9_of_the_active() {
         workload.stats.rows.load(Ordering::Relaxed)
     ));
 
-    let mut took_over = None;
-    while killed_at.elapsed() < Duration::from_secs(60) {
-        if pipeline_state(&addrs[standby]).await.as_deref() == Some("streaming") {
-            took_over = Some(killed_at.elapsed());
-            break;
+    let took_over = poll_until(Deadline::secs(60).every_ms(50), || async {
+        let state = pipeline_state(&addrs[standby]).await;
+        match state.as_deref() {
+            Some("streaming") => Ok(killed_at.elapsed()),
+            other => Err(format!("{other:?}")),
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
+    .ok();
     let took_over = took_over.unwrap_or_else(|| {
         panic!(
             "node{standby} never took over:\n{}",

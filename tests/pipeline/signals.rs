@@ -4,6 +4,7 @@
 //! left. Both end with Salesforce holding exactly what Postgres holds. The running child's
 //! `/metrics` is scraped on the way.
 
+use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -14,24 +15,27 @@ fn ingest_prefix() -> String {
     format!("/services/data/v{API_VERSION}/jobs/ingest/")
 }
 
-/// Wait until a Bulk job not in `inherited` is recorded and not done.
+/// Wait until a Bulk job not in `inherited` is recorded and not done (those jobs; empty
+/// after `limit`).
 async fn wait_bulk_in_flight(
     pg: &tokio_postgres::Client,
     inherited: &[String],
     limit: Duration,
 ) -> Vec<(String, String)> {
-    let deadline = Instant::now() + limit;
-    loop {
+    poll_until(Deadline::within(limit).every_ms(10), || async {
         let open: Vec<_> = open_bulk_steps(pg)
             .await
             .into_iter()
             .filter(|(j, _)| !inherited.contains(j))
             .collect();
-        if !open.is_empty() || Instant::now() >= deadline {
-            return open;
+        if open.is_empty() {
+            Err("no new Bulk job in flight".to_string())
+        } else {
+            Ok(open)
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    })
+    .await
+    .unwrap_or_default()
 }
 
 async fn checkpoint_lsn(pg: &tokio_postgres::Client) -> Option<u64> {
@@ -48,20 +52,18 @@ async fn checkpoint_lsn(pg: &tokio_postgres::Client) -> Option<u64> {
 /// Scrape `/metrics` until changes were applied and a flush LSN confirmed; check the
 /// pipeline metrics are there with sane values.
 async fn check_metrics(addr: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        if let Some((200, body)) = http_get(addr, "/metrics").await {
-            let applied = metric_sum(&body, "pgforce_changes_applied_total").unwrap_or(0.0);
-            let lsn = metric_sum(&body, "pgforce_confirmed_flush_lsn").unwrap_or(0.0);
-            if applied > 0.0 && lsn > 0.0 {
-                last = body;
-                break;
-            }
-            last = body;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let last = RefCell::new(String::new());
+    let _ = poll_until(Deadline::secs(60).every_ms(200), || async {
+        let Some((200, body)) = http_get(addr, "/metrics").await else {
+            return Err("no /metrics".to_string());
+        };
+        let applied = metric_sum(&body, "pgforce_changes_applied_total").unwrap_or(0.0);
+        let lsn = metric_sum(&body, "pgforce_confirmed_flush_lsn").unwrap_or(0.0);
+        *last.borrow_mut() = body;
+        check(applied > 0.0 && lsn > 0.0, || "nothing applied yet".into())
+    })
+    .await;
+    let last = last.into_inner();
     let m = |name: &str| metric_sum(&last, name);
     assert!(
         m("pgforce_changes_applied_total").is_some_and(|v| v > 0.0),
@@ -208,15 +210,16 @@ async fn second_signal_exits_130_and_next_start_reconciles() {
         FaultSpec::always(FaultKind::Latency { ms: 4000 }).matching(Some("GET"), &ingest_prefix()),
     );
     let inherited = recorded_jobs(&pg).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut open = Vec::new();
-    while Instant::now() < deadline {
-        open = wait_bulk_in_flight(&pg, &inherited, Duration::from_secs(30)).await;
+    let open = poll_until(Deadline::secs(30).every_ms(10), || async {
+        let open = wait_bulk_in_flight(&pg, &inherited, Duration::from_secs(30)).await;
         if open.iter().any(|(_, s)| s == "uploaded") {
-            break;
+            Ok(open)
+        } else {
+            Err(format!("{open:?}"))
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    })
+    .await
+    .unwrap_or_default();
     assert!(
         open.iter().any(|(_, s)| s == "uploaded"),
         "no Bulk job reached uploaded: {open:?}"

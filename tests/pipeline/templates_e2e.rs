@@ -129,7 +129,7 @@ async fn users_to_contacts_template_writes_contact_ids_back_without_echo() {
     h.sql("INSERT INTO users (email, first_name, last_name, phone) VALUES ('ada@example.com', 'Ada', 'Lovelace', '+44 20 1234')")
         .await;
     let run = h.run_named(cfg).await;
-    wait_until("the backfilled user has its Contact Id", || {
+    wait_until("the backfilled user has its Contact Id", DEADLINE, || {
         users_in_sync(&h)
     })
     .await;
@@ -142,7 +142,10 @@ async fn users_to_contacts_template_writes_contact_ids_back_without_echo() {
          INSERT INTO users (email, first_name, last_name) VALUES (NULL, 'No', 'Email');"
     ))
     .await;
-    wait_until("new users have their Contact Ids", || users_in_sync(&h)).await;
+    wait_until("new users have their Contact Ids", DEADLINE, || {
+        users_in_sync(&h)
+    })
+    .await;
     let rows = users(&h).await;
     assert_eq!(rows.len(), 4);
     assert_eq!(
@@ -162,11 +165,11 @@ async fn users_to_contacts_template_writes_contact_ids_back_without_echo() {
     let calls = h.data_calls();
     h.sql("INSERT INTO users (email, last_name) VALUES ('marker1@example.com', 'One')")
         .await;
-    wait_until("marker 1 has its Id", || users_in_sync(&h)).await;
+    wait_until("marker 1 has its Id", DEADLINE, || users_in_sync(&h)).await;
     let marker1 = live(&h, "Contact", "marker1@example.com").unwrap();
     h.sql("INSERT INTO users (email, last_name) VALUES ('marker2@example.com', 'Two')")
         .await;
-    wait_until("marker 2 has its Id", || users_in_sync(&h)).await;
+    wait_until("marker 2 has its Id", DEADLINE, || users_in_sync(&h)).await;
     assert_eq!(
         pipeline_counter(CHANGES_DECODED, "contacts"),
         decoded + 2,
@@ -187,7 +190,7 @@ async fn users_to_contacts_template_writes_contact_ids_back_without_echo() {
     let ada_id = users(&h).await[0].2.clone().unwrap();
     h.sql("UPDATE users SET phone = '+44 20 9999', last_name = 'King' WHERE email = 'ada@example.com'")
         .await;
-    wait_until("the update lands", || users_in_sync(&h)).await;
+    wait_until("the update lands", DEADLINE, || users_in_sync(&h)).await;
     assert_eq!(users(&h).await[0].2.as_deref(), Some(ada_id.as_str()));
 
     // A cleared or wrong salesforce_id is repaired by the row's next sync, although the
@@ -196,14 +199,14 @@ async fn users_to_contacts_template_writes_contact_ids_back_without_echo() {
         .await;
     h.sql("UPDATE users SET salesforce_id = 'wrong' WHERE email = 'grace@example.com'")
         .await;
-    wait_until("the ids are repaired", || users_in_sync(&h)).await;
+    wait_until("the ids are repaired", DEADLINE, || users_in_sync(&h)).await;
     assert_eq!(users(&h).await[0].2.as_deref(), Some(ada_id.as_str()));
 
     // An email change deletes the old Contact and creates a new one, whose Id is written back.
     let grace_old = id18(&live(&h, "Contact", "grace@example.com").unwrap());
     h.sql("UPDATE users SET email = 'grace.hopper@navy.example' WHERE email = 'grace@example.com'")
         .await;
-    wait_until("the email change lands", || async {
+    wait_until("the email change lands", DEADLINE, || async {
         users_in_sync(&h).await?;
         check(live(&h, "Contact", "grace@example.com").is_none(), || {
             "the old Contact is still live".into()
@@ -228,7 +231,7 @@ async fn users_to_contacts_template_writes_contact_ids_back_without_echo() {
     h.sql("DELETE FROM users WHERE email = 'alan@example.com'")
         .await;
     let state = h.state_of("contacts").await;
-    wait_until("the removals land", || async {
+    wait_until("the removals land", DEADLINE, || async {
         let m2 = live(&h, "Contact", "marker2@example.com").is_some();
         let alan = live(&h, "Contact", "alan@example.com").is_some();
         let open = state.list_dead_letters(Some("open"), 100).await;
@@ -239,7 +242,7 @@ async fn users_to_contacts_template_writes_contact_ids_back_without_echo() {
     .await;
     h.sql("UPDATE users SET salesforce_id = NULL WHERE email IS NULL")
         .await;
-    wait_until("everything matches", || users_in_sync(&h)).await;
+    wait_until("everything matches", DEADLINE, || users_in_sync(&h)).await;
 
     assert_eq!(state.parked_count().await.unwrap(), 0);
     let open = state.list_dead_letters(Some("open"), 100).await.unwrap();
@@ -289,9 +292,11 @@ async fn write_back_needs_origin_rights_and_an_origin_of_its_own() {
     let run = h.run_named(cfg.clone()).await;
     h.sql("INSERT INTO users (email, last_name) VALUES ('app@example.com', 'Role')")
         .await;
-    wait_until("the write-back works for the granted role", || {
-        users_in_sync(&h)
-    })
+    wait_until(
+        "the write-back works for the granted role",
+        DEADLINE,
+        || users_in_sync(&h),
+    )
     .await;
 
     // A second pipeline on the same database with the same replication origin cannot mark
@@ -313,7 +318,7 @@ async fn write_back_needs_origin_rights_and_an_origin_of_its_own() {
     let run2 = h.run_named(second).await;
     h.sql("UPDATE users SET last_name = 'Two pipelines' WHERE email = 'app@example.com'")
         .await;
-    wait_until("both pipelines keep the Contact in sync", || {
+    wait_until("both pipelines keep the Contact in sync", DEADLINE, || {
         users_in_sync(&h)
     })
     .await;
@@ -372,7 +377,7 @@ async fn wait_account(h: &Harness, key: &str, want: (&str, &str, &str, &str)) {
         d(want.2),
         Value::String(want.3.into()),
     );
-    wait_until(&format!("Account {key} has {want:?}"), || async {
+    wait_until(&format!("Account {key} has {want:?}"), DEADLINE, || async {
         let got = account_fields(h, key);
         check(got.as_ref() == Some(&want), || format!("{got:?}"))
     })
@@ -385,7 +390,7 @@ async fn wait_subscription(
     key: &str,
     ok: impl Fn(&Map<String, Value>) -> bool,
 ) -> Map<String, Value> {
-    wait_until(&format!("Subscription__c {key}"), || async {
+    wait_until(&format!("Subscription__c {key}"), DEADLINE, || async {
         let got = live(h, "Subscription__c", key);
         check(got.as_ref().is_some_and(&ok), || format!("{got:?}"))
     })
@@ -484,7 +489,7 @@ async fn subscriptions_template_fills_account_fields_and_subscription_children()
 
     // Deleting a subscription deletes its Subscription__c and leaves the Account alone.
     h.sql("DELETE FROM subscriptions WHERE id = 10").await;
-    wait_until("Subscription__c 10 is deleted", || async {
+    wait_until("Subscription__c 10 is deleted", DEADLINE, || async {
         check(live(&h, "Subscription__c", "10").is_none(), || {
             "still live".into()
         })

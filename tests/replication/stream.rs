@@ -223,8 +223,9 @@ async fn slot_never_advances_past_unconfirmed_changes() {
     // confirm_now reaches the server without waiting for the timer.
     let feedback = stream.feedback();
     feedback.confirm_now(commit_ends(&rest)[0]);
-    eventually("confirmed flush to reach the slot", || async {
-        confirmed_flush(&sql, "s").await == Some(feedback.confirmed())
+    wait_until("confirmed flush reaches the slot", SLOT_POLL, || async {
+        let at = confirmed_flush(&sql, "s").await;
+        check(at == Some(feedback.confirmed()), || format!("at {at:?}"))
     })
     .await;
     let health = slot_health(&sql, "s").await.unwrap();
@@ -252,8 +253,9 @@ async fn server_restart_gives_a_clean_error_and_resumes_from_confirmed() {
     assert_eq!(inserted_ids(&msgs), vec![1, 2]);
     let first_end = commit_ends(&msgs)[0];
     stream.feedback().confirm_now(first_end);
-    eventually("the first commit confirmed", || async {
-        confirmed_flush(&sql, "s").await == Some(first_end)
+    wait_until("the first commit is confirmed", SLOT_POLL, || async {
+        let at = confirmed_flush(&sql, "s").await;
+        check(at == Some(first_end), || format!("at {at:?}"))
     })
     .await;
 

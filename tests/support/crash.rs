@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use pgforce::emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
@@ -24,6 +24,7 @@ use serde_json::Value;
 use tokio_postgres::{Client, NoTls};
 
 use crate::support::config::{Batching, ConfigBuilder, Mapping};
+pub use crate::support::wait::{check, poll_until, Deadline};
 
 /// Pipeline, slot and publication name used by every failure test.
 pub const PIPELINE: &str = "crash";
@@ -259,36 +260,41 @@ impl Pipeline {
 
     /// Wait up to `limit` for the process to exit.
     pub async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(s) = self.try_exited() {
-                return Some(s);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        None
+        poll_until(Deadline::within(limit).every_ms(50), || {
+            let exited = self.try_exited();
+            async move { exited.ok_or_else(|| "running".to_string()) }
+        })
+        .await
+        .ok()
     }
 
     /// The ops listener address the child logged (`ops listener up addr=...`).
     pub async fn ops_addr(&mut self, limit: Duration) -> Option<String> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            // The log is shared across restarts: take the last announcement.
-            if let Some(line) = text.lines().rev().find(|l| l.contains("ops listener up")) {
-                if let Some(addr) = line
-                    .split_whitespace()
-                    .find_map(|w| w.strip_prefix("addr="))
-                {
-                    return Some(addr.trim_matches('"').to_string());
-                }
+        poll_until(Deadline::within(limit).every_ms(50), || {
+            let found = self.logged_ops_addr();
+            async move { found }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// `Ok(Some(addr))` once announced, `Ok(None)` when the process exited without it.
+    fn logged_ops_addr(&mut self) -> Result<Option<String>, String> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        // The log is shared across restarts: take the last announcement.
+        if let Some(line) = text.lines().rev().find(|l| l.contains("ops listener up")) {
+            if let Some(addr) = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("addr="))
+            {
+                return Ok(Some(addr.trim_matches('"').to_string()));
             }
-            if self.try_exited().is_some() {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        None
+        if self.try_exited().is_some() {
+            return Ok(None);
+        }
+        Err("not announced yet".into())
     }
 }
 
@@ -419,14 +425,14 @@ pub async fn recorded_jobs(pg: &Client) -> Vec<String> {
 
 /// Wait until the slot confirmed `target` and nothing is in flight. `false` on timeout.
 pub async fn wait_caught_up(pg: &Client, target: u64, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if slot_confirmed(pg).await >= target && inflight_rows(pg).await == 0 {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    false
+    poll_until(Deadline::within(limit).every_ms(200), || async {
+        let (at, inflight) = (slot_confirmed(pg).await, inflight_rows(pg).await);
+        check(at >= target && inflight == 0, || {
+            format!("slot at {at:X}, {inflight} in flight")
+        })
+    })
+    .await
+    .is_ok()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1085,18 +1091,6 @@ pub fn keep_dir(env: &mut Env) -> Option<PathBuf> {
     std::env::var_os("PGFORCE_KEEP_TEST_DIR")?;
     let dir = std::mem::replace(&mut env.dir, tempfile::tempdir().unwrap());
     Some(dir.keep())
-}
-
-/// Poll `compare` until it is clean or `limit` passes; returns the last diff.
-pub async fn wait_in_sync(pg: &Client, emulator: &EmulatorHandle, limit: Duration) -> Diff {
-    let deadline = Instant::now() + limit;
-    loop {
-        let d = compare(pg, emulator).await;
-        if d.is_clean() || Instant::now() >= deadline {
-            return d;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 /// Dead letters and parked rows left in the state store (both must be zero for an exact

@@ -2,11 +2,16 @@
 //! `127.0.0.1:0`, a bearer token, and small JSON/CSV HTTP helpers over reqwest.
 #![allow(dead_code)]
 
-use std::time::Duration;
+use std::cell::RefCell;
 
 use pgforce::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+
+use crate::support::wait::{wait_until, Deadline};
+
+/// How [`Emu::wait_job`] polls: every 5 ms, for up to 60 s.
+const JOB_POLL: Deadline = Deadline::secs(60).every_ms(5);
 
 /// API version the tests speak.
 pub const V: &str = "v60.0";
@@ -153,18 +158,21 @@ impl Emu {
     /// Polls a Bulk job until it reaches a terminal state; returns every state seen and the
     /// final job info.
     pub async fn wait_job(&self, kind: &str, id: &str) -> (Vec<String>, Value) {
-        let mut seen: Vec<String> = Vec::new();
-        for _ in 0..2_000 {
+        // Fast polls, to see the states a job passes through.
+        let seen: RefCell<Vec<String>> = RefCell::default();
+        let info = wait_until(&format!("job {id} finishes"), JOB_POLL, || async {
             let info = self.get(&format!("/jobs/{kind}/{id}")).await.json();
             let state = info["state"].as_str().unwrap_or_default().to_string();
+            let mut seen = seen.borrow_mut();
             if seen.last() != Some(&state) {
                 seen.push(state.clone());
             }
-            if matches!(state.as_str(), "JobComplete" | "Failed" | "Aborted") {
-                return (seen, info);
+            match state.as_str() {
+                "JobComplete" | "Failed" | "Aborted" => Ok(info),
+                _ => Err(format!("states so far: {seen:?}")),
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        panic!("job {id} did not finish: {seen:?}");
+        })
+        .await;
+        (seen.into_inner(), info)
     }
 }

@@ -9,3 +9,4 @@ pub mod pgoutput;
 pub mod pipeline;
 pub mod replication;
 pub mod sf_stub;
+pub mod wait;

@@ -8,11 +8,10 @@
 pub type BulkUpload = (String, String, Vec<HashMap<String, String>>);
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::ops::ControlFlow;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pgforce::checkpoint::{DeadLetterRow, StateStore};
 use pgforce::config::{Config, PipelineConfig};
@@ -29,9 +28,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 
 use crate::support::config::{self, ConfigBuilder, Secrets};
-
-/// How long a wait polls before the test fails. Generous: the machine is shared.
-pub const DEADLINE: Duration = Duration::from_secs(60);
+pub use crate::support::wait::{check, wait_until, DEADLINE};
 
 /// The name of the pipeline (and of its state rows) in every test.
 pub const PIPELINE: &str = "e2e";
@@ -139,7 +136,7 @@ impl Running {
     /// Ask it to stop and wait for it (flushing what is complete).
     pub async fn stop(self) -> Result<(), PipelineError> {
         let _ = self.stop.send(true);
-        tokio::time::timeout(DEADLINE, self.task)
+        tokio::time::timeout(DEADLINE.limit, self.task)
             .await
             .expect("pipeline stops in time")
             .expect("pipeline task does not panic")
@@ -243,7 +240,7 @@ impl Harness {
     /// Run `cfg` in-process under the supervisor and wait until it streams.
     pub async fn run(&self, cfg: PipelineConfig) -> Running {
         let running = self.spawn(cfg);
-        wait_until("the pipeline streams", || async {
+        wait_until("the pipeline streams", DEADLINE, || async {
             if running.is_finished() {
                 panic!("the pipeline stopped before streaming");
             }
@@ -436,35 +433,6 @@ impl Harness {
     }
 }
 
-/// Poll `check` until it is `Ok`, failing the test with its last complaint after
-/// [`DEADLINE`].
-pub async fn wait_until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<(), String>>,
-{
-    let start = Instant::now();
-    loop {
-        let last = match check().await {
-            Ok(()) => return,
-            Err(e) => e,
-        };
-        if start.elapsed() > DEADLINE {
-            panic!("timed out waiting until {what}: {last}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// `Ok` when `cond`, else the complaint.
-pub fn check(cond: bool, complaint: impl FnOnce() -> String) -> Result<(), String> {
-    if cond {
-        Ok(())
-    } else {
-        Err(complaint())
-    }
-}
-
 /// `deploy/examples/<file>` as shipped, with only the Salesforce login swapped for the
 /// emulator's client-credentials demo app: the `login_url` line becomes the emulator's URL
 /// (plus `instance_url`), the `auth` line the demo app. Secrets (`DATABASE_URL`,
@@ -519,14 +487,13 @@ impl Harness {
     /// Start `cfg` and wait for the supervisor to give up; its error.
     pub async fn run_to_failure(&self, cfg: PipelineConfig) -> PipelineError {
         let run = self.spawn(cfg);
-        let result = tokio::time::timeout(DEADLINE, async {
-            while !run.is_finished() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            run.stop().await
-        })
-        .await
-        .expect("the pipeline gives up instead of retrying");
+        wait_until(
+            "the pipeline gives up instead of retrying",
+            DEADLINE,
+            || async { check(run.is_finished(), || "still running".into()) },
+        )
+        .await;
+        let result = run.stop().await;
         match result {
             Err(e) => e,
             Ok(()) => panic!("the pipeline stopped without an error"),
@@ -537,7 +504,7 @@ impl Harness {
     pub async fn run_named(&self, cfg: PipelineConfig) -> Running {
         let name = cfg.name.clone();
         let running = self.spawn(cfg);
-        wait_until("the pipeline streams", || async {
+        wait_until("the pipeline streams", DEADLINE, || async {
             if running.is_finished() {
                 panic!("the pipeline stopped before streaming");
             }

@@ -13,6 +13,8 @@ use pgforce::replication::{
 use pgforce::testing::pg::{ClusterOptions, TempCluster};
 use tokio_postgres::Client;
 
+pub use crate::support::wait::{check, wait_until, Deadline};
+
 /// Start a throwaway cluster (blocking; fine during test setup).
 pub fn cluster() -> TempCluster {
     TempCluster::start().expect("start cluster")
@@ -257,18 +259,5 @@ pub async fn confirmed_flush(client: &Client, slot: &str) -> Option<Lsn> {
     row.get::<_, Option<String>>(0).map(|s| s.parse().unwrap())
 }
 
-/// Poll until `check` is true (up to 20s).
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// How the replication tests poll the server: every 50 ms, for up to 20 s.
+pub const SLOT_POLL: Deadline = Deadline::secs(20).every_ms(50);
