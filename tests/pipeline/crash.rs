@@ -157,18 +157,7 @@ async fn kill9_at_random_points_loses_and_duplicates_nothing() {
         "recovery: {:?}",
         env.log_counts("pgforce", RECOVERY_LINES)
     ));
-    note(diff.summary());
-    if !diff.is_clean() {
-        note(explain(&pg, &env.emulator, &diff).await);
-    }
-    if !diff.is_clean() || std::env::var_os("PGFORCE_KEEP_TEST_DIR").is_some() {
-        note(format!("kept: {:?}", keep_dir(&mut env)));
-    }
-    assert!(
-        diff.is_clean(),
-        "Postgres and Salesforce differ: {}",
-        diff.summary()
-    );
+    assert_exact(&mut env, &pg, &diff).await;
     assert_eq!((dead, parked), (0, 0), "dead letters / parked rows left");
     assert!(
         window_kills >= 1,
@@ -266,15 +255,6 @@ async fn postgres_restart_and_crash_mid_stream() {
         "recovery: {:?}",
         env.log_counts("pgforce", RECOVERY_LINES)
     ));
-    note(diff.summary());
-    if !diff.is_clean() {
-        note(explain(&pg, &env.emulator, &diff).await);
-        note(format!("kept: {:?}", keep_dir(&mut env)));
-    }
-    assert!(
-        diff.is_clean(),
-        "Postgres and Salesforce differ: {}",
-        diff.summary()
-    );
+    assert_exact(&mut env, &pg, &diff).await;
     assert_eq!((dead, parked), (0, 0), "dead letters / parked rows left");
 }

@@ -17,8 +17,11 @@ async fn wait_in_sync(h: &Harness) {
         "accounts and contacts match Salesforce",
         DEADLINE,
         || async {
-            h.compare("accounts", "Account", ACCOUNT_FIELDS).await?;
-            h.compare("contacts", "Contact", CONTACT_FIELDS).await
+            h.in_sync(&[
+                Table::new("accounts", "Account", ACCOUNT_FIELDS),
+                Table::new("contacts", "Contact", CONTACT_FIELDS),
+            ])
+            .await
         },
     )
     .await;
@@ -32,7 +35,7 @@ async fn assert_no_dead_letters(h: &Harness) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inserts_updates_and_deletes_land_in_salesforce() {
     let h = Harness::start(SCHEMA).await;
-    let run = h.run(h.config(MAPPINGS, &Batching::default())).await;
+    let run = h.run(h.config(&mappings(), &Batching::default())).await;
 
     h.sql(
         "INSERT INTO accounts VALUES
@@ -76,7 +79,7 @@ async fn inserts_updates_and_deletes_land_in_salesforce() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contacts_point_at_their_accounts_in_one_or_separate_transactions() {
     let h = Harness::start(SCHEMA).await;
-    let run = h.run(h.config(MAPPINGS, &Batching::default())).await;
+    let run = h.run(h.config(&mappings(), &Batching::default())).await;
 
     // Children inserted before their parent inside one transaction.
     h.sql(
@@ -119,7 +122,7 @@ async fn many_updates_of_one_row_in_one_batch_end_with_the_last_value() {
         collections_threshold: 5,
         ..Batching::default()
     };
-    let run = h.run(h.config(MAPPINGS, &batching)).await;
+    let run = h.run(h.config(&mappings(), &batching)).await;
 
     // One transaction: many updates of row 1 among other rows, so the epoch goes by Bulk.
     let mut sql = String::from("BEGIN;\nINSERT INTO accounts (id, name) SELECT g, 'Row ' || g FROM generate_series(1, 20) g;\n");
@@ -252,7 +255,7 @@ async fn rejected_rows_are_dead_lettered_and_resolved_by_a_later_good_change() {
         collections_threshold: 5,
         ..Batching::default()
     };
-    let run = h.run(h.config(MAPPINGS, &batching)).await;
+    let run = h.run(h.config(&mappings(), &batching)).await;
 
     let long_name = "N".repeat(300);
     h.sql(&format!(
@@ -344,7 +347,7 @@ async fn orphan_children_are_parked_until_their_parent_arrives() {
         collections_threshold: 10,
         ..Batching::default()
     };
-    let run = h.run(h.config(MAPPINGS, &batching)).await;
+    let run = h.run(h.config(&mappings(), &batching)).await;
 
     h.sql("INSERT INTO accounts (id, name) VALUES (1, 'Present')")
         .await;
@@ -415,7 +418,7 @@ async fn orphan_children_are_parked_until_their_parent_arrives() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_tokens_are_renewed_and_nothing_is_lost() {
     let h = Harness::start(SCHEMA).await;
-    let run = h.run(h.config(MAPPINGS, &Batching::default())).await;
+    let run = h.run(h.config(&mappings(), &Batching::default())).await;
     h.sql("INSERT INTO accounts (id, name) SELECT g, 'Before ' || g FROM generate_series(1, 10) g")
         .await;
     wait_in_sync(&h).await;
@@ -453,7 +456,7 @@ async fn request_limit_exceeded_backs_off_then_completes() {
         limit_pause_secs: 1,
         ..Batching::default()
     };
-    let run = h.run(h.config(MAPPINGS, &batching)).await;
+    let run = h.run(h.config(&mappings(), &batching)).await;
     h.sql("INSERT INTO accounts (id, name) VALUES (1, 'Before the limit')")
         .await;
     wait_in_sync(&h).await;
@@ -498,7 +501,7 @@ async fn a_failed_bulk_job_is_retried_not_lost() {
         collections_threshold: 5,
         ..Batching::default()
     };
-    let run = h.run(h.config(MAPPINGS, &batching)).await;
+    let run = h.run(h.config(&mappings(), &batching)).await;
     h.emulator.add_fault(
         FaultSpec::always(FaultKind::BulkJobFailed {
             message: Some("InternalServerError : emulated".into()),
@@ -531,7 +534,7 @@ async fn small_steps_use_collections_and_big_ones_bulk() {
         collections_threshold: 5,
         ..Batching::default()
     };
-    let run = h.run(h.config(MAPPINGS, &batching)).await;
+    let run = h.run(h.config(&mappings(), &batching)).await;
     let bulk_before = h.calls("bulk_ingest");
     let coll_before = h.calls("collections");
 
@@ -572,7 +575,7 @@ async fn backfill_copies_existing_rows_then_streams() {
          INSERT INTO contacts SELECT g, g, 'First', 'Existing ' || g, NULL FROM generate_series(1, 300) g;",
     )
     .await;
-    let cfg = h.config(MAPPINGS, &Batching::default());
+    let cfg = h.config(&mappings(), &Batching::default());
     // A writer keeps changing rows while the pipeline starts (slot, snapshot, backfill).
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let url = h.db_url.clone();
@@ -619,7 +622,7 @@ async fn backfill_copies_existing_rows_then_streams() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mapping_to_a_missing_field_refuses_to_start() {
     let h = Harness::start(SCHEMA).await;
-    let mappings = MAPPINGS.replace("rating = \"Rating\"", "rating = \"No_Such_Field__c\"");
+    let mappings = mappings().replace("rating = \"Rating\"", "rating = \"No_Such_Field__c\"");
     let cfg = h.config(&mappings, &Batching::default());
     match h.run_to_failure(cfg).await {
         e @ PipelineError::Config { .. } => {

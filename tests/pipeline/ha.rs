@@ -125,15 +125,6 @@ async fn standby_takes_over_after_kill9_of_the_active() {
         "recovery on node{standby}: {:?}",
         env.log_counts(&format!("node{standby}"), RECOVERY_LINES)
     ));
-    note(diff.summary());
-    if !diff.is_clean() {
-        note(explain(&pg, &env.emulator, &diff).await);
-        note(format!("kept: {:?}", keep_dir(&mut env)));
-    }
-    assert!(
-        diff.is_clean(),
-        "Postgres and Salesforce differ: {}",
-        diff.summary()
-    );
+    assert_exact(&mut env, &pg, &diff).await;
     assert_eq!((dead, parked), (0, 0), "dead letters / parked rows left");
 }

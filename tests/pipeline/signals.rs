@@ -112,16 +112,7 @@ async fn finish_and_compare(env: &mut Env, pg: &tokio_postgres::Client, log: &st
         "recovery: {:?}",
         env.log_counts(log, RECOVERY_LINES)
     ));
-    note(diff.summary());
-    if !diff.is_clean() {
-        note(explain(pg, &env.emulator, &diff).await);
-        note(format!("kept: {:?}", keep_dir(env)));
-    }
-    assert!(
-        diff.is_clean(),
-        "Postgres and Salesforce differ: {}",
-        diff.summary()
-    );
+    assert_exact(env, pg, &diff).await;
     assert_eq!((dead, parked), (0, 0), "dead letters / parked rows left");
 }
 

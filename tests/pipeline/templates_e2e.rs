@@ -29,12 +29,14 @@ CREATE TABLE users (
 );
 ";
 
-/// `users` columns copied verbatim onto Contact fields (FirstName is checked apart: the
-/// template truncates it to 40 characters).
-const USER_FIELDS: &[(&str, &str)] = &[
-    ("email", "Email"),
-    ("last_name", "LastName"),
-    ("phone", "Phone"),
+/// `users` columns against Contact fields: copied verbatim, FirstName truncated to 40
+/// characters by the template, and the Contact's Id written back to `salesforce_id`.
+const USER_FIELDS: &[(&str, &str, Kind)] = &[
+    ("email", "Email", Kind::Text),
+    ("last_name", "LastName", Kind::Text),
+    ("phone", "Phone", Kind::Text),
+    ("first_name", "FirstName", Kind::Truncated(40)),
+    ("salesforce_id", "Id", Kind::OwnId),
 ];
 
 /// The live record of `object` whose `External_Id__c` is `key`.
@@ -64,44 +66,10 @@ async fn users(h: &Harness) -> Vec<(i64, Option<String>, Option<String>)> {
 /// Every user with an email has its Contact (same fields), the Contact's Id in
 /// `salesforce_id`, and no other Contact is live.
 async fn users_in_sync(h: &Harness) -> Result<(), String> {
-    let rows = users(h).await;
-    let mut live_keys = 0;
-    for (id, email, sf_id) in &rows {
-        let Some(email) = email else { continue };
-        live_keys += 1;
-        let rec = live(h, "Contact", email).ok_or_else(|| format!("user {id}: no Contact"))?;
-        let want = id18(&rec);
-        if sf_id.as_deref() != Some(want.as_str()) {
-            return Err(format!(
-                "user {id}: salesforce_id {sf_id:?}, Contact Id {want}"
-            ));
-        }
-        let row =
-            h.pg.query_one(
-                "SELECT email, last_name, phone, first_name FROM users WHERE id = $1",
-                &[id],
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        for (i, (col, field)) in USER_FIELDS.iter().enumerate() {
-            let pg: Option<String> = row.get(i);
-            let sf = rec.get(*field).and_then(Value::as_str);
-            if pg.as_deref() != sf {
-                return Err(format!("user {id}: {col} {pg:?}, Contact.{field} {sf:?}"));
-            }
-        }
-        // FirstName: truncated to 40 characters by the template.
-        let first: Option<String> = row.get(3);
-        let first: Option<String> = first.map(|f| f.chars().take(40).collect());
-        let sf = rec.get("FirstName").and_then(Value::as_str);
-        if first.as_deref() != sf {
-            return Err(format!("user {id}: first_name {first:?}, FirstName {sf:?}"));
-        }
-    }
-    let contacts = h.count("Contact");
-    check(contacts == live_keys, || {
-        format!("{contacts} live Contacts for {live_keys} users with an email")
-    })
+    h.in_sync(&[Table::new("users", "Contact", USER_FIELDS)
+        .key("email")
+        .rows("email IS NOT NULL")])
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

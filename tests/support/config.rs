@@ -118,7 +118,8 @@ impl Mapping {
         self
     }
 
-    fn toml(&self) -> String {
+    /// The `[[pipelines.mappings]]` table as TOML.
+    pub fn toml(&self) -> String {
         let mut out = String::new();
         let (column, field) = &self.key;
         let _ = writeln!(

@@ -6,10 +6,8 @@
 //! states the exactly-once invariant: Salesforce holds exactly what Postgres holds.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;
 use std::io::Write as _;
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -23,6 +21,7 @@ use rand::Rng;
 use serde_json::Value;
 use tokio_postgres::{Client, NoTls};
 
+use crate::support::compare::{self, Diff, Kind, Table};
 use crate::support::config::{Batching, ConfigBuilder, Mapping};
 pub use crate::support::wait::{check, poll_until, Deadline};
 
@@ -809,280 +808,48 @@ async fn incarnate(
 // The comparison
 // ---------------------------------------------------------------------------------------
 
-/// What differs between Postgres and Salesforce.
-#[derive(Debug, Default)]
-pub struct Diff {
-    pub pg_accounts: usize,
-    pub pg_contacts: usize,
-    /// In Postgres, not live in Salesforce.
-    pub lost: Vec<String>,
-    /// Live in Salesforce, gone from Postgres.
-    pub extra: Vec<String>,
-    /// More than one live record for one external id.
-    pub duplicated: Vec<String>,
-    /// More records (live or deleted) for one external id than the workload inserted it.
-    pub created_twice: Vec<String>,
-    /// A field differs.
-    pub stale: Vec<String>,
-}
+const ACCOUNT_FIELDS: &[(&str, &str, Kind)] = &[
+    ("name", "Name", Kind::Text),
+    ("site", "Site", Kind::Text),
+    ("description", "Description", Kind::Text),
+    ("mrr", "MRR__c", Kind::Decimal),
+];
 
-impl Diff {
-    pub fn is_clean(&self) -> bool {
-        self.lost.is_empty()
-            && self.extra.is_empty()
-            && self.duplicated.is_empty()
-            && self.created_twice.is_empty()
-            && self.stale.is_empty()
-    }
+const CONTACT_FIELDS: &[(&str, &str, Kind)] = &[
+    ("account_id", "AccountId", Kind::Lookup("Account")),
+    ("first_name", "FirstName", Kind::Text),
+    ("last_name", "LastName", Kind::Text),
+    ("email", "Email", Kind::Text),
+    ("title", "Title", Kind::Text),
+];
 
-    pub fn summary(&self) -> String {
-        fn first(v: &[String]) -> String {
-            v.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
-        }
-        format!(
-            "pg: {} accounts, {} contacts | lost {} [{}] | extra {} [{}] | duplicated {} [{}] | created twice {} [{}] | stale {} [{}]",
-            self.pg_accounts,
-            self.pg_contacts,
-            self.lost.len(),
-            first(&self.lost),
-            self.extra.len(),
-            first(&self.extra),
-            self.duplicated.len(),
-            first(&self.duplicated),
-            self.created_twice.len(),
-            first(&self.created_twice),
-            self.stale.len(),
-            first(&self.stale),
-        )
-    }
-}
-
-/// A field value as comparable text (`None` for null/absent).
-fn sf_text(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
-fn decimal_text(s: Option<String>) -> Option<String> {
-    s.map(|t| match t.parse::<rust_decimal::Decimal>() {
-        Ok(d) => d.normalize().to_string(),
-        Err(_) => t,
-    })
-}
-
-/// Emulator records of `object` by external id: (live, all incl. deleted).
-fn sf_records(
-    emulator: &EmulatorHandle,
-    object: &str,
-) -> (
-    HashMap<String, Vec<pgforce::emulator::store::Record>>,
-    HashMap<String, usize>,
-) {
-    let mut live: HashMap<String, Vec<_>> = HashMap::new();
-    let mut all: HashMap<String, usize> = HashMap::new();
-    emulator
-        .state()
-        .store
-        .scan(object, true, |r| {
-            let ext = sf_text(r.get("External_Id__c")).unwrap_or_default();
-            *all.entry(ext.clone()).or_default() += 1;
-            if !pgforce::emulator::store::is_deleted(r) {
-                live.entry(ext).or_default().push((**r).clone());
-            }
-            ControlFlow::Continue(())
-        })
-        .unwrap();
-    (live, all)
-}
-
-/// Compare Postgres and the emulator record by record, field by field.
+/// Compare Postgres and the emulator record by record, field by field; a key may have as
+/// many records (deleted ones included) as the workload inserted it (`incarnations`).
 pub async fn compare(pg: &Client, emulator: &EmulatorHandle) -> Diff {
-    let mut diff = Diff::default();
-    let incarnations: HashMap<(String, String), i32> = pg
-        .query("SELECT object, id::text, n FROM incarnations", &[])
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
-        .collect();
-
-    let (accounts_live, accounts_all) = sf_records(emulator, "Account");
-    let (contacts_live, contacts_all) = sf_records(emulator, "Contact");
-    let account_ext_by_sf_id: HashMap<String, String> = {
-        let mut m = HashMap::new();
-        emulator
-            .state()
-            .store
-            .scan("Account", true, |r| {
-                if let (Some(id), Some(ext)) =
-                    (sf_text(r.get("Id")), sf_text(r.get("External_Id__c")))
-                {
-                    m.insert(id, ext);
-                }
-                ControlFlow::Continue(())
-            })
-            .unwrap();
-        m
-    };
-
-    let pg_accounts: BTreeMap<String, [Option<String>; 4]> = pg
-        .query(
-            "SELECT id::text, name, site, description, mrr::text FROM accounts",
-            &[],
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.get(0), [r.get(1), r.get(2), r.get(3), r.get(4)]))
-        .collect();
-    let pg_contacts: BTreeMap<String, [Option<String>; 5]> = pg
-        .query(
-            "SELECT id::text, account_id::text, first_name, last_name, email, title FROM contacts",
-            &[],
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.get(0), [r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)]))
-        .collect();
-    diff.pg_accounts = pg_accounts.len();
-    diff.pg_contacts = pg_contacts.len();
-
-    for (object, live, all, table) in [
-        ("Account", &accounts_live, &accounts_all, "accounts"),
-        ("Contact", &contacts_live, &contacts_all, "contacts"),
-    ] {
-        for (ext, recs) in live {
-            if recs.len() > 1 {
-                diff.duplicated
-                    .push(format!("{object} {ext} x{}", recs.len()));
-            }
-        }
-        for (ext, n) in all {
-            let allowed = incarnations
-                .get(&(table.to_string(), ext.clone()))
-                .copied()
-                .unwrap_or(0) as usize;
-            if *n > allowed.max(1) {
-                diff.created_twice
-                    .push(format!("{object} {ext}: {n} records, inserted {allowed}x"));
-            }
-        }
-    }
-
-    let account_fields = ["Name", "Site", "Description", "MRR__c"];
-    for (id, values) in &pg_accounts {
-        let Some(recs) = accounts_live.get(id) else {
-            diff.lost.push(format!("Account {id}"));
-            continue;
-        };
-        let rec = &recs[0];
-        for (i, f) in account_fields.iter().enumerate() {
-            let (want, got) = if *f == "MRR__c" {
-                (
-                    decimal_text(values[i].clone()),
-                    decimal_text(sf_text(rec.get(*f))),
-                )
-            } else {
-                (values[i].clone(), sf_text(rec.get(*f)))
-            };
-            if want != got {
-                diff.stale
-                    .push(format!("Account {id}.{f}: pg {want:?} sf {got:?}"));
-            }
-        }
-    }
-    for ext in accounts_live.keys() {
-        if !pg_accounts.contains_key(ext) {
-            diff.extra.push(format!("Account {ext}"));
-        }
-    }
-
-    let contact_fields = ["AccountId", "FirstName", "LastName", "Email", "Title"];
-    for (id, values) in &pg_contacts {
-        let Some(recs) = contacts_live.get(id) else {
-            diff.lost.push(format!("Contact {id}"));
-            continue;
-        };
-        let rec = &recs[0];
-        for (i, f) in contact_fields.iter().enumerate() {
-            let got = if *f == "AccountId" {
-                sf_text(rec.get(*f)).and_then(|sf| account_ext_by_sf_id.get(&sf).cloned())
-            } else {
-                sf_text(rec.get(*f))
-            };
-            // The emulator stores emails lower-cased like Salesforce does? Compare as is.
-            if values[i] != got {
-                diff.stale
-                    .push(format!("Contact {id}.{f}: pg {:?} sf {got:?}", values[i]));
-            }
-        }
-    }
-    for ext in contacts_live.keys() {
-        if !pg_contacts.contains_key(ext) {
-            diff.extra.push(format!("Contact {ext}"));
-        }
-    }
-    diff
+    let tables = [
+        Table::new("accounts", "Account", ACCOUNT_FIELDS)
+            .incarnations("SELECT id::text, n FROM incarnations WHERE object = 'accounts'"),
+        Table::new("contacts", "Contact", CONTACT_FIELDS)
+            .incarnations("SELECT id::text, n FROM incarnations WHERE object = 'contacts'"),
+    ];
+    compare::compare(pg, emulator, &tables).await
 }
 
-/// What the state store and the emulator know about some keys of a diff (for failures).
-pub async fn explain(pg: &Client, emulator: &EmulatorHandle, diff: &Diff) -> String {
-    let mut out = String::new();
-    let keys: Vec<(String, String)> = diff
-        .lost
-        .iter()
-        .chain(&diff.stale)
-        .chain(&diff.extra)
-        .chain(&diff.duplicated)
-        .take(6)
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            let object = w.next()?.to_string();
-            let key = w.next()?.split(['.', ':']).next()?.to_string();
-            Some((object, key))
-        })
-        .collect();
-    for (object, key) in keys {
-        out.push_str(&format!("\n== {object} {key}\n"));
-        for (sql, what) in [
-            (
-                "SELECT row_to_json(e)::text FROM pgforce.errors e WHERE external_id = $1",
-                "dead letter",
-            ),
-            (
-                "SELECT row_to_json(p)::text FROM pgforce.parked p WHERE external_id = $1",
-                "parked",
-            ),
-            (
-                "SELECT row_to_json(m)::text FROM pgforce.id_map m WHERE external_id = $1",
-                "id_map",
-            ),
-            (
-                "SELECT row_to_json(i)::text FROM incarnations i WHERE id::text = $1",
-                "incarnations",
-            ),
-        ] {
-            if let Ok(rows) = pg.query(sql, &[&key]).await {
-                for r in rows {
-                    out.push_str(&format!("  {what}: {}\n", r.get::<_, String>(0)));
-                }
-            }
-        }
-        let _ = emulator.state().store.scan(&object, true, |r| {
-            if sf_text(r.get("External_Id__c")).as_deref() == Some(key.as_str()) {
-                out.push_str(&format!(
-                    "  sf: {}\n",
-                    serde_json::to_string(&**r).unwrap_or_default()
-                ));
-            }
-            ControlFlow::Continue(())
-        });
+/// Note the diff (on a difference also what the state store knows about the keys, and
+/// keep the test's directory), then assert that Salesforce holds exactly what Postgres holds.
+pub async fn assert_exact(env: &mut Env, pg: &Client, diff: &Diff) {
+    note(diff.summary());
+    if !diff.is_clean() {
+        note(diff.explain(pg, &env.emulator).await);
     }
-    out
+    if !diff.is_clean() || std::env::var_os("PGFORCE_KEEP_TEST_DIR").is_some() {
+        note(format!("kept: {:?}", keep_dir(env)));
+    }
+    assert!(
+        diff.is_clean(),
+        "Postgres and Salesforce differ: {}",
+        diff.summary()
+    );
 }
 
 /// Keep the test's directory (config, child logs) when `PGFORCE_KEEP_TEST_DIR` is set;

@@ -7,27 +7,25 @@
 /// (job id, object, uploaded rows as column → value).
 pub type BulkUpload = (String, String, Vec<HashMap<String, String>>);
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use pgforce::checkpoint::{DeadLetterRow, StateStore};
 use pgforce::config::{Config, PipelineConfig};
 use pgforce::emulator::bulk::BulkState;
-use pgforce::emulator::ids::Id;
 use pgforce::emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
 use pgforce::pipeline::{supervise, PipelineError, RunOptions};
 use pgforce::server::Health;
 use pgforce::testing::TempCluster;
-use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 
-use crate::support::config::{self, ConfigBuilder, Secrets};
+pub use crate::support::compare::{compare, Kind, Table};
+use crate::support::config::{self, ConfigBuilder, Mapping, Secrets};
 pub use crate::support::wait::{check, wait_until, DEADLINE};
 
 /// The name of the pipeline (and of its state rows) in every test.
@@ -42,36 +40,25 @@ CREATE TABLE contacts (id bigint PRIMARY KEY, account_id bigint,
     first_name text, last_name text NOT NULL, email text);
 ";
 
-/// Mappings for [`SCHEMA`].
-pub const MAPPINGS: &str = r#"
-[[pipelines.mappings]]
-name = "accounts"
-table = "public.accounts"
-object = "Account"
-external_id = { column = "id", field = "External_Id__c" }
-
-[pipelines.mappings.fields]
-name = "Name"
-description = "Description"
-rating = "Rating"
-employees = { field = "NumberOfEmployees", transform = { type = "numeric", precision = 8, scale = 0 } }
-revenue = "AnnualRevenue"
-plan = "Plan__c"
-
-[[pipelines.mappings]]
-name = "contacts"
-table = "public.contacts"
-object = "Contact"
-external_id = { column = "id", field = "External_Id__c" }
-lookups = [
-  { column = "account_id", object = "Account", relationship = "Account", external_id_field = "External_Id__c" },
-]
-
-[pipelines.mappings.fields]
-first_name = "FirstName"
-last_name = "LastName"
-email = "Email"
-"#;
+/// Mappings for [`SCHEMA`] (TOML `[[pipelines.mappings]]` tables).
+pub fn mappings() -> String {
+    let accounts = Mapping::new("accounts", "public.accounts", "Account")
+        .field("name", "Name")
+        .field("description", "Description")
+        .field("rating", "Rating")
+        .field_toml(
+            "employees",
+            r#"{ field = "NumberOfEmployees", transform = { type = "numeric", precision = 8, scale = 0 } }"#,
+        )
+        .field("revenue", "AnnualRevenue")
+        .field("plan", "Plan__c");
+    let contacts = Mapping::new("contacts", "public.contacts", "Contact")
+        .lookup("account_id", "Account", "Account")
+        .field("first_name", "FirstName")
+        .field("last_name", "LastName")
+        .field("email", "Email");
+    format!("{}\n{}", accounts.toml(), contacts.toml())
+}
 
 /// The accounts columns compared by [`Harness::compare`].
 pub const ACCOUNT_FIELDS: &[(&str, &str, Kind)] = &[
@@ -90,19 +77,6 @@ pub const CONTACT_FIELDS: &[(&str, &str, Kind)] = &[
     ("email", "Email", Kind::Text),
     ("account_id", "AccountId", Kind::Lookup("Account")),
 ];
-
-/// How a Postgres column (read as text) compares with a Salesforce field.
-#[derive(Debug, Clone, Copy)]
-pub enum Kind {
-    /// Text; NULL and empty text are both null in Salesforce.
-    Text,
-    /// An integer (a JSON number in Salesforce).
-    Int,
-    /// An exact decimal (compared numerically).
-    Decimal,
-    /// The column holds the parent's external id; the field holds the parent's Id.
-    Lookup(&'static str),
-}
 
 /// Batching knobs of the pipeline under test.
 #[derive(Debug, Clone)]
@@ -367,69 +341,12 @@ impl Harness {
         object: &str,
         fields: &[(&str, &str, Kind)],
     ) -> Result<(), String> {
-        let cols: Vec<String> = fields
-            .iter()
-            .map(|(c, _, _)| format!("{c}::text"))
-            .collect();
-        let sql = format!(
-            "SELECT id::text, {} FROM {table} ORDER BY id",
-            cols.join(", ")
-        );
-        let rows = self.pg.query(&sql, &[]).await.map_err(|e| e.to_string())?;
-        let mut keys = HashSet::new();
-        for row in &rows {
-            let key: String = row.get(0);
-            keys.insert(key.clone());
-            let rec = self
-                .record(object, &key)
-                .ok_or_else(|| format!("{table} {key}: no live {object} record"))?;
-            for (i, (col, field, kind)) in fields.iter().enumerate() {
-                let pg: Option<String> = row.get(i + 1);
-                let sf = rec.get(*field).unwrap_or(&Value::Null);
-                if !self.same(pg.as_deref(), sf, *kind) {
-                    return Err(format!(
-                        "{table} {key}: {col} = {pg:?} but {object}.{field} = {sf}"
-                    ));
-                }
-            }
-        }
-        let live = self.records(object, false);
-        for r in &live {
-            let key = r
-                .get("External_Id__c")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            if !keys.contains(key) {
-                return Err(format!(
-                    "{object} {key}: live in Salesforce, not in {table}"
-                ));
-            }
-        }
-        Ok(())
+        self.in_sync(&[Table::new(table, object, fields)]).await
     }
 
-    fn same(&self, pg: Option<&str>, sf: &Value, kind: Kind) -> bool {
-        match (pg, sf) {
-            (None | Some(""), Value::Null) => true,
-            (None, _) | (_, Value::Null) => false,
-            (Some(p), v) => match kind {
-                Kind::Text => v.as_str() == Some(p),
-                Kind::Int => v.as_i64().is_some() && p.parse::<i64>().ok() == v.as_i64(),
-                Kind::Decimal => match (Decimal::from_str(p), Decimal::from_str(&v.to_string())) {
-                    (Ok(a), Ok(b)) => a == b,
-                    _ => false,
-                },
-                Kind::Lookup(parent) => {
-                    let Some(id) = v.as_str() else { return false };
-                    self.record(parent, p).is_some_and(|r| {
-                        r.get("Id")
-                            .and_then(Value::as_str)
-                            .and_then(|s| Id::parse(s).ok())
-                            == Id::parse(id).ok()
-                    })
-                }
-            },
-        }
+    /// [`compare`] of these tables with the emulator: `Ok` when they match.
+    pub async fn in_sync(&self, tables: &[Table<'_>]) -> Result<(), String> {
+        compare(&self.pg, &self.emulator, tables).await.result()
     }
 }
 
