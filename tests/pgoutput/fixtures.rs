@@ -2,7 +2,7 @@
 //! servers (`proto-fixtures/`), checking exact decoded content.
 //!
 //! Regenerate the captures (needs the server binaries; run once per major):
-//! `cargo test --test pgoutput_fixtures -- --ignored regenerate` and again with
+//! `cargo test --test main pgoutput::fixtures::regenerate -- --ignored` and again with
 //! `PGFORCE_PG_BINDIR=<pg17 bindir>`.
 
 use crate::support::pgoutput::checks;

@@ -2,7 +2,7 @@
 //! assembler must never panic on hostile input — arbitrary bytes, and real captured
 //! messages with bit flips, truncation, inserted garbage and forged huge counts — and
 //! must answer with typed errors instead. Case counts are modest so CI stays fast;
-//! raise them with `PROPTEST_CASES=100000 cargo test --test pgoutput_fuzz`.
+//! raise them with `PROPTEST_CASES=100000 cargo test --test main pgoutput::fuzz::`.
 
 use std::sync::OnceLock;
 

@@ -1,6 +1,6 @@
-//! Shared by the pgoutput fixture, live and bench targets: the capture scenarios (SQL that
-//! produces each pgoutput message kind), how to run one on a throwaway cluster and peek
-//! the slot's binary changes, and the fixture file layout.
+//! Shared by the pgoutput fixture, live and fuzz tests and the decode bench: the capture
+//! scenarios (SQL that produces each pgoutput message kind), how to run one on a throwaway
+//! cluster and peek the slot's binary changes, and the fixture file layout.
 #![allow(dead_code)]
 
 pub mod checks;
