@@ -14,7 +14,7 @@
 //! Under `cargo test --all-targets` (no `--bench` argument) it runs a small smoke-sized
 //! workload so CI checks it works without paying for the full run. No timing assertions.
 
-#[path = "../tests/pgoutput_support/mod.rs"]
+#[path = "../tests/support/pgoutput/mod.rs"]
 mod support;
 
 use std::path::PathBuf;

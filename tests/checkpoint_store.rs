@@ -1,6 +1,7 @@
 //! The state store against a real throwaway Postgres: migrations, checkpoints that never
 //! move backwards, epoch plans that survive a reconnect, the id map, dead letters, parking.
 
+use crate::support::wait::{check, wait_until, Deadline};
 use pgforce::batch::StepKind;
 use pgforce::checkpoint::{DeadLetter, ParkedChange, StateStore, StepPath, StepPlan, StepState};
 use pgforce::lsn::Lsn;
@@ -159,15 +160,15 @@ async fn advisory_lock_admits_one_owner() {
     assert!(!b.try_lock_pipeline().await.unwrap());
     drop(a);
     // The lock goes with the session; the standby gets it once the server notices.
-    let mut got = false;
-    for _ in 0..50 {
-        if b.try_lock_pipeline().await.unwrap() {
-            got = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(got, "standby takes the lock after the owner's session ends");
+    wait_until(
+        "the standby takes the lock after the owner's session ends",
+        Deadline::secs(30),
+        || async {
+            let got = b.try_lock_pipeline().await.unwrap();
+            check(got, || "still locked".into())
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -7,6 +7,8 @@ use pgforce::checkpoint::{DeadLetter, StateStore};
 use pgforce::lsn::Lsn;
 use pgforce::testing::TempCluster;
 
+use crate::support::config::{Auth, ConfigBuilder, Mapping};
+
 fn pgforce(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_pgforce"))
         .args(args)
@@ -62,31 +64,17 @@ fn a_bad_key_exits_2_and_names_the_key() {
 
 fn config_for(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("pgforce.toml");
-    std::fs::write(
-        &path,
-        r#"
-[[pipelines]]
-name = "cli"
-publication = "pgforce_cli"
-slot = "pgforce_cli"
-source = { database_url = "env:PGFORCE_TEST_DB" }
-
-[pipelines.salesforce]
-login_url = "http://127.0.0.1:9"
-auth = { type = "client_credentials", client_id = "x", client_secret = "env:PGFORCE_TEST_SECRET" }
-instance_url = "http://127.0.0.1:9"
-
-[[pipelines.mappings]]
-name = "accounts"
-table = "public.accounts"
-object = "Account"
-external_id = { column = "id", field = "External_Id__c" }
-
-[pipelines.mappings.fields]
-name = "Name"
-"#,
-    )
-    .unwrap();
+    ConfigBuilder::new("cli", "PGFORCE_TEST_DB")
+        .salesforce(
+            Some("http://127.0.0.1:9"),
+            Some("http://127.0.0.1:9"),
+            Auth::ClientCredentials {
+                client_id: "x".into(),
+                client_secret: "env:PGFORCE_TEST_SECRET".into(),
+            },
+        )
+        .mapping(Mapping::new("accounts", "public.accounts", "Account").field("name", "Name"))
+        .write(&path);
     path
 }
 

@@ -10,13 +10,12 @@
 //! - a child whose parent is not in Salesforce is reported and exits 1;
 //! - the live pipeline's checkpoint and slot do not move.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pgforce::checkpoint::StateStore;
-use pgforce::config::{Config, SecretRef, SecretResolver};
+use pgforce::config::Config;
 use pgforce::emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
 use pgforce::journal::JournalError;
 use pgforce::lsn::Lsn;
@@ -24,78 +23,37 @@ use pgforce::pipeline::{supervise, RunOptions};
 use pgforce::replay::{self, ReplayError, ReplayRequest};
 use pgforce::server::{Health, PipelineState};
 use pgforce::testing::TempCluster;
-use secrecy::SecretString;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio_postgres::NoTls;
 
+use crate::support::config::{Batching, ConfigBuilder, Mapping, Secrets};
+use crate::support::wait::{check, wait_until, Deadline};
+
 const DB_ENV: &str = "PGFORCE_REPLAY_TEST_DB";
 const SECRET_ENV: &str = "PGFORCE_REPLAY_TEST_SF_SECRET";
 
-struct Resolver(HashMap<String, String>);
-
-impl SecretResolver for Resolver {
-    fn resolve(&self, reference: &SecretRef) -> Result<SecretString, String> {
-        let SecretRef::Env(name) = reference else {
-            return Err("env: only".into());
-        };
-        self.0
-            .get(name)
-            .map(|v| SecretString::from(v.clone()))
-            .ok_or_else(|| format!("{name} unset"))
-    }
-}
-
-fn config_text(emulator_url: &str, journal: &Path, collections_threshold: usize) -> String {
-    format!(
-        r#"
-[journal]
-dir = "{journal}"
-
-[[pipelines]]
-name = "t"
-publication = "pgforce_t"
-slot = "pgforce_t"
-source = {{ database_url = "env:{DB_ENV}" }}
-
-[pipelines.batching]
-max_batch_rows = 1000
-max_batch_age_ms = 100
-collections_threshold = {collections_threshold}
-
-[pipelines.salesforce]
-login_url = "{emulator_url}"
-api_version = "62.0"
-auth = {{ type = "client_credentials", client_id = "{client_id}", client_secret = "env:{SECRET_ENV}" }}
-instance_url = "{emulator_url}"
-
-[[pipelines.mappings]]
-name = "accounts"
-table = "public.accounts"
-object = "Account"
-external_id = {{ column = "id", field = "External_Id__c" }}
-delete = "delete"
-
-[pipelines.mappings.fields]
-name = "Name"
-phone = "Phone"
-
-[[pipelines.mappings]]
-name = "contacts"
-table = "public.contacts"
-object = "Contact"
-external_id = {{ column = "id", field = "External_Id__c" }}
-delete = "delete"
-lookups = [
-  {{ column = "account_id", object = "Account", relationship = "Account", external_id_field = "External_Id__c" }},
-]
-
-[pipelines.mappings.fields]
-last_name = "LastName"
-"#,
-        journal = journal.display(),
-        client_id = emu::DEMO_CLIENT_ID,
-    )
+fn config(emulator_url: &str, journal: &Path, collections_threshold: usize) -> ConfigBuilder {
+    ConfigBuilder::new("t", DB_ENV)
+        .emulator(emulator_url, SECRET_ENV)
+        .journal(journal)
+        .batching(Batching {
+            max_batch_rows: Some(1000),
+            max_batch_age_ms: Some(100),
+            collections_threshold: Some(collections_threshold),
+        })
+        .mapping(
+            Mapping::new("accounts", "public.accounts", "Account")
+                .set("delete", "\"delete\"")
+                .field("name", "Name")
+                .field("phone", "Phone"),
+        )
+        .mapping(
+            Mapping::new("contacts", "public.contacts", "Contact")
+                .set("delete", "\"delete\"")
+                .lookup("account_id", "Account", "Account")
+                .field("last_name", "LastName"),
+        )
 }
 
 struct Env {
@@ -120,19 +78,16 @@ async fn setup(collections_threshold: usize) -> Env {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let text = config_text(
+    let builder = config(
         emulator.base_url(),
         &dir.path().join("journal"),
         collections_threshold,
     );
     let config_path = dir.path().join("pgforce.toml");
-    std::fs::write(&config_path, &text).unwrap();
+    builder.write(&config_path);
     let db_url = cluster.url("postgres");
-    let resolver = Resolver(HashMap::from([
-        (DB_ENV.to_string(), db_url.clone()),
-        (SECRET_ENV.to_string(), emu::DEMO_CLIENT_SECRET.to_string()),
-    ]));
-    let config = Config::from_toml_with(&text, &resolver).expect("test config is valid");
+    let secrets = Secrets::new(&[(DB_ENV, &db_url), (SECRET_ENV, emu::DEMO_CLIENT_SECRET)]);
+    let config = builder.resolve(&secrets).expect("test config is valid");
     let (pg, conn) = tokio_postgres::connect(&db_url, NoTls).await.unwrap();
     tokio::spawn(conn);
     pg.batch_execute(
@@ -156,14 +111,8 @@ async fn setup(collections_threshold: usize) -> Env {
     }
 }
 
-/// Poll until `f` holds (the deadline only bounds a broken run; nothing is timed).
-async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !f() {
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+/// How long replay tests wait for the pipeline (the deadline only bounds a broken run).
+const PATIENCE: Deadline = Deadline::secs(90);
 
 /// A field of the live record with this external id (`None`: no such record).
 fn sf(env: &Env, object: &str, key: &str, field: &str) -> Option<Value> {
@@ -288,11 +237,11 @@ async fn run_live_pipeline(env: &Env) -> Lsn {
             journal: Some(env.config.journal.clone()),
         },
     ));
-    wait_for("the pipeline to stream", || {
-        health
-            .snapshot()
-            .first()
-            .is_some_and(|s| s.state == PipelineState::Streaming)
+    wait_until("the pipeline streams", PATIENCE, || async {
+        let state = health.snapshot().first().map(|s| s.state);
+        check(state == Some(PipelineState::Streaming), || {
+            format!("{state:?}")
+        })
     })
     .await;
 
@@ -304,8 +253,10 @@ async fn run_live_pipeline(env: &Env) -> Lsn {
         )
         .await
         .unwrap();
-    wait_for("phase 1 in Salesforce", || {
-        sf(env, "Contact", "5", "LastName").is_some()
+    wait_until("phase 1 in Salesforce", PATIENCE, || async {
+        check(sf(env, "Contact", "5", "LastName").is_some(), || {
+            "not yet".into()
+        })
     })
     .await;
     let between = current_lsn(&env.pg).await;
@@ -322,10 +273,11 @@ async fn run_live_pipeline(env: &Env) -> Lsn {
         )
         .await
         .unwrap();
-    wait_for("phase 2 in Salesforce", || {
-        sf(env, "Contact", "5", "LastName").is_none()
+    wait_until("phase 2 in Salesforce", PATIENCE, || async {
+        let landed = sf(env, "Contact", "5", "LastName").is_none()
             && sf(env, "Contact", "6", "LastName").is_some()
-            && sf(env, "Account", "3", "Phone") == Some(json!("555-0003-new"))
+            && sf(env, "Account", "3", "Phone") == Some(json!("555-0003-new"));
+        check(landed, || "not yet".into())
     })
     .await;
     stop_tx.send(true).unwrap();

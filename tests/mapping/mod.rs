@@ -1,0 +1,4 @@
+//! Mapping row changes to Salesforce records.
+
+mod changes;
+mod convert;

@@ -1,0 +1,10 @@
+//! The pipeline end to end: in-process runs, the shipped templates, and the real binary
+//! under crashes, HA takeover and signals.
+
+mod compare;
+mod crash;
+mod e2e;
+mod ha;
+mod reliability;
+mod signals;
+mod templates_e2e;
