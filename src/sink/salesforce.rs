@@ -2,7 +2,10 @@
 //! big steps, sObject Collections for small ones, SOQL to find Ids for deletes.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+use dashmap::DashMap;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -21,6 +24,9 @@ use crate::salesforce::{
 pub struct SalesforceDestination {
     client: SalesforceClient,
     poll: PollPolicy,
+    /// Whether an (object, external id field) is numeric, from describe, so SOQL lookups
+    /// write its values unquoted (Salesforce rejects a quoted value for a Number field).
+    numeric_keys: Arc<DashMap<(String, String), bool>>,
 }
 
 impl SalesforceDestination {
@@ -32,7 +38,24 @@ impl SalesforceDestination {
                 max: Duration::from_secs(5),
                 timeout: None,
             },
+            numeric_keys: Arc::new(DashMap::new()),
         }
+    }
+
+    /// Whether `object.field` holds numbers (double, int, currency, percent), per describe.
+    async fn numeric_key(&self, object: &str, field: &str) -> Result<bool, SinkError> {
+        let key = (object.to_string(), field.to_string());
+        if let Some(v) = self.numeric_keys.get(&key) {
+            return Ok(*v);
+        }
+        let describe = self.client.describe_json(object).await.map_err(remote)?;
+        let numeric = describe["fields"]
+            .as_array()
+            .and_then(|fs| fs.iter().find(|f| f["name"].as_str() == Some(field)))
+            .and_then(|f| f["type"].as_str())
+            .is_some_and(|t| matches!(t, "double" | "int" | "long" | "currency" | "percent"));
+        self.numeric_keys.insert(key, numeric);
+        Ok(numeric)
     }
 
     pub fn client(&self) -> &SalesforceClient {
@@ -72,6 +95,22 @@ fn outcome(key: String, r: RecordResult) -> Outcome {
 /// Quote a value for a SOQL string literal.
 fn soql_quote(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// A key as a SOQL literal for a text or a numeric field. A key that is not a number
+/// cannot match a numeric field, so it has no literal (and no record).
+fn soql_literal(key: &str, numeric: bool) -> Option<String> {
+    if numeric {
+        numeric_text(key)
+    } else {
+        Some(soql_quote(key))
+    }
+}
+
+/// A number's canonical text (`42`, `-1.5`), or `None` when `v` is not a number.
+fn numeric_text(v: &str) -> Option<String> {
+    let d: rust_decimal::Decimal = v.trim().parse().ok()?;
+    Some(d.normalize().to_string())
 }
 
 impl Destination for SalesforceDestination {
@@ -242,9 +281,22 @@ impl Destination for SalesforceDestination {
         external_id_field: &str,
         keys: &[String],
     ) -> Result<HashMap<String, String>, SinkError> {
+        let numeric = self.numeric_key(object, external_id_field).await?;
+        // A numeric field's values come back as JSON numbers (`42.0`): match them to the
+        // keys by value.
+        let by_value: HashMap<String, &String> = keys
+            .iter()
+            .filter_map(|k| numeric_text(k).map(|n| (n, k)))
+            .collect();
         let mut found = HashMap::new();
         for chunk in keys.chunks(200) {
-            let list: Vec<String> = chunk.iter().map(|k| soql_quote(k)).collect();
+            let list: Vec<String> = chunk
+                .iter()
+                .filter_map(|k| soql_literal(k, numeric))
+                .collect();
+            if list.is_empty() {
+                continue;
+            }
             let soql = format!(
                 "SELECT Id, {external_id_field} FROM {object} WHERE {external_id_field} IN ({})",
                 list.join(",")
@@ -257,10 +309,37 @@ impl Destination for SalesforceDestination {
                 .map_err(remote)?;
             for r in records {
                 if let Some(Value::String(id)) = r.get("Id") {
-                    found.insert(key_of(&r, external_id_field), id.clone());
+                    let mut key = key_of(&r, external_id_field);
+                    if numeric {
+                        if let Some(k) = numeric_text(&key).and_then(|n| by_value.get(&n)) {
+                            key = (*k).clone();
+                        }
+                    }
+                    found.insert(key, id.clone());
                 }
             }
         }
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_quoted_for_text_fields_and_bare_for_number_fields() {
+        assert_eq!(soql_literal("a'b", false).as_deref(), Some("'a\\'b'"));
+        assert_eq!(soql_literal("42", false).as_deref(), Some("'42'"));
+        assert_eq!(soql_literal("42", true).as_deref(), Some("42"));
+        assert_eq!(soql_literal("42.50", true).as_deref(), Some("42.5"));
+        // Not a number: cannot match a Number field, and is never spliced into SOQL.
+        assert_eq!(soql_literal("1 OR Id != null", true), None);
+    }
+
+    #[test]
+    fn numeric_results_match_their_keys_by_value() {
+        assert_eq!(numeric_text("42"), numeric_text("42.0"));
+        assert_eq!(numeric_text("x"), None);
     }
 }
