@@ -12,7 +12,7 @@
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-use pgforce::emulator::{Emulator, EmulatorConfig};
+use pgforce_emulator::{Emulator, EmulatorConfig};
 use serde_json::{json, Value};
 
 /// Builds the ingest CSV.
@@ -160,7 +160,7 @@ async fn query_pages(
 }
 
 /// Baseline: clone and serialize `pages` pages of 2,000 records straight from the store.
-fn raw_pages(state: &pgforce::emulator::AppState, pages: usize) -> Duration {
+fn raw_pages(state: &pgforce_emulator::AppState, pages: usize) -> Duration {
     let t = Instant::now();
     let mut page = Vec::with_capacity(2_000);
     let mut done = 0;

@@ -8,8 +8,8 @@ mod pipeline_support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use pgforce::emulator::{FaultKind, FaultSpec};
 use pgforce::pipeline::PipelineError;
+use pgforce_emulator::{FaultKind, FaultSpec};
 use pipeline_support::*;
 use serde_json::Value;
 

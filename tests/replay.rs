@@ -17,13 +17,13 @@ use std::time::{Duration, Instant};
 
 use pgforce::checkpoint::StateStore;
 use pgforce::config::{Config, SecretRef, SecretResolver};
-use pgforce::emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
 use pgforce::journal::JournalError;
 use pgforce::lsn::Lsn;
 use pgforce::pipeline::{supervise, RunOptions};
 use pgforce::replay::{self, ReplayError, ReplayRequest};
 use pgforce::server::{Health, PipelineState};
 use pgforce::testing::TempCluster;
+use pgforce_emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use tokio::sync::watch;

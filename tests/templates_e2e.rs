@@ -12,9 +12,9 @@ mod pipeline_support;
 
 use std::str::FromStr;
 
-use pgforce::emulator::ids::Id;
 use pgforce::metrics::CHANGES_DECODED;
 use pgforce::pipeline::PipelineError;
+use pgforce_emulator::ids::Id;
 use pipeline_support::*;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};

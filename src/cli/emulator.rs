@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use pgforce::emulator::{config, Emulator, EmulatorConfig};
+use pgforce_emulator::{config, Emulator, EmulatorConfig};
 
 /// Options of `pgforce emulator`.
 #[derive(Debug, clap::Args)]

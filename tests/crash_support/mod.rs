@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use pgforce::emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
 use pgforce::testing::TempCluster;
+use pgforce_emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
 use rand::Rng;
 use serde_json::Value;
 use tokio_postgres::{Client, NoTls};
@@ -898,7 +898,7 @@ fn sf_records(
     emulator: &EmulatorHandle,
     object: &str,
 ) -> (
-    HashMap<String, Vec<pgforce::emulator::store::Record>>,
+    HashMap<String, Vec<pgforce_emulator::store::Record>>,
     HashMap<String, usize>,
 ) {
     let mut live: HashMap<String, Vec<_>> = HashMap::new();
@@ -909,7 +909,7 @@ fn sf_records(
         .scan(object, true, |r| {
             let ext = sf_text(r.get("External_Id__c")).unwrap_or_default();
             *all.entry(ext.clone()).or_default() += 1;
-            if !pgforce::emulator::store::is_deleted(r) {
+            if !pgforce_emulator::store::is_deleted(r) {
                 live.entry(ext).or_default().push((**r).clone());
             }
             ControlFlow::Continue(())

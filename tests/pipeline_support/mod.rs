@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 
 use pgforce::checkpoint::{DeadLetterRow, StateStore};
 use pgforce::config::{Config, PipelineConfig, SecretRef, SecretResolver};
-use pgforce::emulator::bulk::BulkState;
-use pgforce::emulator::ids::Id;
-use pgforce::emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
 use pgforce::pipeline::{supervise, PipelineError, RunOptions};
 use pgforce::server::Health;
 use pgforce::testing::TempCluster;
+use pgforce_emulator::bulk::BulkState;
+use pgforce_emulator::ids::Id;
+use pgforce_emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
 use rust_decimal::Decimal;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
@@ -178,7 +178,7 @@ pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "pgforce=info,pgforce::emulator=warn".into()),
+                .unwrap_or_else(|_| "pgforce=info,pgforce_emulator=warn".into()),
         )
         .with_ansi(false)
         .with_test_writer()

@@ -22,11 +22,11 @@ use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::emulator::error::ApiError;
-use crate::emulator::ids::prefix;
-use crate::emulator::schema::Schema;
-use crate::emulator::soql::{self, ExecOptions, QueryOutput, Record, SoqlError};
-use crate::emulator::state::{AppState, EmulatorState};
+use crate::error::ApiError;
+use crate::ids::prefix;
+use crate::schema::Schema;
+use crate::soql::{self, ExecOptions, QueryOutput, Record, SoqlError};
+use crate::state::{AppState, EmulatorState};
 
 use catalog::{SoqlCatalog, StoreSource};
 use cursors::Cursors;
@@ -287,7 +287,7 @@ async fn run_handler(
 /// 500 for a query task that panicked (a bug, never the client's input).
 fn internal_error(detail: &str) -> ApiError {
     ApiError::new(
-        crate::emulator::error::ErrorCode::UnknownException,
+        crate::error::ErrorCode::UnknownException,
         format!("An unexpected error occurred: {detail}"),
     )
 }

@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use crate::emulator::error::ApiError;
+use crate::error::ApiError;
 
 /// A failed Bulk API 2.0 call.
 #[derive(Debug, thiserror::Error)]

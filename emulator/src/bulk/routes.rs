@@ -17,9 +17,9 @@ use super::ingest::{self, IngestJob, ResultKind, MAX_UPLOAD_BYTES};
 use super::job::{JobMeta, JobState};
 use super::query_job::{self, QueryJob};
 use super::{BulkError, BulkState};
-use crate::emulator::ids::prefix;
-use crate::emulator::server::{ApiVersion, AuthContext};
-use crate::emulator::state::{AppState, EmulatorState};
+use crate::ids::prefix;
+use crate::server::{ApiVersion, AuthContext};
+use crate::state::{AppState, EmulatorState};
 
 /// The Bulk API 2.0 routes.
 pub fn routes() -> Router<AppState> {

@@ -9,8 +9,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use pgforce::emulator::config::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME};
-use pgforce::emulator::{Emulator, EmulatorConfig};
+use pgforce_emulator::config::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME};
+use pgforce_emulator::{Emulator, EmulatorConfig};
 
 /// The interpreter to use, or why there is none.
 fn python() -> Result<PathBuf, String> {

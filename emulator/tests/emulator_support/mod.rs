@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use pgforce::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+use pgforce_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 

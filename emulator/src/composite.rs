@@ -24,10 +24,10 @@ use axum::{Extension, Json, Router};
 use serde_json::{json, Map, Value};
 use tower::ServiceExt;
 
-use crate::emulator::ids::Id;
-use crate::emulator::server::{ApiVersion, AuthContext};
-use crate::emulator::state::{AppState, EmulatorState};
-use crate::emulator::store::Record;
+use crate::ids::Id;
+use crate::server::{ApiVersion, AuthContext};
+use crate::state::{AppState, EmulatorState};
+use crate::store::Record;
 
 /// Most subrequests per composite call.
 pub const MAX_SUBREQUESTS: usize = 25;
@@ -49,9 +49,9 @@ fn inner_router(state: &AppState) -> Router {
         .ext::<CompositeState>()
         .router
         .get_or_init(|| {
-            crate::emulator::rest::routes()
-                .merge(crate::emulator::query::routes())
-                .merge(crate::emulator::collections::routes())
+            crate::rest::routes()
+                .merge(crate::query::routes())
+                .merge(crate::collections::routes())
                 .with_state(state.clone())
         })
         .clone()

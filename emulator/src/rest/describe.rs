@@ -11,9 +11,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{object_or_404, render_record};
-use crate::emulator::error::ApiError;
-use crate::emulator::server::ApiVersion;
-use crate::emulator::state::AppState;
+use crate::error::ApiError;
+use crate::server::ApiVersion;
+use crate::state::AppState;
 
 /// Describe routes that do not share a path with record routes.
 pub(super) fn routes() -> Router<AppState> {

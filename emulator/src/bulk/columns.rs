@@ -8,7 +8,7 @@
 use csv::ByteRecord;
 use serde_json::{json, Map, Value};
 
-use crate::emulator::schema::{ObjectDef, Schema};
+use crate::schema::{ObjectDef, Schema};
 
 /// What one header column writes.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -20,11 +20,11 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::emulator::error::{ApiError, ErrorCode, FieldError};
-use crate::emulator::ids::Id;
-use crate::emulator::server::{ApiVersion, AuthContext};
-use crate::emulator::state::{AppState, EmulatorState};
-use crate::emulator::store::{Record, Store, UpsertError};
+use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::ids::Id;
+use crate::server::{ApiVersion, AuthContext};
+use crate::state::{AppState, EmulatorState};
+use crate::store::{Record, Store, UpsertError};
 
 /// Most records per create/update/upsert/delete call.
 pub const MAX_RECORDS: usize = 200;
@@ -304,7 +304,7 @@ async fn upsert(
 }
 
 /// The canonical upsert key field (`Id` or an external-id field).
-fn upsert_field(def: &crate::emulator::schema::ObjectDef, field: &str) -> Result<String, ApiError> {
+fn upsert_field(def: &crate::schema::ObjectDef, field: &str) -> Result<String, ApiError> {
     if field.eq_ignore_ascii_case("Id") {
         return Ok("Id".into());
     }

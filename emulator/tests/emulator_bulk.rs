@@ -3,7 +3,7 @@
 mod emulator_support;
 
 use emulator_support::{Emu, V};
-use pgforce::emulator::{FaultKind, FaultSpec};
+use pgforce_emulator::{FaultKind, FaultSpec};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

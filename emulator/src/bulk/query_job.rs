@@ -17,9 +17,9 @@ use super::csv_io::Dialect;
 use super::ingest::STATE_DWELL;
 use super::job::{dialect_from_request, required_str, JobMeta, JobState};
 use super::BulkError;
-use crate::emulator::query::{self as rest_query, QueryState};
-use crate::emulator::soql::{self, Catalog, FieldKind, ObjectInfo, Record, RecordSource};
-use crate::emulator::state::EmulatorState;
+use crate::query::{self as rest_query, QueryState};
+use crate::soql::{self, Catalog, FieldKind, ObjectInfo, Record, RecordSource};
+use crate::state::EmulatorState;
 
 /// Default `maxRecords` of a results page.
 pub const DEFAULT_PAGE: usize = 50_000;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use pgforce::emulator::soql::{
+use pgforce_emulator::soql::{
     execute, flatten, parse, Catalog, ExecOptions, FieldInfo, FieldKind, ObjectInfo, QueryOutput,
     Record, RecordSource, SoqlError,
 };

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use crate::emulator::ids::Id;
-use crate::emulator::schema::{FieldDef, FieldType, ObjectDef, Schema};
-use crate::emulator::soql::{Catalog, FieldInfo, FieldKind, ObjectInfo, Record, RecordSource};
-use crate::emulator::store::Store;
+use crate::ids::Id;
+use crate::schema::{FieldDef, FieldType, ObjectDef, Schema};
+use crate::soql::{Catalog, FieldInfo, FieldKind, ObjectInfo, Record, RecordSource};
+use crate::store::Store;
 
 /// The SOQL view of a schema: lower-cased object name → converted object.
 #[derive(Debug, Default)]

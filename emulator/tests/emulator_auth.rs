@@ -9,10 +9,10 @@ use std::sync::OnceLock;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use pgforce::emulator::config::{
+use pgforce_emulator::config::{
     ConnectedAppConfig, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PASSWORD, DEMO_USERNAME,
 };
-use pgforce::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+use pgforce_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use sha2::Sha256;

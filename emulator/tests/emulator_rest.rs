@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use pgforce::emulator::{Emulator, EmulatorConfig, EmulatorHandle, FaultKind, FaultSpec};
+use pgforce_emulator::{Emulator, EmulatorConfig, EmulatorHandle, FaultKind, FaultSpec};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 

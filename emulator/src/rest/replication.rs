@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 
 use super::describe::ObjectPath;
 use super::object_or_404;
-use crate::emulator::error::{ApiError, ErrorCode};
-use crate::emulator::state::AppState;
-use crate::emulator::validation::{format_datetime, parse_datetime};
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+use crate::validation::{format_datetime, parse_datetime};
 
 /// Most ids one call may return.
 const MAX_IDS: usize = 600_000;

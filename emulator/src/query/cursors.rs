@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use parking_lot::Mutex;
 
-use crate::emulator::soql::Record;
+use crate::soql::Record;
 
 /// Inactivity after which a cursor is gone.
 pub const CURSOR_TTL_MINUTES: i64 = 15;

@@ -11,12 +11,12 @@ use serde_json::{json, Map, Value};
 
 use super::describe::{object_info, ObjectPath};
 use super::{json_response, object_or_404, record_url, render_record, JsonBody};
-use crate::emulator::error::{ApiError, ErrorCode, FieldError};
-use crate::emulator::ids::Id;
-use crate::emulator::schema::ObjectDef;
-use crate::emulator::server::{ApiVersion, AuthContext};
-use crate::emulator::state::AppState;
-use crate::emulator::store::{Record, UpsertError};
+use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::ids::Id;
+use crate::schema::ObjectDef;
+use crate::server::{ApiVersion, AuthContext};
+use crate::state::AppState;
+use crate::store::{Record, UpsertError};
 
 /// Record routes.
 pub(super) fn routes() -> Router<AppState> {
@@ -141,7 +141,7 @@ async fn create_by_id(
 ) -> Result<Response, ApiError> {
     let object = object_or_404(&state, &p.object)?;
     if !p.id.eq_ignore_ascii_case("Id") {
-        return Err(crate::emulator::server::method_not_allowed(
+        return Err(crate::server::method_not_allowed(
             &axum::http::Method::POST,
             "GET,PATCH,DELETE,HEAD",
         ));

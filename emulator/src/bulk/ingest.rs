@@ -19,8 +19,8 @@ use super::columns::{self, Header};
 use super::csv_io::{check_balanced_quotes, CsvError, Dialect};
 use super::job::{dialect_from_request, required_str, JobMeta, JobState};
 use super::BulkError;
-use crate::emulator::ids::Id;
-use crate::emulator::store::{Store, UpsertError};
+use crate::ids::Id;
+use crate::store::{Store, UpsertError};
 
 /// Rows per internal batch (Salesforce's Bulk 2.0 chunk size).
 pub const CHUNK_ROWS: usize = 10_000;
@@ -251,7 +251,7 @@ pub fn too_large() -> BulkError {
 fn external_id_field(
     body: &Map<String, Value>,
     op: Operation,
-    object: &crate::emulator::schema::ObjectDef,
+    object: &crate::schema::ObjectDef,
 ) -> Result<Option<String>, BulkError> {
     if op != Operation::Upsert {
         return Ok(None);
@@ -531,7 +531,7 @@ fn delete_row(store: &Store, plan: &Plan, key: &str) -> Outcome {
     };
     match result {
         Ok(()) => Outcome::Success { id, created: false },
-        Err(e) if e.code == crate::emulator::error::ErrorCode::NotFound => cross_reference(id),
+        Err(e) if e.code == crate::error::ErrorCode::NotFound => cross_reference(id),
         Err(e) => failure(Some(id), std::slice::from_ref(&e)),
     }
 }
@@ -562,7 +562,7 @@ fn parse_id(plan: &Plan, key: &str, call: &str) -> Result<Id, Outcome> {
 }
 
 /// A failure from the store's errors (the first one, as Salesforce reports it).
-fn failure(id: Option<Id>, errors: &[crate::emulator::error::FieldError]) -> Outcome {
+fn failure(id: Option<Id>, errors: &[crate::error::FieldError]) -> Outcome {
     let error = errors.first().map_or_else(
         || "UNKNOWN_EXCEPTION:unknown error: --".to_string(),
         |e| e.to_bulk_string(),
