@@ -1,5 +1,5 @@
 //! Real-client conformance: drives the emulator with simple-salesforce
-//! (`tests/conformance/simple_salesforce_check.py`).
+//! (`emulator/tests/conformance/simple_salesforce_check.py`).
 //!
 //! The emulator runs in-process on `127.0.0.1:0` with a connected app trusting an RSA key
 //! generated for this run (`openssl genrsa`). The Python comes from `PGFORCE_PYTHON`
@@ -14,7 +14,8 @@ use pgforce_emulator::{Emulator, EmulatorConfig};
 
 /// The interpreter to use, or why there is none.
 fn python() -> Result<PathBuf, String> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // The workspace root (one above this crate) holds the shared target/.
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     let py = std::env::var("PGFORCE_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("target/ci-venv/bin/python"));
