@@ -22,6 +22,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::ids::Id;
+use crate::latency::Delay;
 use crate::server::{ApiVersion, AuthContext};
 use crate::state::{AppState, EmulatorState};
 use crate::store::{Record, Store, UpsertError};
@@ -183,6 +184,11 @@ fn record_object(
         })
 }
 
+/// The latency profile's server cost of writing `n` records.
+async fn charge_records(state: &AppState, n: usize) {
+    state.latency.wait(Delay::Records(n as u64)).await;
+}
+
 /// `POST /composite/sobjects`: create, mixed types allowed.
 async fn create(
     State(state): State<AppState>,
@@ -190,6 +196,7 @@ async fn create(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let req = write_request(&body)?;
+    charge_records(&state, req.records.len()).await;
     let user = auth.session.user_id;
     let outcomes = req
         .records
@@ -237,6 +244,7 @@ async fn update(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let req = write_request(&body)?;
+    charge_records(&state, req.records.len()).await;
     let user = auth.session.user_id;
     let outcomes = req
         .records
@@ -283,6 +291,7 @@ async fn upsert(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let req = write_request(&body)?;
+    charge_records(&state, req.records.len()).await;
     let def = state.schema.object(&object).ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidType,
@@ -467,6 +476,7 @@ async fn delete(
         ));
     }
     check_count(ids.len())?;
+    charge_records(&state, ids.len()).await;
     let all_or_none = p
         .all_or_none
         .as_deref()

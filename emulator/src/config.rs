@@ -11,14 +11,19 @@
 //!                     "runAs": "integration@pgforce.demo"}],
 //!  "tokenLifetimeSecs": 7200, "dailyApiLimit": 100000,
 //!  "snapshotFile": "emulator-data.jsonl", "schemaFile": "schema.json",
-//!  "faults": [{"kind": "latency", "ms": 50, "pathPrefix": "/services/data"}]}
+//!  "faults": [{"kind": "latency", "ms": 50, "pathPrefix": "/services/data"}],
+//!  "profile": "realistic", "latency": {"roundTripMs": 30, "bulkIngestRowsPerSec": 20000}}
 //! ```
+//!
+//! `profile` is `instant` (default) or `realistic`; `latency` overrides single figures of it
+//! (see [`super::latency`] for the keys, the figures and their sources).
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use super::faults::FaultSpec;
+use super::latency::{LatencyOverrides, ProfileName};
 
 /// Demo username.
 pub const DEMO_USERNAME: &str = "integration@pgforce.demo";
@@ -53,6 +58,10 @@ pub struct EmulatorConfig {
     pub schema_file: Option<PathBuf>,
     /// Faults active from the start.
     pub faults: Vec<FaultSpec>,
+    /// The latency profile (`instant` or `realistic`).
+    pub profile: ProfileName,
+    /// Overrides of single figures of the profile.
+    pub latency: LatencyOverrides,
 }
 
 /// A user of the emulated org.
@@ -128,6 +137,8 @@ impl Default for EmulatorConfig {
             snapshot_file: None,
             schema_file: None,
             faults: Vec::new(),
+            profile: ProfileName::Instant,
+            latency: LatencyOverrides::default(),
         }
     }
 }

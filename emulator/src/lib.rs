@@ -11,6 +11,7 @@
 //! - [`state`]: [`state::EmulatorState`], shared by all handlers as [`state::AppState`].
 //! - [`auth`]: OAuth token endpoint and sessions; [`limits`]: allocations and stats;
 //!   [`faults`]: fault injection; [`admin`]: `/__emulator/*`; [`rest`]: the REST API.
+//! - [`latency`]: the latency profiles (`instant`, `realistic`) and the delays they add.
 //! - [`server`]: router, middleware, listener.
 //!
 //! # Adding an endpoint area
@@ -30,6 +31,7 @@ pub mod config;
 pub mod error;
 pub mod faults;
 pub mod ids;
+pub mod latency;
 pub mod limits;
 pub mod rest;
 pub mod schema;
@@ -55,6 +57,7 @@ use tokio::task::JoinHandle;
 
 pub use config::EmulatorConfig;
 pub use faults::{FaultKind, FaultSpec};
+pub use latency::{Delay, LatencyProfile, ProfileName, Sleeper};
 pub use state::{AppState, EmulatorState};
 
 /// Why the emulator could not start.
@@ -174,6 +177,12 @@ impl EmulatorHandle {
     /// Invalidates every access token now.
     pub fn expire_tokens(&self) {
         self.state.tokens.expire_all();
+    }
+
+    /// Replaces the timer the latency profile's delays go through (tests: record them, or hold
+    /// a Bulk job in a state) without measuring time.
+    pub fn set_sleeper(&self, sleeper: Arc<dyn Sleeper>) {
+        self.state.latency.set_sleeper(sleeper);
     }
 
     /// Moves the emulator clock (token expiry, replication windows, limit days).

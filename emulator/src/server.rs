@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 use super::auth::{self, Session};
 use super::error::{ApiError, ErrorCode};
 use super::faults::FaultKind;
+use super::latency;
 use super::state::AppState;
 use super::{admin, rest};
 
@@ -141,6 +142,7 @@ async fn faults_and_stats(State(state): State<AppState>, req: Request, next: Nex
             return resp;
         }
     }
+    latency::charge_request(&state.latency, &method, &path).await;
     next.run(req).await
 }
 

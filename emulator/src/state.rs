@@ -19,6 +19,7 @@ use super::clock::Clock;
 use super::config::{ConnectedAppConfig, EmulatorConfig, UserConfig};
 use super::faults::Faults;
 use super::ids::{prefix, Id};
+use super::latency::{Latency, LatencyError, LatencyProfile};
 use super::limits::{Limits, Stats};
 use super::schema::{Schema, SchemaError};
 use super::store::Store;
@@ -78,6 +79,9 @@ pub enum StateError {
     /// The schema file is invalid.
     #[error(transparent)]
     Schema(#[from] SchemaError),
+    /// A latency setting is out of range.
+    #[error(transparent)]
+    Latency(#[from] LatencyError),
 }
 
 /// Everything shared between requests.
@@ -105,6 +109,8 @@ pub struct EmulatorState {
     pub faults: Faults,
     /// Call statistics.
     pub stats: Stats,
+    /// The latency profile every request and Bulk job is delayed by.
+    pub latency: Latency,
     /// When the emulator started (Last-Modified of describe).
     pub started_at: DateTime<Utc>,
     /// `http://127.0.0.1:PORT`, known once bound.
@@ -133,8 +139,10 @@ impl EmulatorState {
         for a in &config.connected_apps {
             apps.insert(a.client_id.clone(), connected_app(a)?);
         }
+        let latency = Latency::new(LatencyProfile::build(config.profile, &config.latency)?);
         let now = clock.now();
         Ok(EmulatorState {
+            latency,
             limits: Limits::new(config.daily_api_limit, now),
             faults: Faults::new(&config.faults),
             tokens: Tokens::default(),

@@ -20,6 +20,8 @@ use super::csv_io::{check_balanced_quotes, CsvError, Dialect};
 use super::job::{dialect_from_request, required_str, JobMeta, JobState};
 use super::BulkError;
 use crate::ids::Id;
+use crate::latency::Delay;
+use crate::state::AppState;
 use crate::store::{Store, UpsertError};
 
 /// Rows per internal batch (Salesforce's Bulk 2.0 chunk size).
@@ -662,13 +664,19 @@ fn prefixed<'a>(first: &'a [&'a str], rest: &'a ByteRecord) -> impl Iterator<Ite
 /// Runs a closed job to completion. `fail_with` (the "Bulk job ends Failed" fault) stops
 /// after about half the rows and fails the job with that `errorMessage`; `on_chunk` is told
 /// each chunk's row count (for the DailyBulkApiBatches allocation).
+///
+/// The latency profile holds the job in `UploadComplete` for its start delay and, after
+/// each chunk, for the chunk's rows at its processing rate (so `numberRecordsProcessed`
+/// grows at that rate while `InProgress`).
 pub async fn run(
-    store: Arc<Store>,
+    state: AppState,
     job: SharedJob,
     fail_with: Option<String>,
     on_chunk: Arc<dyn Fn(usize) + Send + Sync>,
 ) {
+    let store = state.store.clone();
     tokio::time::sleep(STATE_DWELL).await;
+    state.latency.wait(Delay::BulkIngestStart).await;
     let started = Instant::now();
     let Some(data) = begin(&store, &job) else {
         return;
@@ -691,7 +699,9 @@ pub async fn run(
             process_in_background(&store, &plan, &data, from, rows as usize).await;
         done += results.len() as u64;
         on_chunk(results.len());
+        let n = results.len() as u64;
         record_chunk(&store, &job, results, next, started);
+        state.latency.wait(Delay::BulkIngestRows(n)).await;
         pos = next;
     }
     tokio::time::sleep(STATE_DWELL.saturating_sub(started.elapsed())).await;

@@ -17,6 +17,7 @@ use super::csv_io::Dialect;
 use super::ingest::STATE_DWELL;
 use super::job::{dialect_from_request, required_str, JobMeta, JobState};
 use super::BulkError;
+use crate::latency::Delay;
 use crate::query::{self as rest_query, QueryState};
 use crate::soql::{self, Catalog, FieldKind, ObjectInfo, Record, RecordSource};
 use crate::state::EmulatorState;
@@ -199,8 +200,12 @@ fn column_kind(catalog: &dyn Catalog, base: &Arc<ObjectInfo>, path: &str) -> Opt
 }
 
 /// Runs a queued job: `UploadComplete → InProgress → JobComplete | Failed`.
+///
+/// The latency profile holds the job in `UploadComplete` for its start delay and in
+/// `InProgress` for the result's rows at its processing rate.
 pub async fn run(state: Arc<EmulatorState>, job: SharedQueryJob) {
     tokio::time::sleep(STATE_DWELL).await;
+    state.latency.wait(Delay::BulkQueryStart).await;
     let started = Instant::now();
     let (soql_text, include_deleted, version, dialect) = {
         let mut j = job.lock();
@@ -221,6 +226,10 @@ pub async fn run(state: Arc<EmulatorState>, job: SharedQueryJob) {
     })
     .await
     .unwrap_or_else(|e| Err(format!("InternalServerError : {e}")));
+    if let Ok(r) = &rendered {
+        let rows = r.row_ends.len() as u64;
+        state.latency.wait(Delay::BulkQueryRows(rows)).await;
+    }
     tokio::time::sleep(STATE_DWELL.saturating_sub(started.elapsed())).await;
     let mut j = job.lock();
     if j.meta.state != JobState::InProgress {

@@ -182,7 +182,7 @@ fn spawn_ingest(state: &AppState, job: ingest::SharedJob, fail_with: Option<Stri
             let _ = st.limits.bulk_batches.try_use(1);
         }
     });
-    tokio::spawn(ingest::run(state.store.clone(), job, fail_with, on_chunk));
+    tokio::spawn(ingest::run(state.clone(), job, fail_with, on_chunk));
 }
 
 /// Reads `{"state": …}` of a PATCH body; only `UploadComplete` and `Aborted` are accepted.

@@ -51,7 +51,12 @@ impl Resp {
 impl Emu {
     /// Starts an emulator with the default config.
     pub async fn start() -> Emu {
-        let handle = Emulator::start(EmulatorConfig::default(), "127.0.0.1:0".parse().unwrap())
+        Emu::start_with(EmulatorConfig::default()).await
+    }
+
+    /// Starts an emulator with `config`.
+    pub async fn start_with(config: EmulatorConfig) -> Emu {
+        let handle = Emulator::start(config, "127.0.0.1:0".parse().unwrap())
             .await
             .expect("emulator starts");
         let token = handle.issue_default_token().expect("token");
