@@ -20,16 +20,21 @@
 //! | `roundTripMs` | 60 | Assumption: a client in the same region as its org sees tens of ms per REST call (TLS session reused); Salesforce publishes no SLA for it. |
 //! | `perRecordMs` | 2.0 | Assumption: a 200-record Collections call on an org with modest automation takes a few hundred ms; triggers and flows make it much slower. |
 //! | `bulkIngestStartMs` | 3,000 | Assumption from Bulk API 2.0 behaviour: jobs are queued and picked up asynchronously ("Salesforce processes the job", state `UploadComplete` → `InProgress`), typically after seconds. |
-//! | `bulkIngestRowsPerSec` | 10,000 | Assumption: Bulk 2.0 splits uploads into 10,000-record internal batches, each processed within minutes at most; about one batch per second is a typical rate for simple objects without automation. |
+//! | `bulkIngestRowsPerSec` | 10,000 | Assumption: about one 10,000-record internal batch per second for simple objects without automation (documented: batches of 10,000, each within 5 minutes). |
 //! | `bulkQueryStartMs` | 2,000 | Assumption: query jobs are queued the same way before running. |
 //! | `bulkQueryRowsPerSec` | 50,000 | Assumption: extraction runs faster than ingest (no validation, no triggers). |
 //! | `jitter` | 0.2 | Each delay is scaled by a uniform factor in `[1 − jitter, 1 + jitter]`. |
 //!
-//! The documented facts behind the table (Salesforce's "Bulk API 2.0 and Bulk API Developer
-//! Guide": ingest data is split into internal batches of up to 10,000 records, each with a
-//! 10-minute processing limit; jobs are processed asynchronously after `UploadComplete`) fix
-//! the shape; the numbers themselves are assumptions about a typical production org and are
-//! configurable (`latency` in the emulator config).
+//! The documented facts behind the table fix the shape, not the numbers: Salesforce's
+//! "Understanding Bulk API 2.0 Ingest" (developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/
+//! api_bulk_v2/datafiles_understanding_bulk2_ingest.htm) says ingest data is split into a
+//! separate batch for every 10,000 records, processed in parallel, and a batch fails if it is
+//! not processed within 5 minutes (so 10,000 rows in well under 5 minutes is the floor); the
+//! limits cheat sheet (".../salesforce-app-limits-cheatsheet/guide/salesforce-app-limits-
+//! platform-bulkapi.html") recommends Bulk only above 2,000 records, synchronous calls below,
+//! which is where a seconds-long job start pays off. Salesforce publishes no latency figures:
+//! every number in the table is an assumption about a typical production org without heavy
+//! automation, and each is configurable (`latency` in the emulator config).
 
 use std::fmt;
 use std::future::Future;
