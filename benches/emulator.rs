@@ -1,26 +1,64 @@
 //! Emulator throughput, each figure printed beside a baseline measured in the same run.
 //!
-//! - Bulk API 2.0 ingest: 1,000,000 CSV rows (create job → PUT → UploadComplete →
-//!   JobComplete) in rows/s, against the time the `csv` crate alone takes to parse the same
-//!   bytes.
+//! - Bulk API 2.0 ingest: `rows` CSV rows of 10 Account columns (create job → PUT →
+//!   UploadComplete → JobComplete) in rows/s, against the time the `csv` crate alone takes to
+//!   parse the same bytes.
 //! - REST query paging: pages of 2,000 records per second following `nextRecordsUrl`, against
 //!   a raw in-memory scan that clones and serializes the same pages without HTTP or SOQL.
+//! - Memory: resident set growth across the ingest, per stored record (includes the job's
+//!   kept upload, about 100 bytes a row).
 //!
 //! Plain `main` (`harness = false`); no assertions on timing. `PGFORCE_BENCH_ROWS` overrides
-//! the row count. Run with `cargo bench --bench emulator`.
+//! the row count (default 1,000,000). Run with `cargo bench --bench emulator`.
+//!
+//! # `target/bench/emulator.json`
+//!
+//! One object: `rows`, `columns`; `ingest_secs`, `ingest_rows_per_sec`, `parse_secs`,
+//! `parse_rows_per_sec`, `ingest_vs_parse_ratio` (ingest rate / parse rate); `query_pages`,
+//! `query_first_page_secs` (including the query itself), `query_pages_per_sec`,
+//! `raw_pages_per_sec`, `query_vs_raw_ratio`; `rss_before_bytes`, `rss_after_ingest_bytes`,
+//! `rss_per_record_bytes` (null where /proc is unavailable); `load_average_1m` (the machine's
+//! load when the run ended).
+
+mod support;
 
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-use pgforce::emulator::{Emulator, EmulatorConfig};
+use pgforce_emulator::{Emulator, EmulatorConfig};
 use serde_json::{json, Value};
+
+/// The ingest CSV's columns (all plain Account fields, no automation).
+const COLUMNS: [&str; 10] = [
+    "Name",
+    "External_Id__c",
+    "Phone",
+    "Fax",
+    "Website",
+    "AccountNumber",
+    "Site",
+    "NumberOfEmployees",
+    "BillingCity",
+    "Description",
+];
 
 /// Builds the ingest CSV.
 fn make_csv(rows: usize) -> String {
-    let mut s = String::with_capacity(rows * 40);
-    s.push_str("Name,External_Id__c,Phone\n");
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(rows * 160);
+    s.push_str(&COLUMNS.join(","));
+    s.push('\n');
     for i in 0..rows {
-        s.push_str(&format!("Account {i},ext-{i},555-{:04}\n", i % 10_000));
+        let _ = writeln!(
+            s,
+            "Account {i},ext-{i},555-{:04},555-9{:03},https://a{i}.example,AN{i},Site {},{},City {},Customer since {}",
+            i % 10_000,
+            i % 1_000,
+            i % 50,
+            i % 5_000,
+            i % 300,
+            2000 + i % 25
+        );
     }
     s
 }
@@ -53,15 +91,24 @@ async fn main() {
     let csv = make_csv(rows);
 
     let baseline = parse_only(&csv);
+    let rss_before = support::rss_bytes();
     let ingest = ingest(&client, &base, &token, csv).await;
+    let rss_after = support::rss_bytes();
     let ingest_rate = rows as f64 / ingest.as_secs_f64();
     let parse_rate = rows as f64 / baseline.as_secs_f64();
     println!(
-        "bulk ingest {rows} rows: {:.2?} = {ingest_rate:.0} rows/s | baseline csv parse {:.2?} = {parse_rate:.0} rows/s | ratio {:.3}",
+        "bulk ingest {rows} rows x {} columns: {:.2?} = {ingest_rate:.0} rows/s | baseline csv parse {:.2?} = {parse_rate:.0} rows/s | ratio {:.3}",
+        COLUMNS.len(),
         ingest,
         baseline,
         ingest_rate / parse_rate
     );
+    let per_record = rss_before
+        .zip(rss_after)
+        .map(|(b, a)| a.saturating_sub(b) as f64 / rows as f64);
+    if let Some(b) = per_record {
+        println!("memory: {b:.0} bytes of RSS per stored record (incl. the kept upload)");
+    }
 
     let pages = 100usize.min(rows / 2_000).max(1);
     let (http, first) = query_pages(&client, &base, &token, emu.base_url(), pages).await;
@@ -71,6 +118,27 @@ async fn main() {
     println!(
         "query paging {pages} pages x 2000: {http_rate:.1} pages/s (first page incl. query {first:.2?}) | baseline raw scan+serialize {raw_rate:.1} pages/s | ratio {:.3}",
         http_rate / raw_rate
+    );
+    support::write_json(
+        "emulator",
+        &json!({
+            "rows": rows,
+            "columns": COLUMNS.len(),
+            "ingest_secs": ingest.as_secs_f64(),
+            "ingest_rows_per_sec": ingest_rate,
+            "parse_secs": baseline.as_secs_f64(),
+            "parse_rows_per_sec": parse_rate,
+            "ingest_vs_parse_ratio": ingest_rate / parse_rate,
+            "query_pages": pages,
+            "query_first_page_secs": first.as_secs_f64(),
+            "query_pages_per_sec": http_rate,
+            "raw_pages_per_sec": raw_rate,
+            "query_vs_raw_ratio": http_rate / raw_rate,
+            "rss_before_bytes": rss_before,
+            "rss_after_ingest_bytes": rss_after,
+            "rss_per_record_bytes": per_record,
+            "load_average_1m": support::load_average(),
+        }),
     );
 }
 
@@ -160,7 +228,7 @@ async fn query_pages(
 }
 
 /// Baseline: clone and serialize `pages` pages of 2,000 records straight from the store.
-fn raw_pages(state: &pgforce::emulator::AppState, pages: usize) -> Duration {
+fn raw_pages(state: &pgforce_emulator::AppState, pages: usize) -> Duration {
     let t = Instant::now();
     let mut page = Vec::with_capacity(2_000);
     let mut done = 0;

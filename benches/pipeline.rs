@@ -39,8 +39,8 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pgforce::emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
 use pgforce::testing::TempCluster;
+use pgforce_emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
 use tokio::io::AsyncReadExt;
 use tokio_postgres::NoTls;
 

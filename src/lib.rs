@@ -3,15 +3,14 @@
 //! The data flow, one module per step:
 //! `replication` (slot, CopyBoth stream) → `pgoutput` (pure decoder) → [`change`] events →
 //! `mapping` (row → sObject record) → batching and the Salesforce sink (`salesforce`
-//! client, Bulk API 2.0) → checkpoints. `emulator` is a Salesforce-compatible server used by
-//! the demo, tests and benches; `testing` starts throwaway Postgres clusters.
+//! client, Bulk API 2.0) → checkpoints. The `pgforce-emulator` crate (`emulator/`), a
+//! Salesforce-compatible server, serves the demo, tests and benches; `testing` starts throwaway Postgres clusters.
 
 pub mod backoff;
 pub mod batch;
 pub mod change;
 pub mod checkpoint;
 pub mod config;
-pub mod emulator;
 pub mod error_class;
 pub mod journal;
 pub mod lsn;

@@ -34,8 +34,10 @@ enum Command {
     /// List, retry or discard dead letters.
     Errors(cli::errors::ErrorsArgs),
     /// Run the Salesforce-compatible API emulator.
+    #[cfg(feature = "embedded-emulator")]
     Emulator(cli::emulator::EmulatorArgs),
     /// Demo: the emulator, a throwaway Postgres (or DATABASE_URL) and a live pipeline.
+    #[cfg(feature = "embedded-emulator")]
     Demo(cli::demo::DemoArgs),
     /// Re-apply a range of the change journal to Salesforce (the live checkpoint stays put).
     Replay(cli::replay::ReplayArgs),
@@ -59,19 +61,28 @@ fn init_logging(format: LogFormat, quiet: bool) {
     }
 }
 
+/// The demo and replay print their own output; their logs only need to show trouble.
+fn quiet_logs(command: &Command) -> bool {
+    match command {
+        Command::Replay(_) => true,
+        #[cfg(feature = "embedded-emulator")]
+        Command::Demo(_) => true,
+        _ => false,
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(
-        cli.log_format,
-        matches!(cli.command, Command::Demo(_) | Command::Replay(_)),
-    );
+    init_logging(cli.log_format, quiet_logs(&cli.command));
     let result = match cli.command {
         Command::Run(a) => cli::run::run(a).await,
         Command::Validate(a) => cli::validate::validate(a).await,
         Command::Status(a) => cli::status::status(a).await,
         Command::Errors(a) => cli::errors::errors(a).await,
+        #[cfg(feature = "embedded-emulator")]
         Command::Emulator(a) => cli::emulator::emulator(a).await,
+        #[cfg(feature = "embedded-emulator")]
         Command::Demo(a) => cli::demo::demo(a).await,
         Command::Replay(a) => cli::replay::replay(a).await,
     };

@@ -147,7 +147,7 @@ async fn errors_list_discard_and_status_read_the_state_schema() {
 
 #[tokio::test]
 async fn errors_retry_sends_dead_letters_again_and_resolves_them() {
-    use pgforce::emulator::{config as emu, Emulator, EmulatorConfig};
+    use pgforce_emulator::{config as emu, Emulator, EmulatorConfig};
     let cluster = TempCluster::start().unwrap();
     let emulator = Emulator::start(EmulatorConfig::default(), "127.0.0.1:0".parse().unwrap())
         .await

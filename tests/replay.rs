@@ -16,13 +16,13 @@ use std::time::Duration;
 
 use pgforce::checkpoint::StateStore;
 use pgforce::config::Config;
-use pgforce::emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
 use pgforce::journal::JournalError;
 use pgforce::lsn::Lsn;
 use pgforce::pipeline::{supervise, RunOptions};
 use pgforce::replay::{self, ReplayError, ReplayRequest};
 use pgforce::server::{Health, PipelineState};
 use pgforce::testing::TempCluster;
+use pgforce_emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio_postgres::NoTls;

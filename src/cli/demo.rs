@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use pgforce::config::{Config, SecretRef, SecretResolver};
-use pgforce::emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
 use pgforce::pipeline::{supervise, RunOptions};
 use pgforce::server::Health;
 use pgforce::testing::TempCluster;
+use pgforce_emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
 use rand::Rng;
 use secrecy::SecretString;
 use tokio::sync::watch;

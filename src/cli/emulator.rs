@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use pgforce::emulator::{config, Emulator, EmulatorConfig};
+use pgforce_emulator::{config, Emulator, EmulatorConfig, ProfileName};
 
 /// Options of `pgforce emulator`.
 #[derive(Debug, clap::Args)]
@@ -16,16 +16,43 @@ pub struct EmulatorArgs {
     /// JSON config file (users, connected apps, limits, faults, schema and snapshot files).
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
+    /// Latency profile: `instant` answers at once; `realistic` answers like a typical
+    /// production org (round trips, per-record cost, Bulk jobs that take seconds). Overrides
+    /// the config file's `profile`.
+    #[arg(long, value_enum)]
+    pub profile: Option<Profile>,
+}
+
+/// The `--profile` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Profile {
+    /// No added latency (the default).
+    Instant,
+    /// A typical production org.
+    Realistic,
+}
+
+impl From<Profile> for ProfileName {
+    fn from(p: Profile) -> Self {
+        match p {
+            Profile::Instant => ProfileName::Instant,
+            Profile::Realistic => ProfileName::Realistic,
+        }
+    }
 }
 
 pub async fn emulator(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
-    let cfg = match &args.config {
+    let mut cfg = match &args.config {
         Some(path) => EmulatorConfig::from_file(path)?,
         None => EmulatorConfig::default(),
     };
+    if let Some(p) = args.profile {
+        cfg.profile = p.into();
+    }
     let handle = Emulator::start(cfg, std::net::SocketAddr::new(args.bind, args.port)).await?;
     let state = handle.state();
     println!("Salesforce emulator listening on {}", handle.base_url());
+    println!("  latency profile: {:?}", state.config.profile);
     println!(
         "  token endpoint: {}/services/oauth2/token",
         handle.base_url()

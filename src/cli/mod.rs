@@ -1,8 +1,11 @@
 //! The subcommands behind `pgforce`. Part of the binary, not the library: this is the one
 //! place `anyhow` is used. Exit codes: 0 success, 1 runtime failure, 2 bad config or usage,
-//! 3 `validate` found errors.
+//! 3 `validate` found errors. `emulator` and `demo` exist only with the `embedded-emulator`
+//! feature (on by default; production builds use `--no-default-features`).
 
+#[cfg(feature = "embedded-emulator")]
 pub mod demo;
+#[cfg(feature = "embedded-emulator")]
 pub mod emulator;
 pub mod errors;
 pub mod replay;

@@ -5,8 +5,8 @@
 use std::process::Command;
 
 use pgforce::config::{Config, ConfigError};
-use pgforce::emulator::{config as emu, Emulator, EmulatorConfig};
 use pgforce::testing::TempCluster;
+use pgforce_emulator::{config as emu, Emulator, EmulatorConfig};
 
 fn text(o: &std::process::Output) -> String {
     format!(

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::support::crash::*;
-use pgforce::emulator::{FaultKind, FaultSpec};
+use pgforce_emulator::{FaultKind, FaultSpec};
 use rand::Rng;
 
 fn env_num(name: &str, default: u64) -> u64 {

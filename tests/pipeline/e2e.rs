@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::support::pipeline::*;
-use pgforce::emulator::{FaultKind, FaultSpec};
 use pgforce::pipeline::PipelineError;
+use pgforce_emulator::{FaultKind, FaultSpec};
 use serde_json::Value;
 
 /// Wait until both tables match their objects.

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::support::crash::*;
-use pgforce::emulator::{FaultKind, FaultSpec};
+use pgforce_emulator::{FaultKind, FaultSpec};
 
 /// Poll both `/status` endpoints until one is `streaming` and the other `standby`;
 /// returns the index of the active one.

@@ -5,7 +5,7 @@
 //! the torture harness's `grandchildren`, `two_lookups` and `kill` vocabulary (tests/torture).
 
 use crate::support::pipeline::*;
-use pgforce::emulator::{FaultKind, FaultSpec};
+use pgforce_emulator::{FaultKind, FaultSpec};
 use serde_json::Value;
 
 async fn wait_in_sync(h: &Harness) {

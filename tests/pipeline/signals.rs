@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::support::crash::*;
-use pgforce::emulator::{FaultKind, FaultSpec};
+use pgforce_emulator::{FaultKind, FaultSpec};
 
 fn ingest_prefix() -> String {
     format!("/services/data/v{API_VERSION}/jobs/ingest/")

@@ -11,9 +11,9 @@
 use std::str::FromStr;
 
 use crate::support::pipeline::*;
-use pgforce::emulator::ids::Id;
 use pgforce::metrics::CHANGES_DECODED;
 use pgforce::pipeline::PipelineError;
+use pgforce_emulator::ids::Id;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 

@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
 use std::str::FromStr;
 
-use pgforce::emulator::ids::Id;
-use pgforce::emulator::store::{is_deleted, Record};
-use pgforce::emulator::EmulatorHandle;
+use pgforce_emulator::ids::Id;
+use pgforce_emulator::store::{is_deleted, Record};
+use pgforce_emulator::EmulatorHandle;
 use rust_decimal::Decimal;
 use serde_json::Value;
 use tokio_postgres::Client;

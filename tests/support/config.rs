@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use pgforce::config::{Config, ConfigError, PipelineConfig, SecretRef, SecretResolver};
-use pgforce::emulator::config as emu;
+use pgforce_emulator::config as emu;
 use secrecy::SecretString;
 
 /// How the pipeline logs in to Salesforce (secret fields are `env:` / `file:` references).

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use pgforce::emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
 use pgforce::testing::TempCluster;
+use pgforce_emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
 use rand::Rng;
 use serde_json::Value;
 use tokio_postgres::{Client, NoTls};

@@ -4,7 +4,6 @@
 pub mod compare;
 pub mod config;
 pub mod crash;
-pub mod emulator;
 pub mod mapping;
 pub mod pgoutput;
 pub mod pipeline;

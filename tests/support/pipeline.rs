@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use pgforce::checkpoint::{DeadLetterRow, StateStore};
 use pgforce::config::{Config, PipelineConfig};
-use pgforce::emulator::bulk::BulkState;
-use pgforce::emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
 use pgforce::pipeline::{supervise, PipelineError, RunOptions};
 use pgforce::server::Health;
 use pgforce::testing::TempCluster;
+use pgforce_emulator::bulk::BulkState;
+use pgforce_emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -136,7 +136,7 @@ pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "pgforce=info,pgforce::emulator=warn".into()),
+                .unwrap_or_else(|_| "pgforce=info,pgforce_emulator=warn".into()),
         )
         .with_ansi(false)
         .with_test_writer()

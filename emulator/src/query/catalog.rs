@@ -1,0 +1,106 @@
+//! Adapts the emulator core's schema and store to the SOQL engine's [`Catalog`] and
+//! [`RecordSource`] seams.
+//!
+//! Describe facts are converted once per schema into [`ObjectInfo`]s and cached; scans
+//! borrow the store's `Arc<Record>` snapshots, so a query clones only what it keeps.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use crate::ids::Id;
+use crate::schema::{FieldDef, FieldType, ObjectDef, Schema};
+use crate::soql::{Catalog, FieldInfo, FieldKind, ObjectInfo, Record, RecordSource};
+use crate::store::Store;
+
+/// The SOQL view of a schema: lower-cased object name → converted object.
+#[derive(Debug, Default)]
+pub struct SoqlCatalog {
+    objects: HashMap<String, Arc<ObjectInfo>>,
+}
+
+impl SoqlCatalog {
+    /// Converts every object of `schema`.
+    pub fn new(schema: &Schema) -> SoqlCatalog {
+        let objects = schema
+            .objects()
+            .iter()
+            .map(|o| (o.name.to_ascii_lowercase(), Arc::new(object_info(o))))
+            .collect();
+        SoqlCatalog { objects }
+    }
+}
+
+impl Catalog for SoqlCatalog {
+    fn object(&self, name: &str) -> Option<Arc<ObjectInfo>> {
+        self.objects.get(&name.to_ascii_lowercase()).cloned()
+    }
+}
+
+/// One object's describe facts as the engine wants them.
+fn object_info(o: &ObjectDef) -> ObjectInfo {
+    ObjectInfo {
+        name: o.name.clone(),
+        fields: o.fields.iter().map(field_info).collect(),
+    }
+}
+
+/// One field's facts.
+fn field_info(f: &FieldDef) -> FieldInfo {
+    let kind = field_kind(f.field_type);
+    let long_text = f.field_type == FieldType::Textarea && f.length > 255;
+    let compound = f.field_type == FieldType::Address;
+    FieldInfo {
+        name: f.name.clone(),
+        kind,
+        reference_to: f.reference_to.clone(),
+        relationship_name: f.relationship_name.clone(),
+        filterable: !long_text && !compound,
+        sortable: !long_text && !compound && f.field_type != FieldType::Multipicklist,
+    }
+}
+
+/// Maps a describe type to the engine's comparison kind.
+pub fn field_kind(t: FieldType) -> FieldKind {
+    match t {
+        FieldType::Id => FieldKind::Id,
+        FieldType::String => FieldKind::String,
+        FieldType::Textarea => FieldKind::TextArea,
+        FieldType::Email => FieldKind::Email,
+        FieldType::Phone => FieldKind::Phone,
+        FieldType::Url => FieldKind::Url,
+        FieldType::Picklist | FieldType::Combobox => FieldKind::Picklist,
+        FieldType::Multipicklist => FieldKind::MultiPicklist,
+        FieldType::Boolean => FieldKind::Boolean,
+        FieldType::Int | FieldType::Long => FieldKind::Int,
+        FieldType::Double => FieldKind::Double,
+        FieldType::Currency => FieldKind::Currency,
+        FieldType::Percent => FieldKind::Percent,
+        FieldType::Date => FieldKind::Date,
+        FieldType::Datetime => FieldKind::DateTime,
+        FieldType::Time => FieldKind::Time,
+        FieldType::Reference => FieldKind::Reference,
+        FieldType::Address => FieldKind::Other,
+    }
+}
+
+/// The store as a [`RecordSource`].
+#[derive(Debug, Clone, Copy)]
+pub struct StoreSource<'a>(pub &'a Store);
+
+impl RecordSource for StoreSource<'_> {
+    fn scan(&self, object: &str, include_deleted: bool, visit: &mut dyn FnMut(&Record) -> bool) {
+        let _ = self.0.scan(object, include_deleted, |r| {
+            if visit(r) {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
+            }
+        });
+    }
+
+    fn get(&self, id: &str) -> Option<Record> {
+        let id = Id::parse(id).ok()?;
+        self.0.get(&id).map(|r| (*r).clone())
+    }
+}
