@@ -11,7 +11,7 @@
 //! - [`state`]: [`state::EmulatorState`], shared by all handlers as [`state::AppState`].
 //! - [`auth`]: OAuth token endpoint and sessions; [`limits`]: allocations and stats;
 //!   [`faults`]: fault injection; [`admin`]: `/__emulator/*`; [`rest`]: the REST API.
-//! - [`server`]: router, middleware, listener.
+//! - [`server`]: router, middleware, listener; [`header_case`]: HTTP/1.1 header spellings.
 //!
 //! # Adding an endpoint area
 //! An area is a module with `pub fn routes() -> Router<AppState>` whose paths are complete
@@ -29,6 +29,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod faults;
+pub mod header_case;
 pub mod ids;
 pub mod limits;
 pub mod rest;
