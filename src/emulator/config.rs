@@ -53,6 +53,20 @@ pub struct EmulatorConfig {
     pub schema_file: Option<PathBuf>,
     /// Faults active from the start.
     pub faults: Vec<FaultSpec>,
+    /// The web-server (authorization-code) flow.
+    pub oauth_web: OAuthWebConfig,
+}
+
+/// Settings of the OAuth web-server flow (`/services/oauth2/authorize`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct OAuthWebConfig {
+    /// Skip the login-and-consent page: `authorize` redirects with a code at once, for the
+    /// user named by `login_hint` or else the first configured user (tests).
+    pub auto_approve: bool,
+    /// Allowed `redirect_uri` values (the connected apps' callback URLs); empty accepts
+    /// any absolute http(s) URL.
+    pub callback_urls: Vec<String>,
 }
 
 /// A user of the emulated org.
@@ -128,6 +142,7 @@ impl Default for EmulatorConfig {
             snapshot_file: None,
             schema_file: None,
             faults: Vec::new(),
+            oauth_web: OAuthWebConfig::default(),
         }
     }
 }

@@ -9,7 +9,7 @@
 //! - [`store`]: the record store (see its docs for the record contract).
 //! - [`error`]: error codes, [`error::FieldError`], [`error::ApiError`].
 //! - [`state`]: [`state::EmulatorState`], shared by all handlers as [`state::AppState`].
-//! - [`auth`]: OAuth token endpoint and sessions; [`limits`]: allocations and stats;
+//! - [`auth`]: OAuth token endpoint and sessions; [`oauth_web`]: authorize/consent and userinfo; [`limits`]: allocations and stats;
 //!   [`faults`]: fault injection; [`admin`]: `/__emulator/*`; [`rest`]: the REST API.
 //! - [`server`]: router, middleware, listener; [`header_case`]: HTTP/1.1 header spellings.
 //!
@@ -32,6 +32,7 @@ pub mod faults;
 pub mod header_case;
 pub mod ids;
 pub mod limits;
+pub mod oauth_web;
 pub mod rest;
 pub mod schema;
 pub mod server;
@@ -54,7 +55,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use config::EmulatorConfig;
+pub use config::{EmulatorConfig, OAuthWebConfig};
 pub use faults::{FaultKind, FaultSpec};
 pub use state::{AppState, EmulatorState};
 

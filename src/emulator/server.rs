@@ -94,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), data_api));
     let public = Router::new()
         .merge(auth::routes())
+        .merge(super::oauth_web::routes())
         .merge(rest::public_routes())
         .merge(data)
         .layer(middleware::from_fn_with_state(
