@@ -9,7 +9,8 @@
 //! - [`store`]: the record store (see its docs for the record contract).
 //! - [`error`]: error codes, [`error::FieldError`], [`error::ApiError`].
 //! - [`state`]: [`state::EmulatorState`], shared by all handlers as [`state::AppState`].
-//! - [`auth`]: OAuth token endpoint and sessions; [`oauth_web`]: authorize/consent and userinfo; [`limits`]: allocations and stats;
+//! - [`auth`]: OAuth token endpoint and sessions; [`oauth_web`]: authorize/consent and userinfo;
+//!   [`soap`]: the SOAP partner `login`/`getUserInfo`; [`limits`]: allocations and stats;
 //!   [`faults`]: fault injection; [`admin`]: `/__emulator/*`; [`rest`]: the REST API.
 //! - [`server`]: router, middleware, listener; [`header_case`]: HTTP/1.1 header spellings.
 //!
@@ -37,6 +38,7 @@ pub mod rest;
 pub mod schema;
 pub mod server;
 pub mod snapshot;
+pub mod soap;
 pub mod soql;
 pub mod standard;
 pub mod state;

@@ -95,6 +95,7 @@ pub fn router(state: AppState) -> Router {
     let public = Router::new()
         .merge(auth::routes())
         .merge(super::oauth_web::routes())
+        .merge(super::soap::routes())
         .merge(rest::public_routes())
         .merge(data)
         .layer(middleware::from_fn_with_state(
