@@ -16,13 +16,17 @@ pub struct EmulatorArgs {
     /// JSON config file (users, connected apps, limits, faults, schema and snapshot files).
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
+    /// Log every request (method, path, status, duration; never tokens or bodies).
+    #[arg(long)]
+    pub log_requests: bool,
 }
 
 pub async fn emulator(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
-    let cfg = match &args.config {
+    let mut cfg = match &args.config {
         Some(path) => EmulatorConfig::from_file(path)?,
         None => EmulatorConfig::default(),
     };
+    cfg.log_requests |= args.log_requests;
     let handle = Emulator::start(cfg, std::net::SocketAddr::new(args.bind, args.port)).await?;
     let state = handle.state();
     println!("Salesforce emulator listening on {}", handle.base_url());

@@ -55,6 +55,9 @@ pub struct EmulatorConfig {
     pub faults: Vec<FaultSpec>,
     /// The web-server (authorization-code) flow.
     pub oauth_web: OAuthWebConfig,
+    /// Log every request (method, path, status, duration) at INFO; see
+    /// [`super::request_log`].
+    pub log_requests: bool,
 }
 
 /// Settings of the OAuth web-server flow (`/services/oauth2/authorize`).
@@ -143,6 +146,7 @@ impl Default for EmulatorConfig {
             schema_file: None,
             faults: Vec::new(),
             oauth_web: OAuthWebConfig::default(),
+            log_requests: false,
         }
     }
 }

@@ -12,7 +12,7 @@
 //! - [`auth`]: OAuth token endpoint and sessions; [`oauth_web`]: authorize/consent and userinfo;
 //!   [`soap`]: the SOAP partner `login`/`getUserInfo`; [`limits`]: allocations and stats;
 //!   [`faults`]: fault injection; [`admin`]: `/__emulator/*`; [`rest`]: the REST API.
-//! - [`server`]: router, middleware, listener; [`header_case`]: HTTP/1.1 header spellings.
+//! - [`server`]: router, middleware, listener; [`request_log`]: per-request log events; [`header_case`]: HTTP/1.1 header spellings.
 //!
 //! # Adding an endpoint area
 //! An area is a module with `pub fn routes() -> Router<AppState>` whose paths are complete
@@ -34,6 +34,7 @@ pub mod header_case;
 pub mod ids;
 pub mod limits;
 pub mod oauth_web;
+pub mod request_log;
 pub mod rest;
 pub mod schema;
 pub mod server;

@@ -38,7 +38,7 @@ use super::auth::{self, Session};
 use super::error::{ApiError, ErrorCode};
 use super::faults::FaultKind;
 use super::state::AppState;
-use super::{admin, header_case, rest};
+use super::{admin, header_case, request_log, rest};
 
 /// Oldest and newest REST API versions served.
 pub const MIN_VERSION: u32 = 20;
@@ -105,6 +105,10 @@ pub fn router(state: AppState) -> Router {
     let inner = Router::new()
         .merge(admin::routes())
         .merge(public)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_log::log_request,
+        ))
         .with_state(state);
     Router::new()
         .fallback_service(inner)
