@@ -1,6 +1,8 @@
 //! OAuth 2.0 token endpoint (`POST /services/oauth2/token`: JWT bearer, refresh token,
-//! client credentials, password), revocation, the identity URL, and the session table the
-//! data API authenticates against. Tokens are never logged.
+//! client credentials, password, authorization code), revocation, the identity URL, and the
+//! session table the data API authenticates against. Tokens are never logged. The
+//! authorize/consent side of the web-server flow and `userinfo` live in
+//! [`super::oauth_web`].
 
 use std::collections::HashSet;
 
@@ -39,6 +41,8 @@ pub struct Session {
     pub issued_at: DateTime<Utc>,
     /// When it stops being accepted.
     pub expires_at: DateTime<Utc>,
+    /// The refresh token it was issued with or from; revoking that one revokes this too.
+    pub refresh_token: Option<String>,
 }
 
 impl std::fmt::Debug for Session {
@@ -83,9 +87,24 @@ impl Tokens {
         self.access.clear();
     }
 
-    /// Revokes one access or refresh token.
+    /// Revokes one access token, or a refresh token and every access token issued with or
+    /// from it (as Salesforce does).
     pub fn revoke(&self, token: &str) -> bool {
-        self.access.remove(token).is_some() || self.refresh.remove(token).is_some()
+        if self.access.remove(token).is_some() {
+            return true;
+        }
+        if self.refresh.remove(token).is_none() {
+            return false;
+        }
+        self.access
+            .retain(|_, s| s.refresh_token.as_deref() != Some(token));
+        true
+    }
+
+    fn link_refresh(&self, access: &str, refresh: &str) {
+        if let Some(mut s) = self.access.get_mut(access) {
+            s.refresh_token = Some(refresh.to_string());
+        }
     }
 }
 
@@ -109,6 +128,7 @@ pub fn issue_access_token(
         client_id: client_id.map(str::to_string),
         issued_at: now,
         expires_at: now + Duration::seconds(lifetime),
+        refresh_token: None,
     };
     state.tokens.access.insert(token.clone(), session.clone());
     (token, session)
@@ -133,7 +153,7 @@ pub fn issue_refresh_token(
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/services/oauth2/token", post(token))
-        .route("/services/oauth2/revoke", post(revoke))
+        .route("/services/oauth2/revoke", post(revoke).get(revoke_get))
         .route("/id/{org}/{user}", get(identity))
 }
 
@@ -146,7 +166,8 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
-    const fn new(error: &'static str, description: &'static str) -> OAuthError {
+    /// A 400 answer with `error` and `error_description`.
+    pub(super) const fn new(error: &'static str, description: &'static str) -> OAuthError {
         OAuthError {
             status: StatusCode::BAD_REQUEST,
             error,
@@ -191,6 +212,9 @@ struct TokenForm {
     refresh_token: Option<String>,
     username: Option<String>,
     password: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
 }
 
 /// The claims of a JWT-bearer assertion.
@@ -228,6 +252,7 @@ async fn token(
         Some("refresh_token") => refresh(&state, &form, &headers),
         Some("client_credentials") => client_credentials(&state, &form, &headers),
         Some("password") => password(&state, &form, &headers),
+        Some("authorization_code") => authorization_code(&state, &form, &headers),
         Some(_) => Err(UNSUPPORTED),
     };
     match result {
@@ -358,7 +383,8 @@ fn authenticate_client<'a>(
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares secrets without an early exit.
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -378,7 +404,31 @@ fn refresh(
     if client != app.client_id {
         return Err(BAD_REFRESH);
     }
-    Ok(token_body(state, app, user_id, &username, false))
+    let body = token_body(state, app, user_id, &username, false);
+    if let Some(access) = body["access_token"].as_str() {
+        state.tokens.link_refresh(access, token);
+    }
+    Ok(body)
+}
+
+/// Authorization code: the code from `/services/oauth2/authorize`, once, by the app it was
+/// issued to, with the same `redirect_uri`; answers with a refresh token.
+fn authorization_code(
+    state: &EmulatorState,
+    form: &TokenForm,
+    headers: &HeaderMap,
+) -> Result<Value, OAuthError> {
+    let code = form.code.as_deref().unwrap_or_default();
+    let pkce = super::oauth_web::code_has_challenge(state, code);
+    let app = authenticate_client(state, form, headers, !pkce)?;
+    let grant = super::oauth_web::redeem(
+        state,
+        code,
+        &app.client_id,
+        form.redirect_uri.as_deref().unwrap_or_default(),
+        form.code_verifier.as_deref(),
+    )?;
+    Ok(token_body(state, app, grant.user_id, &grant.username, true))
 }
 
 fn client_credentials(
@@ -458,6 +508,7 @@ fn token_body(
     }
     if with_refresh {
         let refresh = issue_refresh_token(state, user_id, username, &app.client_id);
+        state.tokens.link_refresh(&access, &refresh);
         if let Value::Object(m) = &mut body {
             m.insert("refresh_token".into(), Value::String(refresh));
             m.insert("scope".into(), Value::String("api refresh_token".into()));
@@ -481,13 +532,26 @@ struct RevokeForm {
     token: Option<String>,
 }
 
-/// `POST /services/oauth2/revoke`.
+/// `POST /services/oauth2/revoke` (form body `token=`).
 async fn revoke(
     State(state): State<AppState>,
     form: Result<Form<RevokeForm>, FormRejection>,
 ) -> Response {
     let token = form.ok().and_then(|Form(f)| f.token).unwrap_or_default();
-    if state.tokens.revoke(&token) {
+    revoke_token(&state, &token)
+}
+
+/// `GET /services/oauth2/revoke?token=`.
+async fn revoke_get(
+    State(state): State<AppState>,
+    query: Result<axum::extract::Query<RevokeForm>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let token = query.ok().and_then(|q| q.0.token).unwrap_or_default();
+    revoke_token(&state, &token)
+}
+
+fn revoke_token(state: &EmulatorState, token: &str) -> Response {
+    if state.tokens.revoke(token) {
         StatusCode::OK.into_response()
     } else {
         OAuthError::new("unsupported_token_type", "this token type is not supported")

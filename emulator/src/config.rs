@@ -62,6 +62,23 @@ pub struct EmulatorConfig {
     pub profile: ProfileName,
     /// Overrides of single figures of the profile.
     pub latency: LatencyOverrides,
+    /// The web-server (authorization-code) flow.
+    pub oauth_web: OAuthWebConfig,
+    /// Log every request (method, path, status, duration) at INFO; see
+    /// [`super::request_log`].
+    pub log_requests: bool,
+}
+
+/// Settings of the OAuth web-server flow (`/services/oauth2/authorize`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct OAuthWebConfig {
+    /// Skip the login-and-consent page: `authorize` redirects with a code at once, for the
+    /// user named by `login_hint` or else the first configured user (tests).
+    pub auto_approve: bool,
+    /// Allowed `redirect_uri` values (the connected apps' callback URLs); empty accepts
+    /// any absolute http(s) URL.
+    pub callback_urls: Vec<String>,
 }
 
 /// A user of the emulated org.
@@ -139,6 +156,8 @@ impl Default for EmulatorConfig {
             faults: Vec::new(),
             profile: ProfileName::Instant,
             latency: LatencyOverrides::default(),
+            oauth_web: OAuthWebConfig::default(),
+            log_requests: false,
         }
     }
 }

@@ -9,10 +9,11 @@
 //! - [`store`]: the record store (see its docs for the record contract).
 //! - [`error`]: error codes, [`error::FieldError`], [`error::ApiError`].
 //! - [`state`]: [`state::EmulatorState`], shared by all handlers as [`state::AppState`].
-//! - [`auth`]: OAuth token endpoint and sessions; [`limits`]: allocations and stats;
+//! - [`auth`]: OAuth token endpoint and sessions; [`oauth_web`]: authorize/consent and userinfo;
+//!   [`soap`]: the SOAP partner `login`/`getUserInfo`; [`limits`]: allocations and stats;
 //!   [`faults`]: fault injection; [`admin`]: `/__emulator/*`; [`rest`]: the REST API.
 //! - [`latency`]: the latency profiles (`instant`, `realistic`) and the delays they add.
-//! - [`server`]: router, middleware, listener.
+//! - [`server`]: router, middleware, listener; [`request_log`]: per-request log events; [`header_case`]: HTTP/1.1 header spellings.
 //!
 //! # Adding an endpoint area
 //! An area is a module with `pub fn routes() -> Router<AppState>` whose paths are complete
@@ -30,13 +31,17 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod faults;
+pub mod header_case;
 pub mod ids;
 pub mod latency;
 pub mod limits;
+pub mod oauth_web;
+pub mod request_log;
 pub mod rest;
 pub mod schema;
 pub mod server;
 pub mod snapshot;
+pub mod soap;
 pub mod soql;
 pub mod standard;
 pub mod state;
@@ -55,7 +60,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use config::EmulatorConfig;
+pub use config::{EmulatorConfig, OAuthWebConfig};
 pub use faults::{FaultKind, FaultSpec};
 pub use latency::{Delay, LatencyProfile, ProfileName, Sleeper};
 pub use state::{AppState, EmulatorState};

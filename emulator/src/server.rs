@@ -3,7 +3,8 @@
 //! daily limit and the `Sforce-Limit-Info` header).
 //!
 //! The TCP listener wraps each connection so a fault can close it without a response
-//! ([`ConnKill`]).
+//! ([`ConnKill`]). Connections are served by hyper directly (not `axum::serve`) so HTTP/1.1
+//! responses can carry Salesforce's header-name spellings ([`header_case`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,24 +14,32 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderValue, Method, Request as HttpRequest, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::serve::{IncomingStream, Listener};
 use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tower::util::MapResponseLayer;
+use tower::ServiceExt;
 
 use super::auth::{self, Session};
 use super::error::{ApiError, ErrorCode};
 use super::faults::FaultKind;
 use super::latency;
 use super::state::AppState;
-use super::{admin, rest};
+use super::{admin, header_case, request_log, rest};
 
 /// Oldest and newest REST API versions served.
 pub const MIN_VERSION: u32 = 20;
@@ -86,6 +95,8 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), data_api));
     let public = Router::new()
         .merge(auth::routes())
+        .merge(super::oauth_web::routes())
+        .merge(super::soap::routes())
         .merge(rest::public_routes())
         .merge(data)
         .layer(middleware::from_fn_with_state(
@@ -95,6 +106,10 @@ pub fn router(state: AppState) -> Router {
     let inner = Router::new()
         .merge(admin::routes())
         .merge(public)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_log::log_request,
+        ))
         .with_state(state);
     Router::new()
         .fallback_service(inner)
@@ -323,22 +338,47 @@ impl Connected<IncomingStream<'_, KillableListener>> for ConnKill {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` fires.
+/// Serves `router` on `listener` until `shutdown` fires, then lets open connections finish.
+///
+/// HTTP/1.1 responses carry Salesforce's header-name spellings ([`header_case`]);
+/// HTTP/2 (prior knowledge) is served too, with lowercase names as HTTP/2 requires.
 pub fn spawn(
     listener: TcpListener,
     router: Router,
     shutdown: oneshot::Receiver<()>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let service = router.into_make_service_with_connect_info::<ConnKill>();
-        let result = axum::serve(KillableListener(listener), service)
-            .with_graceful_shutdown(async {
-                let _ = shutdown.await;
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "emulator server stopped");
+        header_case::init().await;
+        let router = router.layer(MapResponseLayer::new(header_case::apply::<Body>));
+        let mut listener = KillableListener(listener);
+        let graceful = GracefulShutdown::new();
+        let mut builder = ConnBuilder::new(TokioExecutor::new());
+        builder.http1().title_case_headers(true);
+        let mut shutdown = shutdown;
+        loop {
+            tokio::select! {
+                (stream, _addr) = listener.accept() => {
+                    let kill = stream.kill.clone();
+                    let service = TowerToHyperService::new(router.clone().map_request(
+                        move |mut req: HttpRequest<Incoming>| {
+                            req.extensions_mut().insert(ConnectInfo(kill.clone()));
+                            req
+                        },
+                    ));
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, "emulator connection ended with an error");
+                        }
+                    });
+                }
+                _ = &mut shutdown => break,
+            }
         }
+        graceful.shutdown().await;
     })
 }
 

@@ -388,7 +388,7 @@ async fn refresh_token_grant() {
 #[tokio::test]
 async fn grant_type_errors() {
     let env = Env::new().await;
-    let (s, v) = env.token(&[("grant_type", "authorization_code")]).await;
+    let (s, v) = env.token(&[("grant_type", "not_a_grant_type")]).await;
     assert_oauth_error(s, &v, "unsupported_grant_type", "grant type not supported");
     let (s, v) = env.token(&[("username", "x")]).await;
     assert_oauth_error(s, &v, "invalid_request", "grant type is missing");

@@ -21,6 +21,9 @@ pub struct EmulatorArgs {
     /// the config file's `profile`.
     #[arg(long, value_enum)]
     pub profile: Option<Profile>,
+    /// Log every request (method, path, status, duration; never tokens or bodies).
+    #[arg(long)]
+    pub log_requests: bool,
 }
 
 /// The `--profile` values.
@@ -49,6 +52,7 @@ pub async fn emulator(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
     if let Some(p) = args.profile {
         cfg.profile = p.into();
     }
+    cfg.log_requests |= args.log_requests;
     let handle = Emulator::start(cfg, std::net::SocketAddr::new(args.bind, args.port)).await?;
     let state = handle.state();
     println!("Salesforce emulator listening on {}", handle.base_url());

@@ -9,6 +9,7 @@
 
 pub mod columns;
 pub mod csv_io;
+pub mod encoding;
 mod error;
 pub mod ingest;
 pub mod job;

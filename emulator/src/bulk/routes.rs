@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, OriginalUri, Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Extension, Json, Router};
@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::encoding;
 use super::ingest::{self, IngestJob, ResultKind, MAX_UPLOAD_BYTES};
 use super::job::{JobMeta, JobState};
 use super::query_job::{self, QueryJob};
@@ -243,16 +244,18 @@ fn check_deletable(st: JobState) -> Result<(), BulkError> {
     Ok(())
 }
 
-/// `PUT /jobs/ingest/{id}/batches` (text/csv) → 201, empty.
+/// `PUT /jobs/ingest/{id}/batches` (text/csv, optionally gzip/deflate-encoded) → 201, empty.
 async fn upload(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, BulkError> {
     let job = state.ext::<BulkState>().ingest_job(&id)?;
     let data = axum::body::to_bytes(body, MAX_UPLOAD_BYTES + 1)
         .await
         .map_err(|_| ingest::too_large())?;
+    let data = encoding::decode_upload(&headers, data)?;
     job.lock().put_upload(data)?;
     Ok(StatusCode::CREATED)
 }
@@ -261,45 +264,59 @@ async fn upload(
 async fn successful(
     state: State<AppState>,
     path: Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, BulkError> {
-    results(state, path, ResultKind::Successful)
+    results(state, path, &headers, ResultKind::Successful)
 }
 
 /// `GET …/failedResults`.
 async fn failed(
     state: State<AppState>,
     path: Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, BulkError> {
-    results(state, path, ResultKind::Failed)
+    results(state, path, &headers, ResultKind::Failed)
 }
 
 /// `GET …/unprocessedrecords` (also `unprocessedRecords`).
 async fn unprocessed(
     state: State<AppState>,
     path: Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, BulkError> {
-    results(state, path, ResultKind::Unprocessed)
+    results(state, path, &headers, ResultKind::Unprocessed)
 }
 
 /// Renders one result file as `text/csv`.
 fn results(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
+    request: &HeaderMap,
     kind: ResultKind,
 ) -> Result<Response, BulkError> {
     let job = state.ext::<BulkState>().ingest_job(&id)?;
     let csv = ingest::render_results(&job.lock(), kind);
-    Ok(csv_response(csv, &[]))
+    Ok(csv_response(csv, request, &[]))
 }
 
-/// A `text/csv` response with extra headers.
-fn csv_response(body: Vec<u8>, headers: &[(&'static str, String)]) -> Response {
+/// A `text/csv` response with extra headers, gzipped when the request accepts it.
+fn csv_response(
+    body: Vec<u8>,
+    request: &HeaderMap,
+    headers: &[(&'static str, String)],
+) -> Response {
+    let gzip = encoding::accepts_gzip(request);
+    let body = if gzip { encoding::gzip(&body) } else { body };
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/csv; charset=UTF-8"),
     );
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     for (k, v) in headers {
         if let Ok(v) = HeaderValue::from_str(v) {
             h.insert(*k, v);
@@ -419,6 +436,7 @@ async fn query_results(
     Extension(version): Extension<ApiVersion>,
     Path((_, id)): Path<(String, String)>,
     Query(params): Query<ResultsParams>,
+    request: HeaderMap,
 ) -> Result<Response, BulkError> {
     let job = state.ext::<BulkState>().query_job(&id)?;
     let j = job.lock();
@@ -447,6 +465,7 @@ async fn query_results(
     let locator = next.unwrap_or_else(|| "null".to_string());
     Ok(csv_response(
         csv,
+        &request,
         &[
             ("sforce-numberofrecords", n.to_string()),
             ("sforce-locator", locator),

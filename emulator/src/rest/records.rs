@@ -101,16 +101,23 @@ fn selected_fields(object: &ObjectDef, q: &FieldsQuery) -> Result<Option<Vec<Str
     Ok(Some(out))
 }
 
-fn created_body(id: Id) -> Response {
-    json_response(
+/// 201 with the SaveResult and, as Salesforce sends it, `Location` naming the new record.
+fn created_body(v: ApiVersion, object: &str, id: Id) -> Response {
+    let location = record_url(v, object, id.as_str());
+    let mut resp = json_response(
         StatusCode::CREATED,
         json!({"id": id, "success": true, "errors": []}),
-    )
+    );
+    if let Ok(loc) = location.parse() {
+        resp.headers_mut().insert(header::LOCATION, loc);
+    }
+    resp
 }
 
 /// Inserts `body`, answering 201 with the SaveResult.
 fn insert(
     state: &AppState,
+    v: ApiVersion,
     object: &ObjectDef,
     body: &Map<String, Value>,
     auth: &AuthContext,
@@ -119,22 +126,24 @@ fn insert(
         .store
         .insert(&object.name, body, auth.session.user_id)
         .map_err(write_error)?;
-    Ok(created_body(id))
+    Ok(created_body(v, &object.name, id))
 }
 
 async fn create(
     State(state): State<AppState>,
+    Extension(v): Extension<ApiVersion>,
     Extension(auth): Extension<AuthContext>,
     Path(p): Path<ObjectPath>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let object = object_or_404(&state, &p.object)?;
-    insert(&state, object, &body, &auth)
+    insert(&state, v, object, &body, &auth)
 }
 
 /// `POST /sobjects/X/Id`: upsert by Id with no value, i.e. an insert.
 async fn create_by_id(
     State(state): State<AppState>,
+    Extension(v): Extension<ApiVersion>,
     Extension(auth): Extension<AuthContext>,
     Path(p): Path<RecordPath>,
     JsonBody(body): JsonBody,
@@ -146,7 +155,7 @@ async fn create_by_id(
             "GET,PATCH,DELETE,HEAD",
         ));
     }
-    insert(&state, object, &body, &auth)
+    insert(&state, v, object, &body, &auth)
 }
 
 fn live_record(state: &AppState, id: &Id) -> Result<std::sync::Arc<Record>, ApiError> {

@@ -14,6 +14,8 @@ pub struct Query {
     pub(crate) from: Name,
     /// The WHERE condition.
     pub(crate) filter: Option<Cond>,
+    /// `GROUP BY` fields.
+    pub(crate) group_by: Vec<Path>,
     /// ORDER BY keys, in order.
     pub(crate) order_by: Vec<OrderKey>,
     /// LIMIT.
@@ -54,9 +56,12 @@ impl Query {
 
     /// Whether the select list holds an aggregate (`COUNT()` or `COUNT(field)`).
     pub fn has_aggregate(&self) -> bool {
-        self.select
-            .iter()
-            .any(|s| matches!(s, SelectItem::Count | SelectItem::CountField(..)))
+        self.select.iter().any(|s| {
+            matches!(
+                s,
+                SelectItem::Count | SelectItem::CountField(..) | SelectItem::Aggregate(..)
+            )
+        }) || !self.group_by.is_empty()
     }
 
     /// The OFFSET, if any.
@@ -97,6 +102,7 @@ pub(crate) enum SelectItem {
     Count,
     /// `COUNT(path) [alias]`.
     CountField(Path, Option<Name>),
+    Aggregate(super::aggregate::AggFn, Path, Option<Name>),
     /// `FIELDS(ALL | STANDARD | CUSTOM)`, with the offset of `FIELDS`.
     Fields(FieldsSet, usize),
 }

@@ -4,8 +4,9 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use super::aggregate::AggPlan;
 use super::ast::Query;
 use super::error::SoqlError;
 use super::eval::{cmp_sort, read, sort_val, Parents, SortVal};
@@ -68,11 +69,11 @@ fn run(plan: &Plan, source: &dyn RecordSource, opts: &ExecOptions) -> QueryOutpu
                 is_count: true,
             }
         }
-        Shape::Aggregate(aggs) => {
-            let row = ctx.aggregate(source, opts.include_deleted, aggs);
+        Shape::Aggregate(agg) => {
+            let records = ctx.aggregate(source, opts.include_deleted, agg);
             QueryOutput {
-                total_size: 1,
-                records: vec![row],
+                total_size: records.len(),
+                records,
                 columns: plan.columns.clone(),
                 is_count: false,
             }
@@ -138,30 +139,41 @@ impl Ctx<'_> {
         self.plan.limit.map(|l| l.saturating_add(self.plan.offset))
     }
 
-    /// One AggregateResult row with a non-null count per aggregate.
-    fn aggregate(
-        &self,
-        source: &dyn RecordSource,
-        deleted: bool,
-        aggs: &[(super::eval::FieldRef, String)],
-    ) -> Record {
-        let mut counts = vec![0u64; aggs.len()];
-        source.scan(&self.plan.object.name, deleted, &mut |rec| {
-            if self.passes(rec) {
-                for ((field, _), n) in aggs.iter().zip(counts.iter_mut()) {
-                    if !read(rec, field, self.parents).is_null() {
-                        *n += 1;
+    /// AggregateResult rows: grouped, ordered by grouped fields, then OFFSET and LIMIT.
+    fn aggregate(&self, source: &dyn RecordSource, deleted: bool, agg: &AggPlan) -> Vec<Record> {
+        let passes = |rec: &Record| self.passes(rec);
+        let mut rows = agg.rows(
+            source,
+            &self.plan.object.name,
+            deleted,
+            &passes,
+            self.parents,
+        );
+        if !self.plan.order.is_empty() {
+            let position = |k: &SortKey| {
+                agg.groups
+                    .iter()
+                    .position(|g| g.dotted() == k.field.dotted())
+            };
+            rows.sort_by(|(a, _), (b, _)| {
+                for key in &self.plan.order {
+                    let Some(i) = position(key) else { continue };
+                    let kind = key.field.field.kind;
+                    let (x, y) = (sort_val(kind, &a[i]), sort_val(kind, &b[i]));
+                    let ord = cmp_sort(&x, &y, key.descending, key.nulls_first);
+                    if ord != Ordering::Equal {
+                        return ord;
                     }
                 }
-            }
-            true
-        });
-        let mut row = Record::new();
-        row.insert("attributes".into(), json!({"type": "AggregateResult"}));
-        for ((_, key), n) in aggs.iter().zip(counts) {
-            row.insert(key.clone(), Value::from(n));
+                Ordering::Equal
+            });
         }
-        row
+        let keep = self.window(rows.len());
+        rows.into_iter()
+            .skip(self.plan.offset)
+            .take(keep)
+            .map(|(_, row)| row)
+            .collect()
     }
 
     /// Matches in scan order, after OFFSET, up to LIMIT; stops scanning at the limit.

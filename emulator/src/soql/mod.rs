@@ -42,6 +42,7 @@
 //! OFFSET + LIMIT; with ORDER BY and LIMIT a bounded heap keeps only OFFSET + LIMIT rows.
 //! Parent records are fetched once per id and cached for the query.
 
+mod aggregate;
 mod ast;
 mod error;
 mod eval;

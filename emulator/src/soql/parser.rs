@@ -11,6 +11,7 @@ use winnow::error::ContextError;
 use winnow::prelude::*;
 use winnow::stream::{Stateful, Stream, TokenSlice};
 
+use super::aggregate::AggFn;
 use super::ast::{
     Cond, FieldsSet, Literal, LiteralValue, Name, Op, Operand, OrderKey, Path, Query, RelativeDate,
     RelativeShape, RelativeUnit, SelectItem,
@@ -223,6 +224,12 @@ fn query(i: &mut Tokens<'_>) -> PResult<Query> {
     word("FROM").parse_next(i)?;
     let from = plain_name(i)?;
     let filter = opt(preceded(word("WHERE"), cond)).parse_next(i)?;
+    let group_by = opt(preceded(
+        (word("GROUP"), word("BY")),
+        separated(1.., path, expect(Tok::Comma)),
+    ))
+    .parse_next(i)?
+    .unwrap_or_default();
     let order_by = opt(preceded(
         (word("ORDER"), word("BY")),
         separated(1.., order_key, expect(Tok::Comma)),
@@ -237,6 +244,7 @@ fn query(i: &mut Tokens<'_>) -> PResult<Query> {
         select,
         from,
         filter,
+        group_by,
         order_by,
         limit: limit.map(|(n, _)| n),
         offset: offset.map(|(n, _)| n),
@@ -263,6 +271,19 @@ fn select_item(i: &mut Tokens<'_>) -> PResult<SelectItem> {
         i.input.next_token();
         if expect(Tok::LParen).parse_next(i).is_ok() {
             return count_rest(i);
+        }
+        i.reset(&start);
+    }
+    if let Some(func) = peek_tok(i)
+        .filter(|t| t.kind == Tok::Ident && !t.is_word("COUNT"))
+        .and_then(|t| AggFn::from_name(t.text))
+    {
+        i.input.next_token();
+        if expect(Tok::LParen).parse_next(i).is_ok() {
+            let p = path(i)?;
+            expect(Tok::RParen).parse_next(i)?;
+            let alias = opt(plain_name).parse_next(i)?;
+            return Ok(SelectItem::Aggregate(func, p, alias));
         }
         i.reset(&start);
     }

@@ -205,8 +205,8 @@ fn reports_unexpected_tokens_with_position() {
         "unexpected token: '<EOF>'"
     );
     assert_eq!(
-        reason("SELECT Id FROM Account GROUP BY Id"),
-        "unexpected token: 'GROUP'"
+        reason("SELECT Industry FROM Account GROUP BY Industry HAVING COUNT(Id) > 1"),
+        "unexpected token: 'HAVING'"
     );
     assert_eq!(
         reason("SELECT Id FROM Account WHERE Name = 'x' extra"),

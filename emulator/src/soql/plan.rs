@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::aggregate::{AggFn, AggOut, AggPlan};
 use super::ast::{FieldsSet, Name, Path, Query, SelectItem};
 use super::error::{SoqlError, INVALID_FIELD, MALFORMED_QUERY};
 use super::eval::{FieldRef, Filter, Hop};
@@ -36,8 +37,8 @@ pub(crate) struct Plan {
 pub(crate) enum Shape {
     /// `COUNT()`: only the number of rows.
     Count,
-    /// Aggregates (`COUNT(field)`): one AggregateResult row; (field, output key).
-    Aggregate(Vec<(FieldRef, String)>),
+    /// Aggregates and GROUP BY: AggregateResult rows.
+    Aggregate(AggPlan),
     /// Ordinary rows.
     Rows(Vec<OutNode>),
 }
@@ -91,13 +92,20 @@ pub(crate) fn compile(
         text: &q.text,
         root: root.clone(),
     };
-    let (shape, columns) = r.select(&q.select)?;
+    let (shape, columns) = if q.has_aggregate() && !q.is_count() {
+        r.aggregates(&q.select, &q.group_by)?
+    } else {
+        r.select(&q.select)?
+    };
     let filter = q.filter.as_ref().map(|c| r.cond(c)).transpose()?;
     let order = q
         .order_by
         .iter()
         .map(|k| r.sort_key(&k.path, k.descending, k.nulls_first))
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Shape::Aggregate(agg) = &shape {
+        r.check_grouped_order(q, agg, &order)?;
+    }
     Ok(Plan {
         object: root,
         shape,
@@ -107,6 +115,18 @@ pub(crate) fn compile(
         limit: q.limit.map(saturating_usize),
         offset: q.offset.map_or(0, saturating_usize),
     })
+}
+
+/// The output key of an aggregate: its alias, or the next `exprN`.
+fn agg_key(alias: Option<&Name>, unnamed: &mut usize) -> String {
+    alias.map_or_else(
+        || {
+            let key = format!("expr{unnamed}");
+            *unnamed += 1;
+            key
+        },
+        |a| a.text.clone(),
+    )
 }
 
 /// `n` as usize, saturating.
@@ -173,12 +193,6 @@ impl Resolver<'_> {
             }
             return Ok((Shape::Count, Vec::new()));
         }
-        if items
-            .iter()
-            .any(|i| matches!(i, SelectItem::CountField(..)))
-        {
-            return self.aggregates(items);
-        }
         let mut nodes = Vec::new();
         let mut columns = Vec::new();
         for item in items {
@@ -199,36 +213,121 @@ impl Resolver<'_> {
                         }
                     }
                 }
-                SelectItem::Count | SelectItem::CountField(..) => {}
+                SelectItem::Count | SelectItem::CountField(..) | SelectItem::Aggregate(..) => {}
             }
         }
         Ok((Shape::Rows(nodes), columns))
     }
 
-    /// The shape of a select list of aggregates; plain fields there need GROUP BY.
-    fn aggregates(&self, items: &[SelectItem]) -> Result<(Shape, Vec<String>), SoqlError> {
-        let mut aggs = Vec::new();
-        for (n, item) in items.iter().enumerate() {
+    /// The shape of an aggregate select list: plain fields must be grouped; aggregates are
+    /// keyed by alias or `exprN` (counting unaliased aggregates only).
+    fn aggregates(
+        &self,
+        items: &[SelectItem],
+        group_by: &[Path],
+    ) -> Result<(Shape, Vec<String>), SoqlError> {
+        let groups = group_by
+            .iter()
+            .map(|p| self.grouped_field(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut outputs = Vec::new();
+        let mut unnamed = 0usize;
+        for item in items {
             match item {
                 SelectItem::CountField(p, alias) => {
-                    let key = alias
-                        .as_ref()
-                        .map_or_else(|| format!("expr{n}"), |a| a.text.clone());
-                    aggs.push((self.path(p)?, key));
+                    let key = agg_key(alias.as_ref(), &mut unnamed);
+                    let field = self.path(p)?;
+                    outputs.push(AggOut::Func {
+                        func: AggFn::Count,
+                        field,
+                        key,
+                    });
+                }
+                SelectItem::Aggregate(func, p, alias) => {
+                    let field = self.path(p)?;
+                    if func.numeric_only() && !field.field.kind.is_numeric() {
+                        let reason = format!(
+                            "field {} does not support aggregate operator {func:?}",
+                            field.field.name
+                        );
+                        return Err(SoqlError::at(MALFORMED_QUERY, self.text, p.pos(), &reason));
+                    }
+                    let key = agg_key(alias.as_ref(), &mut unnamed);
+                    outputs.push(AggOut::Func {
+                        func: *func,
+                        field,
+                        key,
+                    });
                 }
                 SelectItem::Field(p) => {
                     let f = self.path(p)?;
-                    let reason = format!("Field must be grouped or aggregated: {}", f.field.name);
-                    return Err(SoqlError::at(MALFORMED_QUERY, self.text, p.pos(), &reason));
+                    let Some(index) = groups.iter().position(|g| g.dotted() == f.dotted()) else {
+                        let reason =
+                            format!("Field must be grouped or aggregated: {}", f.field.name);
+                        return Err(SoqlError::at(MALFORMED_QUERY, self.text, p.pos(), &reason));
+                    };
+                    outputs.push(AggOut::Group {
+                        index,
+                        key: f.field.name.clone(),
+                    });
                 }
                 SelectItem::Fields(_, pos) => {
                     return Err(SoqlError::unexpected(self.text, *pos, "FIELDS"));
                 }
-                SelectItem::Count => {}
+                SelectItem::Count => {
+                    return Err(SoqlError::at(
+                        MALFORMED_QUERY,
+                        self.text,
+                        0,
+                        "COUNT() must be the only element in the SELECT list",
+                    ));
+                }
             }
         }
-        let columns = aggs.iter().map(|(_, k)| k.clone()).collect();
-        Ok((Shape::Aggregate(aggs), columns))
+        let columns = outputs
+            .iter()
+            .map(|o| match o {
+                AggOut::Group { key, .. } | AggOut::Func { key, .. } => key.clone(),
+            })
+            .collect();
+        Ok((Shape::Aggregate(AggPlan { groups, outputs }), columns))
+    }
+
+    /// A GROUP BY field: resolved and groupable (not a long text area).
+    fn grouped_field(&self, p: &Path) -> Result<FieldRef, SoqlError> {
+        let f = self.path(p)?;
+        if !f.field.sortable {
+            let reason = format!(
+                "field '{}' can not be grouped in a query call",
+                f.field.name
+            );
+            return Err(SoqlError::at(MALFORMED_QUERY, self.text, p.pos(), &reason));
+        }
+        Ok(f)
+    }
+
+    /// ORDER BY of an aggregate query may only use grouped fields.
+    fn check_grouped_order(
+        &self,
+        q: &Query,
+        agg: &AggPlan,
+        order: &[SortKey],
+    ) -> Result<(), SoqlError> {
+        for (key, parsed) in order.iter().zip(&q.order_by) {
+            if !agg.groups.iter().any(|g| g.dotted() == key.field.dotted()) {
+                let reason = format!(
+                    "Ordered field must be grouped or aggregated: {}",
+                    key.field.field.name
+                );
+                return Err(SoqlError::at(
+                    MALFORMED_QUERY,
+                    self.text,
+                    parsed.path.pos(),
+                    &reason,
+                ));
+            }
+        }
+        Ok(())
     }
 
     // ---- ORDER BY -----------------------------------------------------------------------
