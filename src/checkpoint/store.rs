@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use tokio::sync::Mutex;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use super::schema::{migrations, quote_ident, SCHEMA_VERSION};
 use crate::lsn::Lsn;
@@ -11,8 +11,8 @@ use crate::lsn::Lsn;
 /// A state-store failure, with what pgforce was doing.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("state store: cannot connect to Postgres: {0}")]
-    Connect(#[source] tokio_postgres::Error),
+    #[error("state store: {0}")]
+    Connect(#[source] crate::pgconn::ConnectError),
     #[error("state store: {context}: {}", pg_message(.source))]
     Query {
         context: &'static str,
@@ -37,9 +37,8 @@ impl StateError {
     /// The SQLSTATE of a failed query (`42501`, `55006`, ...), when Postgres sent one.
     pub fn sql_state(&self) -> Option<&str> {
         match self {
-            StateError::Query { source, .. } | StateError::Connect(source) => {
-                source.code().map(|c| c.code())
-            }
+            StateError::Query { source, .. } => source.code().map(|c| c.code()),
+            StateError::Connect(source) => source.code(),
             _ => None,
         }
     }
@@ -190,10 +189,10 @@ fn parse_lsn(column: &'static str, text: &str) -> Result<Lsn, StateError> {
 }
 
 impl StateStore {
-    /// Connect (no TLS: the state lives beside the source, usually on the same network; use
-    /// a TLS-terminating proxy otherwise) and bring the schema up to date.
+    /// Connect (TLS per the conninfo's `sslmode`, see [`crate::pgconn`]) and bring the
+    /// schema up to date.
     pub async fn connect(conninfo: &str, schema: &str, pipeline: &str) -> Result<Self, StateError> {
-        let (client, conn) = tokio_postgres::connect(conninfo, NoTls)
+        let (client, conn) = crate::pgconn::connect(conninfo)
             .await
             .map_err(StateError::Connect)?;
         tokio::spawn(async move {
