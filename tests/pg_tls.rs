@@ -443,3 +443,68 @@ async fn a_pipeline_syncs_over_verified_tls() {
     );
     run.stop().await.expect("clean stop");
 }
+
+/// A one-pipeline config with `database_url` as written.
+fn config_with_url(database_url: &str) -> String {
+    format!(
+        r#"
+[[pipelines]]
+name = "p"
+publication = "p"
+slot = "p"
+source = {{ database_url = "{database_url}" }}
+
+[pipelines.salesforce]
+login_url = "https://login.salesforce.com"
+instance_url = "https://acme.my.salesforce.com"
+auth = {{ type = "client_credentials", client_id = "abc", client_secret = "env:PGFORCE_TLS_TEST_SECRET" }}
+
+[[pipelines.mappings]]
+name = "accounts"
+table = "public.accounts"
+object = "Account"
+external_id = {{ column = "id", field = "External_Id__c" }}
+fields = {{ name = "Name" }}
+"#
+    )
+}
+
+#[test]
+fn a_database_url_without_a_password_may_be_written_inline() {
+    use secrecy::ExposeSecret;
+    let url =
+        "postgres://sync@db.example.com/app?sslmode=verify-full&sslrootcert=/etc/pgforce/ca.pem";
+    let c = pgforce::config::Config::parse_unresolved(&config_with_url(url)).unwrap();
+    let db = &c.pipelines[0].source.database_url;
+    assert_eq!(db.value().unwrap().expose_secret(), url);
+    assert!(!format!("{c:?}").contains("db.example.com"));
+    let conninfo = "host=db.example.com user=sync sslmode=require";
+    assert!(pgforce::config::Config::parse_unresolved(&config_with_url(conninfo)).is_ok());
+}
+
+#[test]
+fn an_inline_database_url_with_a_password_is_an_error_naming_the_key() {
+    for url in [
+        "postgres://sync:s3cret-pw@db.example.com/app",
+        "host=db.example.com user=sync password=s3cret-pw",
+    ] {
+        let err = pgforce::config::Config::parse_unresolved(&config_with_url(url)).unwrap_err();
+        let e = &err.errors()[0];
+        assert_eq!(e.key, "pipelines[0].source.database_url");
+        assert!(e.message.contains("env:DATABASE_URL"), "{}", e.message);
+        assert!(e.location.is_some());
+        assert!(!err.to_string().contains("s3cret-pw"), "{err}");
+    }
+    // A malformed inline URL names the key and the reason, not the text.
+    let err = pgforce::config::Config::parse_unresolved(&config_with_url(
+        "host=db.example.com sslmode=sometimes",
+    ))
+    .unwrap_err();
+    let e = &err.errors()[0];
+    assert_eq!(e.key, "pipelines[0].source.database_url");
+    assert!(
+        e.message.contains("sslmode must be one of"),
+        "{}",
+        e.message
+    );
+}
