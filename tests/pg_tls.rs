@@ -508,3 +508,31 @@ fn an_inline_database_url_with_a_password_is_an_error_naming_the_key() {
         e.message
     );
 }
+
+#[test]
+fn unusable_tls_settings_are_config_errors_naming_the_key() {
+    let cases = [
+        (
+            "host=db.example.com user=u sslmode=verify-full",
+            "needs sslrootcert",
+        ),
+        (
+            "host=db.example.com user=u sslmode=verify-ca sslrootcert=/nonexistent/ca.pem",
+            "/nonexistent/ca.pem",
+        ),
+        (
+            "host=/var/run/postgresql user=u sslmode=require",
+            "Unix socket",
+        ),
+    ];
+    for (url, expected) in cases {
+        let err = pgforce::config::Config::from_toml(&config_with_url(url))
+            .expect_err("the TLS settings cannot work");
+        let e = err
+            .errors()
+            .iter()
+            .find(|e| e.key == "pipelines[0].source.database_url")
+            .unwrap_or_else(|| panic!("no database_url error in {err}"));
+        assert!(e.message.contains(expected), "{}", e.message);
+    }
+}

@@ -94,8 +94,26 @@ impl PgTarget {
         }
     }
 
+    /// Whether the TLS settings can work (a CA file where one is needed and readable, no
+    /// TLS over a Unix socket), without connecting.
+    pub fn check(&self) -> Result<(), ConnectError> {
+        self.decide().map(|_| ())
+    }
+
     /// Decide TLS for this target and build the rustls configuration (reads `sslrootcert`).
     pub(crate) fn plan(&self) -> Result<Plan, ConnectError> {
+        let plan = self.decide()?;
+        if plan.negotiation == Negotiation::Plain && policy::route_of(&self.config) == Route::Remote
+        {
+            tracing::warn!(
+                addr = %plan.attempt.addr,
+                "plaintext connection to a host that is not on loopback (sslmode=disable)"
+            );
+        }
+        Ok(plan)
+    }
+
+    fn decide(&self) -> Result<Plan, ConnectError> {
         let route = policy::route_of(&self.config);
         let negotiation =
             policy::negotiation(self.tls.mode, route).map_err(ConnectError::Config)?;
