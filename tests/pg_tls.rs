@@ -378,8 +378,10 @@ async fn a_server_without_tls_is_refused_when_tls_is_required() {
     assert!(pgconn::connect(&url).await.is_ok());
 }
 
+/// `pgforce run` (the binary) on a TLS-only server: the database URL is written inline
+/// (no password) with `sslmode=verify-full`, and a row reaches Salesforce.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pipeline_syncs_over_verified_tls() {
+async fn pgforce_run_syncs_over_verified_tls() {
     use pipeline_support::*;
     init_tracing();
     let pki = Pki::new();
@@ -410,19 +412,68 @@ async fn a_pipeline_syncs_over_verified_tls() {
     )
     .await
     .unwrap();
+    let base = emulator.base_url();
+    let config = pki.dir.path().join("pgforce.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[pipelines]]
+name = "tls"
+publication = "pgforce_tls"
+slot = "pgforce_tls"
+source = {{ database_url = "{db_url}" }}
+
+[pipelines.salesforce]
+login_url = "{base}"
+instance_url = "{base}"
+api_version = "62.0"
+auth = {{ type = "client_credentials", client_id = "{client}", client_secret = "env:PGFORCE_TLS_SF_SECRET" }}
+{MAPPINGS}
+"#,
+            client = pgforce::emulator::config::DEMO_CLIENT_ID,
+        ),
+    )
+    .unwrap();
+    let log = pki.dir.path().join("run.log");
+    let log_file = std::fs::File::create(&log).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pgforce"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0"])
+        .env(
+            "PGFORCE_TLS_SF_SECRET",
+            pgforce::emulator::config::DEMO_CLIENT_SECRET,
+        )
+        .env_remove("PGFORCE_OPS_LISTEN")
+        .stdin(std::process::Stdio::null())
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file)
+        .spawn()
+        .expect("spawn pgforce run");
     let h = Harness {
         emulator,
         pg,
         db_url,
         cluster,
     };
-    let run = h.run(h.config(MAPPINGS, &Batching::default())).await;
     h.sql("INSERT INTO accounts (id, name) VALUES (1, 'Acme over TLS')")
         .await;
-    wait_until("the account reaches Salesforce", || async {
-        match h.record("Account", "1") {
-            Some(r) if r.get("Name").and_then(|v| v.as_str()) == Some("Acme over TLS") => Ok(()),
-            other => Err(format!("{other:?}")),
+    let synced = tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            let name = h
+                .record("Account", "1")
+                .and_then(|r| r.get("Name").and_then(|v| v.as_str().map(str::to_string)));
+            if name.as_deref() == Some("Acme over TLS") {
+                return;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "pgforce run exited with {status}:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
     .await;
@@ -430,18 +481,20 @@ async fn a_pipeline_syncs_over_verified_tls() {
     let plaintext: i64 = local
         .query_one(
             "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
-             WHERE a.usename = 'postgres' AND a.backend_type IN ('client backend', 'walsender')
-               AND a.client_addr IS NOT NULL AND NOT s.ssl",
+             WHERE a.client_addr IS NOT NULL AND NOT s.ssl",
             &[],
         )
         .await
         .unwrap()
         .get(0);
-    assert_eq!(
-        plaintext, 0,
-        "every TCP connection of the pipeline uses TLS"
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        synced.is_ok(),
+        "the row did not reach Salesforce:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
     );
-    run.stop().await.expect("clean stop");
+    assert_eq!(plaintext, 0, "every TCP connection uses TLS");
 }
 
 /// A one-pipeline config with `database_url` as written.
