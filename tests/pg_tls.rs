@@ -217,6 +217,14 @@ async fn ordinary_clients_and_the_state_store_run_over_verified_tls() {
     StateStore::connect(&url, "pgforce", "p")
         .await
         .expect("the state store connects over TLS");
+    // trust authentication cannot satisfy channel_binding=require.
+    let err = ReplicationConnection::connect(&format!("{url} channel_binding=require"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ReplicationError::Auth(m) if m.contains("channel_binding=require")),
+        "{err:?}"
+    );
 
     // URL form, CA only (any host name).
     let url = format!(

@@ -69,7 +69,8 @@ impl ConnectOptions {
         ConnectOptions::from_target(PgTarget::from_config(config))
     }
 
-    /// The parsed configuration (also usable to open an ordinary tokio-postgres client).
+    /// The parsed configuration (its `ssl_mode` is not used: open ordinary clients with
+    /// [`connect_client`], which applies pgforce's TLS settings).
     pub fn config(&self) -> &tokio_postgres::Config {
         self.target.config()
     }
@@ -188,6 +189,8 @@ struct Session {
     channel_binding: Option<Vec<u8>>,
     /// The connection string's `channel_binding` setting.
     binding_policy: ChannelBinding,
+    /// Whether SCRAM-SHA-256-PLUS was used.
+    bound: bool,
 }
 
 impl std::fmt::Debug for ReplicationConnection {
@@ -400,12 +403,14 @@ impl ReplicationConnection {
         };
         loop {
             match self.wire.read("authenticating").await? {
-                Backend::Message(Message::AuthenticationOk) => return Ok(()),
+                Backend::Message(Message::AuthenticationOk) => return self.check_bound(),
                 Backend::Message(Message::AuthenticationCleartextPassword) => {
+                    self.check_bound()?;
                     let pw = password.ok_or_else(need_password)?;
                     self.send_password(pw).await?;
                 }
                 Backend::Message(Message::AuthenticationMd5Password(body)) => {
+                    self.check_bound()?;
                     let pw = password.ok_or_else(need_password)?;
                     let hash = md5_hash(self.user.as_bytes(), pw, body.salt());
                     self.send_password(hash.as_bytes()).await?;
@@ -447,33 +452,15 @@ impl ReplicationConnection {
         }
     }
 
-    /// Pick the SASL mechanism and channel binding (RFC 5802 flags: `p` bound, `y` could
-    /// bind but the server offered no PLUS, `n` cannot bind).
-    fn scram_mechanism(&self, offered: &[String]) -> Result<(&'static str, sasl::ChannelBinding)> {
-        let plus = offered.iter().any(|m| m == sasl::SCRAM_SHA_256_PLUS);
-        let plain = offered.iter().any(|m| m == sasl::SCRAM_SHA_256);
-        let policy = self.session.binding_policy;
-        match &self.session.channel_binding {
-            Some(data) if plus && policy != ChannelBinding::Disable => Ok((
-                sasl::SCRAM_SHA_256_PLUS,
-                sasl::ChannelBinding::tls_server_end_point(data.clone()),
-            )),
-            _ if policy == ChannelBinding::Require => Err(ReplicationError::Auth(format!(
-                "channel_binding=require, but {}: use TLS (sslmode=verify-full) against a server that offers SCRAM-SHA-256-PLUS, or drop channel_binding=require",
-                if self.session.channel_binding.is_none() {
-                    "this connection has no TLS channel to bind to"
-                } else {
-                    "the server does not offer SCRAM-SHA-256-PLUS"
-                }
-            ))),
-            Some(_) if plain && policy != ChannelBinding::Disable => {
-                Ok((sasl::SCRAM_SHA_256, sasl::ChannelBinding::unrequested()))
-            }
-            _ if plain => Ok((sasl::SCRAM_SHA_256, sasl::ChannelBinding::unsupported())),
-            _ => Err(ReplicationError::Auth(format!(
-                "the server offers SASL mechanisms {offered:?}, none of which pgforce can use here (SCRAM-SHA-256, or SCRAM-SHA-256-PLUS over TLS)"
-            ))),
+    /// With `channel_binding=require`, authentication must have been SCRAM-SHA-256-PLUS
+    /// (checked before a password is sent and when the server says OK).
+    fn check_bound(&self) -> Result<()> {
+        if self.session.binding_policy == ChannelBinding::Require && !self.session.bound {
+            return Err(ReplicationError::Auth(
+                "channel_binding=require, but the server authenticates without SCRAM channel binding: use scram-sha-256 in pg_hba.conf and TLS, or drop channel_binding=require".into(),
+            ));
         }
+        Ok(())
     }
 
     async fn send_password(&mut self, password: &[u8]) -> Result<()> {
@@ -485,7 +472,13 @@ impl ReplicationConnection {
     /// SCRAM-SHA-256, as SCRAM-SHA-256-PLUS (bound to the TLS channel) when TLS is up, the
     /// certificate allows binding and the server offers it.
     async fn authenticate_scram(&mut self, password: &[u8], mechanisms: &[String]) -> Result<()> {
-        let (mechanism, binding) = self.scram_mechanism(mechanisms)?;
+        let (mechanism, binding) = choose_scram(
+            mechanisms,
+            self.session.channel_binding.as_deref(),
+            self.session.binding_policy,
+        )
+        .map_err(ReplicationError::Auth)?;
+        self.session.bound = mechanism == sasl::SCRAM_SHA_256_PLUS;
         let mut scram = sasl::ScramSha256::new(password, binding);
         frontend::sasl_initial_response(mechanism, scram.message(), self.wire.wbuf())
             .map_err(|e| ReplicationError::Protocol(e.to_string()))?;
@@ -537,6 +530,7 @@ async fn open_transport(opts: &ConnectOptions) -> Result<(Box<dyn Transport>, Se
         encrypted: false,
         channel_binding: None,
         binding_policy: opts.config().get_channel_binding(),
+        bound: false,
     };
     match &endpoint {
         Endpoint::Tcp(host, port) => {
@@ -578,6 +572,38 @@ async fn open_transport(opts: &ConnectOptions) -> Result<(Box<dyn Transport>, Se
                 .map_err(connect_err)?;
             Ok((Box::new(stream), session))
         }
+    }
+}
+
+/// Pick the SASL mechanism and channel binding (RFC 5802 flags: `p` bound, `y` could bind
+/// but the server offered no PLUS, `n` cannot bind).
+fn choose_scram(
+    offered: &[String],
+    channel_binding: Option<&[u8]>,
+    policy: ChannelBinding,
+) -> std::result::Result<(&'static str, sasl::ChannelBinding), String> {
+    let plus = offered.iter().any(|m| m == sasl::SCRAM_SHA_256_PLUS);
+    let plain = offered.iter().any(|m| m == sasl::SCRAM_SHA_256);
+    match channel_binding {
+        Some(data) if plus && policy != ChannelBinding::Disable => Ok((
+            sasl::SCRAM_SHA_256_PLUS,
+            sasl::ChannelBinding::tls_server_end_point(data.to_vec()),
+        )),
+        _ if policy == ChannelBinding::Require => Err(format!(
+            "channel_binding=require, but {}: use TLS (sslmode=verify-full) against a server that offers SCRAM-SHA-256-PLUS, or drop channel_binding=require",
+            if channel_binding.is_none() {
+                "this connection has no TLS channel to bind to"
+            } else {
+                "the server does not offer SCRAM-SHA-256-PLUS"
+            }
+        )),
+        Some(_) if plain && policy != ChannelBinding::Disable => {
+            Ok((sasl::SCRAM_SHA_256, sasl::ChannelBinding::unrequested()))
+        }
+        _ if plain => Ok((sasl::SCRAM_SHA_256, sasl::ChannelBinding::unsupported())),
+        _ => Err(format!(
+            "the server offers SASL mechanisms {offered:?}, none of which pgforce can use here (SCRAM-SHA-256, or SCRAM-SHA-256-PLUS over TLS)"
+        )),
     }
 }
 
@@ -664,6 +690,39 @@ mod tests {
         assert_eq!(parse_server_version("17devel"), Some(170000));
         assert_eq!(parse_server_version("9.6.3"), Some(90603));
         assert_eq!(parse_server_version("garbage"), None);
+    }
+
+    #[test]
+    fn binds_scram_to_tls_when_it_can() {
+        let both = [
+            sasl::SCRAM_SHA_256_PLUS.to_string(),
+            sasl::SCRAM_SHA_256.to_string(),
+        ];
+        let plain = [sasl::SCRAM_SHA_256.to_string()];
+        let cb = Some(&[1u8, 2, 3][..]);
+        let pick =
+            |offered: &[String], cb, policy| choose_scram(offered, cb, policy).map(|(m, _)| m);
+        assert_eq!(
+            pick(&both, cb, ChannelBinding::Prefer),
+            Ok(sasl::SCRAM_SHA_256_PLUS)
+        );
+        assert_eq!(
+            pick(&both, cb, ChannelBinding::Disable),
+            Ok(sasl::SCRAM_SHA_256)
+        );
+        assert_eq!(
+            pick(&both, None, ChannelBinding::Prefer),
+            Ok(sasl::SCRAM_SHA_256)
+        );
+        assert_eq!(
+            pick(&plain, cb, ChannelBinding::Prefer),
+            Ok(sasl::SCRAM_SHA_256)
+        );
+        let err = pick(&plain, cb, ChannelBinding::Require).unwrap_err();
+        assert!(err.contains("does not offer SCRAM-SHA-256-PLUS"), "{err}");
+        let err = pick(&both, None, ChannelBinding::Require).unwrap_err();
+        assert!(err.contains("no TLS channel"), "{err}");
+        assert!(pick(&["OTHER".to_string()], cb, ChannelBinding::Prefer).is_err());
     }
 
     #[test]
