@@ -315,6 +315,16 @@ async fn verify_ca_refuses_a_certificate_from_an_untrusted_ca() {
         assert!(msg.contains("not trusted") && msg.contains(&other), "{msg}");
         assert!(msg.contains(&format!("localhost:{}", c.port())), "{msg}");
     }
+    // The system trust store does not hold the test CA either.
+    let url = conninfo(&c, "localhost", "sslmode=verify-full sslrootcert=system");
+    let (repl, _) = both_fail(&url).await;
+    assert!(
+        matches!(
+            pg(&repl),
+            ConnectError::Untrusted { .. } | ConnectError::RootCert { .. }
+        ),
+        "{repl:?}"
+    );
     // Plain `require` with the same CA file checks the chain too (as libpq does).
     let url = conninfo(
         &c,

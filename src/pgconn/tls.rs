@@ -68,12 +68,16 @@ fn webpki(
         })
 }
 
-/// Every certificate of a PEM file, as trust anchors.
+/// Every certificate of a PEM file, as trust anchors; `system` (as in libpq 16) means the
+/// operating system's trust store.
 pub fn load_roots(path: &Path) -> Result<RootCertStore, ConnectError> {
     let err = |reason: String| ConnectError::RootCert {
         path: path.display().to_string(),
         reason,
     };
+    if path == Path::new("system") {
+        return system_roots().map_err(err);
+    }
     let text = std::fs::read(path).map_err(|e| err(format!("cannot read it ({})", e.kind())))?;
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&text) {
@@ -84,6 +88,24 @@ pub fn load_roots(path: &Path) -> Result<RootCertStore, ConnectError> {
     }
     if roots.is_empty() {
         return Err(err("it holds no PEM certificate".into()));
+    }
+    Ok(roots)
+}
+
+/// The operating system's trust store (`SSL_CERT_FILE`/`SSL_CERT_DIR` override it).
+fn system_roots() -> Result<RootCertStore, String> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (_added, _ignored) = roots.add_parsable_certificates(found.certs);
+    if roots.is_empty() {
+        let why = found
+            .errors
+            .first()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        return Err(format!(
+            "the system trust store holds no usable certificate{why}"
+        ));
     }
     Ok(roots)
 }
