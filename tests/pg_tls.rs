@@ -607,3 +607,37 @@ fn unusable_tls_settings_are_config_errors_naming_the_key() {
         assert!(e.message.contains(expected), "{}", e.message);
     }
 }
+
+/// A fake server that answers the SSLRequest with `answer` and then closes.
+async fn fake_server(answer: &'static [u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = [0u8; 8];
+            if socket.read_exact(&mut request).await.is_ok() {
+                let _ = socket.write_all(answer).await;
+            }
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garbled_answer_to_the_tls_request_is_an_error_not_a_panic() {
+    let port = fake_server(b"X").await;
+    let url = format!("host=127.0.0.1 port={port} user=u password={PASSWORD} sslmode=require");
+    let err = ReplicationConnection::connect(&url).await.unwrap_err();
+    assert!(matches!(pg(&err), ConnectError::Protocol { .. }), "{err:?}");
+    assert!(err.to_string().contains("unexpected answer"), "{err}");
+
+    // 'S', then garbage instead of a TLS ServerHello.
+    let port = fake_server(b"S\x00\x01\x02garbage").await;
+    let url = format!("host=127.0.0.1 port={port} user=u password={PASSWORD} sslmode=require");
+    let (repl, ordinary) = both_fail(&url).await;
+    for e in [pg(&repl), &ordinary] {
+        assert!(matches!(e, ConnectError::Handshake { .. }), "{e:?}");
+        assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    }
+}
