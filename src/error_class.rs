@@ -79,7 +79,9 @@ pub(crate) fn api_class(status: u16, code: &str) -> ErrorClass {
 impl Classify for StateError {
     fn class(&self) -> ErrorClass {
         match self {
-            StateError::Connect(_) => ErrorClass::Transient,
+            // A refused certificate or a bad password does not heal by retrying.
+            StateError::Connect(e) if e.is_transient() => ErrorClass::Transient,
+            StateError::Connect(_) => ErrorClass::Permanent,
             StateError::Query { source, .. } => pg_class(source),
             StateError::TooNew { .. } | StateError::Corrupt { .. } => ErrorClass::Permanent,
         }

@@ -16,6 +16,7 @@ pub mod journal;
 pub mod lsn;
 pub mod mapping;
 pub mod metrics;
+pub mod pgconn;
 pub mod pgoutput;
 pub mod pipeline;
 pub mod replay;

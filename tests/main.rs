@@ -27,6 +27,7 @@ mod cli;
 mod config;
 mod deploy_manifests;
 mod mapping;
+mod pg_tls;
 mod pgoutput;
 mod pipeline;
 mod replay;

@@ -7,7 +7,7 @@ use crate::lsn::Lsn;
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("state store: cannot connect to Postgres: {0}")]
-    Connect(#[source] tokio_postgres::Error),
+    Connect(#[source] crate::pgconn::ConnectError),
     #[error("state store: {context}: {}", pg_message(.source))]
     Query {
         context: &'static str,
@@ -32,9 +32,8 @@ impl StateError {
     /// The SQLSTATE of a failed query (`42501`, `55006`, ...), when Postgres sent one.
     pub fn sql_state(&self) -> Option<&str> {
         match self {
-            StateError::Query { source, .. } | StateError::Connect(source) => {
-                source.code().map(|c| c.code())
-            }
+            StateError::Query { source, .. } => source.code().map(|c| c.code()),
+            StateError::Connect(source) => source.code(),
             _ => None,
         }
     }

@@ -5,7 +5,7 @@
 //! [`parked`](super::parked), [`lock`](super::lock).
 
 use tokio::sync::{Mutex, MutexGuard};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use super::error::StateError;
 use super::schema::quote_ident;
@@ -27,10 +27,10 @@ impl std::fmt::Debug for StateStore {
 }
 
 impl StateStore {
-    /// Connect (no TLS: the state lives beside the source, usually on the same network; use
-    /// a TLS-terminating proxy otherwise) and bring the schema up to date.
+    /// Connect (TLS per the conninfo's `sslmode`, see [`crate::pgconn`]) and bring the
+    /// schema up to date.
     pub async fn connect(conninfo: &str, schema: &str, pipeline: &str) -> Result<Self, StateError> {
-        let (client, conn) = tokio_postgres::connect(conninfo, NoTls)
+        let (client, conn) = crate::pgconn::connect(conninfo)
             .await
             .map_err(StateError::Connect)?;
         tokio::spawn(async move {

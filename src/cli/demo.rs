@@ -15,7 +15,6 @@ use pgforce_emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
 use rand::Rng;
 use secrecy::SecretString;
 use tokio::sync::watch;
-use tokio_postgres::NoTls;
 
 const DEMO_CONFIG: &str = include_str!("../../deploy/examples/demo.toml");
 
@@ -67,7 +66,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
     };
     println!("PostgreSQL: {db_url}");
-    let (pg, conn) = tokio_postgres::connect(&db_url, NoTls).await?;
+    let (pg, conn) = pgforce::pgconn::connect(&db_url).await?;
     tokio::spawn(conn);
     pg.batch_execute(SCHEMA).await?;
 

@@ -95,9 +95,25 @@ impl Config {
                     ));
                 }
             }
+            if let Some(reason) = database_url_problem(&p.source.database_url) {
+                errors.push(KeyError::new(
+                    format!("pipelines[{i}].source.database_url"),
+                    reason,
+                ));
+            }
         }
         errors
     }
+}
+
+/// Why a resolved database URL's TLS settings cannot work (`verify-*` without
+/// `sslrootcert`, an unreadable CA file, TLS over a Unix socket), without quoting the URL.
+/// A URL that does not parse is left to the connection, which says why.
+fn database_url_problem(url: &Secret) -> Option<String> {
+    use secrecy::ExposeSecret;
+    let value = url.value().ok()?;
+    let target = crate::pgconn::PgTarget::parse(value.expose_secret()).ok()?;
+    target.check().err().map(|e| e.to_string())
 }
 
 impl PipelineConfig {

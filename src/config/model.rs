@@ -130,8 +130,10 @@ pub struct PipelineConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// Connection string or `postgres://` URL, as a secret reference (`env:DATABASE_URL`
-    /// or `file:/run/secrets/db_url`): it usually holds a password.
+    /// Connection string or `postgres://` URL (TLS keys `sslmode`, `sslrootcert`: see
+    /// [`crate::pgconn`]). Inline only without a password; with one, by reference
+    /// (`env:DATABASE_URL` or `file:/run/secrets/db_url`).
+    #[serde(deserialize_with = "super::secret::inline_or_reference")]
     pub database_url: Secret,
 }
 

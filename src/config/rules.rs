@@ -30,6 +30,28 @@ pub(crate) fn check(config: &Config) -> Vec<KeyError> {
     errs
 }
 
+/// An inline database URL must parse and must not hold a password (a referenced one is
+/// checked when it is resolved and used).
+fn check_database_url(source: &SourceConfig, err: &mut impl FnMut(&str, String)) {
+    use secrecy::ExposeSecret;
+    let url = &source.database_url;
+    let (super::SecretRef::Inline, Ok(value)) = (url.reference(), url.value()) else {
+        return;
+    };
+    let key = "source.database_url";
+    match crate::pgconn::has_password(value.expose_secret()) {
+        Ok(false) => {}
+        Ok(true) => err(
+            key,
+            "a database URL with a password must not be written in the config: put it in an \
+             environment variable or a file and write `env:DATABASE_URL` or \
+             `file:/run/secrets/db_url`"
+                .into(),
+        ),
+        Err(reason) => err(key, format!("invalid database URL: {reason}")),
+    }
+}
+
 fn check_pipeline(key: &str, p: &PipelineConfig, errs: &mut Vec<KeyError>) {
     let mut err = |k: &str, msg: String| errs.push(KeyError::new(format!("{key}.{k}"), msg));
     if p.name.is_empty()
@@ -58,6 +80,7 @@ fn check_pipeline(key: &str, p: &PipelineConfig, errs: &mut Vec<KeyError>) {
             err(k, "must be 1–63 characters (a Postgres identifier)".into());
         }
     }
+    check_database_url(&p.source, &mut err);
     check_batching(&p.batching, &mut err);
     check_salesforce(&p.salesforce, &mut err);
     if p.mappings.is_empty() {

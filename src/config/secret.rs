@@ -16,6 +16,9 @@ pub enum SecretRef {
     Env(String),
     /// `file:/path`: the file's contents with one trailing newline (`\n` or `\r\n`) removed.
     File(String),
+    /// The value written in the config itself: allowed only where the key says so (a
+    /// database URL without a password). Never displayed.
+    Inline,
 }
 
 impl fmt::Display for SecretRef {
@@ -23,6 +26,7 @@ impl fmt::Display for SecretRef {
         match self {
             SecretRef::Env(name) => write!(f, "env:{name}"),
             SecretRef::File(path) => write!(f, "file:{path}"),
+            SecretRef::Inline => write!(f, "(inline value)"),
         }
     }
 }
@@ -78,6 +82,7 @@ impl SecretResolver for EnvAndFiles {
                 Ok(text) => Ok(SecretString::from(trim_newline(text))),
                 Err(e) => Err(format!("cannot read {path}: {}", e.kind())),
             },
+            SecretRef::Inline => Err("an inline value has no reference to resolve".into()),
         }
     }
 }
@@ -118,6 +123,14 @@ impl Secret {
         }
     }
 
+    /// A value written inline in the config (already resolved).
+    pub fn inline(value: String) -> Self {
+        Secret {
+            reference: SecretRef::Inline,
+            value: Some(SecretString::from(value)),
+        }
+    }
+
     /// Where the secret comes from.
     pub fn reference(&self) -> &SecretRef {
         &self.reference
@@ -132,6 +145,9 @@ impl Secret {
 
     /// Resolve with `resolver`; the error is the resolver's reason.
     pub(crate) fn resolve(&mut self, resolver: &dyn SecretResolver) -> Result<(), String> {
+        if self.reference == SecretRef::Inline {
+            return Ok(());
+        }
         self.value = Some(resolver.resolve(&self.reference)?);
         Ok(())
     }
@@ -142,6 +158,21 @@ impl TryFrom<String> for Secret {
 
     fn try_from(text: String) -> Result<Self, String> {
         SecretRef::try_from(text).map(Secret::new)
+    }
+}
+
+/// Serde `deserialize_with` for keys that may be written inline or by reference: a string
+/// starting with `env:` or `file:` is a reference, anything else an inline value (which
+/// [`crate::config`]'s static checks then judge, e.g. a database URL must hold no password).
+pub(crate) fn inline_or_reference<'de, D>(d: D) -> Result<Secret, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let text = String::deserialize(d)?;
+    if text.starts_with("env:") || text.starts_with("file:") {
+        Secret::try_from(text).map_err(serde::de::Error::custom)
+    } else {
+        Ok(Secret::inline(text))
     }
 }
 

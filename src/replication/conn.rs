@@ -3,10 +3,11 @@
 //!
 //! tokio-postgres has no CopyBoth mode, so this speaks the protocol itself on top of
 //! `postgres_protocol`'s codec. Connection settings come from a libpq-style conninfo or a
-//! `postgres://` URL, parsed by [`tokio_postgres::Config`]. Supported authentication:
-//! trust, cleartext password, md5 and SCRAM-SHA-256 (no channel binding). TLS is not
-//! implemented yet: `sslmode=require` is refused with a clear error rather than silently
-//! ignored; the transport is a boxed stream so TLS can be added in `open_transport`.
+//! `postgres://` URL, parsed by [`crate::pgconn::PgTarget`]. TLS follows the same
+//! `sslmode`/`sslrootcert` policy as every other connection (SSLRequest, rustls handshake,
+//! then the normal startup). Supported authentication: trust, cleartext password, md5 and
+//! SCRAM-SHA-256, bound to the TLS channel (SCRAM-SHA-256-PLUS, `tls-server-end-point`)
+//! when TLS is up and the server offers it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,13 +19,16 @@ use postgres_protocol::authentication::{md5_hash, sasl};
 use postgres_protocol::message::backend::{DataRowBody, Message, RowDescriptionBody};
 use postgres_protocol::message::frontend;
 use tokio::net::{TcpStream, UnixStream};
-use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::config::{ChannelBinding, Host};
 use tokio_postgres::fallible_iterator::FallibleIterator;
 use tracing::{debug, instrument};
 
 use super::error::{classify_server_error, ReplicationError, Result, ServerError};
 use super::wire::{server_error, Backend, Transport, Wire};
 use crate::lsn::Lsn;
+use crate::pgconn::policy::Negotiation;
+use crate::pgconn::tls::{negotiate, Negotiated};
+use crate::pgconn::{Attempt, ConnectError, PgTarget};
 
 /// Default `application_name` reported to the server.
 pub const DEFAULT_APPLICATION_NAME: &str = "pgforce";
@@ -32,7 +36,7 @@ pub const DEFAULT_APPLICATION_NAME: &str = "pgforce";
 /// Where and as whom to connect; built from a conninfo string or URL.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
-    config: tokio_postgres::Config,
+    target: PgTarget,
     /// Reported as `application_name` (visible in pg_stat_replication).
     pub application_name: String,
 }
@@ -40,31 +44,45 @@ pub struct ConnectOptions {
 impl ConnectOptions {
     /// Parse a libpq conninfo (`host=... user=...`) or a `postgres://` URL.
     pub fn parse(conninfo: &str) -> Result<ConnectOptions> {
-        let config = tokio_postgres::Config::from_str(conninfo)
-            .map_err(|e| ReplicationError::Config(e.to_string()))?;
-        Ok(ConnectOptions::from_config(config))
+        let target = PgTarget::parse(conninfo).map_err(|e| match e {
+            ConnectError::Config(reason) => ReplicationError::Config(reason),
+            other => ReplicationError::Pg(other),
+        })?;
+        Ok(ConnectOptions::from_target(target))
     }
 
-    /// Use an already-built tokio-postgres config.
-    pub fn from_config(config: tokio_postgres::Config) -> ConnectOptions {
-        let application_name = config
+    /// Use a parsed target (TLS keys included).
+    pub fn from_target(target: PgTarget) -> ConnectOptions {
+        let application_name = target
+            .config()
             .get_application_name()
             .unwrap_or(DEFAULT_APPLICATION_NAME)
             .to_string();
         ConnectOptions {
-            config,
+            target,
             application_name,
         }
     }
 
-    /// The parsed configuration (also usable to open an ordinary tokio-postgres client).
+    /// Use an already-built tokio-postgres config (TLS as without `sslmode`).
+    pub fn from_config(config: tokio_postgres::Config) -> ConnectOptions {
+        ConnectOptions::from_target(PgTarget::from_config(config))
+    }
+
+    /// The parsed configuration (its `ssl_mode` is not used: open ordinary clients with
+    /// [`connect_client`], which applies pgforce's TLS settings).
     pub fn config(&self) -> &tokio_postgres::Config {
-        &self.config
+        self.target.config()
+    }
+
+    /// The target with its TLS settings.
+    pub fn target(&self) -> &PgTarget {
+        &self.target
     }
 
     /// The role name to log in as.
     pub fn user(&self) -> Result<&str> {
-        self.config.get_user().ok_or_else(|| {
+        self.config().get_user().ok_or_else(|| {
             ReplicationError::Config(
                 "no user given: add `user=...` or `postgres://user@host/db`".into(),
             )
@@ -73,7 +91,7 @@ impl ConnectOptions {
 
     /// The database (defaults to the user name, like libpq).
     pub fn dbname(&self) -> Result<&str> {
-        match self.config.get_dbname() {
+        match self.config().get_dbname() {
             Some(db) => Ok(db),
             None => self.user(),
         }
@@ -81,8 +99,8 @@ impl ConnectOptions {
 
     /// Where to connect: the first host, with its port (default 5432).
     fn endpoint(&self) -> Result<Endpoint> {
-        let port = self.config.get_ports().first().copied().unwrap_or(5432);
-        match self.config.get_hosts().first() {
+        let port = self.config().get_ports().first().copied().unwrap_or(5432);
+        match self.config().get_hosts().first() {
             Some(Host::Tcp(host)) => Ok(Endpoint::Tcp(host.clone(), port)),
             Some(Host::Unix(dir)) => Ok(Endpoint::Unix(dir.join(format!(".s.PGSQL.{port}")))),
             None => Err(ReplicationError::Config(
@@ -157,6 +175,22 @@ pub struct ReplicationConnection {
     params: HashMap<String, String>,
     backend_pid: i32,
     user: String,
+    /// How TLS went: for error messages and SCRAM channel binding.
+    session: Session,
+}
+
+/// What the transport negotiated.
+#[derive(Debug, Clone)]
+struct Session {
+    attempt: Attempt,
+    /// Whether the connection is encrypted.
+    encrypted: bool,
+    /// `tls-server-end-point` data, when TLS is up and the certificate allows it.
+    channel_binding: Option<Vec<u8>>,
+    /// The connection string's `channel_binding` setting.
+    binding_policy: ChannelBinding,
+    /// Whether SCRAM-SHA-256-PLUS was used.
+    bound: bool,
 }
 
 impl std::fmt::Debug for ReplicationConnection {
@@ -164,6 +198,7 @@ impl std::fmt::Debug for ReplicationConnection {
         f.debug_struct("ReplicationConnection")
             .field("backend_pid", &self.backend_pid)
             .field("user", &self.user)
+            .field("encrypted", &self.session.encrypted)
             .field("server_version", &self.params.get("server_version"))
             .finish()
     }
@@ -176,19 +211,29 @@ impl ReplicationConnection {
     }
 
     /// Connect with parsed options.
-    #[instrument(skip_all, fields(user = opts.config.get_user(), db = opts.config.get_dbname()))]
+    #[instrument(skip_all, fields(user = opts.config().get_user(), db = opts.config().get_dbname()))]
     pub async fn connect_with(opts: &ConnectOptions) -> Result<ReplicationConnection> {
         let user = opts.user()?.to_string();
-        let io = open_transport(opts).await?;
+        let (io, session) = open_transport(opts).await?;
         let mut conn = ReplicationConnection {
             wire: Wire::new(io),
             params: HashMap::new(),
             backend_pid: 0,
             user,
+            session,
         };
         conn.startup(opts).await?;
-        debug!(pid = conn.backend_pid, "replication connection ready");
+        debug!(
+            pid = conn.backend_pid,
+            encrypted = conn.session.encrypted,
+            "replication connection ready"
+        );
         Ok(conn)
+    }
+
+    /// Whether the connection runs over TLS.
+    pub fn is_encrypted(&self) -> bool {
+        self.session.encrypted
     }
 
     /// Server parameter reported at startup (e.g. `server_version`, `integer_datetimes`).
@@ -330,7 +375,7 @@ impl ReplicationConnection {
         frontend::startup_message(params.iter().copied(), self.wire.wbuf())
             .map_err(|e| ReplicationError::Protocol(format!("cannot encode startup: {e}")))?;
         self.wire.flush().await?;
-        self.authenticate(opts.config.get_password()).await?;
+        self.authenticate(opts.config().get_password()).await?;
         loop {
             match self.wire.read("starting up").await? {
                 Backend::Message(Message::BackendKeyData(body)) => {
@@ -358,12 +403,14 @@ impl ReplicationConnection {
         };
         loop {
             match self.wire.read("authenticating").await? {
-                Backend::Message(Message::AuthenticationOk) => return Ok(()),
+                Backend::Message(Message::AuthenticationOk) => return self.check_bound(),
                 Backend::Message(Message::AuthenticationCleartextPassword) => {
+                    self.check_bound()?;
                     let pw = password.ok_or_else(need_password)?;
                     self.send_password(pw).await?;
                 }
                 Backend::Message(Message::AuthenticationMd5Password(body)) => {
+                    self.check_bound()?;
                     let pw = password.ok_or_else(need_password)?;
                     let hash = md5_hash(self.user.as_bytes(), pw, body.salt());
                     self.send_password(hash.as_bytes()).await?;
@@ -379,6 +426,12 @@ impl ReplicationConnection {
                 }
                 Backend::Message(Message::ErrorResponse(body)) => {
                     let err = server_error(body.fields());
+                    if self.session.attempt.needs_tls(&err.code, &err.message) {
+                        return Err(ConnectError::TlsRequiredByServer {
+                            addr: self.session.attempt.addr.clone(),
+                        }
+                        .into());
+                    }
                     return Err(match err.code.as_str() {
                         "28P01" | "28000" => ReplicationError::Auth(err.to_string()),
                         _ => classify_server_error(err, None, &self.user),
@@ -399,21 +452,35 @@ impl ReplicationConnection {
         }
     }
 
+    /// With `channel_binding=require`, authentication must have been SCRAM-SHA-256-PLUS
+    /// (checked before a password is sent and when the server says OK).
+    fn check_bound(&self) -> Result<()> {
+        if self.session.binding_policy == ChannelBinding::Require && !self.session.bound {
+            return Err(ReplicationError::Auth(
+                "channel_binding=require, but the server authenticates without SCRAM channel binding: use scram-sha-256 in pg_hba.conf and TLS, or drop channel_binding=require".into(),
+            ));
+        }
+        Ok(())
+    }
+
     async fn send_password(&mut self, password: &[u8]) -> Result<()> {
         frontend::password_message(password, self.wire.wbuf())
             .map_err(|e| ReplicationError::Protocol(format!("cannot encode password: {e}")))?;
         self.wire.flush().await
     }
 
-    /// SCRAM-SHA-256 without channel binding (no TLS yet).
+    /// SCRAM-SHA-256, as SCRAM-SHA-256-PLUS (bound to the TLS channel) when TLS is up, the
+    /// certificate allows binding and the server offers it.
     async fn authenticate_scram(&mut self, password: &[u8], mechanisms: &[String]) -> Result<()> {
-        if !mechanisms.iter().any(|m| m == sasl::SCRAM_SHA_256) {
-            return Err(ReplicationError::Auth(format!(
-                "the server offers SASL mechanisms {mechanisms:?}, none of which pgforce supports (SCRAM-SHA-256 without TLS)"
-            )));
-        }
-        let mut scram = sasl::ScramSha256::new(password, sasl::ChannelBinding::unsupported());
-        frontend::sasl_initial_response(sasl::SCRAM_SHA_256, scram.message(), self.wire.wbuf())
+        let (mechanism, binding) = choose_scram(
+            mechanisms,
+            self.session.channel_binding.as_deref(),
+            self.session.binding_policy,
+        )
+        .map_err(ReplicationError::Auth)?;
+        self.session.bound = mechanism == sasl::SCRAM_SHA_256_PLUS;
+        let mut scram = sasl::ScramSha256::new(password, binding);
+        frontend::sasl_initial_response(mechanism, scram.message(), self.wire.wbuf())
             .map_err(|e| ReplicationError::Protocol(e.to_string()))?;
         self.wire.flush().await?;
         let scram_err =
@@ -444,16 +511,12 @@ impl ReplicationConnection {
     }
 }
 
-/// Open the socket. The place to add TLS (SSLRequest, then wrap the stream).
-async fn open_transport(opts: &ConnectOptions) -> Result<Box<dyn Transport>> {
-    if opts.config.get_ssl_mode() == SslMode::Require {
-        return Err(ReplicationError::Config(
-            "sslmode=require is not supported yet by the replication connection: use sslmode=disable or prefer on a trusted network".into(),
-        ));
-    }
+/// Open the socket and negotiate TLS as the target's plan says.
+async fn open_transport(opts: &ConnectOptions) -> Result<(Box<dyn Transport>, Session)> {
+    let plan = opts.target.plan()?;
     let endpoint = opts.endpoint()?;
     let timeout = opts
-        .config
+        .config()
         .get_connect_timeout()
         .copied()
         .unwrap_or(Duration::from_secs(30));
@@ -462,6 +525,13 @@ async fn open_transport(opts: &ConnectOptions) -> Result<Box<dyn Transport>> {
         source,
     };
     let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
+    let mut session = Session {
+        attempt: plan.attempt.clone(),
+        encrypted: false,
+        channel_binding: None,
+        binding_policy: opts.config().get_channel_binding(),
+        bound: false,
+    };
     match &endpoint {
         Endpoint::Tcp(host, port) => {
             let stream = tokio::time::timeout(timeout, TcpStream::connect((host.as_str(), *port)))
@@ -469,15 +539,71 @@ async fn open_transport(opts: &ConnectOptions) -> Result<Box<dyn Transport>> {
                 .map_err(|_| connect_err(timed_out()))?
                 .map_err(connect_err)?;
             let _ = stream.set_nodelay(true);
-            Ok(Box::new(stream))
+            let required = match plan.negotiation {
+                Negotiation::Plain => return Ok((Box::new(stream), session)),
+                Negotiation::Optional => false,
+                Negotiation::Required => true,
+            };
+            let negotiated = tokio::time::timeout(
+                timeout,
+                negotiate(stream, plan.tls, required, &plan.attempt),
+            )
+            .await
+            .map_err(|_| connect_err(timed_out()))??;
+            match negotiated {
+                Negotiated::Plain(stream) => {
+                    session.attempt.plaintext = true;
+                    Ok((Box::new(stream), session))
+                }
+                Negotiated::Tls {
+                    stream,
+                    channel_binding,
+                } => {
+                    session.encrypted = true;
+                    session.channel_binding = channel_binding;
+                    Ok((stream, session))
+                }
+            }
         }
         Endpoint::Unix(path) => {
             let stream = tokio::time::timeout(timeout, UnixStream::connect(path))
                 .await
                 .map_err(|_| connect_err(timed_out()))?
                 .map_err(connect_err)?;
-            Ok(Box::new(stream))
+            Ok((Box::new(stream), session))
         }
+    }
+}
+
+/// Pick the SASL mechanism and channel binding (RFC 5802 flags: `p` bound, `y` could bind
+/// but the server offered no PLUS, `n` cannot bind).
+fn choose_scram(
+    offered: &[String],
+    channel_binding: Option<&[u8]>,
+    policy: ChannelBinding,
+) -> std::result::Result<(&'static str, sasl::ChannelBinding), String> {
+    let plus = offered.iter().any(|m| m == sasl::SCRAM_SHA_256_PLUS);
+    let plain = offered.iter().any(|m| m == sasl::SCRAM_SHA_256);
+    match channel_binding {
+        Some(data) if plus && policy != ChannelBinding::Disable => Ok((
+            sasl::SCRAM_SHA_256_PLUS,
+            sasl::ChannelBinding::tls_server_end_point(data.to_vec()),
+        )),
+        _ if policy == ChannelBinding::Require => Err(format!(
+            "channel_binding=require, but {}: use TLS (sslmode=verify-full) against a server that offers SCRAM-SHA-256-PLUS, or drop channel_binding=require",
+            if channel_binding.is_none() {
+                "this connection has no TLS channel to bind to"
+            } else {
+                "the server does not offer SCRAM-SHA-256-PLUS"
+            }
+        )),
+        Some(_) if plain && policy != ChannelBinding::Disable => {
+            Ok((sasl::SCRAM_SHA_256, sasl::ChannelBinding::unrequested()))
+        }
+        _ if plain => Ok((sasl::SCRAM_SHA_256, sasl::ChannelBinding::unsupported())),
+        _ => Err(format!(
+            "the server offers SASL mechanisms {offered:?}, none of which pgforce can use here (SCRAM-SHA-256, or SCRAM-SHA-256-PLUS over TLS)"
+        )),
     }
 }
 
@@ -527,12 +653,9 @@ pub(crate) fn parse_server_version(v: &str) -> Option<u32> {
 /// Open an ordinary (non-replication) tokio-postgres client with the same settings;
 /// its connection task is spawned on the current runtime.
 pub async fn connect_client(opts: &ConnectOptions) -> Result<tokio_postgres::Client> {
-    let mut config = opts.config.clone();
-    config.application_name(&opts.application_name);
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(ReplicationError::query("connecting an ordinary client"))?;
+    let mut target = opts.target.clone();
+    target.config_mut().application_name(&opts.application_name);
+    let (client, connection) = target.connect().await?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             debug!(%error, "ordinary connection ended");
@@ -567,6 +690,39 @@ mod tests {
         assert_eq!(parse_server_version("17devel"), Some(170000));
         assert_eq!(parse_server_version("9.6.3"), Some(90603));
         assert_eq!(parse_server_version("garbage"), None);
+    }
+
+    #[test]
+    fn binds_scram_to_tls_when_it_can() {
+        let both = [
+            sasl::SCRAM_SHA_256_PLUS.to_string(),
+            sasl::SCRAM_SHA_256.to_string(),
+        ];
+        let plain = [sasl::SCRAM_SHA_256.to_string()];
+        let cb = Some(&[1u8, 2, 3][..]);
+        let pick =
+            |offered: &[String], cb, policy| choose_scram(offered, cb, policy).map(|(m, _)| m);
+        assert_eq!(
+            pick(&both, cb, ChannelBinding::Prefer),
+            Ok(sasl::SCRAM_SHA_256_PLUS)
+        );
+        assert_eq!(
+            pick(&both, cb, ChannelBinding::Disable),
+            Ok(sasl::SCRAM_SHA_256)
+        );
+        assert_eq!(
+            pick(&both, None, ChannelBinding::Prefer),
+            Ok(sasl::SCRAM_SHA_256)
+        );
+        assert_eq!(
+            pick(&plain, cb, ChannelBinding::Prefer),
+            Ok(sasl::SCRAM_SHA_256)
+        );
+        let err = pick(&plain, cb, ChannelBinding::Require).unwrap_err();
+        assert!(err.contains("does not offer SCRAM-SHA-256-PLUS"), "{err}");
+        let err = pick(&both, None, ChannelBinding::Require).unwrap_err();
+        assert!(err.contains("no TLS channel"), "{err}");
+        assert!(pick(&["OTHER".to_string()], cb, ChannelBinding::Prefer).is_err());
     }
 
     #[test]

@@ -182,6 +182,11 @@ pub enum ReplicationError {
         source: std::io::Error,
     },
 
+    /// TLS and ordinary-connection failures (server refused TLS, untrusted certificate,
+    /// host name mismatch, ...), already worded for the operator.
+    #[error(transparent)]
+    Pg(#[from] crate::pgconn::ConnectError),
+
     #[error("I/O error on the replication connection while {context}: {source}")]
     Io {
         context: &'static str,
@@ -240,6 +245,7 @@ impl ReplicationError {
             | ReplicationError::Io { .. }
             | ReplicationError::ConnectionClosed { .. } => true,
             ReplicationError::Server(e) => e.is_transient(),
+            ReplicationError::Pg(e) => e.is_transient(),
             ReplicationError::Query { source, .. } => {
                 source.is_closed()
                     || source
@@ -256,6 +262,7 @@ impl ReplicationError {
         match self {
             ReplicationError::Server(e) => Some(&e.code),
             ReplicationError::Query { source, .. } => source.code().map(|c| c.code()),
+            ReplicationError::Pg(e) => e.code(),
             _ => None,
         }
     }

@@ -50,7 +50,24 @@ pub struct ClusterOptions {
     pub extra_conf: Vec<String>,
     /// Override the binaries directory (else the lookup described in the module docs).
     pub bindir: Option<PathBuf>,
+    /// Serve TLS (`ssl = on`) with this certificate and key.
+    pub tls: Option<ClusterTls>,
+    /// The whole pg_hba.conf (default [`HBA_TRUST`]); e.g. [`HBA_TLS_ONLY`].
+    pub hba: Option<String>,
 }
+
+/// The server certificate (chain) and private key, PEM.
+#[derive(Debug, Clone)]
+pub struct ClusterTls {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// Default pg_hba.conf: trust on the Unix socket and on TCP loopback, with or without TLS.
+pub const HBA_TRUST: &str = "local all all trust\nhost all all 127.0.0.1/32 trust\nlocal replication all trust\nhost replication all 127.0.0.1/32 trust\n";
+
+/// pg_hba.conf that accepts TCP only over TLS (the Unix socket stays open).
+pub const HBA_TLS_ONLY: &str = "local all all trust\nhostssl all all 127.0.0.1/32 trust\nlocal replication all trust\nhostssl replication all 127.0.0.1/32 trust\n";
 
 /// A running throwaway cluster. Dropping it stops the server and deletes its files.
 #[derive(Debug)]
@@ -102,7 +119,7 @@ impl TempCluster {
         let mut last_err = None;
         for _ in 0..5 {
             cluster.port = free_port()?;
-            cluster.write_conf(&opts.extra_conf)?;
+            cluster.write_conf(&opts)?;
             match cluster.pg_ctl_start() {
                 Ok(()) => {
                     cluster.running = true;
@@ -246,7 +263,7 @@ impl TempCluster {
         run(&mut cmd, "initdb").map(|_| ())
     }
 
-    fn write_conf(&self, extra: &[String]) -> Result<(), ClusterError> {
+    fn write_conf(&self, opts: &ClusterOptions) -> Result<(), ClusterError> {
         let mut conf = format!(
             "# written by pgforce::testing::pg\n\
              listen_addresses = '127.0.0.1'\n\
@@ -265,17 +282,31 @@ impl TempCluster {
             port = self.port,
             sock = self.socket_dir().display()
         );
-        for line in extra {
+        if let Some(tls) = &opts.tls {
+            self.write_private("server.crt", &tls.cert_pem)?;
+            self.write_private("server.key", &tls.key_pem)?;
+            conf.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        }
+        for line in &opts.extra_conf {
             conf.push_str(line);
             conf.push('\n');
         }
         let path = self.data_dir().join("postgresql.auto.conf");
         fs::write(&path, conf).map_err(io_err("writing postgresql.auto.conf"))?;
         self.chown(&path)?;
-        let hba = "local all all trust\nhost all all 127.0.0.1/32 trust\nlocal replication all trust\nhost replication all 127.0.0.1/32 trust\n";
+        let hba = opts.hba.as_deref().unwrap_or(HBA_TRUST);
         let hba_path = self.data_dir().join("pg_hba.conf");
         fs::write(&hba_path, hba).map_err(io_err("writing pg_hba.conf"))?;
         self.chown(&hba_path)
+    }
+
+    /// A file in the data dir readable only by the server (the key must be 0600).
+    fn write_private(&self, name: &str, text: &str) -> Result<(), ClusterError> {
+        let path = self.data_dir().join(name);
+        fs::write(&path, text).map_err(io_err(format!("writing {name}")))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+            .map_err(io_err(format!("setting {name} permissions")))?;
+        self.chown(&path)
     }
 
     fn pg_ctl_start(&self) -> Result<(), ClusterError> {
