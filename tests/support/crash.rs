@@ -4,7 +4,6 @@
 //! binary as a child process, a concurrent workload of inserts, updates and deletes
 //! (Accounts and Contacts with an Account lookup), and the record-by-record comparison that
 //! states the exactly-once invariant: Salesforce holds exactly what Postgres holds.
-#![allow(dead_code)]
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
@@ -265,35 +264,6 @@ impl Pipeline {
         })
         .await
         .ok()
-    }
-
-    /// The ops listener address the child logged (`ops listener up addr=...`).
-    pub async fn ops_addr(&mut self, limit: Duration) -> Option<String> {
-        poll_until(Deadline::within(limit).every_ms(50), || {
-            let found = self.logged_ops_addr();
-            async move { found }
-        })
-        .await
-        .ok()
-        .flatten()
-    }
-
-    /// `Ok(Some(addr))` once announced, `Ok(None)` when the process exited without it.
-    fn logged_ops_addr(&mut self) -> Result<Option<String>, String> {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        // The log is shared across restarts: take the last announcement.
-        if let Some(line) = text.lines().rev().find(|l| l.contains("ops listener up")) {
-            if let Some(addr) = line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("addr="))
-            {
-                return Ok(Some(addr.trim_matches('"').to_string()));
-            }
-        }
-        if self.try_exited().is_some() {
-            return Ok(None);
-        }
-        Err("not announced yet".into())
     }
 }
 
@@ -884,6 +854,3 @@ pub fn note(msg: impl AsRef<str>) {
     let mut e = std::io::stderr();
     let _ = writeln!(e, "[crash-test] {}", msg.as_ref());
 }
-
-/// Counter handy for the killer loops.
-pub static KILLS: AtomicU64 = AtomicU64::new(0);

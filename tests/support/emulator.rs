@@ -1,6 +1,5 @@
 //! Shared helpers for the emulator integration tests: an in-process emulator on
 //! `127.0.0.1:0`, a bearer token, and small JSON/CSV HTTP helpers over reqwest.
-#![allow(dead_code)]
 
 use std::cell::RefCell;
 

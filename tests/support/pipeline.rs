@@ -2,7 +2,6 @@
 //! Salesforce emulator, a pipeline config built in code and run in-process through
 //! [`pgforce::pipeline::supervise`], polling waits with a generous deadline, and a
 //! comparison of Postgres rows with emulator records field by field.
-#![allow(dead_code)]
 
 /// (job id, object, uploaded rows as column → value).
 pub type BulkUpload = (String, String, Vec<HashMap<String, String>>);
@@ -127,7 +126,8 @@ pub struct Harness {
     pub emulator: EmulatorHandle,
     pub pg: tokio_postgres::Client,
     pub db_url: String,
-    // Dropped last: stops the server after the clients are gone.
+    /// Dropped last: stops the server after the clients are gone.
+    #[allow(dead_code)]
     pub cluster: TempCluster,
 }
 
