@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use pgforce::emulator::config::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME};
-use pgforce::emulator::{Emulator, EmulatorConfig};
+use pgforce::emulator::EmulatorConfig;
+
+use crate::support::start;
 
 /// The interpreter to use, or why there is none.
 fn python() -> Result<PathBuf, String> {
@@ -67,9 +69,7 @@ async fn simple_salesforce_conformance() {
     let (key, public_pem) = key_pair(dir.path());
     let mut config = EmulatorConfig::default();
     config.connected_apps[0].jwt_public_keys = vec![public_pem];
-    let emu = Emulator::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("emulator starts");
+    let emu = start::emulator(config).await;
     let script = std::env::var("PGFORCE_CONFORMANCE_SCRIPT")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use pgforce::emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
+use pgforce::emulator::{config as emu, EmulatorConfig, EmulatorHandle};
 use pgforce::testing::TempCluster;
 use rand::Rng;
 use serde_json::Value;
@@ -22,6 +22,7 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::support::compare::{self, Diff, Kind, Table};
 use crate::support::config::{Batching, ConfigBuilder, Mapping};
+use crate::support::start;
 pub use crate::support::wait::{check, poll_until, Deadline};
 
 /// Pipeline, slot and publication name used by every failure test.
@@ -73,19 +74,14 @@ impl Default for ConfigOptions {
 impl Env {
     /// Start Postgres (schema created) and the emulator, and write the config.
     pub async fn start(opts: ConfigOptions) -> Env {
-        let cluster = tokio::task::spawn_blocking(TempCluster::start)
-            .await
-            .unwrap()
-            .expect("start a throwaway Postgres");
+        let cluster = start::postgres().await;
         let db_url = cluster.url("postgres");
         let emu_config = EmulatorConfig {
             // Restarts re-run login, describe and validation; keep the governor out of it.
             daily_api_limit: 50_000_000,
             ..EmulatorConfig::default()
         };
-        let emulator = Emulator::start(emu_config, "127.0.0.1:0".parse().unwrap())
-            .await
-            .expect("start the emulator");
+        let emulator = start::emulator(emu_config).await;
         let dir = tempfile::Builder::new()
             .prefix("pgforce-crash-")
             .tempdir()

@@ -3,10 +3,11 @@
 
 use std::cell::RefCell;
 
-use pgforce::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+use pgforce::emulator::{EmulatorConfig, EmulatorHandle};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use crate::support::start;
 use crate::support::wait::{wait_until, Deadline};
 
 /// How [`Emu::wait_job`] polls: every 5 ms, for up to 60 s.
@@ -55,9 +56,7 @@ impl Resp {
 impl Emu {
     /// Starts an emulator with the default config.
     pub async fn start() -> Emu {
-        let handle = Emulator::start(EmulatorConfig::default(), "127.0.0.1:0".parse().unwrap())
-            .await
-            .expect("emulator starts");
+        let handle = start::emulator(EmulatorConfig::default()).await;
         let token = handle.issue_default_token().expect("token");
         Emu {
             base: handle.base_url().to_string(),

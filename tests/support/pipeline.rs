@@ -14,7 +14,7 @@ use std::time::Duration;
 use pgforce::checkpoint::{DeadLetterRow, StateStore};
 use pgforce::config::{Config, PipelineConfig};
 use pgforce::emulator::bulk::BulkState;
-use pgforce::emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
+use pgforce::emulator::{config as emu, EmulatorConfig, EmulatorHandle};
 use pgforce::pipeline::{supervise, PipelineError, RunOptions};
 use pgforce::server::Health;
 use pgforce::testing::TempCluster;
@@ -25,6 +25,7 @@ use tokio_postgres::NoTls;
 
 pub use crate::support::compare::{compare, Kind, Table};
 use crate::support::config::{self, ConfigBuilder, Mapping, Secrets};
+use crate::support::start;
 pub use crate::support::wait::{check, wait_until, DEADLINE};
 
 /// The name of the pipeline (and of its state rows) in every test.
@@ -147,13 +148,8 @@ impl Harness {
     /// Start Postgres and the emulator, and create `schema` (SQL).
     pub async fn start(schema: &str) -> Harness {
         init_tracing();
-        let cluster = tokio::task::spawn_blocking(TempCluster::start)
-            .await
-            .unwrap()
-            .expect("start a throwaway Postgres");
-        let emulator = Emulator::start(EmulatorConfig::default(), "127.0.0.1:0".parse().unwrap())
-            .await
-            .expect("start the emulator");
+        let cluster = start::postgres().await;
+        let emulator = start::emulator(EmulatorConfig::default()).await;
         let db_url = cluster.url("postgres");
         let (pg, conn) = tokio_postgres::connect(&db_url, NoTls)
             .await
