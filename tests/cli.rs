@@ -8,6 +8,7 @@ use pgforce::lsn::Lsn;
 use pgforce::testing::TempCluster;
 
 use crate::support::config::{Auth, ConfigBuilder, Mapping};
+use crate::support::start;
 
 fn pgforce(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_pgforce"))
@@ -147,11 +148,9 @@ async fn errors_list_discard_and_status_read_the_state_schema() {
 
 #[tokio::test]
 async fn errors_retry_sends_dead_letters_again_and_resolves_them() {
-    use pgforce_emulator::{config as emu, Emulator, EmulatorConfig};
+    use pgforce_emulator::{config as emu, EmulatorConfig};
     let cluster = TempCluster::start().unwrap();
-    let emulator = Emulator::start(EmulatorConfig::default(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let emulator = start::emulator(EmulatorConfig::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let path = config_for(dir.path());
     let text_cfg = std::fs::read_to_string(&path)

@@ -22,12 +22,13 @@ use pgforce::pipeline::{supervise, RunOptions};
 use pgforce::replay::{self, ReplayError, ReplayRequest};
 use pgforce::server::{Health, PipelineState};
 use pgforce::testing::TempCluster;
-use pgforce_emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
+use pgforce_emulator::{config as emu, EmulatorConfig, EmulatorHandle};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio_postgres::NoTls;
 
 use crate::support::config::{Batching, ConfigBuilder, Mapping, Secrets};
+use crate::support::start;
 use crate::support::wait::{check, wait_until, Deadline};
 
 const DB_ENV: &str = "PGFORCE_REPLAY_TEST_DB";
@@ -70,13 +71,8 @@ struct Env {
 
 /// `collections_threshold` 0 sends every step through Bulk API 2.0, 200 through Collections.
 async fn setup(collections_threshold: usize) -> Env {
-    let cluster = tokio::task::spawn_blocking(TempCluster::start)
-        .await
-        .unwrap()
-        .expect("throwaway Postgres starts");
-    let emulator = Emulator::start(EmulatorConfig::default(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let cluster = start::postgres().await;
+    let emulator = start::emulator(EmulatorConfig::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let builder = config(
         emulator.base_url(),

@@ -4,7 +4,6 @@
 //! (a live record without a row), duplicated (several live records for one key), created
 //! twice (more records, deleted ones included, than the test inserted the key) and stale
 //! (a field that differs), so a failure says exactly which record is wrong.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;

@@ -6,7 +6,6 @@
 //! TOML with [`ConfigBuilder::mappings_toml`]. Secrets are `env:` references, resolved by a
 //! [`Secrets`] map in-process or by the child's environment when the text is written to a
 //! file for `pgforce`.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -58,8 +57,7 @@ impl Auth {
     }
 }
 
-/// One `[[pipelines.mappings]]` table. Keyed by `id` → `External_Id__c` unless
-/// [`Mapping::key`] says otherwise.
+/// One `[[pipelines.mappings]]` table, keyed by `id` → `External_Id__c`.
 #[derive(Debug, Clone)]
 pub struct Mapping {
     name: String,
@@ -85,12 +83,6 @@ impl Mapping {
             lookups: Vec::new(),
             fields: Vec::new(),
         }
-    }
-
-    /// External id: `column` ↔ `field`.
-    pub fn key(mut self, column: &str, field: &str) -> Mapping {
-        self.key = (column.to_string(), field.to_string());
-        self
     }
 
     /// `column` copied to `field` with the default conversion.

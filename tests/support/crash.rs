@@ -4,7 +4,6 @@
 //! binary as a child process, a concurrent workload of inserts, updates and deletes
 //! (Accounts and Contacts with an Account lookup), and the record-by-record comparison that
 //! states the exactly-once invariant: Salesforce holds exactly what Postgres holds.
-#![allow(dead_code)]
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
@@ -16,13 +15,14 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use pgforce::testing::TempCluster;
-use pgforce_emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
+use pgforce_emulator::{config as emu, EmulatorConfig, EmulatorHandle};
 use rand::Rng;
 use serde_json::Value;
 use tokio_postgres::{Client, NoTls};
 
 use crate::support::compare::{self, Diff, Kind, Table};
 use crate::support::config::{Batching, ConfigBuilder, Mapping};
+use crate::support::start;
 pub use crate::support::wait::{check, poll_until, Deadline};
 
 /// Pipeline, slot and publication name used by every failure test.
@@ -74,19 +74,14 @@ impl Default for ConfigOptions {
 impl Env {
     /// Start Postgres (schema created) and the emulator, and write the config.
     pub async fn start(opts: ConfigOptions) -> Env {
-        let cluster = tokio::task::spawn_blocking(TempCluster::start)
-            .await
-            .unwrap()
-            .expect("start a throwaway Postgres");
+        let cluster = start::postgres().await;
         let db_url = cluster.url("postgres");
         let emu_config = EmulatorConfig {
             // Restarts re-run login, describe and validation; keep the governor out of it.
             daily_api_limit: 50_000_000,
             ..EmulatorConfig::default()
         };
-        let emulator = Emulator::start(emu_config, "127.0.0.1:0".parse().unwrap())
-            .await
-            .expect("start the emulator");
+        let emulator = start::emulator(emu_config).await;
         let dir = tempfile::Builder::new()
             .prefix("pgforce-crash-")
             .tempdir()
@@ -265,35 +260,6 @@ impl Pipeline {
         })
         .await
         .ok()
-    }
-
-    /// The ops listener address the child logged (`ops listener up addr=...`).
-    pub async fn ops_addr(&mut self, limit: Duration) -> Option<String> {
-        poll_until(Deadline::within(limit).every_ms(50), || {
-            let found = self.logged_ops_addr();
-            async move { found }
-        })
-        .await
-        .ok()
-        .flatten()
-    }
-
-    /// `Ok(Some(addr))` once announced, `Ok(None)` when the process exited without it.
-    fn logged_ops_addr(&mut self) -> Result<Option<String>, String> {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        // The log is shared across restarts: take the last announcement.
-        if let Some(line) = text.lines().rev().find(|l| l.contains("ops listener up")) {
-            if let Some(addr) = line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("addr="))
-            {
-                return Ok(Some(addr.trim_matches('"').to_string()));
-            }
-        }
-        if self.try_exited().is_some() {
-            return Ok(None);
-        }
-        Err("not announced yet".into())
     }
 }
 
@@ -884,6 +850,3 @@ pub fn note(msg: impl AsRef<str>) {
     let mut e = std::io::stderr();
     let _ = writeln!(e, "[crash-test] {}", msg.as_ref());
 }
-
-/// Counter handy for the killer loops.
-pub static KILLS: AtomicU64 = AtomicU64::new(0);

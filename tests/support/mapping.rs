@@ -1,5 +1,4 @@
 //! Shared helpers for config and mapping tests: a pipeline around a mapping, relations, rows.
-#![allow(dead_code)]
 
 use std::sync::Arc;
 

@@ -9,4 +9,5 @@ pub mod pgoutput;
 pub mod pipeline;
 pub mod replication;
 pub mod sf_stub;
+pub mod start;
 pub mod wait;

@@ -2,7 +2,6 @@
 //! Salesforce emulator, a pipeline config built in code and run in-process through
 //! [`pgforce::pipeline::supervise`], polling waits with a generous deadline, and a
 //! comparison of Postgres rows with emulator records field by field.
-#![allow(dead_code)]
 
 /// (job id, object, uploaded rows as column → value).
 pub type BulkUpload = (String, String, Vec<HashMap<String, String>>);
@@ -18,7 +17,7 @@ use pgforce::pipeline::{supervise, PipelineError, RunOptions};
 use pgforce::server::Health;
 use pgforce::testing::TempCluster;
 use pgforce_emulator::bulk::BulkState;
-use pgforce_emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
+use pgforce_emulator::{config as emu, EmulatorConfig, EmulatorHandle};
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -26,6 +25,7 @@ use tokio_postgres::NoTls;
 
 pub use crate::support::compare::{compare, Kind, Table};
 use crate::support::config::{self, ConfigBuilder, Mapping, Secrets};
+use crate::support::start;
 pub use crate::support::wait::{check, wait_until, DEADLINE};
 
 /// The name of the pipeline (and of its state rows) in every test.
@@ -127,7 +127,8 @@ pub struct Harness {
     pub emulator: EmulatorHandle,
     pub pg: tokio_postgres::Client,
     pub db_url: String,
-    // Dropped last: stops the server after the clients are gone.
+    /// Dropped last: stops the server after the clients are gone.
+    #[allow(dead_code)]
     pub cluster: TempCluster,
 }
 
@@ -147,13 +148,8 @@ impl Harness {
     /// Start Postgres and the emulator, and create `schema` (SQL).
     pub async fn start(schema: &str) -> Harness {
         init_tracing();
-        let cluster = tokio::task::spawn_blocking(TempCluster::start)
-            .await
-            .unwrap()
-            .expect("start a throwaway Postgres");
-        let emulator = Emulator::start(EmulatorConfig::default(), "127.0.0.1:0".parse().unwrap())
-            .await
-            .expect("start the emulator");
+        let cluster = start::postgres().await;
+        let emulator = start::emulator(EmulatorConfig::default()).await;
         let db_url = cluster.url("postgres");
         let (pg, conn) = tokio_postgres::connect(&db_url, NoTls)
             .await

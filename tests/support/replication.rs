@@ -1,7 +1,6 @@
 //! Helpers shared by the `replication_*` integration tests: clusters, clients, and a tiny
 //! pgoutput reader that decodes only what the tests check (the real decoder lives in
 //! `pgforce::pgoutput`).
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;

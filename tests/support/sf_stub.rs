@@ -1,8 +1,6 @@
 //! A tiny in-test Salesforce stub (axum on 127.0.0.1:0) answering with the documented shapes,
 //! plus helpers to build a client against it. Each test mounts only the routes it needs.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

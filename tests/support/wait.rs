@@ -2,7 +2,6 @@
 //! [`Deadline`] runs out, and fails the test with the check's last complaint.
 //! [`poll_until`] is the same loop for the few callers that report a timeout themselves
 //! (with a log tail or a diff). Deadlines only bound a broken run: nothing is timed.
-#![allow(dead_code)]
 
 use std::future::Future;
 use std::time::{Duration, Instant};

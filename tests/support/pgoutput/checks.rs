@@ -1,5 +1,6 @@
 //! Expected decoded content of each capture scenario. Used over the stored fixtures
-//! (`pgoutput_fixtures`) and over fresh captures from a live server (`pgoutput_live`).
+//! (`pgoutput::fixtures`) and over fresh captures from a live server (`pgoutput::live`).
+// The decode bench includes this file too and uses only part of it.
 #![allow(dead_code)]
 
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! Shared by the pgoutput fixture, live and fuzz tests and the decode bench: the capture
 //! scenarios (SQL that produces each pgoutput message kind), how to run one on a throwaway
 //! cluster and peek the slot's binary changes, and the fixture file layout.
+// The decode bench includes this file too and uses only part of it.
 #![allow(dead_code)]
 
 pub mod checks;
