@@ -11,8 +11,10 @@
 
 mod schema;
 mod store;
+mod stuck;
 
 pub use schema::{quote_ident, SCHEMA_VERSION};
 pub use store::{
     DeadLetter, DeadLetterRow, EpochPlan, ParkedChange, StateError, StateStore, StepPlan, StepState,
 };
+pub use stuck::{OldestDeadLetter, ParkedGroup, Stuck};

@@ -18,6 +18,7 @@ mod error;
 mod pending;
 mod runner;
 mod setup;
+mod stuck_metrics;
 
 pub use check::check_pipeline;
 pub use error::PipelineError;

@@ -753,6 +753,7 @@ impl Streamer<'_> {
         let name = self.cfg.name.clone();
         let health = slot_health(pg, &self.cfg.slot).await;
         let dead = self.flusher.state().open_dead_letters().await.ok();
+        let stuck = self.flusher.state().stuck().await.ok();
         let age = self
             .flusher
             .state()
@@ -771,6 +772,9 @@ impl Streamer<'_> {
         if let Some(d) = dead {
             metrics::gauge!(m::DEAD_LETTER_ROWS, "pipeline" => name.clone()).set(d as f64);
         }
+        if let Some(stuck) = &stuck {
+            super::stuck_metrics::record_parked(&name, self.cfg, stuck);
+        }
         let paused = !matches!(
             self.flusher.destination().client().governor_state(),
             crate::salesforce::GovernorState::Normal
@@ -788,6 +792,9 @@ impl Streamer<'_> {
             }
             if let Some(d) = dead {
                 s.dead_letters = d.max(0) as u64;
+            }
+            if let Some(stuck) = &stuck {
+                s.set_stuck(stuck);
             }
             s.governor_paused = paused;
             if let Some(u) = &usage {
