@@ -113,6 +113,10 @@ fn err_sink(p: &str) -> impl FnOnce(crate::sink::SinkError) -> PipelineError + '
 pub async fn run_pipeline(cfg: &PipelineConfig, opts: &RunOptions) -> Result<(), PipelineError> {
     let p = cfg.name.as_str();
     opts.health.publish(PipelineStatus::starting(p));
+    // Exported from the start: a standby, or a pipeline that cannot reach Postgres, reports
+    // 0 (the alerts aggregate over replicas) instead of having no series at all.
+    metrics::gauge!(m::SLOT_ACTIVE, "pipeline" => p.to_string()).set(0.0);
+    metrics::gauge!(m::PIPELINE_UP, "pipeline" => p.to_string()).set(0.0);
     let db = database_url(cfg)?;
     let state = Arc::new(
         StateStore::connect(&db, &cfg.state_schema, p)
