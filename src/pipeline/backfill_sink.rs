@@ -84,11 +84,27 @@ impl<D: Destination + Sync> FlushingBackfill<'_, D> {
         self.flusher.flush(&mut epoch, self.resume.take()).await?;
         metrics::counter!(crate::metrics::BACKFILL_ROWS, "pipeline" => self.pipeline.clone(), "table" => relation.qualified_name()).increment(copied);
         self.report_progress(&relation.qualified_name(), chunk.progress);
-        if let Some(total) = chunk.progress.estimated_total.filter(|t| *t > 0) {
-            let ratio = (chunk.progress.rows_done as f64 / total as f64).min(1.0);
-            metrics::gauge!(crate::metrics::BACKFILL_PROGRESS, "pipeline" => self.pipeline.clone(), "table" => relation.qualified_name()).set(ratio);
-        }
+        // Without an estimate (a never-analyzed table) the ratio is unknown: 0 until the table
+        // is done, so "backfilling" stays visible to the alerts.
+        let ratio = match chunk.progress.estimated_total.filter(|t| *t > 0) {
+            Some(total) => (chunk.progress.rows_done as f64 / total as f64).min(0.99),
+            None => 0.0,
+        };
+        metrics::gauge!(crate::metrics::BACKFILL_PROGRESS, "pipeline" => self.pipeline.clone(), "table" => relation.qualified_name()).set(ratio);
         Ok(())
+    }
+}
+
+impl<D> FlushingBackfill<'_, D> {
+    /// The backfill is complete: every copied table at ratio 1, progress bars finished.
+    pub(crate) fn finish(self, summary: &crate::replication::backfill::BackfillSummary) {
+        for (table, _) in &summary.tables {
+            let name = format!("{}.{}", table.schema, table.name);
+            metrics::gauge!(crate::metrics::BACKFILL_PROGRESS, "pipeline" => self.pipeline.clone(), "table" => name).set(1.0);
+        }
+        for bar in self.bars.values() {
+            bar.finish();
+        }
     }
 }
 

@@ -19,6 +19,7 @@ mod pending;
 mod runner;
 mod setup;
 mod stuck_metrics;
+mod zero_series;
 
 pub use check::check_pipeline;
 pub use error::PipelineError;

@@ -117,6 +117,7 @@ pub async fn run_pipeline(cfg: &PipelineConfig, opts: &RunOptions) -> Result<(),
     // 0 (the alerts aggregate over replicas) instead of having no series at all.
     metrics::gauge!(m::SLOT_ACTIVE, "pipeline" => p.to_string()).set(0.0);
     metrics::gauge!(m::PIPELINE_UP, "pipeline" => p.to_string()).set(0.0);
+    super::zero_series::register(cfg);
     let db = database_url(cfg)?;
     let state = Arc::new(
         StateStore::connect(&db, &cfg.state_schema, p)
@@ -253,10 +254,7 @@ pub async fn run_pipeline(cfg: &PipelineConfig, opts: &RunOptions) -> Result<(),
             "backfill done"
         );
     }
-    for bar in sink.bars.values() {
-        bar.finish();
-    }
-    drop(sink);
+    sink.finish(&summary);
     if created {
         state
             .store_checkpoint(start_lsn)

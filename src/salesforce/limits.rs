@@ -329,6 +329,7 @@ impl Governor {
             }
             _ => {}
         }
+        metrics::record_paused(&self.pipeline, inner.pause.is_some());
         inner.usage = Some(usage);
     }
 
@@ -341,6 +342,7 @@ impl Governor {
         let until = pause.until_utc;
         tracing::warn!(%until, "salesforce REQUEST_LIMIT_EXCEEDED, pausing calls");
         self.inner.lock().pause = Some(pause);
+        metrics::record_paused(&self.pipeline, true);
         (until, reason)
     }
 
@@ -371,6 +373,7 @@ impl Governor {
                 _ => return,
             }
         }
+        metrics::record_paused(&self.pipeline, false);
         if let Some(usage) = usage {
             self.observe(usage);
         }

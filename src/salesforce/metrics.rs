@@ -11,6 +11,8 @@ pub const API_CALLS_TOTAL: &str = catalogue::SALESFORCE_API_CALLS;
 pub const API_REMAINING: &str = catalogue::SALESFORCE_API_REMAINING;
 /// Gauge: the org's rolling 24-hour API allocation (from `Sforce-Limit-Info`).
 pub const API_MAX: &str = catalogue::SALESFORCE_API_MAX;
+/// Gauge: 1 while the governor holds calls (reserve reached or `REQUEST_LIMIT_EXCEEDED`).
+pub const GOVERNOR_PAUSED: &str = catalogue::GOVERNOR_PAUSED;
 /// Counter: retries, labelled `operation` and `reason`.
 pub const RETRIES_TOTAL: &str = "pgforce_salesforce_retries_total";
 
@@ -46,6 +48,16 @@ pub(crate) fn record_retry(operation: &'static str, reason: &'static str) {
 pub(crate) fn record_usage(pipeline: &str, remaining: u64, max: u64) {
     metrics::gauge!(API_REMAINING, "pipeline" => pipeline.to_string()).set(remaining as f64);
     metrics::gauge!(API_MAX, "pipeline" => pipeline.to_string()).set(max as f64);
+}
+
+/// Sets the governor-paused gauge. Set where the pause starts and ends, so it shows while every
+/// caller is blocked waiting for the pause to end.
+pub(crate) fn record_paused(pipeline: &str, paused: bool) {
+    metrics::gauge!(GOVERNOR_PAUSED, "pipeline" => pipeline.to_string()).set(if paused {
+        1.0
+    } else {
+        0.0
+    });
 }
 
 #[cfg(test)]

@@ -212,7 +212,7 @@ impl<D: Destination> Flusher<D> {
             return Ok(Vec::new());
         }
         let span = info_span!("step", object = %step.object, op = step.kind.as_str(), path = %plan.path, rows = plan.rows);
-        async {
+        let result = async {
             let landed = match step.kind {
                 StepKind::Upsert => {
                     self.upsert_step(end_lsn, step, plan, recorded, report)
@@ -230,7 +230,10 @@ impl<D: Destination> Flusher<D> {
             Ok(landed)
         }
         .instrument(span)
-        .await
+        .await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        metrics::counter!(m::BATCHES, "pipeline" => self.opts.pipeline.clone(), "object" => step.object.clone(), "path" => plan.path.clone(), "result" => outcome).increment(1);
+        result
     }
 
     async fn upsert_step<C: FlushChange>(
