@@ -286,6 +286,7 @@ async fn run_live_pipeline(env: &Env) -> Lsn {
             status_interval: Duration::from_millis(500),
             index: 0,
             journal: Some(env.config.journal.clone()),
+            progress: None,
         },
     ));
     wait_for("the pipeline to stream", || {

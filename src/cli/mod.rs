@@ -5,6 +5,7 @@
 pub mod demo;
 pub mod emulator;
 pub mod errors;
+pub mod progress;
 pub mod replay;
 pub mod run;
 pub mod status;

@@ -26,8 +26,8 @@ pub(crate) struct FlushingBackfill<'a, D> {
     pub relations: HashMap<String, Arc<Relation>>,
     pub rows: u64,
     pub pipeline: String,
-    /// One progress bar per table when stderr is a terminal; log lines otherwise.
-    pub bars: HashMap<String, indicatif::ProgressBar>,
+    /// Where progress goes (terminal bars in the CLI, log lines by default).
+    pub progress: Arc<dyn super::progress::BackfillProgress>,
 }
 
 impl<D: Destination + Sync> FlushingBackfill<'_, D> {
@@ -102,34 +102,17 @@ impl<D> FlushingBackfill<'_, D> {
             let name = format!("{}.{}", table.schema, table.name);
             metrics::gauge!(crate::metrics::BACKFILL_PROGRESS, "pipeline" => self.pipeline.clone(), "table" => name).set(1.0);
         }
-        for bar in self.bars.values() {
-            bar.finish();
+        for (table, rows) in &summary.tables {
+            let name = format!("{}.{}", table.schema, table.name);
+            self.progress.table_done(&self.pipeline, &name, *rows);
         }
     }
 }
 
 impl<D> FlushingBackfill<'_, D> {
     fn report_progress(&mut self, table: &str, p: crate::replication::backfill::CopyProgress) {
-        use std::io::IsTerminal;
-        if !std::io::stderr().is_terminal() {
-            tracing::info!(table, rows = p.rows_done, estimated = ?p.estimated_total, "backfill progress");
-            return;
-        }
-        let bar = self.bars.entry(table.to_string()).or_insert_with(|| {
-            let bar = indicatif::ProgressBar::new(p.estimated_total.unwrap_or(0));
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{msg:24} {bar:40} {pos}/{len} rows ({per_sec})",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar.set_message(format!("backfill {table}"));
-            bar
-        });
-        if p.rows_done > bar.length().unwrap_or(0) {
-            bar.set_length(p.rows_done);
-        }
-        bar.set_position(p.rows_done);
+        self.progress
+            .table_progress(&self.pipeline, table, p.rows_done, p.estimated_total);
     }
 }
 

@@ -45,6 +45,8 @@ pub struct RunOptions {
     pub index: usize,
     /// Where to keep the replay journal (`None`: no journal).
     pub journal: Option<crate::config::JournalConfig>,
+    /// Where backfill progress goes (`None`: log lines).
+    pub progress: Option<Arc<dyn super::progress::BackfillProgress>>,
 }
 
 /// Run a pipeline, restarting it after transient failures with capped backoff, until
@@ -233,7 +235,10 @@ pub async fn run_pipeline(cfg: &PipelineConfig, opts: &RunOptions) -> Result<(),
         relations: HashMap::new(),
         rows: 0,
         pipeline: p.into(),
-        bars: HashMap::new(),
+        progress: opts
+            .progress
+            .clone()
+            .unwrap_or_else(|| Arc::new(super::progress::LogProgress)),
     };
     let mut bf_opts = BackfillOptions::new(p);
     bf_opts.publication = Some(cfg.publication.clone());

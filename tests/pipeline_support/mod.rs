@@ -289,6 +289,7 @@ auth = {{ type = "client_credentials", client_id = "{client}", client_secret = "
                 status_interval: Duration::from_millis(200),
                 index: 0,
                 journal: None,
+                progress: None,
             },
         ));
         Running { stop, task, health }
