@@ -4,7 +4,8 @@
 //! catalogue; the Dockerfile matches the server's port and user. No network, no cluster.
 //!
 //! When `promtool` is on the PATH, the alert rules are also checked and unit-tested with it
-//! (`deploy/prometheus/pgforce-alerts.test.yaml`); without it that test says so and passes.
+//! (`deploy/prometheus/pgforce-alerts.test.yaml`); without it that test says so and passes,
+//! except in CI (`CI` or `PGFORCE_REQUIRE_PROMTOOL=1`), where a missing promtool fails it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -830,6 +831,11 @@ fn promql_scanner_catches_mistakes() {
 #[test]
 fn alert_rules_pass_promtool_when_installed() {
     if Command::new("promtool").arg("--version").output().is_err() {
+        assert!(
+            !promtool_required(),
+            "promtool is required here (CI or PGFORCE_REQUIRE_PROMTOOL=1) but not on the PATH: \
+             install Debian's `prometheus` package (.ci/run does)"
+        );
         eprintln!("promtool not installed; skipping promtool check and unit tests");
         return;
     }
@@ -858,4 +864,12 @@ fn alert_rules_pass_promtool_when_installed() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// Whether a missing promtool is a failure: in CI (`CI` set, not `false`/`0`) or when
+/// `PGFORCE_REQUIRE_PROMTOOL=1`, which `.ci/run` exports.
+fn promtool_required() -> bool {
+    let set =
+        |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+    set("CI") || set("PGFORCE_REQUIRE_PROMTOOL")
 }

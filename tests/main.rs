@@ -27,6 +27,7 @@ mod cli;
 mod config;
 mod deploy_manifests;
 mod mapping;
+mod ops;
 mod pg_tls;
 mod pgoutput;
 mod pipeline;

@@ -231,6 +231,7 @@ async fn run_live_pipeline(env: &Env) -> Lsn {
             status_interval: Duration::from_millis(500),
             index: 0,
             journal: Some(env.config.journal.clone()),
+            progress: None,
         },
     ));
     wait_until("the pipeline streams", PATIENCE, || async {

@@ -24,6 +24,7 @@ mod parked;
 mod progress;
 mod schema;
 mod store;
+mod stuck;
 
 pub use dead_letters::{DeadLetter, DeadLetterRow};
 pub use error::StateError;
@@ -31,3 +32,4 @@ pub use inflight::{EpochPlan, RecordedStep, StepPath, StepPlan, StepState};
 pub use parked::ParkedChange;
 pub use schema::{quote_ident, SCHEMA_VERSION};
 pub use store::StateStore;
+pub use stuck::{OldestDeadLetter, ParkedGroup, Stuck};

@@ -158,6 +158,12 @@ impl StateStore {
         Ok(n)
     }
 
+    /// What is stuck: the oldest open dead letter and the parked changes by reason.
+    pub async fn stuck(&self) -> Result<super::Stuck, StateError> {
+        let client = self.client.lock().await;
+        super::stuck::read(&client, &self.schema, &self.pipeline).await
+    }
+
     /// Number of parked changes.
     pub async fn parked_count(&self) -> Result<i64, StateError> {
         let s = &self.schema;

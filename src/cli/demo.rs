@@ -82,6 +82,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             status_interval: Duration::from_secs(1),
             index: 0,
             journal: None,
+            progress: None,
         },
     ));
 

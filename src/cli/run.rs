@@ -3,11 +3,13 @@
 //! (flush complete transactions, checkpoint, confirm) within the grace period; a second
 //! exits at once — safe, because the next start reconciles whatever was in flight.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
-use pgforce::pipeline::{supervise, RunOptions};
+use pgforce::pipeline::{supervise, BackfillProgress, RunOptions};
 use pgforce::server::{resolve_listen_addr, Health, OpsServer};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -43,6 +45,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (stop_tx, stop_rx) = watch::channel(false);
     spawn_signal_handler(stop_tx);
     let mut tasks = JoinSet::new();
+    // Bars only on a terminal; a service's stderr gets the log lines instead.
+    let terminal_progress: Option<Arc<dyn BackfillProgress>> = std::io::stderr()
+        .is_terminal()
+        .then(|| Arc::new(super::progress::TerminalProgress::new()) as Arc<dyn BackfillProgress>);
     for (index, p) in config.pipelines.clone().into_iter().enumerate() {
         let opts = RunOptions {
             health: health.clone(),
@@ -50,6 +56,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             status_interval: Duration::from_secs(5),
             index,
             journal: Some(config.journal.clone()),
+            progress: terminal_progress.clone(),
         };
         tasks.spawn(supervise(p, opts));
     }

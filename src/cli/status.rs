@@ -38,6 +38,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         let pg = connect_client(&ConnectOptions::parse(&db)?).await?;
         let slot = slot_health(&pg, &p.slot).await.ok();
         let inflight = state.open_epoch().await?;
+        let stuck = state.stuck().await?;
         let live_p = live
             .as_ref()
             .and_then(|l| l.pipelines.iter().find(|s| s.name == p.name));
@@ -51,7 +52,9 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             "wal_status": slot.as_ref().and_then(|s| s.wal_status.clone()),
             "in_flight_jobs": inflight.map(|e| e.steps.iter().filter_map(|r| r.job_id.clone()).collect::<Vec<_>>()).unwrap_or_default(),
             "dead_letters": state.open_dead_letters().await?,
-            "parked": state.parked_count().await?,
+            "parked": stuck.parked_total(),
+            "oldest_dead_letter": stuck.oldest_dead_letter,
+            "parked_reasons": stuck.parked,
             "state": live_p.map(|s| format!("{:?}", s.state).to_lowercase()),
             "changes_per_sec": live_p.map(|s| s.changes_per_sec),
             "api_remaining": live_p.and_then(|s| s.api_remaining),
@@ -103,7 +106,43 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             s("last_error"),
         );
     }
+    for row in &out {
+        for line in stuck_lines(row) {
+            println!("{line}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What is stuck in one pipeline, in words: the oldest open dead letter and each group of
+/// parked changes with the parent they wait for. Empty when nothing is stuck.
+fn stuck_lines(row: &serde_json::Value) -> Vec<String> {
+    let name = row["pipeline"].as_str().unwrap_or("-");
+    let mut lines = Vec::new();
+    let dead = &row["oldest_dead_letter"];
+    if dead.is_object() {
+        let text = |k: &str| dead[k].as_str().unwrap_or("-").to_string();
+        lines.push(format!(
+            "{name}: oldest dead letter since {}: mapping {} ({}) rejected with {}: {} (tried {} times; `pgforce errors list` shows all)",
+            text("first_seen"),
+            text("mapping"),
+            text("object"),
+            text("error_code"),
+            text("message"),
+            dead["attempts"],
+        ));
+    }
+    for group in row["parked_reasons"].as_array().into_iter().flatten() {
+        let text = |k: &str| group[k].as_str().unwrap_or("-").to_string();
+        lines.push(format!(
+            "{name}: {} {} change(s) parked since {}, waiting for their {} parent to land",
+            group["count"],
+            text("mapping"),
+            text("oldest"),
+            text("waiting_for"),
+        ));
+    }
+    lines
 }
 
 async fn fetch_live(endpoint: &str) -> Option<StatusReport> {
@@ -113,4 +152,35 @@ async fn fetch_live(endpoint: &str) -> Option<StatusReport> {
         .build()
         .ok()?;
     client.get(url).send().await.ok()?.json().await.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stuck_lines;
+    use serde_json::json;
+
+    #[test]
+    fn nothing_stuck_prints_nothing() {
+        let row = json!({"pipeline": "crm", "oldest_dead_letter": null, "parked_reasons": []});
+        assert!(stuck_lines(&row).is_empty());
+    }
+
+    #[test]
+    fn stuck_rows_are_named_with_their_reason() {
+        let row = json!({
+            "pipeline": "crm",
+            "oldest_dead_letter": {"mapping": "contacts", "object": "Contact",
+                "error_code": "REQUIRED_FIELD_MISSING", "message": "Required fields are missing: [LastName]",
+                "fields": ["LastName"], "attempts": 2, "first_seen": "2026-01-02T03:04:05Z"},
+            "parked_reasons": [{"mapping": "contacts", "object": "Contact", "waiting_for": "Account",
+                "count": 3, "oldest": "2026-01-02T03:00:00Z"}],
+        });
+        assert_eq!(
+            stuck_lines(&row),
+            [
+                "crm: oldest dead letter since 2026-01-02T03:04:05Z: mapping contacts (Contact) rejected with REQUIRED_FIELD_MISSING: Required fields are missing: [LastName] (tried 2 times; `pgforce errors list` shows all)",
+                "crm: 3 contacts change(s) parked since 2026-01-02T03:00:00Z, waiting for their Account parent to land",
+            ]
+        );
+    }
 }

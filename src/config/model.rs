@@ -742,26 +742,37 @@ pub struct WriteBackConfig {
     pub column: String,
 }
 
-/// A fixed UTC offset: `UTC`, `Z`, `+02:00`, `-0530`. Named zones (with daylight saving)
-/// are not supported.
+/// The zone `timestamp without time zone` values are read in: a fixed UTC offset (`UTC`, `Z`,
+/// `+02:00`, `-0530`) or an IANA name (`Europe/Berlin`), with its daylight-saving rules.
+///
+/// Local times a named zone makes ambiguous or skips are resolved as PostgreSQL's
+/// `ts AT TIME ZONE 'Europe/Berlin'` resolves them (see `mapping::convert`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub struct Zone(pub FixedOffset);
+pub enum Zone {
+    /// A fixed offset from UTC.
+    Fixed(FixedOffset),
+    /// An IANA time zone.
+    Named(chrono_tz::Tz),
+}
 
 impl Zone {
     /// UTC.
     pub fn utc() -> Zone {
-        Zone(FixedOffset::east_opt(0).expect("zero offset is valid"))
+        Zone::Fixed(FixedOffset::east_opt(0).expect("zero offset is valid"))
     }
 }
 
 impl TryFrom<String> for Zone {
     type Error = String;
     fn try_from(s: String) -> Result<Zone, String> {
-        parse_zone(&s).ok_or_else(|| {
+        if let Some(zone) = parse_zone(&s) {
+            return Ok(zone);
+        }
+        s.parse::<chrono_tz::Tz>().map(Zone::Named).map_err(|_| {
             format!(
-                "`{s}` is not a UTC offset: write `UTC` or `+HH:MM` / `-HH:MM` \
-                 (named time zones are not supported)"
+                "`{s}` is neither a UTC offset nor a time zone name: write `UTC`, \
+                 `+HH:MM` / `-HH:MM`, or an IANA name such as `Europe/Berlin`"
             )
         })
     }
@@ -790,7 +801,7 @@ fn parse_zone(s: &str) -> Option<Zone> {
     if hours > 15 || minutes > 59 {
         return None;
     }
-    FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60)).map(Zone)
+    FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60)).map(Zone::Fixed)
 }
 
 fn default_true() -> bool {

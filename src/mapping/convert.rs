@@ -163,10 +163,41 @@ fn timestamp(ts: &PgTimestamp<NaiveDateTime>, zone: Zone) -> Result<DateTime<Utc
     }
 }
 
+/// A local time in `zone` as UTC. In a named zone, a local time that occurs twice (the hour
+/// repeated when clocks go back) is the later instant, and one that never occurs (the hour
+/// skipped when clocks go forward) is read with the offset in force just before the gap, so
+/// `02:30` on a spring-forward night in Berlin is `01:30Z` (`03:30` summer time). Both match
+/// PostgreSQL's `ts AT TIME ZONE 'Europe/Berlin'`.
 fn local_to_utc(t: NaiveDateTime, zone: Zone) -> Result<DateTime<Utc>, ErrorKind> {
-    let utc = t - TimeDelta::seconds(zone.0.local_minus_utc().into());
+    let offset_secs = match zone {
+        Zone::Fixed(offset) => offset.local_minus_utc(),
+        Zone::Named(tz) => named_offset_secs(tz, t),
+    };
+    let utc = t - TimeDelta::seconds(offset_secs.into());
     in_range(utc.date())?;
     Ok(utc.and_utc())
+}
+
+/// The UTC offset (seconds) of local time `t` in `tz`, resolved as [`local_to_utc`] says.
+fn named_offset_secs(tz: chrono_tz::Tz, t: NaiveDateTime) -> i32 {
+    use chrono::{LocalResult, Offset, TimeZone};
+    let secs = |dt: DateTime<chrono_tz::Tz>| dt.offset().fix().local_minus_utc();
+    match tz.from_local_datetime(&t) {
+        LocalResult::Single(dt) => secs(dt),
+        LocalResult::Ambiguous(_, later) => secs(later),
+        LocalResult::None => {
+            // In a gap: walk back to the last local time that exists (gaps are at most a
+            // day long; a quarter hour is finer than any offset change).
+            let mut probe = t;
+            for _ in 0..(26 * 4) {
+                probe -= TimeDelta::minutes(15);
+                if let Some(dt) = tz.from_local_datetime(&probe).latest() {
+                    return secs(dt);
+                }
+            }
+            0
+        }
+    }
 }
 
 /// A time with offset as the UTC time of day (wrapping around midnight).
@@ -188,9 +219,10 @@ fn date_of(v: &Value, zone: Zone) -> Result<FieldValue, ErrorKind> {
     Ok(FieldValue::Date(match v {
         Value::Date(d) => date(d)?,
         Value::Timestamp(PgTimestamp::Value(t)) => in_range(t.date())?,
-        Value::TimestampTz(PgTimestamp::Value(t)) => {
-            in_range(t.with_timezone(&zone.0).date_naive())?
-        }
+        Value::TimestampTz(PgTimestamp::Value(t)) => in_range(match zone {
+            Zone::Fixed(offset) => t.with_timezone(&offset).date_naive(),
+            Zone::Named(tz) => t.with_timezone(&tz).date_naive(),
+        })?,
         Value::Timestamp(_) | Value::TimestampTz(_) => return Err(ErrorKind::InfiniteDate),
         _ => return Err(ErrorKind::TransformType("date")),
     }))
@@ -415,6 +447,99 @@ mod tests {
         assert_eq!(d(14, 3, 3_723_500_000), "P1Y2M3DT1H2M3.5S");
         assert_eq!(d(0, 0, 0), "PT0S");
         assert_eq!(d(0, -1, -60_000_000), "P-1DT-1M");
+    }
+
+    fn berlin() -> Zone {
+        Zone::try_from("Europe/Berlin".to_string()).unwrap()
+    }
+
+    fn local(s: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap()
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        local(s).and_utc()
+    }
+
+    #[test]
+    fn named_zone_follows_daylight_saving() {
+        assert_eq!(
+            local_to_utc(local("2026-07-01 12:00"), berlin()),
+            Ok(utc("2026-07-01 10:00"))
+        );
+        assert_eq!(
+            local_to_utc(local("2026-01-15 12:00"), berlin()),
+            Ok(utc("2026-01-15 11:00"))
+        );
+    }
+
+    /// Clocks go back at 03:00 CEST on 2026-10-25: 02:30 happens twice. Like PostgreSQL's
+    /// `AT TIME ZONE`, the later one (02:30 CET = 01:30Z) is taken.
+    #[test]
+    fn ambiguous_local_hour_is_the_later_instant() {
+        assert_eq!(
+            local_to_utc(local("2026-10-25 02:30"), berlin()),
+            Ok(utc("2026-10-25 01:30"))
+        );
+        assert_eq!(
+            local_to_utc(local("2026-10-25 01:59"), berlin()),
+            Ok(utc("2026-10-24 23:59"))
+        );
+        assert_eq!(
+            local_to_utc(local("2026-10-25 03:00"), berlin()),
+            Ok(utc("2026-10-25 02:00"))
+        );
+    }
+
+    /// Clocks go forward at 02:00 CET on 2026-03-29: 02:30 never happens. Like PostgreSQL,
+    /// it is read with the offset before the gap (+01:00), i.e. as 03:30 CEST.
+    #[test]
+    fn skipped_local_hour_uses_the_offset_before_the_gap() {
+        assert_eq!(
+            local_to_utc(local("2026-03-29 02:30"), berlin()),
+            Ok(utc("2026-03-29 01:30"))
+        );
+        assert_eq!(
+            local_to_utc(local("2026-03-29 02:00"), berlin()),
+            Ok(utc("2026-03-29 01:00"))
+        );
+        assert_eq!(
+            local_to_utc(local("2026-03-29 03:00"), berlin()),
+            Ok(utc("2026-03-29 01:00"))
+        );
+        assert_eq!(
+            local_to_utc(local("2026-03-29 01:59"), berlin()),
+            Ok(utc("2026-03-29 00:59"))
+        );
+    }
+
+    #[test]
+    fn date_of_a_timestamptz_is_taken_in_the_named_zone() {
+        let late = Value::TimestampTz(PgTimestamp::Value(utc("2026-07-01 22:30")));
+        assert_eq!(
+            date_of(&late, berlin()),
+            Ok(FieldValue::Date(
+                NaiveDate::from_ymd_opt(2026, 7, 2).unwrap()
+            ))
+        );
+    }
+
+    #[test]
+    fn zone_names_and_offsets_parse() {
+        assert!(matches!(
+            berlin(),
+            Zone::Named(chrono_tz::Tz::Europe__Berlin)
+        ));
+        assert_eq!(Zone::try_from("UTC".to_string()), Ok(Zone::utc()));
+        assert!(matches!(
+            Zone::try_from("+05:30".to_string()),
+            Ok(Zone::Fixed(_))
+        ));
+        let err = Zone::try_from("Mars/Olympus".to_string()).unwrap_err();
+        assert!(
+            err.contains("Mars/Olympus") && err.contains("Europe/Berlin"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -26,8 +26,8 @@ pub(crate) struct FlushingBackfill<'a, D> {
     pub relations: HashMap<String, Arc<Relation>>,
     pub rows: u64,
     pub pipeline: String,
-    /// One progress bar per table when stderr is a terminal; log lines otherwise.
-    pub bars: HashMap<String, indicatif::ProgressBar>,
+    /// Where progress goes (terminal bars in the CLI, log lines by default).
+    pub progress: Arc<dyn super::progress::BackfillProgress>,
 }
 
 impl<D: Destination + Sync> FlushingBackfill<'_, D> {
@@ -81,36 +81,35 @@ impl<D: Destination + Sync> FlushingBackfill<'_, D> {
         self.flusher.flush(&mut epoch, self.resume.take()).await?;
         metrics::counter!(crate::metrics::BACKFILL_ROWS, "pipeline" => self.pipeline.clone(), "table" => relation.qualified_name()).increment(copied);
         self.report_progress(&relation.qualified_name(), chunk.progress);
-        if let Some(total) = chunk.progress.estimated_total.filter(|t| *t > 0) {
-            let ratio = (chunk.progress.rows_done as f64 / total as f64).min(1.0);
-            metrics::gauge!(crate::metrics::BACKFILL_PROGRESS, "pipeline" => self.pipeline.clone(), "table" => relation.qualified_name()).set(ratio);
-        }
+        // Without an estimate (a never-analyzed table) the ratio is unknown: 0 until the table
+        // is done, so "backfilling" stays visible to the alerts.
+        let ratio = match chunk.progress.estimated_total.filter(|t| *t > 0) {
+            Some(total) => (chunk.progress.rows_done as f64 / total as f64).min(0.99),
+            None => 0.0,
+        };
+        metrics::gauge!(crate::metrics::BACKFILL_PROGRESS, "pipeline" => self.pipeline.clone(), "table" => relation.qualified_name()).set(ratio);
         Ok(())
     }
 }
 
 impl<D> FlushingBackfill<'_, D> {
+    /// The backfill is complete: every copied table at ratio 1, progress bars finished.
+    pub(crate) fn finish(self, summary: &crate::replication::backfill::BackfillSummary) {
+        for (table, _) in &summary.tables {
+            let name = format!("{}.{}", table.schema, table.name);
+            metrics::gauge!(crate::metrics::BACKFILL_PROGRESS, "pipeline" => self.pipeline.clone(), "table" => name).set(1.0);
+        }
+        for (table, rows) in &summary.tables {
+            let name = format!("{}.{}", table.schema, table.name);
+            self.progress.table_done(&self.pipeline, &name, *rows);
+        }
+    }
+}
+
+impl<D> FlushingBackfill<'_, D> {
     fn report_progress(&mut self, table: &str, p: crate::replication::backfill::CopyProgress) {
-        use std::io::IsTerminal;
-        if !std::io::stderr().is_terminal() {
-            tracing::info!(table, rows = p.rows_done, estimated = ?p.estimated_total, "backfill progress");
-            return;
-        }
-        let bar = self.bars.entry(table.to_string()).or_insert_with(|| {
-            let bar = indicatif::ProgressBar::new(p.estimated_total.unwrap_or(0));
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{msg:24} {bar:40} {pos}/{len} rows ({per_sec})",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar.set_message(format!("backfill {table}"));
-            bar
-        });
-        if p.rows_done > bar.length().unwrap_or(0) {
-            bar.set_length(p.rows_done);
-        }
-        bar.set_position(p.rows_done);
+        self.progress
+            .table_progress(&self.pipeline, table, p.rows_done, p.estimated_total);
     }
 }
 

@@ -2,6 +2,7 @@
 //! acquire the lock, open the flusher, prepare the slot, backfill, start the stream — then
 //! the stream loop until shutdown or an error.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -34,12 +35,19 @@ pub struct RunOptions {
     pub index: usize,
     /// Where to keep the replay journal (`None`: no journal).
     pub journal: Option<crate::config::JournalConfig>,
+    /// Where backfill progress goes (`None`: log lines).
+    pub progress: Option<Arc<dyn super::progress::BackfillProgress>>,
 }
 
 /// Run one pipeline until shutdown or an error.
 pub async fn run_pipeline(cfg: &PipelineConfig, opts: &RunOptions) -> Result<(), PipelineError> {
     let p = cfg.name.as_str();
     opts.health.publish(PipelineStatus::starting(p));
+    // Exported from the start: a standby, or a pipeline that cannot reach Postgres, reports
+    // 0 (the alerts aggregate over replicas) instead of having no series at all.
+    metrics::gauge!(m::SLOT_ACTIVE, "pipeline" => p.to_string()).set(0.0);
+    metrics::gauge!(m::PIPELINE_UP, "pipeline" => p.to_string()).set(0.0);
+    super::zero_series::register(cfg);
     let db = database_url(cfg)?;
     let Some(state) = acquire_lock(cfg, &db, opts).await? else {
         return Ok(());

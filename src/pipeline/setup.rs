@@ -62,6 +62,7 @@ pub fn salesforce_client(p: &PipelineConfig) -> Result<SalesforceClient, Pipelin
     };
     let mut config = ClientConfig::new(credentials);
     config.api_version = sf.api_version.clone();
+    config.pipeline = p.name.clone();
     config.governor = GovernorConfig {
         reserve_fraction: f64::from(sf.api_reserve_percent) / 100.0,
         limit_exceeded_backoff: std::time::Duration::from_secs(sf.limit_exceeded_pause_secs),

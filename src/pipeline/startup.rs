@@ -196,7 +196,10 @@ pub(super) async fn backfill_existing(
         relations: HashMap::new(),
         rows: 0,
         pipeline: p.into(),
-        bars: HashMap::new(),
+        progress: opts
+            .progress
+            .clone()
+            .unwrap_or_else(|| Arc::new(super::progress::LogProgress)),
     };
     let mut bf_opts = BackfillOptions::new(p);
     bf_opts.publication = Some(cfg.publication.clone());
@@ -217,9 +220,7 @@ pub(super) async fn backfill_existing(
             "backfill done"
         );
     }
-    for bar in sink.bars.values() {
-        bar.finish();
-    }
+    sink.finish(&summary);
     Ok(())
 }
 

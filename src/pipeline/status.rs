@@ -18,6 +18,7 @@ pub(super) async fn refresh_status(
     let name = cfg.name.clone();
     let health = slot_health(pg, &cfg.slot).await;
     let dead = flusher.state().open_dead_letters().await.ok();
+    let stuck = flusher.state().stuck().await.ok();
     let age = flusher.state().checkpoint_age_secs().await.ok().flatten();
     let usage = flusher.destination().client().api_usage();
     if let Ok(h) = &health {
@@ -29,6 +30,9 @@ pub(super) async fn refresh_status(
     }
     if let Some(d) = dead {
         metrics::gauge!(m::DEAD_LETTER_ROWS, "pipeline" => name.clone()).set(d as f64);
+    }
+    if let Some(stuck) = &stuck {
+        super::stuck_metrics::record_parked(&name, cfg, stuck);
     }
     let paused = !matches!(
         flusher.destination().client().governor_state(),
@@ -46,6 +50,9 @@ pub(super) async fn refresh_status(
         }
         if let Some(d) = dead {
             s.dead_letters = d.max(0) as u64;
+        }
+        if let Some(stuck) = &stuck {
+            s.set_stuck(stuck);
         }
         s.governor_paused = paused;
         if let Some(u) = &usage {

@@ -51,6 +51,9 @@ pub struct ClientConfig {
     /// Sent as `Sforce-Call-Options: client=<name>` so change events caused by pgforce can be
     /// recognised (their `changeOrigin` carries it). Default `pgforce`.
     pub client_name: Option<String>,
+    /// The `pipeline` label on the client's metrics (calls, API budget); empty outside a
+    /// pipeline.
+    pub pipeline: String,
 }
 
 impl ClientConfig {
@@ -65,6 +68,7 @@ impl ClientConfig {
             upload_timeout: Duration::from_secs(600),
             connect_timeout: Duration::from_secs(10),
             client_name: Some("pgforce".to_string()),
+            pipeline: String::new(),
         }
     }
 }
@@ -94,6 +98,8 @@ struct Inner {
     call_options: Option<String>,
     /// Limits governor.
     governor: Governor,
+    /// The `pipeline` metric label.
+    pipeline: String,
     /// Current session, if logged in.
     session: RwLock<Option<Arc<Session>>>,
     /// Serialises token refreshes.
@@ -228,7 +234,8 @@ impl SalesforceClient {
                 request_timeout: config.request_timeout,
                 upload_timeout: config.upload_timeout,
                 call_options: config.client_name.map(|c| format!("client={c}")),
-                governor: Governor::new(config.governor),
+                governor: Governor::new(config.governor, config.pipeline.clone()),
+                pipeline: config.pipeline,
                 session: RwLock::new(None),
                 refresh_lock: tokio::sync::Mutex::new(()),
                 probe_lock: tokio::sync::Mutex::new(()),
@@ -391,7 +398,12 @@ impl SalesforceClient {
             Err(e) if e.is_timeout() => "timeout".to_string(),
             Err(_) => "transport".to_string(),
         };
-        metrics::record_call(call.object, call.operation, &status_label);
+        metrics::record_call(
+            &self.inner.pipeline,
+            call.object,
+            call.operation,
+            &status_label,
+        );
         outcome
     }
 
@@ -545,6 +557,7 @@ impl SalesforceClient {
                 .request_token(&self.inner.http, self.inner.request_timeout, generation)
                 .await;
             metrics::record_call(
+                &self.inner.pipeline,
                 "",
                 "oauth_token",
                 if result.is_ok() { "200" } else { "error" },

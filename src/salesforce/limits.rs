@@ -263,6 +263,8 @@ struct Pause {
 pub(crate) struct Governor {
     /// Thresholds.
     config: GovernorConfig,
+    /// The `pipeline` label of the budget gauges.
+    pipeline: String,
     /// Mutable state; never held across an await.
     inner: Mutex<Inner>,
 }
@@ -278,9 +280,10 @@ struct Inner {
 
 impl Governor {
     /// A governor with no usage seen yet.
-    pub(crate) fn new(config: GovernorConfig) -> Self {
+    pub(crate) fn new(config: GovernorConfig, pipeline: String) -> Self {
         Self {
             config,
+            pipeline,
             inner: Mutex::new(Inner::default()),
         }
     }
@@ -298,7 +301,7 @@ impl Governor {
     /// Records usage from a response header or `/limits`, pausing at the reserve and lifting a
     /// reserve pause once there is room again.
     pub(crate) fn observe(&self, usage: ApiUsage) {
-        metrics::record_remaining(usage.remaining());
+        metrics::record_usage(&self.pipeline, usage.remaining(), usage.max);
         let assessment = self.config.assess(&usage);
         let mut inner = self.inner.lock();
         match (&assessment, &inner.pause) {
@@ -326,6 +329,7 @@ impl Governor {
             }
             _ => {}
         }
+        metrics::record_paused(&self.pipeline, inner.pause.is_some());
         inner.usage = Some(usage);
     }
 
@@ -338,6 +342,7 @@ impl Governor {
         let until = pause.until_utc;
         tracing::warn!(%until, "salesforce REQUEST_LIMIT_EXCEEDED, pausing calls");
         self.inner.lock().pause = Some(pause);
+        metrics::record_paused(&self.pipeline, true);
         (until, reason)
     }
 
@@ -368,6 +373,7 @@ impl Governor {
                 _ => return,
             }
         }
+        metrics::record_paused(&self.pipeline, false);
         if let Some(usage) = usage {
             self.observe(usage);
         }
@@ -493,7 +499,7 @@ mod tests {
 
     #[tokio::test]
     async fn reserve_pauses_and_room_resumes() {
-        let g = Governor::new(quick());
+        let g = Governor::new(quick(), String::new());
         g.observe(usage(100, 1000));
         assert_eq!(g.state(), GovernorState::Normal);
         assert_eq!(g.permit(), Permit::Go);
@@ -529,7 +535,7 @@ mod tests {
 
     #[tokio::test]
     async fn limit_exceeded_pause_outlives_headers() {
-        let g = Governor::new(quick());
+        let g = Governor::new(quick(), String::new());
         g.limit_exceeded("TotalRequests Limit exceeded.");
         g.observe(usage(10, 1000));
         assert!(matches!(g.state(), GovernorState::Paused { .. }));

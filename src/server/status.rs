@@ -70,6 +70,16 @@ pub struct PipelineStatus {
     pub api_remaining: Option<u64>,
     /// Daily API request allocation, from the last `Sforce-Limit-Info` seen.
     pub api_max: Option<u64>,
+    /// The oldest open dead letter (its reason, never its row values or message); `None` when
+    /// there is none or it was not read yet.
+    #[serde(default)]
+    pub oldest_dead_letter: Option<StuckDeadLetter>,
+    /// Child changes parked until their parent lands in Salesforce.
+    #[serde(default)]
+    pub parked: u64,
+    /// The parked changes grouped by why they wait, largest group first.
+    #[serde(default)]
+    pub parked_reasons: Vec<ParkedReason>,
     /// The last error, as one line of **sanitized** text. Callers must strip secrets (passwords,
     /// tokens, connection strings, keys) and row values before publishing: this field is served
     /// to anyone who can reach the ops port. Cut to [`MAX_ERROR_LEN`] bytes when published.
@@ -96,6 +106,9 @@ impl PipelineStatus {
             dead_letters: 0,
             api_remaining: None,
             api_max: None,
+            oldest_dead_letter: None,
+            parked: 0,
+            parked_reasons: Vec::new(),
             last_error: None,
             updated_at: Utc::now(),
         }
@@ -140,6 +153,65 @@ impl PipelineStatus {
             reasons.push(NotReadyReason::GovernorPaused);
         }
         reasons
+    }
+}
+
+/// The oldest open dead letter as `/status` serves it: where and why, without the Salesforce
+/// message (it may quote row values) or the row's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StuckDeadLetter {
+    /// The mapping whose row Salesforce rejected.
+    pub mapping: String,
+    /// Its sObject.
+    pub object: String,
+    /// The Salesforce status code: the reason (`REQUIRED_FIELD_MISSING`, …).
+    pub error_code: String,
+    /// The fields Salesforce named.
+    pub fields: Vec<String>,
+    /// How often the row was tried.
+    pub attempts: i32,
+    /// When Salesforce first rejected it.
+    pub first_seen: DateTime<Utc>,
+}
+
+/// Parked changes of one mapping waiting for the same parent object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParkedReason {
+    /// The child mapping.
+    pub mapping: String,
+    /// The child sObject.
+    pub object: String,
+    /// The parent sObject they wait for (the reason they are parked).
+    pub waiting_for: String,
+    /// How many wait.
+    pub count: u64,
+    /// When the longest-waiting of them was parked.
+    pub oldest: DateTime<Utc>,
+}
+
+impl PipelineStatus {
+    /// Take over what the state store says is stuck.
+    pub fn set_stuck(&mut self, stuck: &crate::checkpoint::Stuck) {
+        self.oldest_dead_letter = stuck.oldest_dead_letter.as_ref().map(|d| StuckDeadLetter {
+            mapping: d.mapping.clone(),
+            object: d.object.clone(),
+            error_code: d.error_code.clone(),
+            fields: d.fields.clone(),
+            attempts: d.attempts,
+            first_seen: d.first_seen,
+        });
+        self.parked = stuck.parked_total().max(0) as u64;
+        self.parked_reasons = stuck
+            .parked
+            .iter()
+            .map(|g| ParkedReason {
+                mapping: g.mapping.clone(),
+                object: g.object.clone(),
+                waiting_for: g.waiting_for.clone(),
+                count: g.count.max(0) as u64,
+                oldest: g.oldest,
+            })
+            .collect();
     }
 }
 

@@ -130,7 +130,7 @@ impl<D: Destination> Flusher<D> {
             });
         }
         let span = info_span!("step", object = %step.object, op = step.kind.as_str(), path = plan.path.as_str(), rows = plan.rows);
-        async {
+        let result = async {
             let done = match step.kind {
                 StepKind::Upsert => {
                     self.upsert_step(end_lsn, step, plan, recorded, report)
@@ -147,7 +147,10 @@ impl<D: Destination> Flusher<D> {
             Ok(done)
         }
         .instrument(span)
-        .await
+        .await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        metrics::counter!(m::BATCHES, "pipeline" => self.opts.pipeline.clone(), "object" => step.object.clone(), "path" => plan.path.as_str(), "result" => outcome).increment(1);
+        result
     }
 
     async fn upsert_step<C: FlushChange>(

@@ -575,16 +575,16 @@ fn calls_are_counted_in_metrics() {
     let text = handle.render();
     assert!(
         text.contains(
-            r#"pgforce_salesforce_api_calls_total{object="Account",operation="describe",status="200"} 1"#
+            r#"pgforce_salesforce_api_calls_total{pipeline="",object="Account",operation="describe",status_class="2xx"} 1"#
         ),
         "{text}"
     );
     assert!(
-        text.contains(r#"operation="describe",status="503"} 1"#),
+        text.contains(r#"operation="describe",status_class="5xx"} 1"#),
         "{text}"
     );
     assert!(
-        text.contains("pgforce_salesforce_api_remaining 4982"),
+        text.contains(r#"pgforce_salesforce_api_remaining{pipeline=""} 4982"#),
         "{text}"
     );
 }

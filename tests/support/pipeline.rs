@@ -235,6 +235,7 @@ impl Harness {
                 status_interval: Duration::from_millis(200),
                 index: 0,
                 journal: None,
+                progress: None,
             },
         ));
         Running { stop, task, health }
