@@ -1,5 +1,5 @@
-//! Real-client conformance with jsforce (`tests/conformance/jsforce_check.cjs`): SOAP and
-//! OAuth login, CRUD, query paging, collections, Bulk 2.0 ingest and query against a live
+//! Real-client conformance with jsforce (`tests/conformance/jsforce_check.cjs`): SOAP,
+//! OAuth password and web-server (authorization code + refresh token) login, CRUD, query paging, collections, Bulk 2.0 ingest and query against a live
 //! emulator. jsforce 3.10.16 (the last release supporting Node 20) comes from
 //! `PGFORCE_NODE_MODULES` (default `target/ci-node/node_modules`, which `.ci/run` fills).
 //! Without node or the package the test is skipped with a message saying how to install it,
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use pgforce_emulator::config::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PASSWORD, DEMO_USERNAME};
-use pgforce_emulator::{Emulator, EmulatorConfig};
+use pgforce_emulator::{Emulator, EmulatorConfig, OAuthWebConfig};
 
 /// `node_modules` holding jsforce, or why the check cannot run.
 fn node_modules() -> Result<PathBuf, String> {
@@ -43,7 +43,14 @@ async fn jsforce_conformance() {
             return;
         }
     };
-    let emu = Emulator::start(EmulatorConfig::default(), "127.0.0.1:0".parse().unwrap())
+    let config = EmulatorConfig {
+        oauth_web: OAuthWebConfig {
+            auto_approve: true,
+            callback_urls: vec!["http://localhost:1717/OauthRedirect".into()],
+        },
+        ..EmulatorConfig::default()
+    };
+    let emu = Emulator::start(config, "127.0.0.1:0".parse().unwrap())
         .await
         .expect("emulator starts");
     let script =

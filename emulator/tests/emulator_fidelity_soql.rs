@@ -1,7 +1,8 @@
-//! Aggregate SOQL over the REST query resource: GROUP BY with COUNT, COUNT_DISTINCT, SUM,
-//! AVG, MIN and MAX, answered as AggregateResult records keyed like Salesforce (grouped
-//! field names, aliases, `exprN` over unaliased aggregates), and the errors for
-//! ungrouped or non-numeric fields.
+//! SOQL over the REST query resource: parent-to-child relationship subqueries (nested
+//! `{totalSize, done, records}` or null) and aggregates (GROUP BY with COUNT,
+//! COUNT_DISTINCT, SUM, AVG, MIN and MAX, answered as AggregateResult records keyed like
+//! Salesforce: grouped field names, aliases, `exprN` over unaliased aggregates), with the
+//! errors for unknown relationships and ungrouped or non-numeric fields.
 
 mod emulator_support;
 
@@ -144,4 +145,76 @@ async fn ungrouped_and_non_numeric_fields_are_malformed() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{soql}: {body}");
         assert_eq!(body[0]["errorCode"], "MALFORMED_QUERY", "{soql}: {body}");
     }
+}
+
+#[tokio::test]
+async fn parent_to_child_subqueries_nest_results_or_null() {
+    let emu = Emu::start().await;
+    let acme = emu.insert("Account", json!({"Name": "Acme"})).await;
+    emu.insert("Account", json!({"Name": "Lonely"})).await;
+    for last in ["Zed", "Young", "Xu"] {
+        emu.insert("Contact", json!({"LastName": last, "AccountId": acme}))
+            .await;
+    }
+    let (status, body) = query(
+        &emu,
+        "SELECT Name, (SELECT LastName FROM Contacts WHERE LastName != 'Zed' ORDER BY LastName) \
+         FROM Account ORDER BY Name",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["totalSize"], 2);
+    let acme_row = &body["records"][0];
+    assert_eq!(acme_row["Name"], "Acme");
+    let contacts = &acme_row["Contacts"];
+    assert_eq!(contacts["totalSize"], 2, "{contacts}");
+    assert_eq!(contacts["done"], true);
+    let names: Vec<&str> = contacts["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["LastName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Xu", "Young"]);
+    assert_eq!(contacts["records"][0]["attributes"]["type"], "Contact");
+    assert_eq!(
+        body["records"][1]["Contacts"],
+        Value::Null,
+        "no children is null"
+    );
+
+    let (status, body) = query(
+        &emu,
+        "SELECT Id, (SELECT Id FROM Contacts LIMIT 1) FROM Account WHERE Name = 'Acme'",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["records"][0]["Contacts"]["totalSize"], 1, "{body}");
+}
+
+#[tokio::test]
+async fn unknown_child_relationships_are_invalid_type() {
+    let emu = Emu::start().await;
+    let (status, body) = query(&emu, "SELECT Id, (SELECT Id FROM Nonsense) FROM Account").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body[0]["errorCode"], "INVALID_TYPE", "{body}");
+    let (status, body) = query(
+        &emu,
+        "SELECT Id, (SELECT COUNT(Id) FROM Contacts) FROM Account",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body[0]["errorCode"], "MALFORMED_QUERY", "{body}");
+}
+
+#[tokio::test]
+async fn bulk_query_refuses_relationship_subqueries() {
+    let emu = Emu::start().await;
+    let r = emu
+        .post(
+            "/jobs/query",
+            &json!({"operation": "query", "query": "SELECT Id, (SELECT Id FROM Contacts) FROM Account"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
 }

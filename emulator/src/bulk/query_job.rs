@@ -138,6 +138,11 @@ fn validate(state: &EmulatorState, soql_text: &str, version: &str) -> Result<Str
             "Aggregate queries are not supported in Bulk Query",
         ));
     }
+    if query.has_subquery() {
+        return Err(unsupported(
+            "Relationship subqueries are not supported in Bulk Query",
+        ));
+    }
     if query.offset().is_some() {
         return Err(unsupported("OFFSET is not supported in Bulk Query"));
     }

@@ -17,6 +17,8 @@ use crate::store::Store;
 #[derive(Debug, Default)]
 pub struct SoqlCatalog {
     objects: HashMap<String, Arc<ObjectInfo>>,
+    /// (lower-cased parent, lower-cased relationship) → (child, field, relationship).
+    children: HashMap<(String, String), (String, String, String)>,
 }
 
 impl SoqlCatalog {
@@ -27,13 +29,36 @@ impl SoqlCatalog {
             .iter()
             .map(|o| (o.name.to_ascii_lowercase(), Arc::new(object_info(o))))
             .collect();
-        SoqlCatalog { objects }
+        let children = schema
+            .objects()
+            .iter()
+            .flat_map(|o| {
+                o.child_relationships.iter().filter_map(move |c| {
+                    let rel = c.relationship_name.clone()?;
+                    let key = (o.name.to_ascii_lowercase(), rel.to_ascii_lowercase());
+                    Some((key, (c.child_sobject.clone(), c.field.clone(), rel)))
+                })
+            })
+            .collect();
+        SoqlCatalog { objects, children }
     }
 }
 
 impl Catalog for SoqlCatalog {
     fn object(&self, name: &str) -> Option<Arc<ObjectInfo>> {
         self.objects.get(&name.to_ascii_lowercase()).cloned()
+    }
+
+    fn child_relationship(
+        &self,
+        parent: &str,
+        relationship: &str,
+    ) -> Option<(String, String, String)> {
+        let key = (
+            parent.to_ascii_lowercase(),
+            relationship.to_ascii_lowercase(),
+        );
+        self.children.get(&key).cloned()
     }
 }
 

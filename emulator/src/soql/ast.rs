@@ -65,6 +65,13 @@ impl Query {
     }
 
     /// The OFFSET, if any.
+    /// Whether the select list has a parent-to-child relationship subquery.
+    pub fn has_subquery(&self) -> bool {
+        self.select
+            .iter()
+            .any(|s| matches!(s, SelectItem::Subquery(_)))
+    }
+
     pub fn offset(&self) -> Option<u64> {
         self.offset
     }
@@ -103,6 +110,7 @@ pub(crate) enum SelectItem {
     /// `COUNT(path) [alias]`.
     CountField(Path, Option<Name>),
     Aggregate(super::aggregate::AggFn, Path, Option<Name>),
+    Subquery(Box<Query>),
     /// `FIELDS(ALL | STANDARD | CUSTOM)`, with the offset of `FIELDS`.
     Fields(FieldsSet, usize),
 }

@@ -58,6 +58,8 @@ fn run(plan: &Plan, source: &dyn RecordSource, opts: &ExecOptions) -> QueryOutpu
         plan,
         parents: &parents,
         api_version: &opts.api_version,
+        source,
+        opts,
     };
     match &plan.shape {
         Shape::Count => {
@@ -94,6 +96,29 @@ fn run(plan: &Plan, source: &dyn RecordSource, opts: &ExecOptions) -> QueryOutpu
     }
 }
 
+/// The records of a source whose `field` equals `id` (one parent's children).
+struct ChildrenOf<'a> {
+    inner: &'a dyn RecordSource,
+    field: &'a str,
+    id: &'a str,
+}
+
+impl RecordSource for ChildrenOf<'_> {
+    fn scan(&self, object: &str, include_deleted: bool, visit: &mut dyn FnMut(&Record) -> bool) {
+        self.inner.scan(object, include_deleted, &mut |rec| {
+            if rec.get(self.field).and_then(Value::as_str) == Some(self.id) {
+                visit(rec)
+            } else {
+                true
+            }
+        });
+    }
+
+    fn get(&self, id: &str) -> Option<Record> {
+        self.inner.get(id)
+    }
+}
+
 /// What a scan needs at hand.
 struct Ctx<'a> {
     /// The plan.
@@ -102,6 +127,10 @@ struct Ctx<'a> {
     parents: &'a Parents<'a>,
     /// For `attributes.url`.
     api_version: &'a str,
+    /// Records, for relationship subqueries.
+    source: &'a dyn RecordSource,
+    /// Options, for relationship subqueries.
+    opts: &'a ExecOptions,
 }
 
 impl Ctx<'_> {
@@ -310,9 +339,30 @@ impl Ctx<'_> {
                     };
                     out.insert(hop.relationship.clone(), v);
                 }
+                OutNode::Children { key, field, plan } => {
+                    out.insert(key.clone(), self.children(record, field, plan));
+                }
             }
         }
         out
+    }
+
+    /// The child rows of `parent` for a relationship subquery, as a nested query result
+    /// (`{totalSize, done, records}`), or null when there are none.
+    fn children(&self, parent: &Record, field: &str, plan: &Plan) -> Value {
+        let Some(id) = parent.get("Id").and_then(Value::as_str) else {
+            return Value::Null;
+        };
+        let source = ChildrenOf {
+            inner: self.source,
+            field,
+            id,
+        };
+        let out = run(plan, &source, self.opts);
+        if out.records.is_empty() {
+            return Value::Null;
+        }
+        serde_json::json!({"totalSize": out.total_size, "done": true, "records": out.records})
     }
 
     /// `{"type": …, "url": "/services/data/vNN.N/sobjects/Type/Id"}`.

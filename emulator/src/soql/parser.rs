@@ -274,6 +274,11 @@ fn select_item(i: &mut Tokens<'_>) -> PResult<SelectItem> {
         }
         i.reset(&start);
     }
+    if expect(Tok::LParen).parse_next(i).is_ok() {
+        let q = nested(i, query)?;
+        expect(Tok::RParen).parse_next(i)?;
+        return Ok(SelectItem::Subquery(Box::new(q)));
+    }
     if let Some(func) = peek_tok(i)
         .filter(|t| t.kind == Tok::Ident && !t.is_word("COUNT"))
         .and_then(|t| AggFn::from_name(t.text))

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::aggregate::{AggFn, AggOut, AggPlan};
 use super::ast::{FieldsSet, Name, Path, Query, SelectItem};
-use super::error::{SoqlError, INVALID_FIELD, MALFORMED_QUERY};
+use super::error::{SoqlError, INVALID_FIELD, INVALID_TYPE, MALFORMED_QUERY};
 use super::eval::{FieldRef, Filter, Hop};
 use super::exec::ExecOptions;
 use super::schema::{Catalog, FieldInfo, FieldKind, ObjectInfo, RecordSource};
@@ -50,6 +50,16 @@ pub(crate) enum OutNode {
     Field(String),
     /// A parent object nested under its relationship name.
     Parent(Hop, Vec<OutNode>),
+    /// A parent-to-child subquery: the child rows whose `field` is the record's Id,
+    /// nested under `key` (the relationship name) as a query result, or null if none.
+    Children {
+        /// Relationship name (`Contacts`).
+        key: String,
+        /// The child's reference field (`AccountId`).
+        field: String,
+        /// The subquery, compiled against the child object.
+        plan: Box<Plan>,
+    },
 }
 
 /// One resolved ORDER BY key.
@@ -213,10 +223,51 @@ impl Resolver<'_> {
                         }
                     }
                 }
+                SelectItem::Subquery(sub) => nodes.push(self.child_subquery(sub)?),
                 SelectItem::Count | SelectItem::CountField(..) | SelectItem::Aggregate(..) => {}
             }
         }
         Ok((Shape::Rows(nodes), columns))
+    }
+
+    /// A parent-to-child subquery (`(SELECT … FROM Contacts)`), compiled against the child.
+    fn child_subquery(&self, sub: &Query) -> Result<OutNode, SoqlError> {
+        let Some((child, field, key)) = self
+            .catalog
+            .child_relationship(&self.root.name, &sub.from.text)
+        else {
+            let reason = format!(
+                "Didn't understand relationship '{}' in FROM part of query call. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names.",
+                sub.from.text
+            );
+            return Err(SoqlError::at(
+                INVALID_TYPE,
+                self.text,
+                sub.from.pos,
+                &reason,
+            ));
+        };
+        let nested = sub
+            .select
+            .iter()
+            .any(|i| matches!(i, SelectItem::Subquery(_)));
+        if nested || sub.has_aggregate() {
+            return Err(SoqlError::at(
+                MALFORMED_QUERY,
+                self.text,
+                sub.from.pos,
+                "a relationship subquery can select only fields and parent paths",
+            ));
+        }
+        let mut inner = sub.clone();
+        inner.text = self.text.to_owned();
+        inner.from.text = child;
+        let plan = compile(&inner, self.catalog, self.source, self.opts)?;
+        Ok(OutNode::Children {
+            key,
+            field,
+            plan: Box::new(plan),
+        })
     }
 
     /// The shape of an aggregate select list: plain fields must be grouped; aggregates are
@@ -273,6 +324,14 @@ impl Resolver<'_> {
                 }
                 SelectItem::Fields(_, pos) => {
                     return Err(SoqlError::unexpected(self.text, *pos, "FIELDS"));
+                }
+                SelectItem::Subquery(sub) => {
+                    return Err(SoqlError::at(
+                        MALFORMED_QUERY,
+                        self.text,
+                        sub.from.pos,
+                        "relationship subqueries are not allowed in aggregate queries",
+                    ));
                 }
                 SelectItem::Count => {
                     return Err(SoqlError::at(

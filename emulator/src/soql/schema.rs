@@ -160,6 +160,17 @@ impl ObjectInfo {
 pub trait Catalog {
     /// The object called `name` (any case), or `None` if there is no such object.
     fn object(&self, name: &str) -> Option<Arc<ObjectInfo>>;
+
+    /// The child relationship `relationship` (any case) of `parent` (canonical name), for
+    /// parent-to-child subqueries: (child object, its reference field to the parent,
+    /// canonical relationship name). None by default: no subqueries.
+    fn child_relationship(
+        &self,
+        _parent: &str,
+        _relationship: &str,
+    ) -> Option<(String, String, String)> {
+        None
+    }
 }
 
 /// Data access.

@@ -49,6 +49,35 @@ async function oauthLogin() {
   return conn;
 }
 
+async function webServerFlow() {
+  // The emulator runs with oauthWeb.autoApprove, so authorize redirects at once.
+  const redirectUri = 'http://localhost:1717/OauthRedirect';
+  const oauth2 = new jsforce.OAuth2({ loginUrl: url, clientId, clientSecret, redirectUri });
+  const res = await fetch(oauth2.getAuthorizationUrl({ state: 'jsforce-state' }), { redirect: 'manual' });
+  assert.equal(res.status, 303);
+  const location = new URL(res.headers.get('location'));
+  assert.equal(location.origin + location.pathname, redirectUri);
+  assert.equal(location.searchParams.get('state'), 'jsforce-state');
+  const code = location.searchParams.get('code');
+  assert.ok(code);
+  const conn = new jsforce.Connection({ oauth2, version });
+  const info = await conn.authorize(code);
+  assert.match(info.id, /^005/);
+  assert.ok(conn.refreshToken, 'the web-server flow issues a refresh token');
+  ok('OAuth 2.0 web-server flow (authorization code) with a refresh token');
+
+  // A client that only holds the refresh token: jsforce refreshes on the 401 and retries.
+  const later = new jsforce.Connection({ oauth2, instanceUrl: url, refreshToken: conn.refreshToken, version });
+  let refreshed = false;
+  later.on('refresh', () => {
+    refreshed = true;
+  });
+  const limits = await later.limits();
+  assert.ok(limits.DailyApiRequests);
+  assert.ok(refreshed);
+  ok('refresh-token-only client logs in on demand');
+}
+
 async function crud(conn) {
   const account = conn.sobject('Account');
   const created = await account.create({ Name: 'jsforce Acme', Industry: 'Technology' });
@@ -135,6 +164,7 @@ async function bulk2(conn) {
 async function main() {
   const soapConn = await soapLogin();
   const oauthConn = await oauthLogin();
+  await webServerFlow();
   await crud(soapConn);
   await collections(oauthConn);
   await queryPaging(soapConn);
