@@ -5,6 +5,24 @@
 //! `mapping` (row → sObject record) → batching and the Salesforce sink (`salesforce`
 //! client, Bulk API 2.0) → checkpoints. `emulator` is a Salesforce-compatible server used by
 //! the demo, tests and benches; `testing` starts throwaway Postgres clusters.
+//!
+//! # Layering
+//!
+//! A module may use the modules on its own line's right-hand side and anything they
+//! use; nothing below uses anything above it, so the module graph has no cycle
+//! (`layering.rs` tests that on every build of the tests):
+//!
+//! - [`lsn`], [`metrics`], [`salesforce`] (the HTTP client): leaves.
+//! - [`change`] (the change model and [`change::Value`]), [`batch`], [`checkpoint`]: `lsn`.
+//! - [`pgoutput`] (the decoder): `change`, `lsn`. [`config`]: `change`.
+//!   [`server`]: `metrics`.
+//! - [`mapping`]: `change`, `config`, `pgoutput`. [`replication`]: `change`, `pgoutput`,
+//!   `lsn`. [`sink`]: `batch`, `checkpoint`, `salesforce`, `metrics`, `lsn`.
+//! - [`journal`]: `sink` (the change interface it encodes), `lsn`.
+//! - [`pipeline`]: everything above.
+//! - [`replay`]: `pipeline` and everything above.
+//! - The binary (`src/main.rs`, `src/cli`) on top. `emulator` and `testing` are tooling
+//!   outside the layering.
 
 pub mod batch;
 pub mod change;
@@ -12,6 +30,8 @@ pub mod checkpoint;
 pub mod config;
 pub mod emulator;
 pub mod journal;
+#[cfg(test)]
+mod layering;
 pub mod lsn;
 pub mod mapping;
 pub mod metrics;
