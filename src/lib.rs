@@ -24,6 +24,9 @@
 //! - The binary (`src/main.rs`, `src/cli`) on top. `emulator` and `testing` are tooling
 //!   outside the layering.
 
+// No unsafe code in the library (one reviewed exception in `testing`).
+#![deny(unsafe_code)]
+
 pub mod batch;
 pub mod change;
 pub mod checkpoint;
