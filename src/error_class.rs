@@ -1,8 +1,12 @@
 //! One classification of errors, used by every retry decision in pgforce: the Salesforce
 //! client's retries, the flusher's per-record retries and the pipeline supervisor.
 //!
-//! Every error type that can stop work implements [`Classify`] here, in one place, so the
-//! answer to "retry this?" is never decided twice in two different ways:
+//! The rules live here, in one place: what an HTTP status and Salesforce `errorCode`
+//! ([`api_class`]), a Postgres SQLSTATE ([`pg_class`]) and a per-record error code
+//! ([`record_class`]) mean. Every error type that can stop work implements [`Classify`]
+//! beside its definition by mapping its variants onto these rules, so the answer to "retry
+//! this?" is never decided twice in two different ways. This module depends on nothing of
+//! pgforce's (a leaf in the layering):
 //! - [`ErrorClass::Transient`]: the same work may succeed later (a network blip, a server
 //!   restart, 5xx, lock contention) — retry with backoff;
 //! - [`ErrorClass::Throttled`]: Salesforce asked us to slow down (API limit, 429) — retry
@@ -13,13 +17,6 @@
 //!   large, a field that does not exist, a corrupt state row) — never retried as is.
 
 use std::error::Error as StdError;
-
-use crate::checkpoint::StateError;
-use crate::journal::JournalError;
-use crate::pipeline::PipelineError;
-use crate::replication::ReplicationError;
-use crate::salesforce::SalesforceError;
-use crate::sink::SinkError;
 
 /// What to do about an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,22 +49,8 @@ pub trait Classify {
     fn class(&self) -> ErrorClass;
 }
 
-impl Classify for SalesforceError {
-    fn class(&self) -> ErrorClass {
-        match self {
-            SalesforceError::LimitExceeded { .. } => ErrorClass::Throttled,
-            SalesforceError::Api { status, code, .. } => api_class(*status, code),
-            SalesforceError::Auth { .. } => ErrorClass::Auth,
-            SalesforceError::Transport { .. } | SalesforceError::JobTimeout { .. } => {
-                ErrorClass::Transient
-            }
-            _ => ErrorClass::Permanent,
-        }
-    }
-}
-
 /// A Salesforce API error by status and `errorCode`.
-pub(crate) fn api_class(status: u16, code: &str) -> ErrorClass {
+pub fn api_class(status: u16, code: &str) -> ErrorClass {
     match (status, code) {
         (_, "REQUEST_LIMIT_EXCEEDED") | (420 | 429, _) => ErrorClass::Throttled,
         (401, _) | (_, "INVALID_SESSION_ID") => ErrorClass::Auth,
@@ -76,21 +59,9 @@ pub(crate) fn api_class(status: u16, code: &str) -> ErrorClass {
     }
 }
 
-impl Classify for StateError {
-    fn class(&self) -> ErrorClass {
-        match self {
-            // A refused certificate or a bad password does not heal by retrying.
-            StateError::Connect(e) if e.is_transient() => ErrorClass::Transient,
-            StateError::Connect(_) => ErrorClass::Permanent,
-            StateError::Query { source, .. } => pg_class(source),
-            StateError::TooNew { .. } | StateError::Corrupt { .. } => ErrorClass::Permanent,
-        }
-    }
-}
-
 /// A tokio-postgres error: a lost connection or a server going away is transient;
 /// permission and schema errors are not.
-fn pg_class(e: &tokio_postgres::Error) -> ErrorClass {
+pub fn pg_class(e: &tokio_postgres::Error) -> ErrorClass {
     if e.is_closed() {
         return ErrorClass::Transient;
     }
@@ -113,53 +84,6 @@ fn pg_class(e: &tokio_postgres::Error) -> ErrorClass {
     }
 }
 
-impl Classify for SinkError {
-    fn class(&self) -> ErrorClass {
-        match self {
-            SinkError::Remote(e) => boxed_class(e.as_ref()).unwrap_or(ErrorClass::Transient),
-            SinkError::State(e) => e.class(),
-            // A job that ended without results it should have: running the epoch again
-            // reconciles it.
-            SinkError::Job { .. } => ErrorClass::Transient,
-            SinkError::Unsettled { .. } => ErrorClass::Permanent,
-        }
-    }
-}
-
-impl Classify for ReplicationError {
-    fn class(&self) -> ErrorClass {
-        match self {
-            ReplicationError::Auth(_) => ErrorClass::Auth,
-            ReplicationError::Sink { source, .. } | ReplicationError::ProgressStore { source } => {
-                boxed_class(source.as_ref()).unwrap_or(ErrorClass::Transient)
-            }
-            e if e.is_transient() => ErrorClass::Transient,
-            _ => ErrorClass::Permanent,
-        }
-    }
-}
-
-impl Classify for JournalError {
-    fn class(&self) -> ErrorClass {
-        ErrorClass::Permanent
-    }
-}
-
-impl Classify for PipelineError {
-    fn class(&self) -> ErrorClass {
-        match self {
-            PipelineError::Replication { source, .. } => source.class(),
-            PipelineError::Salesforce { source, .. } => source.class(),
-            PipelineError::Sink { source, .. } => source.class(),
-            PipelineError::State { source, .. } => source.class(),
-            PipelineError::StreamEnded { .. } => ErrorClass::Transient,
-            PipelineError::Journal { source, .. } => source.class(),
-            PipelineError::Catalog { source, .. } => pg_class(&source.0),
-            PipelineError::Config { .. } | PipelineError::Decode { .. } => ErrorClass::Permanent,
-        }
-    }
-}
-
 /// The class of one record's failure by its Salesforce `errorCode` (a record rejected for
 /// its data is permanent: it is dead-lettered, not retried).
 pub fn record_class(code: &str) -> ErrorClass {
@@ -172,28 +96,41 @@ pub fn record_class(code: &str) -> ErrorClass {
     }
 }
 
-/// The class of a boxed error that is one of ours; `None` when it is not.
-fn boxed_class(e: &(dyn StdError + Send + Sync + 'static)) -> Option<ErrorClass> {
-    if let Some(e) = e.downcast_ref::<SalesforceError>() {
-        return Some(e.class());
+/// A boxed error that keeps the class of what it boxes, for seams that carry
+/// `Box<dyn Error>` (the backfill sink): the layer that boxes knows the class, the layer
+/// that unboxes reads it back without knowing the type.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct Classified {
+    class: ErrorClass,
+    #[source]
+    source: Box<dyn StdError + Send + Sync>,
+}
+
+impl Classified {
+    /// Box `e`, remembering its class.
+    pub fn boxed<E: Classify + StdError + Send + Sync + 'static>(
+        e: E,
+    ) -> Box<dyn StdError + Send + Sync> {
+        Box::new(Classified {
+            class: e.class(),
+            source: Box::new(e),
+        })
     }
-    if let Some(e) = e.downcast_ref::<SinkError>() {
-        return Some(e.class());
+
+    /// The class of a boxed error, when it was boxed through [`Classified::boxed`].
+    pub fn class_of(e: &(dyn StdError + Send + Sync + 'static)) -> Option<ErrorClass> {
+        e.downcast_ref::<Classified>().map(|c| c.class)
     }
-    if let Some(e) = e.downcast_ref::<StateError>() {
-        return Some(e.class());
-    }
-    if let Some(e) = e.downcast_ref::<ReplicationError>() {
-        return Some(e.class());
-    }
-    e.source()
-        .and_then(|s| s.downcast_ref::<SalesforceError>())
-        .map(Classify::class)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::PipelineError;
+    use crate::replication::ReplicationError;
+    use crate::salesforce::SalesforceError;
+    use crate::sink::SinkError;
 
     fn api(status: u16, code: &str) -> SalesforceError {
         SalesforceError::Api {
@@ -250,12 +187,12 @@ mod tests {
     fn a_backfill_sink_failure_is_classified_by_what_failed() {
         let e = ReplicationError::Sink {
             table: "t".into(),
-            source: Box::new(SinkError::Remote(Box::new(api(400, "INVALIDJOB")))),
+            source: Classified::boxed(SinkError::Remote(Box::new(api(400, "INVALIDJOB")))),
         };
         assert_eq!(e.class(), ErrorClass::Permanent);
         let e = ReplicationError::Sink {
             table: "t".into(),
-            source: Box::new(SinkError::Remote(Box::new(api(503, "")))),
+            source: Classified::boxed(SinkError::Remote(Box::new(api(503, "")))),
         };
         assert_eq!(e.class(), ErrorClass::Transient);
     }

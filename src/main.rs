@@ -1,5 +1,7 @@
 //! The `pgforce` command line: the only place `anyhow` is used (see `cli`).
 
+#![forbid(unsafe_code)]
+
 mod cli;
 
 use std::process::ExitCode;

@@ -61,3 +61,16 @@ pub(super) fn parse_lsn(column: &'static str, text: &str) -> Result<Lsn, StateEr
             reason: e.to_string(),
         })
 }
+
+impl crate::error_class::Classify for StateError {
+    fn class(&self) -> crate::error_class::ErrorClass {
+        use crate::error_class::{pg_class, ErrorClass};
+        match self {
+            // A refused certificate or a bad password does not heal by retrying.
+            StateError::Connect(e) if e.is_transient() => ErrorClass::Transient,
+            StateError::Connect(_) => ErrorClass::Permanent,
+            StateError::Query { source, .. } => pg_class(source),
+            StateError::TooNew { .. } | StateError::Corrupt { .. } => ErrorClass::Permanent,
+        }
+    }
+}

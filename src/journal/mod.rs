@@ -6,8 +6,8 @@
 //! `[len u32][crc32 u32][lsn u64][unix_ms i64][payload len bytes]`, little-endian; the CRC
 //! covers lsn, time and payload. A torn or corrupt tail (a crash mid-append) is cut off
 //! when the journal is opened; nothing before it is lost. Segments roll at a size limit;
-//! retention drops whole segments, oldest first. Payloads are opaque bytes (the pipeline
-//! stores JSON).
+//! retention drops whole segments, oldest first. Payloads are opaque bytes to the journal;
+//! what the pipeline stores in them (JSON of a change) is [`codec`]'s.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
@@ -15,6 +15,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::lsn::Lsn;
+
+mod codec;
+
+pub use codec::{decode_change, encode_change, JournaledChange};
 
 const HEADER: usize = 4 + 4 + 8 + 8;
 /// Largest record accepted (a guard against reading garbage lengths).
@@ -42,46 +46,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// A journaled change, as `pgforce replay` reads it back.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct JournaledChange {
-    pub mapping: String,
-    pub object: String,
-    pub external_id_field: String,
-    pub external_id: String,
-    /// `upsert` or `delete`.
-    pub op: String,
-    /// The REST-shaped record (absent field = unchanged), for upserts.
-    pub record: serde_json::Map<String, serde_json::Value>,
-    /// Parent (object, external id) the record points at, if any.
-    pub parent: Option<(String, String)>,
-}
-
-/// The journal payload of a pending change (JSON).
-pub fn encode_change(p: &crate::pipeline::Pending) -> Vec<u8> {
-    use crate::batch::Coalesce;
-    use crate::sink::FlushChange;
-    let c = JournaledChange {
-        mapping: p.mapping().to_string(),
-        object: p.object().to_string(),
-        external_id_field: p.external_id_field().to_string(),
-        external_id: p.key().to_string(),
-        op: if p.is_delete() { "delete" } else { "upsert" }.into(),
-        record: if p.is_delete() {
-            serde_json::Map::new()
-        } else {
-            p.record()
-        },
-        parent: p.parent(),
-    };
-    serde_json::to_vec(&c).unwrap_or_default()
-}
-
-/// Read a payload written by [`encode_change`].
-pub fn decode_change(payload: &[u8]) -> Result<JournaledChange, serde_json::Error> {
-    serde_json::from_slice(payload)
 }
 
 /// Retention and segment size.
@@ -335,6 +299,13 @@ fn scan_valid_len(path: &Path) -> Result<u64, JournalError> {
         e?;
     }
     Ok(r.pos)
+}
+
+impl crate::error_class::Classify for JournalError {
+    /// A journal that cannot be written needs an operator (disk, permissions).
+    fn class(&self) -> crate::error_class::ErrorClass {
+        crate::error_class::ErrorClass::Permanent
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::batch::Epoch;
 use crate::change::{Column, Operation, Relation, ReplicaIdentity, RowChange};
 use crate::checkpoint::EpochPlan;
+use crate::error_class::Classified;
 use crate::lsn::Lsn;
 use crate::mapping::Mapper;
 use crate::replication::{BackfillChunk, BackfillSink};
@@ -76,9 +77,16 @@ impl<D: Destination + Sync> FlushingBackfill<'_, D> {
             }
         }
         self.rows += copied;
-        dead_letter_mapping_errors(self.flusher, &failures, Lsn::ZERO).await?;
+        // Boxed with their class, so the supervisor still tells a permanent failure from a
+        // transient one through the backfill's `Box<dyn Error>` seam.
+        dead_letter_mapping_errors(self.flusher, &failures, Lsn::ZERO)
+            .await
+            .map_err(Classified::boxed)?;
         epoch.commit(Lsn::ZERO, chrono::Utc::now());
-        self.flusher.flush(&mut epoch, self.resume.take()).await?;
+        self.flusher
+            .flush(&mut epoch, self.resume.take())
+            .await
+            .map_err(Classified::boxed)?;
         metrics::counter!(crate::metrics::BACKFILL_ROWS, "pipeline" => self.pipeline.clone(), "table" => relation.qualified_name()).increment(copied);
         self.report_progress(&relation.qualified_name(), chunk.progress);
         // Without an estimate (a never-analyzed table) the ratio is unknown: 0 until the table

@@ -1,6 +1,7 @@
 //! [`PipelineError`]: everything that can stop a pipeline, with what to do about it.
 
 use crate::checkpoint::StateError;
+use crate::error_class::{pg_class, Classify, ErrorClass};
 use crate::pgoutput::assembler::AssemblerError;
 use crate::replication::ReplicationError;
 use crate::salesforce::SalesforceError;
@@ -58,11 +59,26 @@ pub enum PipelineError {
     StreamEnded { pipeline: String },
 }
 
+impl Classify for PipelineError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            PipelineError::Replication { source, .. } => source.class(),
+            PipelineError::Salesforce { source, .. } => source.class(),
+            PipelineError::Sink { source, .. } => source.class(),
+            PipelineError::State { source, .. } => source.class(),
+            PipelineError::StreamEnded { .. } => ErrorClass::Transient,
+            PipelineError::Journal { source, .. } => source.class(),
+            PipelineError::Catalog { source, .. } => pg_class(&source.0),
+            PipelineError::Config { .. } | PipelineError::Decode { .. } => ErrorClass::Permanent,
+        }
+    }
+}
+
 impl PipelineError {
     /// Worth restarting the pipeline for (a server restart, a network blip, a busy org);
     /// see [`crate::error_class`].
     pub fn is_transient(&self) -> bool {
-        crate::error_class::Classify::class(self).is_retryable()
+        self.class().is_retryable()
     }
 }
 

@@ -360,6 +360,22 @@ fn quoted_name(s: &str) -> Option<String> {
     s.get(start..start + len).map(str::to_string)
 }
 
+impl crate::error_class::Classify for ReplicationError {
+    fn class(&self) -> crate::error_class::ErrorClass {
+        use crate::error_class::{Classified, ErrorClass};
+        match self {
+            ReplicationError::Auth(_) => ErrorClass::Auth,
+            ReplicationError::Sink { source, .. } | ReplicationError::ProgressStore { source } => {
+                Classified::class_of(source.as_ref())
+                    .or_else(|| source.downcast_ref::<ReplicationError>().map(|e| e.class()))
+                    .unwrap_or(ErrorClass::Transient)
+            }
+            e if e.is_transient() => ErrorClass::Transient,
+            _ => ErrorClass::Permanent,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

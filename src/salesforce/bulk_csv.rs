@@ -1,9 +1,5 @@
-//! CSV for Bulk API 2.0: the [`BulkCsv`] writer for job data and the parsers for job results.
-//!
-//! Writing follows Salesforce's conventions: an empty cell leaves the field unchanged, `#N/A`
-//! sets it to null, values are quoted when they hold the delimiter, a quote, a line break or
-//! surrounding spaces. The writer tracks its size so callers can cut jobs under the upload
-//! limit.
+//! CSV for Bulk API 2.0: the job data's line ending and delimiter, and the parsers for job
+//! results. Job data itself is written by the sink (`sink::csv`), the one CSV writer.
 //!
 //! Result rows (`successfulResults`, `failedResults`, `unprocessedrecords`) come back in no
 //! particular order: match them to input rows by a column the caller controls (the external
@@ -11,13 +7,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::error::{Result, SalesforceError};
-
-/// The null marker in Bulk CSV.
-pub const NULL_MARKER: &str = "#N/A";
 
 /// Line ending of job data (and its results).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -29,16 +21,6 @@ pub enum LineEnding {
     /// `\r\n`.
     #[serde(rename = "CRLF")]
     Crlf,
-}
-
-impl LineEnding {
-    /// The bytes that end a row.
-    pub fn as_bytes(self) -> &'static [u8] {
-        match self {
-            Self::Lf => b"\n",
-            Self::Crlf => b"\r\n",
-        }
-    }
 }
 
 /// Column delimiter of job data (and its results).
@@ -72,169 +54,6 @@ impl ColumnDelimiter {
             Self::Backquote => b'`',
         }
     }
-}
-
-/// One cell of job data.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CsvValue {
-    /// Empty cell: on update/upsert, leave the field as it is.
-    Unchanged,
-    /// `#N/A`: set the field to null.
-    Null,
-    /// A value. An empty string is written as `#N/A`, because Salesforce stores empty text as
-    /// null and an empty cell would mean "unchanged".
-    Text(String),
-}
-
-impl From<&str> for CsvValue {
-    fn from(s: &str) -> Self {
-        Self::Text(s.to_string())
-    }
-}
-
-impl From<String> for CsvValue {
-    fn from(s: String) -> Self {
-        Self::Text(s)
-    }
-}
-
-/// Builds the CSV body of one Bulk API 2.0 ingest job.
-#[derive(Debug, Clone)]
-pub struct BulkCsv {
-    /// Column names (field API names or `Relationship.ExtField`).
-    header: Vec<String>,
-    /// Encoded CSV so far, header included.
-    buf: Vec<u8>,
-    /// Data rows written.
-    rows: usize,
-    /// Delimiter byte.
-    delimiter: u8,
-    /// Row terminator.
-    line_ending: LineEnding,
-}
-
-impl BulkCsv {
-    /// Starts a CSV with this header row.
-    pub fn new(
-        header: Vec<String>,
-        delimiter: ColumnDelimiter,
-        line_ending: LineEnding,
-    ) -> Result<Self> {
-        if header.is_empty() || header.iter().any(|h| h.trim().is_empty()) {
-            return Err(SalesforceError::invalid_input(
-                "a Bulk CSV header needs at least one column and no empty column names",
-            ));
-        }
-        let mut csv = Self {
-            header,
-            buf: Vec::new(),
-            rows: 0,
-            delimiter: delimiter.byte(),
-            line_ending,
-        };
-        let header_row: Vec<CsvValue> = csv.header.iter().map(|h| h.as_str().into()).collect();
-        csv.buf = csv.encode(&header_row);
-        Ok(csv)
-    }
-
-    /// Appends a row; it must have one value per header column.
-    pub fn push_row(&mut self, row: &[CsvValue]) -> Result<()> {
-        self.check_width(row)?;
-        let encoded = self.encode(row);
-        self.buf.extend_from_slice(&encoded);
-        self.rows += 1;
-        Ok(())
-    }
-
-    /// Appends a row only if the CSV stays within `max_bytes`; returns whether it was added.
-    /// A `false` means: upload this CSV and start a new one for the row.
-    pub fn push_row_within(&mut self, row: &[CsvValue], max_bytes: usize) -> Result<bool> {
-        self.check_width(row)?;
-        let encoded = self.encode(row);
-        if self.buf.len() + encoded.len() > max_bytes {
-            return Ok(false);
-        }
-        self.buf.extend_from_slice(&encoded);
-        self.rows += 1;
-        Ok(true)
-    }
-
-    /// Size in bytes so far, header included.
-    pub fn len_bytes(&self) -> usize {
-        self.buf.len()
-    }
-
-    /// Data rows written.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    /// True when no data rows were written.
-    pub fn is_empty(&self) -> bool {
-        self.rows == 0
-    }
-
-    /// The header.
-    pub fn header(&self) -> &[String] {
-        &self.header
-    }
-
-    /// The finished CSV.
-    pub fn into_bytes(self) -> Bytes {
-        Bytes::from(self.buf)
-    }
-
-    /// Refuses rows of the wrong width.
-    fn check_width(&self, row: &[CsvValue]) -> Result<()> {
-        if row.len() == self.header.len() {
-            Ok(())
-        } else {
-            Err(SalesforceError::invalid_input(format!(
-                "Bulk CSV row has {} values but the header has {} columns",
-                row.len(),
-                self.header.len()
-            )))
-        }
-    }
-
-    /// Encodes one row with its terminator.
-    fn encode(&self, row: &[CsvValue]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (i, value) in row.iter().enumerate() {
-            if i > 0 {
-                out.push(self.delimiter);
-            }
-            match value {
-                CsvValue::Unchanged => {}
-                CsvValue::Null => out.extend_from_slice(NULL_MARKER.as_bytes()),
-                CsvValue::Text(t) if t.is_empty() => out.extend_from_slice(NULL_MARKER.as_bytes()),
-                CsvValue::Text(t) => write_field(&mut out, t, self.delimiter),
-            }
-        }
-        out.extend_from_slice(self.line_ending.as_bytes());
-        out
-    }
-}
-
-/// Writes one field, quoted (inner quotes doubled) when needed.
-fn write_field(out: &mut Vec<u8>, text: &str, delimiter: u8) {
-    let needs_quotes = text
-        .bytes()
-        .any(|b| b == delimiter || b == b'"' || b == b'\n' || b == b'\r')
-        || text.starts_with(char::is_whitespace)
-        || text.ends_with(char::is_whitespace);
-    if !needs_quotes {
-        out.extend_from_slice(text.as_bytes());
-        return;
-    }
-    out.push(b'"');
-    for b in text.bytes() {
-        if b == b'"' {
-            out.push(b'"');
-        }
-        out.push(b);
-    }
-    out.push(b'"');
 }
 
 /// A CSV row as column → value (original columns of a result row).
@@ -467,61 +286,6 @@ pub(crate) fn parse_unprocessed(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn csv(header: &[&str]) -> BulkCsv {
-        BulkCsv::new(
-            header.iter().map(|h| h.to_string()).collect(),
-            ColumnDelimiter::Comma,
-            LineEnding::Lf,
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn writes_unchanged_null_and_quoted_text() {
-        let mut c = csv(&["Ext__c", "Name", "Description", "Phone"]);
-        c.push_row(&[
-            "k1".into(),
-            "Acme, Inc.".into(),
-            "line1\nsaid \"hi\"".into(),
-            CsvValue::Unchanged,
-        ])
-        .unwrap();
-        c.push_row(&["k2".into(), CsvValue::Null, "".into(), " padded".into()])
-            .unwrap();
-        let text = String::from_utf8(c.clone().into_bytes().to_vec()).unwrap();
-        assert_eq!(
-            text,
-            "Ext__c,Name,Description,Phone\n\
-             k1,\"Acme, Inc.\",\"line1\nsaid \"\"hi\"\"\",\n\
-             k2,#N/A,#N/A,\" padded\"\n"
-        );
-        assert_eq!(c.len_bytes(), text.len());
-        assert_eq!(c.rows(), 2);
-    }
-
-    #[test]
-    fn crlf_and_pipe() {
-        let mut c = BulkCsv::new(
-            vec!["A".into(), "B".into()],
-            ColumnDelimiter::Pipe,
-            LineEnding::Crlf,
-        )
-        .unwrap();
-        c.push_row(&["x|y".into(), "z,w".into()]).unwrap();
-        assert_eq!(&c.into_bytes()[..], b"A|B\r\n\"x|y\"|z,w\r\n");
-    }
-
-    #[test]
-    fn refuses_wrong_width_and_respects_limit() {
-        let mut c = csv(&["A", "B"]);
-        assert!(c.push_row(&["x".into()]).is_err());
-        let limit = c.len_bytes() + 4;
-        assert!(c.push_row_within(&["x".into(), "y".into()], limit).unwrap());
-        assert!(!c.push_row_within(&["x".into(), "y".into()], limit).unwrap());
-        assert_eq!(c.rows(), 1);
-        assert!(c.len_bytes() <= limit);
-    }
 
     #[test]
     fn splits_sf_error() {

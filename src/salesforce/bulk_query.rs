@@ -69,25 +69,9 @@ impl SalesforceClient {
         Ok(job)
     }
 
-    /// `GET /jobs/query/{id}`.
-    pub async fn query_job_info(&self, job_id: &str) -> Result<JobInfo> {
-        self.job_info_of(JobKind::Query, job_id).await
-    }
-
     /// Polls a query job until it is terminal and returns it.
     pub async fn wait_for_query_job(&self, job_id: &str, poll: &PollPolicy) -> Result<JobInfo> {
         self.wait_for(JobKind::Query, job_id, poll).await
-    }
-
-    /// Aborts a query job.
-    pub async fn abort_query_job(&self, job_id: &str) -> Result<JobInfo> {
-        self.set_job_state(JobKind::Query, job_id, super::bulk::JobState::Aborted)
-            .await
-    }
-
-    /// Deletes a query job and its results.
-    pub async fn delete_query_job(&self, job_id: &str) -> Result<()> {
-        self.delete_job_of(JobKind::Query, job_id).await
     }
 
     /// One page of `GET /jobs/query/{id}/results` (`locator` `None` for the first page).

@@ -252,6 +252,19 @@ pub(crate) fn api_error_from_body(status: u16, body: &[u8]) -> SalesforceError {
     }
 }
 
+impl crate::error_class::Classify for SalesforceError {
+    fn class(&self) -> crate::error_class::ErrorClass {
+        use crate::error_class::{api_class, ErrorClass};
+        match self {
+            Self::LimitExceeded { .. } => ErrorClass::Throttled,
+            Self::Api { status, code, .. } => api_class(*status, code),
+            Self::Auth { .. } => ErrorClass::Auth,
+            Self::Transport { .. } | Self::JobTimeout { .. } => ErrorClass::Transient,
+            _ => ErrorClass::Permanent,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

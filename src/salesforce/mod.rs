@@ -31,8 +31,8 @@ pub use bulk::{
     IngestJobRequest, IngestOperation, JobInfo, JobState, PollPolicy, MAX_UPLOAD_BYTES,
 };
 pub use bulk_csv::{
-    index_by, BulkCsv, BulkRowError, ColumnDelimiter, CsvRow, CsvValue, FailedRecord, LineEnding,
-    ResultColumns, SuccessfulRecord, UnprocessedRecord,
+    index_by, BulkRowError, ColumnDelimiter, CsvRow, FailedRecord, LineEnding, ResultColumns,
+    SuccessfulRecord, UnprocessedRecord,
 };
 pub use bulk_query::{QueryOperation, QueryResultsPage};
 pub use client::{ClientConfig, SalesforceClient, DEFAULT_API_VERSION};

@@ -296,18 +296,6 @@ impl SalesforceClient {
         self.send_json(&call).await
     }
 
-    /// First page of `GET /query?q=…`.
-    #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn query_page(&self, soql: &str) -> Result<QueryPage> {
-        self.first_page(soql, false).await
-    }
-
-    /// First page of `GET /queryAll?q=…` (includes deleted and archived rows).
-    #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn query_all_page(&self, soql: &str) -> Result<QueryPage> {
-        self.first_page(soql, true).await
-    }
-
     /// The page at a `nextRecordsUrl`.
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn query_more(&self, next_records_url: &str) -> Result<QueryPage> {

@@ -130,3 +130,20 @@ pub trait Destination: Sync {
         keys: &[String],
     ) -> impl Future<Output = Result<HashMap<String, String>, SinkError>> + Send;
 }
+
+impl crate::error_class::Classify for SinkError {
+    fn class(&self) -> crate::error_class::ErrorClass {
+        use crate::error_class::ErrorClass;
+        match self {
+            SinkError::Remote(e) => match e.downcast_ref::<crate::salesforce::SalesforceError>() {
+                Some(e) => e.class(),
+                None => ErrorClass::Transient,
+            },
+            SinkError::State(e) => e.class(),
+            // A job that ended without results it should have: running the epoch again
+            // reconciles it.
+            SinkError::Job { .. } => ErrorClass::Transient,
+            SinkError::Unsettled { .. } => ErrorClass::Permanent,
+        }
+    }
+}

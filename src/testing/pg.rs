@@ -457,7 +457,8 @@ fn has_server_binaries(dir: &Path) -> bool {
 }
 
 /// When running as root, the uid/gid of the user to run the server as
-/// (`PGFORCE_PG_USER`, default `postgres`).
+/// (`PGFORCE_PG_USER`, default `postgres`). The crate's one `unsafe` (libc user lookup).
+#[allow(unsafe_code)]
 fn unprivileged_user() -> Result<Option<(u32, u32)>, ClusterError> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {

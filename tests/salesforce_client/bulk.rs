@@ -15,9 +15,10 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use futures::TryStreamExt;
 use pgforce::salesforce::{
-    index_by, BulkCsv, ColumnDelimiter, CsvValue, IngestJobRequest, JobState, LineEnding,
-    PollPolicy, QueryOperation, ResultColumns, SalesforceError, MAX_UPLOAD_BYTES,
+    index_by, IngestJobRequest, JobState, PollPolicy, QueryOperation, ResultColumns,
+    SalesforceError, MAX_UPLOAD_BYTES,
 };
+use pgforce::sink::records_to_csv;
 use serde_json::{json, Value};
 
 /// The job id the stub hands out.
@@ -143,18 +144,17 @@ async fn ingest_full_cycle() {
     let stub = serve(ingest_routes).await;
     let client = client(&stub);
 
-    let header = ["Ext__c", "Name", "Description"].map(String::from).to_vec();
-    let mut csv = BulkCsv::new(header, ColumnDelimiter::Comma, LineEnding::Lf).unwrap();
-    csv.push_row(&[
-        "k1".into(),
-        "Acme, Inc.".into(),
-        "two\nlines, \"quoted\"".into(),
-    ])
-    .unwrap();
-    csv.push_row(&["k2".into(), "".into(), "x".into()]).unwrap();
-    csv.push_row(&["k3".into(), CsvValue::Null, CsvValue::Unchanged])
-        .unwrap();
-    let expected_upload = csv.clone().into_bytes();
+    // The job data as the sink writes it (absent = unchanged, null = #N/A).
+    let records: Vec<serde_json::Map<String, Value>> = [
+        json!({"Ext__c": "k1", "Name": "Acme, Inc.", "Description": "two\nlines, \"quoted\""}),
+        json!({"Ext__c": "k2", "Name": null, "Description": "x"}),
+        json!({"Ext__c": "k3", "Name": null}),
+    ]
+    .into_iter()
+    .map(|r| r.as_object().unwrap().clone())
+    .collect();
+    let csv = Bytes::from(records_to_csv(&records));
+    let expected_upload = csv.clone();
 
     let job = client
         .create_ingest_job(&IngestJobRequest::upsert("Contact", "Ext__c"))
@@ -165,10 +165,7 @@ async fn ingest_full_cycle() {
         job.content_url.as_deref(),
         Some("services/data/v62.0/jobs/ingest/7505e00000Abc12AAB/batches")
     );
-    client
-        .upload_job_data(&job.id, csv.into_bytes())
-        .await
-        .unwrap();
+    client.upload_job_data(&job.id, csv).await.unwrap();
     let closed = client.close_job(&job.id).await.unwrap();
     assert_eq!(closed.state, JobState::UploadComplete);
     let done = client
