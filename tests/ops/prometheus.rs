@@ -529,6 +529,68 @@ async fn check_dashboard(prom: &Prometheus) {
     }
 }
 
+/// `metric → documented labels` from the metric table in deploy/README.md.
+fn documented_labels() -> BTreeMap<String, BTreeSet<String>> {
+    let text = std::fs::read_to_string(repo("deploy/README.md")).unwrap();
+    text.lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let name = cells.get(1)?.strip_prefix("`pgforce_")?.strip_suffix('`')?;
+            let labels = cells
+                .get(3)?
+                .split(',')
+                .map(|l| l.trim().trim_matches('`').to_owned())
+                .filter(|l| !l.is_empty())
+                .collect();
+            Some((format!("pgforce_{name}"), labels))
+        })
+        .collect()
+}
+
+/// Labels Prometheus adds (target labels of this test's scrape config, histogram buckets).
+const ADDED_LABELS: &[&str] = &["__name__", "instance", "job", "namespace", "pod", "le"];
+
+/// The exported series of a documented metric carry the documented labels, and no others.
+async fn check_documented_labels(prom: &Prometheus) {
+    let documented = documented_labels();
+    assert!(documented.len() > 10, "README metric table: {documented:?}");
+    let mut wrong = Vec::new();
+    for (metric, labels) in documented {
+        let series = prom
+            .query(&format!("{{__name__=~\"{metric}(_bucket)?\"}}"))
+            .await;
+        let mut seen = BTreeSet::new();
+        for s in &series {
+            let exported: BTreeSet<String> = s["metric"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| !ADDED_LABELS.contains(&k.as_str()))
+                .cloned()
+                .collect();
+            // Prometheus drops empty label values (`object=""` on a login call), so a series
+            // may lack a documented label, but never carries an undocumented one.
+            if !exported.is_subset(&labels) {
+                wrong.push(format!(
+                    "{metric}: exported {exported:?}, documented {labels:?}"
+                ));
+            }
+            seen.extend(exported);
+        }
+        if !series.is_empty() && seen != labels {
+            wrong.push(format!(
+                "{metric}: exported {seen:?} in all, documented {labels:?}"
+            ));
+        }
+    }
+    wrong.dedup();
+    assert!(
+        wrong.is_empty(),
+        "exported labels differ from deploy/README.md's metric table:\n{}",
+        wrong.join("\n")
+    );
+}
+
 /// Every metric the dashboard and the alerts use, by name.
 fn used_metrics() -> BTreeSet<String> {
     let mut all = BTreeSet::new();
@@ -688,6 +750,7 @@ async fn prometheus_sees_what_dashboard_and_alerts_query_and_alerts_fire() {
     )
     .await;
     check_dashboard(&prom).await;
+    check_documented_labels(&prom).await;
     stop_rejects.send(true).unwrap();
 
     // The org's daily API budget nearly spent: the next calls carry it in Sforce-Limit-Info.
