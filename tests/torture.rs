@@ -111,7 +111,9 @@ async fn torture_soak() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let seeds = (0..env_num("PGFORCE_TORTURE_SEEDS", 1_000_000)).map(|i| base + i).collect();
+    let seeds = (0..env_num("PGFORCE_TORTURE_SEEDS", 1_000_000))
+        .map(|i| base + i)
+        .collect();
     run_all(seeds, vocab, txns, Some(until)).await;
 }
 

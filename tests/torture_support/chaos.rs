@@ -35,7 +35,10 @@ pub fn random_http_fault(g: &mut Generator) -> (String, FaultSpec) {
         .matching(None, &prefix)
         .with_probability(p)
         .times(times);
-    (format!("{:?} on {prefix} p={p:.2} x{times}", spec.kind), spec)
+    (
+        format!("{:?} on {prefix} p={p:.2} x{times}", spec.kind),
+        spec,
+    )
 }
 
 /// Make the next Bulk job end `Failed`.
@@ -51,7 +54,10 @@ pub async fn abort_a_bulk_job(env: &Env, limit: Duration) -> Option<String> {
         .timeout(Duration::from_secs(5))
         .build()
         .ok()?;
-    let base = format!("{}/services/data/v{API_VERSION}/jobs/ingest", env.emulator.base_url());
+    let base = format!(
+        "{}/services/data/v{API_VERSION}/jobs/ingest",
+        env.emulator.base_url()
+    );
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         let list: Value = http

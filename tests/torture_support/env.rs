@@ -103,7 +103,9 @@ impl Env {
     /// A fresh ordinary client (synchronous commit on: an acknowledged commit survives a
     /// Postgres crash).
     pub async fn client(&self) -> Client {
-        connect(&self.db_url).await.expect("connect to the test Postgres")
+        connect(&self.db_url)
+            .await
+            .expect("connect to the test Postgres")
     }
 
     /// Spawn `pgforce run`; its output is appended to `<dir>/pgforce.log`.
@@ -123,6 +125,7 @@ impl Env {
         cmd.env("PGFORCE_TEST_DATABASE_URL", &self.db_url)
             .env("PGFORCE_TEST_SF_SECRET", emu::DEMO_CLIENT_SECRET)
             .env_remove("PGFORCE_OPS_LISTEN")
+            .env("NO_COLOR", "1")
             .env(
                 "RUST_LOG",
                 std::env::var("PGFORCE_CHILD_LOG")

@@ -312,11 +312,14 @@ pub async fn check(pg: &Client, emulator: &EmulatorHandle) -> Verdict {
                 kind: Kind::StuckParked,
                 object: object_of(mapping),
                 key: key.clone(),
-                detail: format!("parked on {parent_object} {parent_key}, which is live in Salesforce"),
+                detail: format!(
+                    "parked on {parent_object} {parent_key}, which is live in Salesforce"
+                ),
             });
         }
     }
-    v.findings.sort_by(|a, b| (a.kind, a.object, &a.key).cmp(&(b.kind, b.object, &b.key)));
+    v.findings
+        .sort_by(|a, b| (a.kind, a.object, &a.key).cmp(&(b.kind, b.object, &b.key)));
     v
 }
 
@@ -380,7 +383,10 @@ fn check_row(
     let included = !(spec.object == "Ticket__c" && values[3].as_deref() == Some("hidden"));
     if !included {
         if recs.is_some() {
-            push(Kind::Extra, "filtered out (status hidden) but live in Salesforce".into());
+            push(
+                Kind::Extra,
+                "filtered out (status hidden) but live in Salesforce".into(),
+            );
         }
         return;
     }
@@ -402,7 +408,9 @@ fn check_row(
         if open.is_none() && !parked {
             push(
                 Kind::ChildNotParked,
-                format!("parent(s) {missing:?} not in Salesforce; row neither parked nor dead-lettered"),
+                format!(
+                    "parent(s) {missing:?} not in Salesforce; row neither parked nor dead-lettered"
+                ),
             );
         }
         return;

@@ -2,7 +2,6 @@
 //! The run is bounded (the caller puts a deadline on it) and its children die with it
 //! (`Pipeline` and `TempCluster` clean up on drop).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -89,8 +88,12 @@ struct Run {
 
 impl Run {
     fn event(&mut self, e: String) {
-        note(self.s.seed, format!("{:>6.1}s {e}", self.started.elapsed().as_secs_f64()));
-        self.events.push(format!("{:.1}s {e}", self.started.elapsed().as_secs_f64()));
+        note(
+            self.s.seed,
+            format!("{:>6.1}s {e}", self.started.elapsed().as_secs_f64()),
+        );
+        self.events
+            .push(format!("{:.1}s {e}", self.started.elapsed().as_secs_f64()));
     }
 
     async fn model(&mut self) -> Result<Model, String> {
@@ -121,7 +124,9 @@ impl Run {
         if let Some(status) = self.child.try_exited() {
             self.exits += 1;
             let tail = self.env.log_tail(8);
-            self.event(format!("pgforce exited on its own ({status}); respawning. log tail:\n{tail}"));
+            self.event(format!(
+                "pgforce exited on its own ({status}); respawning. log tail:\n{tail}"
+            ));
             self.child = self.env.spawn();
         }
     }
@@ -130,7 +135,9 @@ impl Run {
         let ms = self.gen.rng.random_range(0..1000);
         tokio::time::sleep(Duration::from_millis(ms)).await;
         self.child.kill9();
-        self.event(format!("SIGKILL pgforce ({ms} ms after the last transaction)"));
+        self.event(format!(
+            "SIGKILL pgforce ({ms} ms after the last transaction)"
+        ));
         let ms = self.gen.rng.random_range(0..300);
         tokio::time::sleep(Duration::from_millis(ms)).await;
         self.child = self.env.spawn();
@@ -178,7 +185,14 @@ impl Run {
             self.bounces += 1;
             let crash = self.gen.rng.random_bool(0.5);
             chaos::bounce_postgres(&mut self.env, crash)?;
-            self.event(format!("Postgres {}", if crash { "crashed and started" } else { "restarted" }));
+            self.event(format!(
+                "Postgres {}",
+                if crash {
+                    "crashed and started"
+                } else {
+                    "restarted"
+                }
+            ));
             self.pg = reconnect(&self.env).await?;
         }
         Ok(())
@@ -218,7 +232,9 @@ impl Run {
 
     /// Wait until the checkpoint passed everything written and nothing is in flight.
     async fn quiet(&mut self, limit: Duration) -> Result<bool, String> {
-        let target = env::current_wal_lsn(&self.pg).await.map_err(|e| e.to_string())?;
+        let target = env::current_wal_lsn(&self.pg)
+            .await
+            .map_err(|e| e.to_string())?;
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             self.respawn_if_exited();
@@ -233,7 +249,11 @@ impl Run {
     }
 }
 
-async fn incarnate_late(tx: &tokio_postgres::Transaction<'_>, object: &str, id: i64) -> Result<(), String> {
+async fn incarnate_late(
+    tx: &tokio_postgres::Transaction<'_>,
+    object: &str,
+    id: i64,
+) -> Result<(), String> {
     tx.execute(
         "INSERT INTO incarnations VALUES ($1, $2, 1)
          ON CONFLICT (object, ext) DO UPDATE SET n = incarnations.n + 1",
@@ -267,12 +287,17 @@ pub async fn run_seed(s: &Settings) -> Result<Outcome, String> {
         collections_threshold: [5, 50, 200][rng.random_range(0..3)],
         max_batch_age_ms: rng.random_range(200..800),
     };
-    note(s.seed, format!("vocab {} txns {} config {opts:?}", s.vocab, s.txns));
+    note(
+        s.seed,
+        format!("vocab {} txns {} config {opts:?}", s.vocab, s.txns),
+    );
     let env = Env::start(&opts).await;
     let mut pg = env.client().await;
     let mut gen = Generator::new(rng, s.vocab.clone());
     if s.vocab.has("backfill") {
-        gen.seed_rows(&mut pg).await.map_err(|e| format!("seeding: {e}"))?;
+        gen.seed_rows(&mut pg)
+            .await
+            .map_err(|e| format!("seeding: {e}"))?;
     }
     let child = env.spawn();
     let mut run = Run {
@@ -301,7 +326,11 @@ pub async fn run_seed(s: &Settings) -> Result<Outcome, String> {
     run.env.emulator.clear_faults();
     run.respawn_if_exited();
     run.event("workload done; faults cleared; waiting for the checkpoint".into());
-    let caught_up = run.quiet(Duration::from_secs(120)).await?;
+    let quiet_secs = std::env::var("PGFORCE_TORTURE_QUIET_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(90);
+    let caught_up = run.quiet(Duration::from_secs(quiet_secs)).await?;
     // Parked rows are retried after their parents land; give them a moment past the
     // checkpoint, then take the verdict.
     let mut verdict = oracle::check(&run.pg, &run.env.emulator).await;
@@ -330,14 +359,18 @@ pub async fn run_seed(s: &Settings) -> Result<Outcome, String> {
         let _ = writeln!(report, "pgforce log counts: {:?}", log_counts(&run.env));
         let _ = writeln!(report, "{}", oracle::explain(&run.pg, &verdict, 6).await);
         if !caught_up {
-            let _ = writeln!(report, "log tail:\n{}", run.env.log_tail(40));
+            let tail: Vec<String> = run
+                .env
+                .log_tail(12)
+                .lines()
+                .map(|l| l.chars().take(400).collect())
+                .collect();
+            let _ = writeln!(report, "log tail:\n{}", tail.join("\n"));
         }
         if std::env::var_os("PGFORCE_KEEP_TEST_DIR").is_some() {
             let _ = writeln!(report, "kept: {:?}", run.env.keep_dir());
         }
     }
-    let ops: BTreeMap<_, _> = run.gen.stats.ops.clone();
-    let _ = ops;
     Ok(Outcome {
         verdict,
         caught_up,

@@ -87,7 +87,8 @@ impl Model {
         ] {
             invalid.extend(ids(sql).await?.into_iter().map(|id| (t, id)));
         }
-        let hidden_tickets = ids("SELECT id FROM tickets WHERE status = 'hidden' ORDER BY id").await?;
+        let hidden_tickets =
+            ids("SELECT id FROM tickets WHERE status = 'hidden' ORDER BY id").await?;
         let visible_tickets =
             ids("SELECT id FROM tickets WHERE status <> 'hidden' ORDER BY id").await?;
         let have_a: BTreeSet<i64> = accounts.iter().copied().collect();
@@ -557,8 +558,11 @@ impl Generator {
             }
             1 if self.vocab.has("toast") => {
                 let title = self.text("Title", 128);
-                tx.execute("UPDATE contacts SET title = $2 WHERE id = $1", &[&id, &title])
-                    .await?
+                tx.execute(
+                    "UPDATE contacts SET title = $2 WHERE id = $1",
+                    &[&id, &title],
+                )
+                .await?
             }
             _ => {
                 let first = self.text("First", 40);
@@ -666,7 +670,9 @@ impl Generator {
     /// before their parent.
     async fn family(&mut self, tx: &Transaction<'_>) -> PgResult<bool> {
         let account = self.id();
-        let contacts: Vec<i64> = (0..self.rng.random_range(1..4)).map(|_| self.id()).collect();
+        let contacts: Vec<i64> = (0..self.rng.random_range(1..4))
+            .map(|_| self.id())
+            .collect();
         let ticket = self.id();
         let children_first = self.rng.random_bool(0.5);
         if !children_first {
@@ -759,11 +765,8 @@ impl Generator {
                 let Some(id) = self.pick(&m.contacts) else {
                     return Ok(false);
                 };
-                tx.execute(
-                    "UPDATE contacts SET last_name = NULL WHERE id = $1",
-                    &[&id],
-                )
-                .await?
+                tx.execute("UPDATE contacts SET last_name = NULL WHERE id = $1", &[&id])
+                    .await?
             }
             _ => {
                 let Some(id) = self.pick(&m.tickets) else {
@@ -818,15 +821,42 @@ impl Generator {
     /// Set a nullable field to NULL.
     async fn nulls(&mut self, tx: &Transaction<'_>, m: &Model) -> PgResult<bool> {
         const SQL: &[(Table, &str)] = &[
-            (Table::Accounts, "UPDATE accounts SET site = NULL WHERE id = $1"),
-            (Table::Accounts, "UPDATE accounts SET description = NULL WHERE id = $1"),
-            (Table::Accounts, "UPDATE accounts SET mrr = NULL WHERE id = $1"),
-            (Table::Contacts, "UPDATE contacts SET first_name = NULL, email = NULL WHERE id = $1"),
-            (Table::Contacts, "UPDATE contacts SET title = NULL, bio = NULL WHERE id = $1"),
-            (Table::Contacts, "UPDATE contacts SET account_id = NULL WHERE id = $1"),
-            (Table::Tickets, "UPDATE tickets SET subject = NULL, body = NULL WHERE id = $1"),
-            (Table::Tickets, "UPDATE tickets SET contact_id = NULL WHERE id = $1"),
-            (Table::Tickets, "UPDATE tickets SET account_id = NULL WHERE id = $1"),
+            (
+                Table::Accounts,
+                "UPDATE accounts SET site = NULL WHERE id = $1",
+            ),
+            (
+                Table::Accounts,
+                "UPDATE accounts SET description = NULL WHERE id = $1",
+            ),
+            (
+                Table::Accounts,
+                "UPDATE accounts SET mrr = NULL WHERE id = $1",
+            ),
+            (
+                Table::Contacts,
+                "UPDATE contacts SET first_name = NULL, email = NULL WHERE id = $1",
+            ),
+            (
+                Table::Contacts,
+                "UPDATE contacts SET title = NULL, bio = NULL WHERE id = $1",
+            ),
+            (
+                Table::Contacts,
+                "UPDATE contacts SET account_id = NULL WHERE id = $1",
+            ),
+            (
+                Table::Tickets,
+                "UPDATE tickets SET subject = NULL, body = NULL WHERE id = $1",
+            ),
+            (
+                Table::Tickets,
+                "UPDATE tickets SET contact_id = NULL WHERE id = $1",
+            ),
+            (
+                Table::Tickets,
+                "UPDATE tickets SET account_id = NULL WHERE id = $1",
+            ),
         ];
         let (t, sql) = SQL[self.rng.random_range(0..SQL.len())];
         let ids = match t {
