@@ -84,6 +84,9 @@ struct Run {
     slot_drops: usize,
     bounces: usize,
     started: Instant,
+    /// (transaction index, chaos item): each enabled failure happens at least once, at a
+    /// point picked from the seed (a second rng, so the workload's sequence stays put).
+    forced: Vec<(usize, &'static str)>,
 }
 
 impl Run {
@@ -143,14 +146,23 @@ impl Run {
         self.child = self.env.spawn();
     }
 
-    /// Maybe inject one failure (each with its own probability).
-    async fn chaos(&mut self) -> Result<(), String> {
+    fn forced(&self, i: usize, item: &str) -> bool {
+        self.forced.iter().any(|(at, it)| *at == i && *it == item)
+    }
+
+    /// Whether chaos `item` happens after transaction `i`: forced there, or by chance `p`.
+    fn roll(&mut self, i: usize, item: &str, p: f64) -> bool {
+        self.s.vocab.has(item) && (self.forced(i, item) || self.gen.rng.random_bool(p))
+    }
+
+    /// Maybe inject failures after transaction `i` (each with its own probability).
+    async fn chaos(&mut self, i: usize) -> Result<(), String> {
         let v = self.s.vocab.clone();
-        if v.has("kill") && self.gen.rng.random_bool(0.07) {
+        if self.roll(i, "kill", 0.07) {
             self.kill().await;
         }
         if v.has("faults_http") {
-            if self.gen.rng.random_bool(0.06) {
+            if self.roll(i, "faults_http", 0.06) {
                 let (what, spec) = chaos::random_http_fault(&mut self.gen);
                 self.env.emulator.add_fault(spec);
                 self.event(format!("fault: {what}"));
@@ -159,19 +171,19 @@ impl Run {
                 self.event("faults cleared".into());
             }
         }
-        if v.has("token_expiry") && self.gen.rng.random_bool(0.03) {
+        if self.roll(i, "token_expiry", 0.03) {
             self.env.emulator.expire_tokens();
             self.event("tokens expired".into());
         }
-        if v.has("bulk_failed") && self.gen.rng.random_bool(0.03) {
+        if self.roll(i, "bulk_failed", 0.03) {
             self.env.emulator.add_fault(chaos::bulk_failed());
             self.event("fault: the next Bulk job ends Failed".into());
         }
-        if v.has("bulk_aborted") && self.gen.rng.random_bool(0.03) {
+        if self.roll(i, "bulk_aborted", 0.03) {
             let job = chaos::abort_a_bulk_job(&self.env, Duration::from_secs(1)).await;
             self.event(format!("abort an open Bulk job from outside: {job:?}"));
         }
-        if v.has("slot_drop") && self.slot_drops < 2 && self.gen.rng.random_bool(0.02) {
+        if self.slot_drops < 2 && self.roll(i, "slot_drop", 0.02) {
             self.slot_drops += 1;
             self.child.kill9();
             chaos::drop_slot(&self.env).await?;
@@ -181,7 +193,7 @@ impl Run {
             }
             self.child = self.env.spawn();
         }
-        if v.has("pg_restart") && self.bounces < 2 && self.gen.rng.random_bool(0.02) {
+        if self.bounces < 2 && self.roll(i, "pg_restart", 0.02) {
             self.bounces += 1;
             let crash = self.gen.rng.random_bool(0.5);
             chaos::bounce_postgres(&mut self.env, crash)?;
@@ -311,15 +323,16 @@ pub async fn run_seed(s: &Settings) -> Result<Outcome, String> {
         slot_drops: 0,
         bounces: 0,
         started,
+        forced: forced_chaos(s),
     };
     if s.vocab.has("backfill") {
         during_backfill(&mut run).await?;
     }
-    for _ in 0..s.txns {
+    for i in 0..s.txns {
         run.one_transaction().await?;
         let ms = run.gen.rng.random_range(0..60);
         tokio::time::sleep(Duration::from_millis(ms)).await;
-        run.chaos().await?;
+        run.chaos(i).await?;
         run.respawn_if_exited();
     }
     run.settle().await?;
@@ -377,6 +390,26 @@ pub async fn run_seed(s: &Settings) -> Result<Outcome, String> {
         exits: run.exits,
         report,
     })
+}
+
+/// Chaos items that fire at least once, at seeded transaction indices.
+fn forced_chaos(s: &Settings) -> Vec<(usize, &'static str)> {
+    let mut rng = StdRng::seed_from_u64(s.seed ^ 0x7047_f04c_e000_0001);
+    let lo = s.txns / 5;
+    let hi = (s.txns * 4 / 5).max(lo + 1);
+    [
+        "kill",
+        "faults_http",
+        "token_expiry",
+        "bulk_failed",
+        "bulk_aborted",
+        "slot_drop",
+        "pg_restart",
+    ]
+    .into_iter()
+    .filter(|item| s.vocab.has(item))
+    .map(|item| (rng.random_range(lo..hi), item))
+    .collect()
 }
 
 /// Writes while the initial copy runs (deletes, inserts, updates of rows being copied),
