@@ -180,7 +180,16 @@ impl Run {
             self.event("fault: the next Bulk job ends Failed".into());
         }
         if self.roll(i, "bulk_aborted", 0.03) {
-            let job = chaos::abort_a_bulk_job(&self.env, Duration::from_secs(1)).await;
+            // Slow job closes a little so an open job can be caught.
+            let prefix = format!("/services/data/v{}/jobs/ingest/", env::API_VERSION);
+            self.env.emulator.add_fault(
+                pgforce::emulator::FaultSpec::always(pgforce::emulator::FaultKind::Latency {
+                    ms: 400,
+                })
+                .matching(Some("PATCH"), &prefix)
+                .times(3),
+            );
+            let job = chaos::abort_a_bulk_job(&self.env, Duration::from_secs(3)).await;
             self.event(format!("abort an open Bulk job from outside: {job:?}"));
         }
         if self.slot_drops < 2 && self.roll(i, "slot_drop", 0.02) {
