@@ -725,13 +725,18 @@ impl Generator {
             return Ok(false);
         };
         let status = if hide { "hidden" } else { "open" };
-        let n = tx
-            .execute(
-                "UPDATE tickets SET status = $2 WHERE id = $1",
+        let code: Option<String> = tx
+            .query_opt(
+                "UPDATE tickets SET status = $2 WHERE id = $1 RETURNING code",
                 &[&id, &status],
             )
-            .await?;
-        Ok(n == 1)
+            .await?
+            .map(|r| r.get(0));
+        // Leaving the filter deletes the record; coming back creates a new one.
+        if let (false, Some(code)) = (hide, &code) {
+            incarnate(tx, "Ticket__c", code).await?;
+        }
+        Ok(code.is_some())
     }
 
     /// Change a ticket's external id (`code`).
