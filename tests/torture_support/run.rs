@@ -294,8 +294,9 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Clean verdict, caught up, and pgforce never exited on its own.
     pub fn passed(&self) -> bool {
-        self.verdict.is_clean() && self.caught_up
+        self.verdict.is_clean() && self.caught_up && self.exits == 0
     }
 }
 
@@ -369,13 +370,17 @@ pub async fn run_seed(s: &Settings) -> Result<Outcome, String> {
         s.seed,
         s.vocab,
         s.txns,
-        if verdict.is_clean() && caught_up { "PASS" } else { "FAIL" },
+        if verdict.is_clean() && caught_up && run.exits == 0 {
+            "PASS"
+        } else {
+            "FAIL"
+        },
         started.elapsed().as_secs_f64(),
         run.exits,
     );
     let _ = writeln!(report, "ops {:?}", run.gen.stats);
     let _ = writeln!(report, "{}", verdict.render(8));
-    if !(verdict.is_clean() && caught_up) {
+    if !(verdict.is_clean() && caught_up && run.exits == 0) {
         let _ = writeln!(report, "reproduce: {}", s.repro());
         let _ = writeln!(report, "events:\n  {}", run.events.join("\n  "));
         let _ = writeln!(report, "pgforce log counts: {:?}", log_counts(&run.env));
