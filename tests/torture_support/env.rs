@@ -185,6 +185,8 @@ collections_threshold = {coll}
 login_url = "{base}"
 instance_url = "{base}"
 api_version = "{API_VERSION}"
+# REQUEST_LIMIT_EXCEEDED faults pause every call this long (900 s by default).
+limit_exceeded_pause_secs = 2
 auth = {{ type = "client_credentials", client_id = "{client_id}", client_secret = "env:PGFORCE_TEST_SF_SECRET" }}
 
 [[pipelines.mappings]]
