@@ -472,12 +472,30 @@ fn check_row(
 /// What the state store knows about the first keys of a verdict (for a post-mortem).
 pub async fn explain(pg: &Client, verdict: &Verdict, n: usize) -> String {
     let mut out = String::new();
-    for f in verdict.findings.iter().take(n) {
+    // Round-robin over the kinds, so every kind gets explained.
+    let mut picked: Vec<&Finding> = Vec::new();
+    let mut rank: BTreeMap<Kind, usize> = BTreeMap::new();
+    let mut ranked: Vec<(usize, &Finding)> = verdict
+        .findings
+        .iter()
+        .map(|f| {
+            let r = rank.entry(f.kind).or_default();
+            *r += 1;
+            (*r, f)
+        })
+        .collect();
+    ranked.sort_by_key(|(r, f)| (*r, f.kind));
+    picked.extend(ranked.into_iter().take(n).map(|(_, f)| f));
+    for f in picked {
         let _ = writeln!(out, "== {:?} {} {}", f.kind, f.object, f.key);
         for (sql, what) in [
             (
                 "SELECT row_to_json(e)::text FROM (SELECT id, mapping, external_id, operation, lsn, error_code, left(message, 200) AS message, status, attempts FROM pgforce.errors WHERE external_id = $1) e",
                 "dead letter",
+            ),
+            (
+                "SELECT row_to_json(e)::text FROM (SELECT id, mapping, object, left(external_id, 120) AS external_id, error_code, left(message, 160) AS message, status FROM pgforce.errors WHERE external_id <> $1 AND strpos(external_id, $1) > 0) e",
+                "dead letter keyed otherwise",
             ),
             (
                 "SELECT row_to_json(p)::text FROM (SELECT mapping, parent_object, parent_external_id, lsn, attempts FROM pgforce.parked WHERE external_id = $1) p",
