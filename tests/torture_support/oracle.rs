@@ -494,7 +494,7 @@ pub async fn explain(pg: &Client, verdict: &Verdict, n: usize) -> String {
                 "dead letter",
             ),
             (
-                "SELECT row_to_json(e)::text FROM (SELECT id, mapping, object, left(external_id, 120) AS external_id, error_code, left(message, 160) AS message, status FROM pgforce.errors WHERE external_id <> $1 AND strpos(external_id, $1) > 0) e",
+                "SELECT row_to_json(e)::text FROM (SELECT id, mapping, object, left(external_id, 120) AS external_id, error_code, left(message, 160) AS message, status FROM pgforce.errors WHERE external_id <> $1 AND ('|' || external_id || '|') LIKE ('%|' || $1 || '|%')) e",
                 "dead letter keyed otherwise",
             ),
             (
