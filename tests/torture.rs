@@ -4,11 +4,11 @@
 //! parent comes later), unchanged-TOAST updates, rows entering and leaving a filter,
 //! external-id changes, delete + re-insert of a key, rows Salesforce rejects and fixes of
 //! them, CSV-hostile text (`#N/A`, quotes, commas, newlines, unicode), numerics at their
-//! precision limit and NULLs, partly while the initial backfill runs; between transactions
-//! it SIGKILLs the real `pgforce run` binary, injects emulator faults (5xx,
-//! `UNABLE_TO_LOCK_ROW`, dropped connections, slow answers, token expiry, Bulk jobs that
-//! end `Failed` or are aborted from outside), drops the replication slot and restarts or
-//! crashes Postgres. After a quiet period (the checkpoint passed the last write) the
+//! precision limit and NULLs, rows of a second mapping onto the same object, partly while
+//! the initial backfill runs; between transactions it SIGKILLs the real `pgforce run`
+//! binary, injects emulator faults (5xx, `UNABLE_TO_LOCK_ROW`, dropped connections, slow
+//! answers, token expiry, Bulk jobs that end `Failed` or are aborted from outside), drops
+//! the replication slot and restarts or crashes Postgres. After a quiet period (the checkpoint passed the last write) the
 //! oracle (`torture_support::oracle`) compares Postgres and the emulator field by field.
 //!
 //! Knobs (environment):
@@ -31,6 +31,7 @@
 //! - `slot_drop` — defect 2 (changes while the slot was gone are never resynced);
 //! - `orphans` — defect 3a/3b (a parked grandchild stays parked after its parent landed);
 //! - `two_lookups` — defect 3c (parked under the first lookup, the second was missing);
+//! - `two_mappings` — defect 7 (the second mapping onto Account loses its updates);
 //! - `toast` — defect 5 (unchanged-TOAST values lost when the upsert creates the record);
 //! - `na_text` — defect 14 (`#N/A` dead-lettered), and with large rows 15/16 (the dead
 //!   letter's key overflows its index, the backfill restarts forever);

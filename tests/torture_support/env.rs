@@ -18,7 +18,8 @@ pub const SLOT: &str = "pgforce_torture";
 pub const PUBLICATION: &str = "pgforce_torture";
 pub const API_VERSION: &str = "62.0";
 
-/// The source schema. Accounts ← contacts ← tickets (three levels of lookups); tickets also
+/// The source schema. `partners` is a second mapping onto Account with another external-id
+/// field (`Partner_Code__c`, codes `P…`). Accounts ← contacts ← tickets (three levels of lookups); tickets also
 /// point at an account (two lookups), are filtered on `status`, keyed by `code` (a column
 /// that can change, hence `REPLICA IDENTITY FULL`), and have no foreign keys so children
 /// can arrive before their parents. `incarnations` (not published) counts how often each
@@ -31,6 +32,7 @@ CREATE TABLE contacts (id bigint PRIMARY KEY, account_id bigint, first_name text
 CREATE TABLE tickets (id bigint PRIMARY KEY, code text NOT NULL UNIQUE, contact_id bigint,
     account_id bigint, subject text, status text NOT NULL DEFAULT 'open', body text);
 ALTER TABLE tickets REPLICA IDENTITY FULL;
+CREATE TABLE partners (code text PRIMARY KEY, name text NOT NULL, site text);
 CREATE TABLE incarnations (object text NOT NULL, ext text NOT NULL, n int NOT NULL,
     PRIMARY KEY (object, ext));
 ";
@@ -46,7 +48,9 @@ pub const EMULATOR_SCHEMA: &str = r#"{"objects": [{"name": "Ticket__c", "label":
      "relationshipName": "Account__r", "childRelationshipName": "Tickets__r"},
     {"name": "Subject__c", "type": "string", "length": 40},
     {"name": "Status__c", "type": "string", "length": 40},
-    {"name": "Body__c", "type": "textarea", "length": 131072}]}]}"#;
+    {"name": "Body__c", "type": "textarea", "length": 131072}]}],
+  "fields": {"Account": [
+    {"name": "Partner_Code__c", "type": "string", "length": 80, "externalId": true, "unique": true}]}}"#;
 
 /// Knobs of the generated config (picked from the seed).
 #[derive(Debug, Clone)]
@@ -200,6 +204,16 @@ name = "Name"
 site = "Site"
 description = "Description"
 mrr = "MRR__c"
+
+[[pipelines.mappings]]
+name = "partners"
+table = "public.partners"
+object = "Account"
+external_id = {{ column = "code", field = "Partner_Code__c" }}
+
+[pipelines.mappings.fields]
+name = "Name"
+site = "Site"
 
 [[pipelines.mappings]]
 name = "contacts"

@@ -116,6 +116,20 @@ struct Spec {
     sql: &'static str,
     /// Salesforce field of each compared column.
     fields: &'static [&'static str],
+    /// Whether a record's key belongs to this mapping (two mappings share Account).
+    owns: fn(&str) -> bool,
+}
+
+fn is_partner(ext: &str) -> bool {
+    ext.starts_with('P')
+}
+
+fn not_partner(ext: &str) -> bool {
+    !is_partner(ext)
+}
+
+fn any_key(_: &str) -> bool {
+    true
 }
 
 const SPECS: &[Spec] = &[
@@ -125,6 +139,15 @@ const SPECS: &[Spec] = &[
         table: "accounts",
         sql: "SELECT id::text, name, site, description, mrr::text FROM accounts",
         fields: &["Name", "Site", "Description", "MRR__c"],
+        owns: not_partner,
+    },
+    Spec {
+        mapping: "partners",
+        object: "Account",
+        table: "partners",
+        sql: "SELECT code, name, site FROM partners",
+        fields: &["Name", "Site"],
+        owns: is_partner,
     },
     Spec {
         mapping: "contacts",
@@ -139,6 +162,7 @@ const SPECS: &[Spec] = &[
             "Title",
             "Description",
         ],
+        owns: any_key,
     },
     Spec {
         mapping: "tickets",
@@ -146,6 +170,7 @@ const SPECS: &[Spec] = &[
         table: "tickets",
         sql: "SELECT code, contact_id::text, account_id::text, subject, status, body FROM tickets",
         fields: &["Contact__c", "Account__c", "Subject__c", "Status__c", "Body__c"],
+        owns: any_key,
     },
 ];
 
@@ -196,7 +221,10 @@ fn sf_object(emulator: &EmulatorHandle, object: &str) -> SfObject {
         .state()
         .store
         .scan(object, true, |r| {
-            let ext = sf_text(r.get("External_Id__c")).unwrap_or_default();
+            // Account records of the `partners` mapping are keyed by Partner_Code__c.
+            let ext = sf_text(r.get("External_Id__c"))
+                .or_else(|| sf_text(r.get("Partner_Code__c")))
+                .unwrap_or_default();
             *o.all.entry(ext.clone()).or_default() += 1;
             if let Some(id) = sf_text(r.get("Id")) {
                 o.ext_by_id.insert(id, ext.clone());
@@ -286,7 +314,7 @@ pub async fn check(pg: &Client, emulator: &EmulatorHandle) -> Verdict {
         }
         let obj = &sf[spec.object];
         for (ext, recs) in &obj.live {
-            if !in_pg.contains(ext) {
+            if (spec.owns)(ext) && !in_pg.contains(ext) {
                 v.findings.push(Finding {
                     kind: Kind::Extra,
                     object: spec.object,
@@ -295,7 +323,7 @@ pub async fn check(pg: &Client, emulator: &EmulatorHandle) -> Verdict {
                 });
             }
         }
-        for (ext, n) in &obj.all {
+        for (ext, n) in obj.all.iter().filter(|(e, _)| (spec.owns)(e)) {
             let allowed = incarnations
                 .get(&(spec.object.to_string(), ext.clone()))
                 .copied()

@@ -24,6 +24,8 @@ pub struct Model {
     pub accounts: Vec<i64>,
     pub contacts: Vec<i64>,
     pub tickets: Vec<i64>,
+    /// Partner numbers (code `P<n>`).
+    pub partners: Vec<i64>,
     referenced_accounts: BTreeSet<i64>,
     referenced_contacts: BTreeSet<i64>,
     /// Referenced by a child, not inserted yet (orphans wait for them).
@@ -58,6 +60,7 @@ impl Model {
         let accounts = ids("SELECT id FROM accounts ORDER BY id").await?;
         let contacts = ids("SELECT id FROM contacts ORDER BY id").await?;
         let tickets = ids("SELECT id FROM tickets ORDER BY id").await?;
+        let partners = ids("SELECT substr(code, 2)::bigint FROM partners ORDER BY 1").await?;
         let referenced_accounts: BTreeSet<i64> = ids(
             "SELECT account_id FROM contacts WHERE account_id IS NOT NULL
              UNION SELECT account_id FROM tickets WHERE account_id IS NOT NULL",
@@ -99,6 +102,7 @@ impl Model {
             accounts,
             contacts,
             tickets,
+            partners,
             referenced_accounts,
             referenced_contacts,
             invalid,
@@ -147,6 +151,7 @@ pub struct Generator {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
     InsertAccount,
+    Partner,
     InsertContact,
     InsertTicket,
     UpdateAccount,
@@ -171,6 +176,7 @@ impl Op {
     fn name(self) -> &'static str {
         match self {
             Op::InsertAccount => "insert_account",
+            Op::Partner => "partner",
             Op::InsertContact => "insert_contact",
             Op::InsertTicket => "insert_ticket",
             Op::UpdateAccount => "update_account",
@@ -196,6 +202,7 @@ impl Op {
 /// (op, weight, the vocabulary item it needs)
 const OPS: &[(Op, u32, &str)] = &[
     (Op::InsertAccount, 10, "insert"),
+    (Op::Partner, 6, "two_mappings"),
     (Op::InsertContact, 12, "insert"),
     (Op::InsertTicket, 8, "insert"),
     (Op::UpdateAccount, 10, "update"),
@@ -405,6 +412,7 @@ impl Generator {
                 let id = self.id();
                 self.insert_account(tx, id).await?
             }
+            Op::Partner => self.partner(tx, m).await?,
             Op::InsertContact => {
                 let id = self.id();
                 let parent = self.pick(&m.accounts);
@@ -512,6 +520,45 @@ impl Generator {
         if n == 1 {
             incarnate(tx, "Ticket__c", &code).await?;
         }
+        Ok(n == 1)
+    }
+
+    /// Insert, update or delete a row of `partners` (a second mapping onto Account, keyed
+    /// by another external-id field).
+    async fn partner(&mut self, tx: &Transaction<'_>, m: &Model) -> PgResult<bool> {
+        let existing = self.pick(&m.partners);
+        let roll = self.rng.random_range(0..10);
+        let n = match existing {
+            Some(id) if roll < 4 => {
+                let name = self.text(&format!("Partner {id}"), 120);
+                let site = self.site();
+                tx.execute(
+                    "UPDATE partners SET name = $2, site = $3 WHERE code = $1",
+                    &[&format!("P{id}"), &name, &site],
+                )
+                .await?
+            }
+            Some(id) if roll < 6 && self.vocab.has("delete") => {
+                tx.execute("DELETE FROM partners WHERE code = $1", &[&format!("P{id}")])
+                    .await?
+            }
+            _ => {
+                let id = self.id();
+                let code = format!("P{id}");
+                let name = self.text(&format!("Partner {id}"), 120);
+                let site = self.site();
+                let n = tx
+                    .execute(
+                        "INSERT INTO partners VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                        &[&code, &name, &site],
+                    )
+                    .await?;
+                if n == 1 {
+                    incarnate(tx, "Account", &code).await?;
+                }
+                n
+            }
+        };
         Ok(n == 1)
     }
 
