@@ -36,3 +36,4 @@ mod replication;
 mod salesforce_client;
 mod server_http;
 mod temp_cluster;
+mod torture;

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use pgforce::emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
 use pgforce::testing::TempCluster;
+use pgforce_emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
 use tokio_postgres::{Client, NoTls};
 
 /// Pipeline and slot names.

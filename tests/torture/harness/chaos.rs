@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use pgforce::emulator::{FaultKind, FaultSpec};
+use pgforce_emulator::{FaultKind, FaultSpec};
 use rand::Rng;
 use serde_json::Value;
 

@@ -9,7 +9,7 @@
 //! binary, injects emulator faults (5xx, `UNABLE_TO_LOCK_ROW`, dropped connections, slow
 //! answers, token expiry, Bulk jobs that end `Failed` or are aborted from outside), drops
 //! the replication slot and restarts or crashes Postgres. After a quiet period (the checkpoint passed the last write) the
-//! oracle (`torture_support::oracle`) compares Postgres and the emulator field by field.
+//! oracle (`harness::oracle`) compares Postgres and the emulator field by field.
 //!
 //! Knobs (environment):
 //! - `PGFORCE_TORTURE_SEED=N`: run only this seed (reproduces a failure with the same
@@ -18,7 +18,7 @@
 //!   (default 1);
 //! - `PGFORCE_TORTURE_TXNS` transactions per seed (default 60);
 //! - `PGFORCE_TORTURE_VOCAB`: `all`, `ci` (default), `none` and item names, with `-item`
-//!   to switch one off (`all,-kill`); the items are listed in `torture_support::vocab`;
+//!   to switch one off (`all,-kill`); the items are listed in `harness::vocab`;
 //! - `PGFORCE_TORTURE_SEED_SECS`: hard limit per seed (default 300);
 //! - `PGFORCE_TORTURE_MINUTES`: the soak (`cargo test --test torture torture_soak --
 //!   --ignored --nocapture`) runs fresh random seeds with the full vocabulary until this
@@ -26,7 +26,7 @@
 //! - `PGFORCE_KEEP_TEST_DIR`: keep a failed run's config and pgforce log.
 //!
 //! The default (`ci`) vocabulary is `all` minus the items that fail on this base
-//! (`torture_support::vocab::KNOWN_FAILING`; switch one back on when its defect is fixed):
+//! (`harness::vocab::KNOWN_FAILING`; switch one back on when its defect is fixed):
 //! - `backfill` — defect 1 (with `kill` and `delete`: backfilled rows lost at a chunk edge);
 //! - `slot_drop` — defect 2 (changes while the slot was gone are never resynced);
 //! - `orphans` — defect 3a/3b (a parked grandchild stays parked after its parent landed);
@@ -47,12 +47,12 @@
 //! one epoch that ends as one record (defect 13) is reported, not failed, until the
 //! expected behaviour is decided.
 
-mod torture_support;
+mod harness;
 
 use std::time::{Duration, Instant};
 
-use torture_support::run::{note, run_seed, Settings};
-use torture_support::vocab::Vocab;
+use harness::run::{note, run_seed, Settings};
+use harness::vocab::Vocab;
 
 fn env_num(name: &str, default: u64) -> u64 {
     match std::env::var(name) {

@@ -182,7 +182,7 @@ impl Run {
             // Slow job closes a little so an open job can be caught.
             let prefix = format!("/services/data/v{}/jobs/ingest/", env::API_VERSION);
             self.env.emulator.add_fault(
-                pgforce::emulator::FaultSpec::always(pgforce::emulator::FaultKind::Latency {
+                pgforce_emulator::FaultSpec::always(pgforce_emulator::FaultKind::Latency {
                     ms: 400,
                 })
                 .matching(Some("PATCH"), &prefix)

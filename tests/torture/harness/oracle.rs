@@ -19,8 +19,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::ops::ControlFlow;
 
-use pgforce::emulator::store::{is_deleted, Record};
-use pgforce::emulator::EmulatorHandle;
+use pgforce_emulator::store::{is_deleted, Record};
+use pgforce_emulator::EmulatorHandle;
 use serde_json::Value;
 use tokio_postgres::Client;
 
