@@ -40,12 +40,16 @@ pub struct DeadLetterRow {
 }
 
 impl StateStore {
-    /// Write dead letters; a key already open gets its attempt count raised and its latest
-    /// error and row.
+    /// Write dead letters in one transaction; a key already open gets its attempt count
+    /// raised and its latest error and row.
     pub async fn record_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StateError> {
         let s = &self.schema;
-        let client = self.client.lock().await;
-        let stmt = client
+        let mut client = self.client.lock().await;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(q("writing dead letters"))?;
+        let stmt = tx
             .prepare(&format!(
                 "INSERT INTO {s}.errors (pipeline, mapping, object, external_id, operation, lsn,
                                          error_code, message, fields, row_data)
@@ -59,26 +63,25 @@ impl StateStore {
             .await
             .map_err(q("writing dead letters"))?;
         for d in letters {
-            client
-                .execute(
-                    &stmt,
-                    &[
-                        &self.pipeline,
-                        &d.mapping,
-                        &d.object,
-                        &d.external_id,
-                        &d.operation,
-                        &d.lsn.to_string(),
-                        &d.error_code,
-                        &d.message,
-                        &d.fields,
-                        &d.row,
-                    ],
-                )
-                .await
-                .map_err(q("writing dead letters"))?;
+            tx.execute(
+                &stmt,
+                &[
+                    &self.pipeline,
+                    &d.mapping,
+                    &d.object,
+                    &d.external_id,
+                    &d.operation,
+                    &d.lsn.to_string(),
+                    &d.error_code,
+                    &d.message,
+                    &d.fields,
+                    &d.row,
+                ],
+            )
+            .await
+            .map_err(q("writing dead letters"))?;
         }
-        Ok(())
+        tx.commit().await.map_err(q("writing dead letters"))
     }
 
     /// A later change of these keys went through: their open dead letters are resolved.
