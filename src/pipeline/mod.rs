@@ -33,6 +33,7 @@ mod status;
 mod streamer;
 mod stuck_metrics;
 mod supervisor;
+mod sweep;
 mod zero_series;
 
 pub use check::check_pipeline;

@@ -221,7 +221,7 @@ pub(super) async fn backfill_existing(
         );
     }
     sink.finish(&summary);
-    Ok(())
+    super::sweep::sweep_if_armed(cfg, &progress, flusher).await
 }
 
 /// Start streaming from `start_lsn` with a decoder that skips pgforce's own writes.

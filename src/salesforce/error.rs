@@ -257,6 +257,13 @@ impl crate::error_class::Classify for SalesforceError {
         use crate::error_class::{api_class, ErrorClass};
         match self {
             Self::LimitExceeded { .. } => ErrorClass::Throttled,
+            // A Bulk job that left `Open` under us (aborted by someone else, or closed by a
+            // run that crashed): the step is rerun, and reconciliation creates a new job.
+            Self::Api { code, message, .. }
+                if code == "INVALIDJOB" && message.contains("not in Open state") =>
+            {
+                ErrorClass::Transient
+            }
             Self::Api { status, code, .. } => api_class(*status, code),
             Self::Auth { .. } => ErrorClass::Auth,
             Self::Transport { .. } | Self::JobTimeout { .. } => ErrorClass::Transient,
@@ -283,6 +290,20 @@ mod tests {
         let err = api_error_from_body(503, b"<html>down</html>");
         assert_eq!(err.api_code(), Some("HTTP_503"));
         assert!(err.is_transient());
+    }
+
+    #[test]
+    fn an_upload_to_a_job_that_left_open_is_retried() {
+        let e = api_error_from_body(
+            400,
+            br#"[{"errorCode":"INVALIDJOB","message":"Job 750x is not in Open state; upload data only to an Open job."}]"#,
+        );
+        assert!(e.is_transient());
+        let other = api_error_from_body(
+            400,
+            br#"[{"errorCode":"INVALIDJOB","message":"bad field"}]"#,
+        );
+        assert!(!other.is_transient());
     }
 
     #[test]

@@ -81,11 +81,11 @@ async fn delete_and_reinsert_in_one_transaction_recreates_the_record() {
 
 /// Defect 2: after the slot is dropped (what the slot-invalidated error tells operators to
 /// do), the new slot's snapshot is backfilled again, so rows written while there was no
-/// slot reach Salesforce.
+/// slot reach Salesforce, and a record whose row was deleted meanwhile is removed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recreated_slot_backfills_again() {
     let h = Harness::start(SCHEMA).await;
-    h.sql("INSERT INTO accounts (id, name) VALUES (1, 'Before')")
+    h.sql("INSERT INTO accounts (id, name) VALUES (1, 'Before'), (3, 'Deleted while no slot')")
         .await;
     let run = h.run(h.config(&mappings(), &Batching::default())).await;
     wait_in_sync(&h).await;
@@ -94,7 +94,8 @@ async fn a_recreated_slot_backfills_again() {
         .await;
     h.sql(
         "INSERT INTO accounts (id, name) VALUES (2, 'While no slot');
-         UPDATE accounts SET name = 'Changed while no slot' WHERE id = 1;",
+         UPDATE accounts SET name = 'Changed while no slot' WHERE id = 1;
+         DELETE FROM accounts WHERE id = 3;",
     )
     .await;
     let run = h.run(h.config(&mappings(), &Batching::default())).await;

@@ -64,6 +64,11 @@ impl BackfillProgressStore for MemoryProgressStore {
     }
 }
 
+/// The progress row that arms, after a new slot's backfill, the sweep of records whose
+/// source rows were deleted while there was no slot (no table has this name: it has
+/// parentheses). Kept until the sweep finished, so a crash in between sweeps again.
+pub const SWEEP_MARKER: &str = "(deleted-rows sweep)";
+
 /// Progress in `pgforce.backfill_progress` of the source database, created if missing.
 /// Uses its own connection: the backfill's connection is inside its snapshot transaction.
 pub struct PgProgressStore {
@@ -93,7 +98,8 @@ impl PgProgressStore {
         Ok(PgProgressStore { client })
     }
 
-    /// Forget all progress of `pipeline` (before a full resync).
+    /// Forget all progress of `pipeline` (before a full resync) and arm the sweep of
+    /// records whose rows are gone (see [`SWEEP_MARKER`]).
     pub async fn reset(&self, pipeline: &str) -> Result<()> {
         self.client
             .execute(
@@ -102,6 +108,39 @@ impl PgProgressStore {
             )
             .await
             .map_err(ReplicationError::query("resetting backfill progress"))?;
+        self.client
+            .execute(
+                "INSERT INTO pgforce.backfill_progress (pipeline, table_name, done) VALUES ($1, $2, false)",
+                &[&pipeline, &SWEEP_MARKER],
+            )
+            .await
+            .map_err(ReplicationError::query("arming the deleted-rows sweep"))?;
+        Ok(())
+    }
+
+    /// Whether a resync's sweep of deleted rows is armed and not done yet.
+    pub async fn sweep_pending(&self, pipeline: &str) -> Result<bool> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT done FROM pgforce.backfill_progress WHERE pipeline = $1 AND table_name = $2",
+                &[&pipeline, &SWEEP_MARKER],
+            )
+            .await
+            .map_err(ReplicationError::query("reading the deleted-rows sweep"))?;
+        Ok(row.is_some_and(|r| !r.get::<_, bool>(0)))
+    }
+
+    /// The sweep is done.
+    pub async fn sweep_done(&self, pipeline: &str) -> Result<()> {
+        self.client
+            .execute(
+                "UPDATE pgforce.backfill_progress SET done = true, updated_at = now()
+                  WHERE pipeline = $1 AND table_name = $2",
+                &[&pipeline, &SWEEP_MARKER],
+            )
+            .await
+            .map_err(ReplicationError::query("finishing the deleted-rows sweep"))?;
         Ok(())
     }
 }

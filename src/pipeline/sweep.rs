@@ -1,0 +1,118 @@
+//! The deleted-rows sweep of a resync. A new slot (the old one was dropped or lost) starts
+//! from a new consistent snapshot, and the backfill re-sends every row that exists; but a
+//! row deleted while there was no slot left no change to stream, so its record would stay
+//! in Salesforce forever. After such a backfill, every record pgforce holds in its id map
+//! whose source row no longer exists gets the mapping's delete policy (deleted, or the
+//! soft-delete field set), through the same flusher and with the same outcomes as a
+//! streamed delete. The sweep is armed when the new slot's backfill progress is reset and
+//! disarmed only once it finished, so a crash in between sweeps again (deletes are
+//! idempotent).
+
+use std::sync::Arc;
+
+use tracing::info;
+
+use super::error::{err_repl, err_sink};
+use super::pending::Pending;
+use super::PipelineError;
+use crate::batch::Epoch;
+use crate::checkpoint::quote_ident;
+use crate::config::{DeletePolicy, MappingConfig, PipelineConfig, Scalar};
+use crate::lsn::Lsn;
+use crate::mapping::{FieldName, FieldValue, MappedChange, MappedOp};
+use crate::replication::PgProgressStore;
+use crate::sink::{Flusher, SalesforceDestination};
+
+/// Run the sweep if a new slot armed it.
+pub(super) async fn sweep_if_armed(
+    cfg: &PipelineConfig,
+    progress: &PgProgressStore,
+    flusher: &Flusher<SalesforceDestination>,
+) -> Result<(), PipelineError> {
+    let p = cfg.name.as_str();
+    if !progress.sweep_pending(p).await.map_err(err_repl(p))? {
+        return Ok(());
+    }
+    let mut epoch: Epoch<Pending> = Epoch::new();
+    for m in cfg.mappings.iter().filter(|m| sweepable(cfg, m)) {
+        for key in gone_keys(cfg, flusher, m).await? {
+            epoch.push(Pending::new(removal(m, key), Lsn::ZERO));
+        }
+    }
+    if !epoch.is_empty() {
+        info!(
+            records = epoch.rows(),
+            "resync: removing records whose rows were deleted while there was no slot"
+        );
+        epoch.commit(Lsn::ZERO, chrono::Utc::now());
+        flusher.flush(&mut epoch, None).await.map_err(err_sink(p))?;
+    }
+    progress.sweep_done(p).await.map_err(err_repl(p))
+}
+
+/// A mapping whose records can be told apart in the id map: it has a delete policy, and no
+/// other mapping of the pipeline writes the same object (the id map is keyed by object).
+fn sweepable(cfg: &PipelineConfig, m: &MappingConfig) -> bool {
+    m.delete != DeletePolicy::Ignore
+        && cfg.mappings.iter().filter(|o| o.object == m.object).count() == 1
+}
+
+/// External ids pgforce has a record for whose source row is gone.
+async fn gone_keys(
+    cfg: &PipelineConfig,
+    flusher: &Flusher<SalesforceDestination>,
+    m: &MappingConfig,
+) -> Result<Vec<String>, PipelineError> {
+    let (schema, table) = m.table.split_once('.').unwrap_or(("public", &m.table));
+    let sql = format!(
+        "SELECT i.external_id FROM {}.id_map i
+          WHERE i.pipeline = $1 AND i.object = $2
+            AND NOT EXISTS (SELECT 1 FROM {}.{} t WHERE t.{}::text = i.external_id)",
+        quote_ident(&cfg.state_schema),
+        quote_ident(schema),
+        quote_ident(table),
+        quote_ident(&m.external_id.column)
+    );
+    let state = flusher.state();
+    let session = state.session().await;
+    let rows = session
+        .query(&sql, &[&state.pipeline(), &m.object])
+        .await
+        .map_err(|source| PipelineError::State {
+            pipeline: cfg.name.clone(),
+            source: crate::checkpoint::StateError::Query {
+                context: "finding records whose rows were deleted while there was no slot",
+                source,
+            },
+        })?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// The record removal for `key` under the mapping's delete policy.
+fn removal(m: &MappingConfig, key: String) -> MappedChange {
+    let (op, fields) = match &m.delete {
+        DeletePolicy::Soft { field, value } => (
+            MappedOp::Upsert,
+            vec![(FieldName::Field(field.clone()), scalar(value))],
+        ),
+        _ => (MappedOp::Delete, Vec::new()),
+    };
+    MappedChange {
+        mapping: Arc::from(m.name.as_str()),
+        object: Arc::from(m.object.as_str()),
+        external_id_field: Arc::from(m.external_id.field.as_str()),
+        external_id: key,
+        op,
+        fields,
+        parents: Vec::new(),
+        write_back: None,
+    }
+}
+
+fn scalar(s: &Scalar) -> FieldValue {
+    match s {
+        Scalar::Bool(b) => FieldValue::Bool(*b),
+        Scalar::Int(i) => FieldValue::Int(*i),
+        Scalar::Text(t) => FieldValue::Text(t.clone()),
+    }
+}
