@@ -257,10 +257,11 @@ impl crate::error_class::Classify for SalesforceError {
         use crate::error_class::{api_class, ErrorClass};
         match self {
             Self::LimitExceeded { .. } => ErrorClass::Throttled,
-            // A Bulk job that left `Open` under us (aborted by someone else, or closed by a
-            // run that crashed): the step is rerun, and reconciliation creates a new job.
+            // A Bulk job that changed state under us (aborted by someone else, or closed by
+            // a run that crashed): "not in Open state", "is in state Aborted and cannot be
+            // closed". The step is rerun, and reconciliation creates a new job.
             Self::Api { code, message, .. }
-                if code == "INVALIDJOB" && message.contains("not in Open state") =>
+                if code == "INVALIDJOB" && message.contains("state") =>
             {
                 ErrorClass::Transient
             }
