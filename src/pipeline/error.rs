@@ -105,3 +105,79 @@ pub(super) fn err_sink(p: &str) -> impl FnOnce(SinkError) -> PipelineError + '_ 
         source,
     }
 }
+
+/// The classification of every error type, end to end (here because `pipeline` may see
+/// them all; `error_class` itself is a leaf).
+#[cfg(test)]
+mod classification_tests {
+    use crate::error_class::{Classified, Classify, ErrorClass};
+    use crate::pipeline::PipelineError;
+    use crate::replication::ReplicationError;
+    use crate::salesforce::SalesforceError;
+    use crate::sink::SinkError;
+
+    fn api(status: u16, code: &str) -> SalesforceError {
+        SalesforceError::Api {
+            status,
+            code: code.into(),
+            message: String::new(),
+            fields: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn salesforce_errors_by_status_and_code() {
+        assert_eq!(
+            api(503, "SERVER_UNAVAILABLE").class(),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            api(400, "UNABLE_TO_LOCK_ROW").class(),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            api(403, "REQUEST_LIMIT_EXCEEDED").class(),
+            ErrorClass::Throttled
+        );
+        assert_eq!(api(429, "").class(), ErrorClass::Throttled);
+        assert_eq!(api(401, "INVALID_SESSION_ID").class(), ErrorClass::Auth);
+        assert_eq!(api(400, "INVALIDJOB").class(), ErrorClass::Permanent);
+        let too_large = SalesforceError::UploadTooLarge { size: 2, limit: 1 };
+        assert_eq!(too_large.class(), ErrorClass::Permanent);
+    }
+
+    #[test]
+    fn a_sink_error_keeps_the_class_of_the_salesforce_error_inside() {
+        let e = SinkError::Remote(Box::new(SalesforceError::UploadTooLarge {
+            size: 2,
+            limit: 1,
+        }));
+        assert_eq!(e.class(), ErrorClass::Permanent);
+        let e = SinkError::Remote(Box::new(api(500, "")));
+        assert_eq!(e.class(), ErrorClass::Transient);
+        let p = PipelineError::Sink {
+            pipeline: "p".into(),
+            source: SinkError::Remote(Box::new(SalesforceError::Auth {
+                error: "invalid_grant".into(),
+                description: String::new(),
+                hint: String::new(),
+            })),
+        };
+        assert_eq!(p.class(), ErrorClass::Auth);
+        assert!(!p.class().is_retryable());
+    }
+
+    #[test]
+    fn a_backfill_sink_failure_is_classified_by_what_failed() {
+        let e = ReplicationError::Sink {
+            table: "t".into(),
+            source: Classified::boxed(SinkError::Remote(Box::new(api(400, "INVALIDJOB")))),
+        };
+        assert_eq!(e.class(), ErrorClass::Permanent);
+        let e = ReplicationError::Sink {
+            table: "t".into(),
+            source: Classified::boxed(SinkError::Remote(Box::new(api(503, "")))),
+        };
+        assert_eq!(e.class(), ErrorClass::Transient);
+    }
+}
