@@ -1,10 +1,13 @@
 //! [`Epoch`]: the changes gathered since the last flush, coalesced per object, key field
 //! and key.
 //!
-//! Guarantees: a key appears at most once among an epoch's upserts and at most once among
-//! its deletes; the result of coalescing does not depend on where epochs are cut (a delete
-//! followed by a re-insert of the same key stays a delete *and* a fresh insert, exactly as
-//! if the two had landed in different epochs).
+//! Guarantees: a key appears at most once in an epoch (per object and key field). A delete
+//! followed by a re-insert of the same key in one epoch becomes one upsert of the existing
+//! record, on purpose: deleting and recreating it in Salesforce would lose what hangs off
+//! the record there (its Id, activity history, owner, and child records Salesforce
+//! cascade-deletes with it), which an ORM's "delete and insert again" never means. Fields
+//! pgforce does not map keep their Salesforce values. Across epochs the delete has already
+//! landed, and the re-insert creates a new record.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -45,9 +48,6 @@ pub struct Group {
 pub struct GroupChanges<C> {
     pub upserts: Vec<C>,
     pub deletes: Vec<C>,
-    /// Deletes of keys that were re-inserted later in the epoch: they run before the
-    /// upserts, so the record is recreated (its unmapped fields do not survive).
-    pub recreates: Vec<C>,
 }
 
 impl<C> Default for GroupChanges<C> {
@@ -55,7 +55,6 @@ impl<C> Default for GroupChanges<C> {
         GroupChanges {
             upserts: Vec::new(),
             deletes: Vec::new(),
-            recreates: Vec::new(),
         }
     }
 }
@@ -63,7 +62,7 @@ impl<C> Default for GroupChanges<C> {
 impl<C> GroupChanges<C> {
     /// Changes held (each has an outcome of its own).
     pub fn len(&self) -> usize {
-        self.upserts.len() + self.deletes.len() + self.recreates.len()
+        self.upserts.len() + self.deletes.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -109,8 +108,6 @@ pub struct Epoch<C> {
 struct ObjectChanges<C> {
     order: Vec<String>,
     by_key: HashMap<String, C>,
-    /// The delete a later re-insert of the same key follows (see [`GroupChanges::recreates`]).
-    recreated: HashMap<String, C>,
 }
 
 impl<C> Default for ObjectChanges<C> {
@@ -118,7 +115,6 @@ impl<C> Default for ObjectChanges<C> {
         ObjectChanges {
             order: Vec::new(),
             by_key: HashMap::new(),
-            recreated: HashMap::new(),
         }
     }
 }
@@ -143,7 +139,7 @@ impl<C: Coalesce> Epoch<C> {
 
     /// Add a change, coalescing it with an earlier change of the same key: the newer
     /// upsert absorbs an older upsert; a delete supersedes everything before it; an upsert
-    /// after a delete keeps the delete as a recreate.
+    /// after a delete replaces it (see the module doc).
     pub fn push(&mut self, change: C) {
         self.started.get_or_insert_with(Instant::now);
         let group = Group {
@@ -157,19 +153,8 @@ impl<C: Coalesce> Epoch<C> {
             Some(older) => {
                 self.bytes = self.bytes.saturating_sub(older.approx_bytes());
                 let mut newer = change;
-                match (older.is_delete(), newer.is_delete()) {
-                    (false, false) => newer.absorb_older(older),
-                    (true, false) => {
-                        self.bytes += older.approx_bytes();
-                        self.rows += 1;
-                        object.recreated.insert(key.clone(), older);
-                    }
-                    (_, true) => {
-                        if let Some(d) = object.recreated.remove(&key) {
-                            self.bytes = self.bytes.saturating_sub(d.approx_bytes());
-                            self.rows -= 1;
-                        }
-                    }
+                if !newer.is_delete() && !older.is_delete() {
+                    newer.absorb_older(older);
                 }
                 self.bytes += newer.approx_bytes();
                 object.by_key.insert(key, newer);
@@ -212,7 +197,7 @@ impl<C: Coalesce> Epoch<C> {
         }
     }
 
-    /// Changes held after coalescing (distinct keys, plus the deletes of recreated keys).
+    /// Changes held after coalescing (distinct keys).
     pub fn rows(&self) -> usize {
         self.rows
     }
@@ -243,8 +228,7 @@ impl<C: Coalesce> Epoch<C> {
             || self.started.is_some_and(|t| t.elapsed() >= policy.max_age)
     }
 
-    /// Take the coalesced changes: per group, upserts, deletes and recreates in
-    /// first-seen order.
+    /// Take the coalesced changes: per group, upserts and deletes in first-seen order.
     pub fn drain(&mut self) -> Drained<C> {
         let objects = std::mem::take(&mut self.objects);
         self.rows = 0;
@@ -256,9 +240,6 @@ impl<C: Coalesce> Epoch<C> {
             .map(|(group, mut oc)| {
                 let mut out = GroupChanges::default();
                 for key in oc.order {
-                    if let Some(d) = oc.recreated.remove(&key) {
-                        out.recreates.push(d);
-                    }
                     if let Some(c) = oc.by_key.remove(&key) {
                         if c.is_delete() {
                             out.deletes.push(c);
@@ -356,43 +337,26 @@ mod tests {
     }
 
     #[test]
-    fn delete_supersedes_and_reinsert_recreates() {
+    fn delete_supersedes_and_reinsert_keeps_the_record() {
         let mut e = Epoch::new();
         e.push(up("1", vec![("Name", Some("a"))]));
         e.push(del("1"));
         e.push(up("2", vec![("Name", Some("x")), ("Big", Some("old"))]));
         e.push(del("2"));
         e.push(up("2", vec![("Name", Some("y")), ("Big", None)]));
-        assert_eq!(e.rows(), 3);
+        assert_eq!(e.rows(), 2);
         let out = e.drain();
         let g = &out[&account()];
         assert_eq!(g.deletes.len(), 1);
         assert_eq!(g.deletes[0].key, "1");
+        // The re-insert is one upsert of the existing record; it does not take values
+        // from before the delete.
         assert_eq!(g.upserts.len(), 1);
         assert_eq!(
             g.upserts[0].fields,
             vec![("Name", Some("y")), ("Big", None)]
         );
-        // The delete before the re-insert is kept: the record is recreated, as it would
-        // be if the two changes had landed in different epochs.
-        assert_eq!(g.recreates.len(), 1);
-        assert_eq!(g.recreates[0].key, "2");
-        assert_eq!(g.len(), 3);
-    }
-
-    #[test]
-    fn a_delete_after_a_recreate_leaves_one_delete() {
-        let mut e = Epoch::new();
-        e.push(del("1"));
-        e.push(up("1", vec![("Name", Some("a"))]));
-        e.push(del("1"));
-        assert_eq!(e.rows(), 1);
-        let out = e.drain();
-        let g = &out[&account()];
-        assert_eq!(
-            (g.deletes.len(), g.upserts.len(), g.recreates.len()),
-            (1, 0, 0)
-        );
+        assert_eq!(g.len(), 2);
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! Cutting a drained epoch into ordered flush steps.
 //!
-//! Order: deletes of recreated keys children-first, then upserts parents-first, then
-//! deletes children-first (objects not in the order last, alphabetically). Each step holds
+//! Order: upserts parents-first, then deletes children-first (objects not in the order last, alphabetically). Each step holds
 //! one object and one key field, at most `max_rows` changes and roughly at most
 //! `max_bytes` of payload; upserts whose values Bulk CSV cannot carry get steps of their own
 //! marked [`Step::json_only`].
@@ -62,25 +61,20 @@ pub fn plan_steps<C: Coalesce>(
     limits: StepLimits,
 ) -> Vec<Step<C>> {
     let groups = ordered(drained, order);
-    let mut recreates = Vec::new();
     let mut upserts = Vec::new();
     let mut deletes = Vec::new();
     for (group, changes) in groups {
         let GroupChanges {
             upserts: ups,
             deletes: dels,
-            recreates: recs,
         } = changes;
-        recreates.push(chunk(&group, StepKind::Delete, false, recs, limits));
         let (json, csv): (Vec<C>, Vec<C>) = ups.into_iter().partition(|c| c.needs_json());
         upserts.extend(chunk(&group, StepKind::Upsert, false, csv, limits));
         upserts.extend(chunk(&group, StepKind::Upsert, true, json, limits));
         deletes.push(chunk(&group, StepKind::Delete, false, dels, limits));
     }
-    recreates.reverse();
     deletes.reverse();
-    let mut steps: Vec<Step<C>> = recreates.into_iter().flatten().collect();
-    steps.extend(upserts);
+    let mut steps = upserts;
     steps.extend(deletes.into_iter().flatten());
     steps
 }
@@ -291,27 +285,6 @@ mod tests {
             vec![
                 ("Account", "Ext__c", Upsert, false, 1),
                 ("Account", "Ext__c", Upsert, true, 1),
-            ]
-        );
-    }
-
-    #[test]
-    fn recreated_keys_are_deleted_before_any_upsert() {
-        let mut e = Epoch::new();
-        e.push(t("Account", 1, true));
-        e.push(t("Account", 1, false));
-        e.push(t("Contact", 2, true));
-        e.push(t("Contact", 2, false));
-        let order = ["Account".to_string(), "Contact".to_string()];
-        let steps = plan_steps(e.drain(), &order, StepLimits::rows(100));
-        use StepKind::*;
-        assert_eq!(
-            shape(&steps),
-            vec![
-                ("Contact", "Ext__c", Delete, false, 1),
-                ("Account", "Ext__c", Delete, false, 1),
-                ("Account", "Ext__c", Upsert, false, 1),
-                ("Contact", "Ext__c", Upsert, false, 1),
             ]
         );
     }

@@ -29,8 +29,6 @@
 //! (`harness::vocab::KNOWN_FAILING`; switch one back on when its defect is fixed):
 //! - `slot_drop` — defect 2 (after a resync, some records whose rows are gone stay live);
 //! - `bulk_aborted` — a Bulk job aborted from outside can leave deleted rows' records live;
-//! - `reinsert` — defect 13: a delete + re-insert recreates the record, and a recreated
-//!   parent's children are cascade-deleted by Salesforce and created again.
 //!
 //! Open finding with the `ci` vocabulary: seed 3 creates one `Ticket__c` twice
 //! (`PGFORCE_TORTURE_FIRST_SEED=3 PGFORCE_TORTURE_SEEDS=1`), not yet explained; the CI run

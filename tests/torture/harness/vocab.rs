@@ -49,11 +49,6 @@ pub const KNOWN_FAILING: &[(&str, &str)] = &[
         "bulk_aborted",
         "7: a Bulk job aborted from outside can leave deleted rows' records live",
     ),
-    (
-        "reinsert",
-        "13: a delete + re-insert recreates the record; a recreated parent's children are \
-         cascade-deleted by Salesforce and created again (CreatedTwice)",
-    ),
 ];
 
 /// Which vocabulary items are switched on.
