@@ -182,6 +182,11 @@ pub(super) async fn backfill_existing(
         .map_err(err_repl(p))?;
     if fresh_slot {
         progress.reset(p).await.map_err(err_repl(p))?;
+        // A resync (records from an earlier slot exist) sweeps deleted rows afterwards; a
+        // first start has nothing to sweep.
+        if super::sweep::has_records(flusher).await? {
+            progress.arm_sweep(p).await.map_err(err_repl(p))?;
+        }
     }
     let mut bf_client = connect_client(conn_opts).await.map_err(err_repl(p))?;
     let bf_resume = if resume.as_ref().is_some_and(|r| r.end_lsn == Lsn::ZERO) {

@@ -6,7 +6,7 @@
 //! soft-delete field set), through the same flusher and with the same outcomes as a
 //! streamed delete. The sweep is armed when the new slot's backfill progress is reset and
 //! disarmed only once it finished, so a crash in between sweeps again (deletes are
-//! idempotent).
+//! idempotent). A first start (an empty id map) is not armed.
 
 use std::sync::Arc;
 
@@ -48,6 +48,29 @@ pub(super) async fn sweep_if_armed(
         flusher.flush(&mut epoch, None).await.map_err(err_sink(p))?;
     }
     progress.sweep_done(p).await.map_err(err_repl(p))
+}
+
+/// Whether the id map holds any record of this pipeline (an earlier slot's work).
+pub(super) async fn has_records(
+    flusher: &Flusher<SalesforceDestination>,
+) -> Result<bool, PipelineError> {
+    let state = flusher.state();
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM {}.id_map WHERE pipeline = $1)",
+        state.schema()
+    );
+    let session = state.session().await;
+    let row = session
+        .query_one(&sql, &[&state.pipeline()])
+        .await
+        .map_err(|source| PipelineError::State {
+            pipeline: state.pipeline().to_string(),
+            source: crate::checkpoint::StateError::Query {
+                context: "checking for records of an earlier slot",
+                source,
+            },
+        })?;
+    Ok(row.get(0))
 }
 
 /// A mapping whose records can be told apart in the id map: it has a delete policy, and no

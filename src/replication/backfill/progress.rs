@@ -98,8 +98,7 @@ impl PgProgressStore {
         Ok(PgProgressStore { client })
     }
 
-    /// Forget all progress of `pipeline` (before a full resync) and arm the sweep of
-    /// records whose rows are gone (see [`SWEEP_MARKER`]).
+    /// Forget all progress of `pipeline` (before a full resync).
     pub async fn reset(&self, pipeline: &str) -> Result<()> {
         self.client
             .execute(
@@ -108,6 +107,11 @@ impl PgProgressStore {
             )
             .await
             .map_err(ReplicationError::query("resetting backfill progress"))?;
+        Ok(())
+    }
+
+    /// Arm the sweep of records whose rows are gone (see [`SWEEP_MARKER`]).
+    pub async fn arm_sweep(&self, pipeline: &str) -> Result<()> {
         self.client
             .execute(
                 "INSERT INTO pgforce.backfill_progress (pipeline, table_name, done) VALUES ($1, $2, false)",
