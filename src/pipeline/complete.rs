@@ -45,7 +45,13 @@ pub(super) async fn complete_unchanged(
         let Some(m) = cfg.mappings.iter().find(|m| m.name == *mapping) else {
             continue;
         };
-        for row in fetch_rows(pg, mapper, types, &m.table, &m.external_id.column, keys).await? {
+        let rows = fetch_rows(pg, mapper, types, m, keys)
+            .await
+            .map_err(|source| PipelineError::State {
+                pipeline: cfg.name.clone(),
+                source,
+            })?;
+        for row in rows {
             for mapped in mapper.map(&row).into_iter().flatten() {
                 if mapped.mapping.as_ref() as &str == mapping.as_str() {
                     full.insert((mapping.clone(), mapped.external_id.clone()), mapped.fields);
@@ -107,16 +113,16 @@ async fn unknown_records(
     Ok(wanted)
 }
 
-/// The current rows of `table` whose `key_column` (as text) is one of `keys`, decoded like
-/// the stream decodes them, as inserts.
+/// The current rows of the mapping's table whose external-id column (as text) is one of
+/// `keys`, decoded like the stream decodes them, as inserts.
 async fn fetch_rows(
     pg: &Client,
     mapper: &Mapper,
     types: &TypeRegistry,
-    table: &str,
-    key_column: &str,
+    m: &crate::config::MappingConfig,
     keys: &[String],
-) -> Result<Vec<RowChange>, PipelineError> {
+) -> Result<Vec<RowChange>, crate::checkpoint::StateError> {
+    let (table, key_column) = (m.table.as_str(), m.external_id.column.as_str());
     let Some(relation) = mapper.relation(table) else {
         return Ok(Vec::new());
     };
@@ -133,16 +139,13 @@ async fn fetch_rows(
         quote_ident(name),
         quote_ident(key_column)
     );
-    let rows = pg
-        .query(&sql, &[&keys])
-        .await
-        .map_err(|source| PipelineError::State {
-            pipeline: String::new(),
-            source: crate::checkpoint::StateError::Query {
+    let rows =
+        pg.query(&sql, &[&keys])
+            .await
+            .map_err(|source| crate::checkpoint::StateError::Query {
                 context: "reading unchanged-TOAST values of records that may not exist yet",
                 source,
-            },
-        })?;
+            })?;
     Ok(rows
         .iter()
         .map(|r| {

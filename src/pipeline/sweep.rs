@@ -91,7 +91,7 @@ async fn gone_keys(
         "SELECT i.external_id FROM {}.id_map i
           WHERE i.pipeline = $1 AND i.object = $2
             AND NOT EXISTS (SELECT 1 FROM {}.{} t WHERE t.{}::text = i.external_id)",
-        quote_ident(&cfg.state_schema),
+        flusher.state().schema(),
         quote_ident(schema),
         quote_ident(table),
         quote_ident(&m.external_id.column)
