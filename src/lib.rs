@@ -23,6 +23,8 @@
 //! - [`mapping`]: `change`, `config`, `pgoutput`. [`replication`]: `change`, `pgoutput`,
 //!   `lsn`. [`sink`]: `batch`, `checkpoint`, `salesforce`, `metrics`, `lsn`.
 //! - [`journal`]: `sink` (the change interface it encodes), `lsn`.
+//! - [`inbound`] (Salesforce → Postgres: the event model and source contract): `error_class`.
+//! - [`cdc`] (the Pub/Sub API subscriber, a `ChangeSource`): `inbound`, `salesforce`.
 //! - [`pipeline`]: everything above.
 //! - [`replay`]: `pipeline` and everything above.
 //! - The binary (`src/main.rs`, `src/cli`) on top. `testing` is tooling outside the
@@ -33,10 +35,12 @@
 
 pub mod backoff;
 pub mod batch;
+pub mod cdc;
 pub mod change;
 pub mod checkpoint;
 pub mod config;
 pub mod error_class;
+pub mod inbound;
 pub mod journal;
 #[cfg(test)]
 mod layering;
