@@ -41,7 +41,8 @@ pub struct DeadLetterRow {
 
 impl StateStore {
     /// Write dead letters in one transaction; a key already open gets its attempt count
-    /// raised and its latest error and row.
+    /// raised, and the error and row of whichever change is newer (by LSN): an older change
+    /// failing again (a parked child, a hand retry) never replaces a newer row.
     pub async fn record_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StateError> {
         let s = &self.schema;
         let mut client = self.client.lock().await;
@@ -56,9 +57,14 @@ impl StateStore {
                  VALUES ($1, $2, $3, $4, $5, $6::text::pg_lsn, $7, $8, $9, $10)
                  ON CONFLICT (pipeline, mapping, external_id) WHERE status = 'open'
                  DO UPDATE SET attempts = {s}.errors.attempts + 1, last_seen = now(),
-                     lsn = excluded.lsn, operation = excluded.operation,
-                     error_code = excluded.error_code, message = excluded.message,
-                     fields = excluded.fields, row_data = excluded.row_data"
+                     retry_requested_at = NULL,
+                     lsn = GREATEST({s}.errors.lsn, excluded.lsn),
+                     operation = {newest}excluded.operation ELSE {s}.errors.operation END,
+                     error_code = {newest}excluded.error_code ELSE {s}.errors.error_code END,
+                     message = {newest}excluded.message ELSE {s}.errors.message END,
+                     fields = {newest}excluded.fields ELSE {s}.errors.fields END,
+                     row_data = {newest}excluded.row_data ELSE {s}.errors.row_data END",
+                newest = format_args!("CASE WHEN excluded.lsn >= {s}.errors.lsn THEN ")
             ))
             .await
             .map_err(q("writing dead letters"))?;
@@ -102,6 +108,75 @@ impl StateStore {
             )
             .await
             .map_err(q("resolving dead letters"))
+    }
+
+    /// Changes of these keys landed: open dead letters no newer than the landed change
+    /// (`(key, lsn)`) are resolved; one from a later change stays open.
+    pub async fn resolve_dead_letters_through(
+        &self,
+        mapping: &str,
+        landed: &[(String, Lsn)],
+    ) -> Result<u64, StateError> {
+        if landed.is_empty() {
+            return Ok(0);
+        }
+        let s = &self.schema;
+        let (keys, lsns): (Vec<&str>, Vec<String>) = landed
+            .iter()
+            .map(|(k, l)| (k.as_str(), l.to_string()))
+            .unzip();
+        let client = self.client.lock().await;
+        client
+            .execute(
+                &format!(
+                    "UPDATE {s}.errors e SET status = 'resolved', last_seen = now()
+                     FROM unnest($3::text[], $4::text[]) AS l(key, lsn)
+                     WHERE e.pipeline = $1 AND e.mapping = $2 AND e.status = 'open'
+                       AND e.external_id = l.key AND e.lsn <= l.lsn::pg_lsn"
+                ),
+                &[&self.pipeline, &mapping, &keys, &lsns],
+            )
+            .await
+            .map_err(q("resolving dead letters"))
+    }
+
+    /// Ask the running pipeline to retry these open dead letters (all open ones when `ids`
+    /// is empty) between its epochs; the number marked.
+    pub async fn request_dead_letter_retry(&self, ids: &[i64]) -> Result<u64, StateError> {
+        let s = &self.schema;
+        let client = self.client.lock().await;
+        client
+            .execute(
+                &format!(
+                    "UPDATE {s}.errors SET retry_requested_at = now()
+                     WHERE pipeline = $1 AND status = 'open' AND (cardinality($2::bigint[]) = 0 OR id = ANY($2))"
+                ),
+                &[&self.pipeline, &ids],
+            )
+            .await
+            .map_err(q("requesting a dead-letter retry"))
+    }
+
+    /// Takes the retry requests: the ids of open dead letters whose retry was requested,
+    /// oldest request first, with the requests cleared (a crash before the retry leaves the
+    /// letters open, to be requested again).
+    pub async fn take_dead_letter_retry_requests(&self) -> Result<Vec<i64>, StateError> {
+        let s = &self.schema;
+        let client = self.client.lock().await;
+        let rows = client
+            .query(
+                &format!(
+                    "WITH taken AS (
+                         UPDATE {s}.errors SET retry_requested_at = NULL
+                         WHERE pipeline = $1 AND status = 'open' AND retry_requested_at IS NOT NULL
+                         RETURNING id)
+                     SELECT id FROM taken ORDER BY id"
+                ),
+                &[&self.pipeline],
+            )
+            .await
+            .map_err(q("taking dead-letter retry requests"))?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
 
     /// Dead letters with the given status (`open`, `resolved`, `discarded`, or all if None).

@@ -5,7 +5,7 @@ use super::error::{q, StateError};
 use super::store::StateStore;
 
 /// The version [`migrations`] brings a database to.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Quote an SQL identifier (schema names come from config).
 pub fn quote_ident(name: &str) -> String {
@@ -101,6 +101,13 @@ CREATE INDEX IF NOT EXISTS parked_parents_parent
 INSERT INTO {s}.parked_parents
     SELECT pipeline, mapping, external_id, parent_object, parent_external_id FROM {s}.parked
     ON CONFLICT DO NOTHING;
+"#
+        ),
+        // 3: `pgforce errors retry` hands dead letters to the running pipeline, which
+        // retries them between epochs (in order with its own changes).
+        format!(
+            r#"
+ALTER TABLE {s}.errors ADD COLUMN IF NOT EXISTS retry_requested_at timestamptz;
 "#
         ),
     ]

@@ -2,15 +2,19 @@
 //!
 //! `retry` sends rows Salesforce rejected again (sObject Collections upsert of the stored
 //! record); rows pgforce could not map (`PGFORCE_MAPPING`) cannot be retried as they are:
-//! fix the data in Postgres and the next change of the row flows again.
+//! fix the data in Postgres and the next change of the row flows again. A retry never
+//! races the pipeline: with no pipeline running, this command takes the pipeline's lock
+//! and retries; with one running, it marks the letters and the pipeline retries them
+//! between its epochs (within its status interval).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use pgforce::checkpoint::{DeadLetter, StateStore};
-use pgforce::pipeline::salesforce_client;
-use pgforce::sink::{Destination, SalesforceDestination};
+use pgforce::checkpoint::StateStore;
+use pgforce::config::PipelineConfig;
+use pgforce::pipeline::{retry_dead_letters, salesforce_client};
+use pgforce::sink::SalesforceDestination;
 use secrecy::ExposeSecret;
 
 /// Options of `pgforce errors`.
@@ -94,66 +98,33 @@ pub async fn errors(args: ErrorsArgs) -> anyhow::Result<ExitCode> {
             let n = state.discard_dead_letters(&ids).await?;
             println!("discarded {n} dead letter(s)");
         }
-        ErrorsAction::Retry { ids } => {
-            let client = salesforce_client(&p)?;
-            client.login().await?;
-            let dest = SalesforceDestination::new(client);
-            let rows = state.list_dead_letters(Some("open"), 10_000).await?;
-            let (mut ok, mut failed, mut skipped) = (0, 0, 0);
-            for r in rows
-                .into_iter()
-                .filter(|r| ids.is_empty() || ids.contains(&r.id))
-            {
-                let mapping = p.mappings.iter().find(|m| m.name == r.mapping);
-                let (Some(m), Some(record)) = (mapping, r.row.as_object()) else {
-                    skipped += 1;
-                    continue;
-                };
-                if r.error_code == "PGFORCE_MAPPING" || r.operation != "upsert" {
-                    skipped += 1;
-                    continue;
-                }
-                let outcome = dest
-                    .upsert_records(
-                        &m.object,
-                        &m.external_id.field,
-                        std::slice::from_ref(record),
-                    )
-                    .await?;
-                match outcome.into_iter().next().map(|o| o.result) {
-                    Some(Ok((id, _))) => {
-                        state
-                            .store_ids(&m.object, &[(r.external_id.clone(), id)])
-                            .await?;
-                        state
-                            .resolve_dead_letters(&r.mapping, std::slice::from_ref(&r.external_id))
-                            .await?;
-                        ok += 1;
-                    }
-                    Some(Err(f)) => {
-                        state
-                            .record_dead_letters(&[DeadLetter {
-                                mapping: r.mapping.clone(),
-                                object: r.object.clone(),
-                                external_id: r.external_id.clone(),
-                                operation: r.operation.clone(),
-                                lsn: r.lsn.parse().unwrap_or_default(),
-                                error_code: f.code,
-                                message: f.message,
-                                fields: f.fields,
-                                row: r.row.clone(),
-                            }])
-                            .await?;
-                        failed += 1;
-                    }
-                    None => failed += 1,
-                }
-            }
-            println!("retried: {ok} applied, {failed} failed again, {skipped} not retriable (mapping errors or deletes)");
-            if failed > 0 {
-                return Ok(ExitCode::FAILURE);
-            }
-        }
+        ErrorsAction::Retry { ids } => return retry(&p, &state, &ids).await,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `errors retry`: here under the pipeline's lock, or handed to the running pipeline.
+async fn retry(p: &PipelineConfig, state: &StateStore, ids: &[i64]) -> anyhow::Result<ExitCode> {
+    if !state.try_lock_pipeline().await? {
+        let n = state.request_dead_letter_retry(ids).await?;
+        println!(
+            "pipeline {} is running: {n} dead letter(s) handed to it; it retries them between \
+             its epochs (see `pgforce errors list` for what is still open)",
+            p.name
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let client = salesforce_client(p)?;
+    client.login().await?;
+    let dest = SalesforceDestination::new(client);
+    let s = retry_dead_letters(state, &dest, &p.mappings, ids).await?;
+    println!(
+        "retried: {} applied, {} failed again, {} not retriable (mapping errors or deletes)",
+        s.applied, s.failed, s.not_retriable
+    );
+    Ok(if s.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

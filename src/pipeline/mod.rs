@@ -22,6 +22,7 @@ mod backfill_sink;
 mod check;
 mod complete;
 mod dead_letter;
+mod dead_letter_retry;
 mod error;
 mod lock;
 mod pending;
@@ -37,6 +38,7 @@ mod sweep;
 mod zero_series;
 
 pub use check::check_pipeline;
+pub use dead_letter_retry::{retry_dead_letters, RetrySummary};
 pub use error::PipelineError;
 pub use pending::Pending;
 pub use progress::{BackfillProgress, LogProgress};

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use super::dead_letter::dead_letter_mapping_errors;
+use super::dead_letter_retry::run_requested_retries;
 use super::error::{err_repl, err_sink, err_state};
 use super::pending::Pending;
 use super::run::RunOptions;
@@ -88,7 +89,10 @@ impl Streamer<'_> {
                         Some(Ok(ReplicationMessage::Keepalive { wal_end, .. })) => self.on_idle(wal_end).await?,
                     }
                 }
-                _ = ticker.tick() => refresh_status(self.cfg, self.flusher, &self.health, pg).await,
+                _ = ticker.tick() => {
+                    refresh_status(self.cfg, self.flusher, &self.health, pg).await;
+                    self.requested_retries().await?;
+                }
                 _ = age_ticker.tick() => self.flush_if_aged().await?,
             }
         }
@@ -273,6 +277,18 @@ impl Streamer<'_> {
             self.flush().await?;
         }
         Ok(())
+    }
+
+    /// Dead-letter retries `pgforce errors retry` asked for: run here, between flushes,
+    /// so they are ordered with this pipeline's own changes.
+    async fn requested_retries(&mut self) -> Result<(), PipelineError> {
+        run_requested_retries(
+            self.flusher.state(),
+            self.flusher.destination(),
+            &self.cfg.mappings,
+        )
+        .await
+        .map_err(err_sink(&self.cfg.name))
     }
 
     /// The age-based flush: between transactions, once the epoch is old enough.

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::destination::{Destination, SinkError};
 use super::flusher::{FlushChange, FlushReport, Flusher};
 use crate::checkpoint::{DeadLetter, ParkedChange};
+use crate::lsn::Lsn;
 
 const PARKED_RECORD: &str = "record";
 const PARKED_EXT_FIELD: &str = "external_id_field";
@@ -79,6 +80,7 @@ impl<D: Destination> Flusher<D> {
                 group.iter().map(|p| (p.external_id.clone(), p)).collect();
             let mut ids = Vec::new();
             let mut done: HashMap<String, Vec<String>> = HashMap::new();
+            let mut resolved: HashMap<String, Vec<(String, Lsn)>> = HashMap::new();
             let mut dead = Vec::new();
             for o in outcomes {
                 let Some(p) = by_key.get(&o.key) else {
@@ -87,6 +89,10 @@ impl<D: Destination> Flusher<D> {
                 match o.result {
                     Ok((id, _)) => {
                         ids.push((o.key.clone(), id));
+                        resolved
+                            .entry(p.mapping.clone())
+                            .or_default()
+                            .push((o.key.clone(), p.lsn));
                         done.entry(p.mapping.clone()).or_default().push(o.key);
                     }
                     Err(f) if f.is_missing_parent() => {}
@@ -112,6 +118,14 @@ impl<D: Destination> Flusher<D> {
             report.unparked += ids.len();
             report.applied += ids.len();
             self.record_losses(Vec::new(), dead, report).await?;
+            // A parked child that lands is a later change of its record like any other:
+            // its older dead letters are resolved, so `errors retry` cannot send them
+            // back over it.
+            for (mapping, landed) in resolved {
+                self.state
+                    .resolve_dead_letters_through(&mapping, &landed)
+                    .await?;
+            }
             for (mapping, keys) in done {
                 self.state.unpark_keys(&mapping, &keys).await?;
             }

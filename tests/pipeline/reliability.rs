@@ -183,3 +183,104 @@ async fn a_backfill_chunk_reread_after_a_failure_sends_its_own_keys() {
     .await;
     run.stop().await.expect("clean stop");
 }
+
+fn contact_letter(key: &str, last_name: &str) -> pgforce::checkpoint::DeadLetter {
+    pgforce::checkpoint::DeadLetter {
+        mapping: "contacts".into(),
+        object: "Contact".into(),
+        external_id: key.into(),
+        operation: "upsert".into(),
+        lsn: pgforce::lsn::Lsn(1),
+        error_code: "FIELD_CUSTOM_VALIDATION_EXCEPTION".into(),
+        message: "rejected by a validation rule".into(),
+        fields: vec![],
+        row: serde_json::json!({"External_Id__c": key, "LastName": last_name}),
+    }
+}
+
+async fn wait_contact_name(h: &Harness, key: &str, name: &str) {
+    wait_until("the contact's last name", DEADLINE, || async {
+        match h.record("Contact", key) {
+            Some(r) if r["LastName"] == Value::String(name.into()) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+}
+
+/// Defect 9: a change of a record whose older version is dead-lettered waits parked for
+/// its parent and then lands through the parked retry. That landing is a later change
+/// like any other: it resolves the older dead letter, so `errors retry` cannot send the
+/// old row back over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_change_that_lands_resolves_the_older_dead_letter() {
+    let h = Harness::start(SCHEMA).await;
+    let run = h.run(h.config(&mappings(), &Batching::default())).await;
+    let state = h.state().await;
+    state
+        .record_dead_letters(&[contact_letter("10", "Old v1")])
+        .await
+        .unwrap();
+    // v2 of contact 10 names account 1, which is not in Salesforce yet: it is parked.
+    h.sql("INSERT INTO contacts (id, account_id, last_name) VALUES (10, 1, 'New v2')")
+        .await;
+    wait_until("contact 10 is parked", DEADLINE, || async {
+        let row = h
+            .pg
+            .query_one("SELECT count(*) FROM pgforce.parked", &[])
+            .await
+            .map_err(|e| e.to_string())?;
+        match row.get::<_, i64>(0) {
+            0 => Err("nothing parked yet".to_string()),
+            _ => Ok(()),
+        }
+    })
+    .await;
+    h.sql("INSERT INTO accounts (id, name) VALUES (1, 'Parent')")
+        .await;
+    wait_contact_name(&h, "10", "New v2").await;
+    wait_until("the older dead letter is resolved", DEADLINE, || async {
+        let open = h.dead_letters("open").await;
+        if open.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{open:#?}"))
+        }
+    })
+    .await;
+    // Asking for a retry now finds nothing to send: v2 stays.
+    assert_eq!(state.request_dead_letter_retry(&[]).await.unwrap(), 0);
+    wait_in_sync(&h).await;
+    run.stop().await.expect("clean stop");
+}
+
+/// Defect 9: `errors retry` while the pipeline runs does not race it: the letters are
+/// handed over, and the pipeline sends them between its epochs and resolves them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_requested_while_running_is_done_by_the_pipeline() {
+    let h = Harness::start(SCHEMA).await;
+    let run = h.run(h.config(&mappings(), &Batching::default())).await;
+    let state = h.state().await;
+    assert!(
+        !state.try_lock_pipeline().await.unwrap(),
+        "the running pipeline holds its lock, so the CLI hands the retry over"
+    );
+    h.sql("INSERT INTO accounts (id, name) VALUES (1, 'Parent')")
+        .await;
+    state
+        .record_dead_letters(&[contact_letter("11", "From the retry")])
+        .await
+        .unwrap();
+    assert_eq!(state.request_dead_letter_retry(&[]).await.unwrap(), 1);
+    wait_contact_name(&h, "11", "From the retry").await;
+    wait_until("the retried dead letter is resolved", DEADLINE, || async {
+        let open = h.dead_letters("open").await;
+        if open.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{open:#?}"))
+        }
+    })
+    .await;
+    run.stop().await.expect("clean stop");
+}
