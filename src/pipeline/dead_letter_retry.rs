@@ -76,7 +76,11 @@ async fn retry_one<D: Destination>(
     };
     let lsn: Lsn = r.lsn.parse().unwrap_or_default();
     let outcome = dest
-        .upsert_records(&m.object, &m.external_id.field, std::slice::from_ref(record))
+        .upsert_records(
+            &m.object,
+            &m.external_id.field,
+            std::slice::from_ref(record),
+        )
         .await?;
     match outcome.into_iter().next().map(|o| o.result) {
         Some(Ok((id, _))) => {

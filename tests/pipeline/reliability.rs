@@ -225,11 +225,10 @@ async fn a_parked_change_that_lands_resolves_the_older_dead_letter() {
     h.sql("INSERT INTO contacts (id, account_id, last_name) VALUES (10, 1, 'New v2')")
         .await;
     wait_until("contact 10 is parked", DEADLINE, || async {
-        let row = h
-            .pg
-            .query_one("SELECT count(*) FROM pgforce.parked", &[])
-            .await
-            .map_err(|e| e.to_string())?;
+        let row =
+            h.pg.query_one("SELECT count(*) FROM pgforce.parked", &[])
+                .await
+                .map_err(|e| e.to_string())?;
         match row.get::<_, i64>(0) {
             0 => Err("nothing parked yet".to_string()),
             _ => Ok(()),
