@@ -242,7 +242,7 @@ pub(super) async fn start_stream(
         skip_origin: Some(cfg.replication_origin.clone()),
         ..AssemblerConfig::default()
     });
-    register_enums(pg, &mut assembler)
+    *assembler.types_mut() = crate::replication::load_types(pg)
         .await
         .map_err(err_repl(p))?;
     let mut sopts = StreamOptions::new(cfg.slot.clone(), vec![cfg.publication.clone()]);
@@ -260,25 +260,6 @@ pub(super) async fn start_stream(
     });
     metrics::gauge!(m::SLOT_ACTIVE, "pipeline" => p.to_string()).set(1.0);
     Ok((stream, assembler))
-}
-
-async fn register_enums(
-    pg: &tokio_postgres::Client,
-    assembler: &mut Assembler,
-) -> Result<(), crate::replication::ReplicationError> {
-    let rows = pg
-        .query("SELECT oid, typarray FROM pg_type WHERE typtype = 'e'", &[])
-        .await
-        .map_err(|e| crate::replication::ReplicationError::Query {
-            context: "reading enum types".into(),
-            source: e,
-        })?;
-    for r in rows {
-        let oid: u32 = r.get(0);
-        let array: u32 = r.get(1);
-        assembler.register_enum(oid, (array != 0).then_some(array));
-    }
-    Ok(())
 }
 
 /// The pipeline's journal, when `[journal] dir` is set: `<dir>/<pipeline>/`.

@@ -36,6 +36,7 @@ pub mod publication;
 pub mod slot;
 pub mod stream;
 pub mod table;
+pub mod types;
 mod wire;
 
 pub use backfill::{
@@ -52,3 +53,4 @@ pub use stream::{
     FeedbackHandle, ReplicationMessage, ReplicationStream, StreamOptions, StreamingMode,
 };
 pub use table::TableRef;
+pub use types::load_types;

@@ -8,10 +8,12 @@ use tokio_postgres::Transaction;
 
 use super::BackfillColumn;
 use crate::change::Row;
-use crate::pgoutput::value::{parse_text, Value};
+use crate::pgoutput::types::TypeRegistry;
+use crate::pgoutput::value::Value;
 use crate::replication::copy_text::TextRow;
 use crate::replication::error::{ReplicationError, Result};
 use crate::replication::table::TableRef;
+use crate::replication::types::load_types;
 
 /// Everything needed to copy one table.
 #[derive(Debug)]
@@ -26,6 +28,8 @@ pub(super) struct TablePlan {
     pub(super) extra_fields: Vec<String>,
     pub(super) row_filter: Option<String>,
     pub(super) estimated_total: Option<u64>,
+    /// The database's enums and domains, so values type as the stream types them.
+    pub(super) types: Arc<TypeRegistry>,
 }
 
 impl TablePlan {
@@ -105,6 +109,7 @@ impl TablePlan {
             extra_fields,
             row_filter,
             estimated_total: (estimated_total >= 0.0).then_some(estimated_total as u64),
+            types: Arc::new(load_types(tx).await?),
         })
     }
 
@@ -163,7 +168,10 @@ impl TablePlan {
             .zip(fields)
             .map(|(col, field)| match field {
                 None => Ok(Value::Null),
-                Some(text) => parse_text(col.type_oid, text).map_err(|e| self.error(e.to_string())),
+                Some(text) => self
+                    .types
+                    .parse_text(col.type_oid, text)
+                    .map_err(|e| self.error(e.to_string())),
             })
             .collect()
     }
@@ -248,6 +256,7 @@ mod tests {
             extra_fields: extra.iter().map(|s| s.to_string()).collect(),
             row_filter: None,
             estimated_total: None,
+            types: Arc::new(TypeRegistry::new()),
         }
     }
 
