@@ -180,15 +180,20 @@ pub(super) async fn backfill_existing(
     let progress = PgProgressStore::new(connect_client(conn_opts).await.map_err(err_repl(p))?)
         .await
         .map_err(err_repl(p))?;
+    let mut bf_client = connect_client(conn_opts).await.map_err(err_repl(p))?;
+    let mut gone = None;
     if fresh_slot {
         progress.reset(p).await.map_err(err_repl(p))?;
-        // A resync (records from an earlier slot exist) sweeps deleted rows afterwards; a
-        // first start has nothing to sweep.
+        // A resync (records from an earlier slot exist) sweeps deleted rows afterwards,
+        // read in the new slot's snapshot; a first start has nothing to sweep.
         if super::sweep::has_records(flusher).await? {
             progress.arm_sweep(p).await.map_err(err_repl(p))?;
+            if let BackfillSnapshot::Exported(name) = &snapshot {
+                gone =
+                    Some(super::sweep::gone_in_snapshot(cfg, &mut bf_client, name, flusher).await?);
+            }
         }
     }
-    let mut bf_client = connect_client(conn_opts).await.map_err(err_repl(p))?;
     let bf_resume = if resume.as_ref().is_some_and(|r| r.end_lsn == Lsn::ZERO) {
         resume.take()
     } else {
@@ -226,7 +231,7 @@ pub(super) async fn backfill_existing(
         );
     }
     sink.finish(&summary);
-    super::sweep::sweep_if_armed(cfg, &progress, flusher).await
+    super::sweep::sweep_if_armed(cfg, &progress, flusher, gone).await
 }
 
 /// Start streaming from `start_lsn` with a decoder that skips pgforce's own writes.

@@ -1,12 +1,20 @@
 //! The deleted-rows sweep of a resync. A new slot (the old one was dropped or lost) starts
 //! from a new consistent snapshot, and the backfill re-sends every row that exists; but a
 //! row deleted while there was no slot left no change to stream, so its record would stay
-//! in Salesforce forever. After such a backfill, every record pgforce holds in its id map
-//! whose source row no longer exists gets the mapping's delete policy (deleted, or the
+//! in Salesforce forever. After such a backfill, every record pgforce held in its id map
+//! whose source row is not in the snapshot gets the mapping's delete policy (deleted, or the
 //! soft-delete field set), through the same flusher and with the same outcomes as a
 //! streamed delete. The sweep is armed when the new slot's backfill progress is reset and
 //! disarmed only once it finished, so a crash in between sweeps again (deletes are
 //! idempotent). A first start (an empty id map) is not armed.
+//!
+//! Which records are gone is read **in the slot's exported snapshot** ([`gone_in_snapshot`],
+//! before the backfill), so the sweep agrees with the stream that starts at the snapshot's
+//! consistent point: a row deleted after it is left to its streamed delete, and a change
+//! streamed later never finds its record swept away first. Only when the snapshot is gone
+//! (a restart during the resync) is the table read as it is now; that can remove a record
+//! early whose row's later changes are still to stream (they then recreate it, and its
+//! streamed delete removes it again), never leave one behind.
 
 use std::sync::Arc;
 
@@ -23,19 +31,35 @@ use crate::mapping::{FieldName, FieldValue, MappedChange, MappedOp};
 use crate::replication::PgProgressStore;
 use crate::sink::{Flusher, SalesforceDestination};
 
-/// Run the sweep if a new slot armed it.
+/// Records gone per mapping name, read in the slot's snapshot.
+pub(super) type GoneKeys = Vec<(String, Vec<String>)>;
+
+/// Run the sweep if a new slot armed it: the records of `gone` when it was read in the
+/// snapshot, otherwise those whose rows are missing now.
 pub(super) async fn sweep_if_armed(
     cfg: &PipelineConfig,
     progress: &PgProgressStore,
     flusher: &Flusher<SalesforceDestination>,
+    gone: Option<GoneKeys>,
 ) -> Result<(), PipelineError> {
     let p = cfg.name.as_str();
     if !progress.sweep_pending(p).await.map_err(err_repl(p))? {
         return Ok(());
     }
+    let gone = match gone {
+        Some(g) => g,
+        None => {
+            let state = flusher.state();
+            let session = state.session().await;
+            gone_keys(cfg, &*session, state.schema(), state.pipeline()).await?
+        }
+    };
     let mut epoch: Epoch<Pending> = Epoch::new();
-    for m in cfg.mappings.iter().filter(|m| sweepable(cfg, m)) {
-        for key in gone_keys(cfg, flusher, m).await? {
+    for (name, keys) in gone {
+        let Some(m) = cfg.mappings.iter().find(|m| m.name == name) else {
+            continue;
+        };
+        for key in keys {
             epoch.push(Pending::new(removal(m, key), Lsn::ZERO));
         }
     }
@@ -48,6 +72,43 @@ pub(super) async fn sweep_if_armed(
         flusher.flush(&mut epoch, None).await.map_err(err_sink(p))?;
     }
     progress.sweep_done(p).await.map_err(err_repl(p))
+}
+
+/// The gone records read in the exported snapshot `name` (on a session of its own; the
+/// snapshot is importable until the replication connection runs its next command).
+pub(super) async fn gone_in_snapshot(
+    cfg: &PipelineConfig,
+    client: &mut tokio_postgres::Client,
+    name: &str,
+    flusher: &Flusher<SalesforceDestination>,
+) -> Result<GoneKeys, PipelineError> {
+    let p = cfg.name.as_str();
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(|e| sweep_error(p, "starting the sweep's snapshot transaction", e))?;
+    tx.batch_execute(&format!(
+        "SET TRANSACTION SNAPSHOT {}",
+        postgres_protocol::escape::escape_literal(name)
+    ))
+    .await
+    .map_err(|e| sweep_error(p, "importing the slot's snapshot for the sweep", e))?;
+    let state = flusher.state();
+    gone_keys(cfg, &tx, state.schema(), state.pipeline()).await
+}
+
+fn sweep_error(
+    pipeline: &str,
+    context: &'static str,
+    source: tokio_postgres::Error,
+) -> PipelineError {
+    PipelineError::State {
+        pipeline: pipeline.to_string(),
+        source: crate::checkpoint::StateError::Query { context, source },
+    }
 }
 
 /// Whether the id map holds any record of this pipeline (an earlier slot's work).
@@ -80,35 +141,38 @@ fn sweepable(cfg: &PipelineConfig, m: &MappingConfig) -> bool {
         && cfg.mappings.iter().filter(|o| o.object == m.object).count() == 1
 }
 
-/// External ids pgforce has a record for whose source row is gone.
-async fn gone_keys(
+/// Per sweepable mapping, the external ids pgforce has a record for whose source row is
+/// not visible to `client`.
+async fn gone_keys<C: tokio_postgres::GenericClient>(
     cfg: &PipelineConfig,
-    flusher: &Flusher<SalesforceDestination>,
-    m: &MappingConfig,
-) -> Result<Vec<String>, PipelineError> {
-    let (schema, table) = m.table.split_once('.').unwrap_or(("public", &m.table));
-    let sql = format!(
-        "SELECT i.external_id FROM {}.id_map i
-          WHERE i.pipeline = $1 AND i.object = $2
-            AND NOT EXISTS (SELECT 1 FROM {}.{} t WHERE t.{}::text = i.external_id)",
-        flusher.state().schema(),
-        quote_ident(schema),
-        quote_ident(table),
-        quote_ident(&m.external_id.column)
-    );
-    let state = flusher.state();
-    let session = state.session().await;
-    let rows = session
-        .query(&sql, &[&state.pipeline(), &m.object])
-        .await
-        .map_err(|source| PipelineError::State {
-            pipeline: cfg.name.clone(),
-            source: crate::checkpoint::StateError::Query {
-                context: "finding records whose rows were deleted while there was no slot",
-                source,
-            },
-        })?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    client: &C,
+    state_schema: &str,
+    pipeline: &str,
+) -> Result<GoneKeys, PipelineError> {
+    let mut out = Vec::new();
+    for m in cfg.mappings.iter().filter(|m| sweepable(cfg, m)) {
+        let (schema, table) = m.table.split_once('.').unwrap_or(("public", &m.table));
+        let sql = format!(
+            "SELECT i.external_id FROM {state_schema}.id_map i
+              WHERE i.pipeline = $1 AND i.object = $2
+                AND NOT EXISTS (SELECT 1 FROM {}.{} t WHERE t.{}::text = i.external_id)",
+            quote_ident(schema),
+            quote_ident(table),
+            quote_ident(&m.external_id.column)
+        );
+        let rows = client
+            .query(&sql, &[&pipeline, &m.object])
+            .await
+            .map_err(|e| {
+                sweep_error(
+                    &cfg.name,
+                    "finding records whose rows were deleted while there was no slot",
+                    e,
+                )
+            })?;
+        out.push((m.name.clone(), rows.iter().map(|r| r.get(0)).collect()));
+    }
+    Ok(out)
 }
 
 /// The record removal for `key` under the mapping's delete policy.
