@@ -15,8 +15,27 @@ pub struct JournaledChange {
     pub op: String,
     /// The REST-shaped record (absent field = unchanged), for upserts.
     pub record: serde_json::Map<String, serde_json::Value>,
-    /// Parent (object, external id) the record points at, if any.
-    pub parent: Option<(String, String)>,
+    /// Every parent (object, external id) the record points at, in the order the mapping
+    /// names its lookups. Entries written before this field existed carry one `parent`,
+    /// read into this list.
+    #[serde(default, alias = "parent", deserialize_with = "parents_or_one")]
+    pub parents: Vec<(String, String)>,
+}
+
+/// `parents` as a list, or the single (possibly null) `parent` of older entries.
+fn parents_or_one<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<(String, String)>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Many(Vec<(String, String)>),
+        One(Option<(String, String)>),
+    }
+    Ok(match serde::Deserialize::deserialize(d)? {
+        Either::Many(v) => v,
+        Either::One(one) => one.into_iter().collect(),
+    })
 }
 
 /// The journal payload of a pending change (JSON).
@@ -32,7 +51,7 @@ pub fn encode_change<C: FlushChange>(p: &C) -> Vec<u8> {
         } else {
             p.record()
         },
-        parent: p.parent(),
+        parents: p.parents(),
     };
     serde_json::to_vec(&c).unwrap_or_default()
 }
@@ -40,4 +59,33 @@ pub fn encode_change<C: FlushChange>(p: &C) -> Vec<u8> {
 /// Read a payload written by [`encode_change`].
 pub fn decode_change(payload: &[u8]) -> Result<JournaledChange, serde_json::Error> {
     serde_json::from_slice(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(parents: &str) -> String {
+        format!(
+            r#"{{"mapping":"m","object":"Contact","external_id_field":"E__c","external_id":"1",
+                "op":"upsert","record":{{}}{parents}}}"#
+        )
+    }
+
+    #[test]
+    fn every_parent_is_kept_and_older_single_parent_entries_still_read() {
+        let two = entry(r#","parents":[["Account","7"],["User__c","9"]]"#);
+        let c = decode_change(two.as_bytes()).unwrap();
+        assert_eq!(
+            c.parents.len(),
+            2,
+            "the second lookup's parent is not dropped"
+        );
+        let old = entry(r#","parent":["Account","7"]"#);
+        let c = decode_change(old.as_bytes()).unwrap();
+        assert_eq!(c.parents, vec![("Account".to_string(), "7".to_string())]);
+        for none in [entry(r#","parent":null"#), entry("")] {
+            assert!(decode_change(none.as_bytes()).unwrap().parents.is_empty());
+        }
+    }
 }

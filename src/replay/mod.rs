@@ -138,8 +138,8 @@ impl Coalesce for ReplayChange {
         for (name, value) in older.change.record {
             self.change.record.entry(name).or_insert(value);
         }
-        if self.change.parent.is_none() {
-            self.change.parent = older.change.parent;
+        if self.change.parents.is_empty() {
+            self.change.parents = older.change.parents;
         }
     }
 
@@ -168,7 +168,7 @@ impl FlushChange for ReplayChange {
     }
 
     fn parents(&self) -> Vec<(String, String)> {
-        self.change.parent.clone().into_iter().collect()
+        self.change.parents.clone()
     }
 
     fn record(&self) -> Map<String, Value> {
@@ -483,7 +483,7 @@ pub async fn apply(
         let with_parent: Vec<ReplayChange> = step
             .changes
             .iter()
-            .filter(|c| c.parent().is_some())
+            .filter(|c| !c.parents().is_empty())
             .cloned()
             .collect();
         let mut epoch = Epoch::new();
@@ -557,7 +557,7 @@ async fn unpark(
     let mut by_parent: BTreeMap<String, HashSet<String>> = BTreeMap::new();
     let mut wanted: HashMap<(String, String), &ReplayChange> = HashMap::new();
     for c in &candidates {
-        if let Some((po, pk)) = c.parent() {
+        for (po, pk) in c.parents() {
             by_parent.entry(po).or_default().insert(pk);
         }
         wanted.insert((c.change.mapping.clone(), c.key().to_string()), c);
@@ -567,7 +567,8 @@ async fn unpark(
     for (parent_object, keys) in by_parent {
         let keys: Vec<String> = keys.into_iter().collect();
         for pc in state.parked_for(&parent_object, &keys).await? {
-            let Some(c) = wanted.get(&(pc.mapping.clone(), pc.external_id.clone())) else {
+            // A child with several missing parents is parked under each: report it once.
+            let Some(c) = wanted.remove(&(pc.mapping.clone(), pc.external_id.clone())) else {
                 continue;
             };
             out.push(ReplayFailure {
@@ -612,7 +613,7 @@ mod tests {
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.clone()))
                     .collect(),
-                parent: None,
+                parents: Vec::new(),
             },
         }
     }
