@@ -336,6 +336,7 @@ async fn instant_section(ctx: &Ctx<'_>, n: u64, secs: u64, figs: &mut Figures) {
     };
 
     figs.note(format!("-- instant profile: N = {n} rows ({ROWS_PER_TXN} per transaction); steady ~1,000 rows/s for {secs} s; baseline = per-row REST loop"));
+    figs.note("   pgforce Bulk: threshold 0, max_batch_rows 10000, max_batch_age_ms 1000; Collections: threshold 10000, age 1 ms (flush per commit); steady: threshold 200, age 100 ms".into());
     let rate = |r: &Run| r.rows_per_sec(n);
     figs.row(
         Some("instant.rows_per_sec_bulk"),
@@ -411,13 +412,14 @@ async fn realistic_section(ctx: &Ctx<'_>, n: u64, secs: u64, figs: &mut Figures)
         max_batch_rows: 50_000,
         ..BULK
     };
-    // Small epochs through Collections, several calls in flight; bigger ones through Bulk.
+    // Epochs below 5,000 rows through Collections, 16 calls in flight (at 5k/s and ~0.5 s
+    // per 200-record call, fewer cannot keep up); bigger ones through Bulk.
     let steady = PgCfg {
         collections_threshold: 5_000,
         max_batch_rows: 10_000,
         max_batch_age_ms: 100,
         bulk_jobs: None,
-        calls: None,
+        calls: Some(16),
     };
     let batch10s = PgCfg {
         collections_threshold: 0,
@@ -456,6 +458,7 @@ async fn realistic_section(ctx: &Ctx<'_>, n: u64, secs: u64, figs: &mut Figures)
     let b_one = scenario(ctx, "r-backfill1", Contender::Pgforce(one), Load::Backfill(bf)).await;
 
     figs.note(format!("-- realistic profile (emulator --profile realistic); Bulk burst N = {n}; steady runs {secs} s, grace {} s", ctx.grace.as_secs()));
+    figs.note("   pgforce steady: collections_threshold 5000, max_batch_age_ms 100, max_concurrent_calls 16; Bulk burst: max_batch_rows 50000, threshold 0; 10-s batch: max_batch_age_ms 10000, threshold 0".into());
     figs.row(
         Some("realistic.api_calls_per_100k_bulk"),
         "API requests per 100k changes, Bulk path (50k-row jobs)",
@@ -669,10 +672,13 @@ async fn scenario(ctx: &Ctx<'_>, name: &str, who: Contender, load: Load) -> Run 
     let (calls, by_family) = api_calls(&emulator).await;
     run.api_calls = calls;
     eprintln!(
-        "{name}: {} rows in {:.2?}, {} API requests {by_family}",
+        "{name}: {} rows in {:.2?}, {} API requests {by_family}, CPU {:?} s, p50/p99 {:?}/{:?} ms",
         rows,
         started.elapsed(),
-        run.api_calls
+        run.api_calls,
+        run.cpu_secs,
+        run.percentile_ms(0.5),
+        run.percentile_ms(0.99),
     );
     run.peak_rss_kib = finish(child, who).await;
     if let Contender::Pgforce(_) = who {
@@ -694,11 +700,15 @@ async fn recvlogical_cpu(ctx: &Ctx<'_>, n: u64) -> Option<f64> {
         .batch_execute(&format!(
             "CREATE TABLE {table} (id bigint PRIMARY KEY, name text NOT NULL, phone text,
                                    updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
-             CREATE PUBLICATION bench_recv FOR TABLE {table};
-             SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput');"
+             CREATE PUBLICATION bench_recv FOR TABLE {table};"
         ))
         .await
         .expect("recv setup");
+    // A slot cannot be created in a transaction that wrote: its own statement.
+    ctx.pg
+        .batch_execute("SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput')")
+        .await
+        .expect("recv slot");
     insert_rows(ctx.pg, table, n, ROWS_PER_TXN as u64).await;
     let end: String = ctx
         .pg
