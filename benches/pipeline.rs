@@ -56,7 +56,8 @@
 //!
 //! Env (sizes; defaults keep a run to about ten minutes on a quiet machine):
 //! `PGFORCE_BENCH_PROFILE` (`instant`, `realistic` or `both`, default both),
-//! `PGFORCE_BENCH_ROWS` (burst size, default 50,000), `PGFORCE_BENCH_LATENCY_SECS` (each
+//! `PGFORCE_BENCH_ROWS` (instant burst size, default 50,000), `PGFORCE_BENCH_REALISTIC_ROWS`
+//! (realistic Bulk burst, default 200,000), `PGFORCE_BENCH_LATENCY_SECS` (each
 //! steady run, default 20), `PGFORCE_BENCH_GRACE_SECS` (how long after a steady load the
 //! stragglers are awaited, default 15), `PGFORCE_BENCH_BACKFILL_ROWS` (realistic backfill,
 //! default 200,000; the figure is 1,000,000), `PGFORCE_BENCH_BIG_BACKFILL_ROWS`
@@ -212,18 +213,23 @@ impl Figures {
     /// One row: label, pgforce, baseline, ratio; `key` (if any) names pgforce's figure.
     fn row(&mut self, key: Option<&str>, label: &str, a: Option<f64>, b: Option<f64>) {
         if let Some(k) = key {
-            self.json.insert(k.into(), a.map_or(Value::Null, |v| json!(v)));
+            self.json
+                .insert(k.into(), a.map_or(Value::Null, |v| json!(v)));
         }
         let show = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.1}"));
         let ratio = match (a, b) {
             (Some(a), Some(b)) if b > 0.0 => format!("{:.3}", a / b),
             _ => "n/a".into(),
         };
-        self.lines
-            .push(format!("{label:<58} {:>12} {:>12} {ratio:>9}", show(a), show(b)));
+        self.lines.push(format!(
+            "{label:<58} {:>12} {:>12} {ratio:>9}",
+            show(a),
+            show(b)
+        ));
     }
     fn put(&mut self, key: &str, v: Option<f64>) {
-        self.json.insert(key.into(), v.map_or(Value::Null, |v| json!(v)));
+        self.json
+            .insert(key.into(), v.map_or(Value::Null, |v| json!(v)));
     }
     fn note(&mut self, s: String) {
         self.lines.push(s);
@@ -272,7 +278,7 @@ async fn bench() {
     }
     if profiles == "both" || profiles == "realistic" {
         ctx.profile = ProfileName::Realistic;
-        realistic_section(&ctx, n, secs, &mut figs).await;
+        realistic_section(&ctx, secs, &mut figs).await;
     }
     println!();
     println!("pgforce end to end: Postgres commit -> Salesforce applied (emulator in-process, PostgreSQL {major} throwaway cluster)");
@@ -319,7 +325,13 @@ async fn instant_section(ctx: &Ctx<'_>, n: u64, secs: u64, figs: &mut Figures) {
     };
     let load1k = Load::Steady { rate: 1_000, secs };
     let r_bulk = scenario(ctx, "i-bulk", Contender::Pgforce(BULK), Load::Burst(n)).await;
-    let r_coll = scenario(ctx, "i-coll", Contender::Pgforce(collections), Load::Burst(n)).await;
+    let r_coll = scenario(
+        ctx,
+        "i-coll",
+        Contender::Pgforce(collections),
+        Load::Burst(n),
+    )
+    .await;
     let r_base = scenario(ctx, "i-base", Contender::Baseline, Load::Burst(n)).await;
     let l_pg = scenario(ctx, "i-lat", Contender::Pgforce(steady), load1k).await;
     let l_base = scenario(ctx, "i-latbase", Contender::Baseline, load1k).await;
@@ -330,7 +342,13 @@ async fn instant_section(ctx: &Ctx<'_>, n: u64, secs: u64, figs: &mut Figures) {
     };
     let big = env_num("PGFORCE_BENCH_BIG_BACKFILL_ROWS", 1_000_000);
     let r_big = if big > 0 {
-        scenario(ctx, "i-backfill", Contender::Pgforce(BULK), Load::Backfill(big)).await
+        scenario(
+            ctx,
+            "i-backfill",
+            Contender::Pgforce(BULK),
+            Load::Backfill(big),
+        )
+        .await
     } else {
         Run::default()
     };
@@ -406,12 +424,14 @@ async fn instant_section(ctx: &Ctx<'_>, n: u64, secs: u64, figs: &mut Figures) {
     }
 }
 
-async fn realistic_section(ctx: &Ctx<'_>, n: u64, secs: u64, figs: &mut Figures) {
+async fn realistic_section(ctx: &Ctx<'_>, secs: u64, figs: &mut Figures) {
     // Bulk jobs cost 4 calls plus polls whatever their size: fewer, bigger jobs.
     let bulk = PgCfg {
-        max_batch_rows: 50_000,
+        max_batch_rows: 100_000,
         ..BULK
     };
+    let n = env_num("PGFORCE_BENCH_REALISTIC_ROWS", 200_000).max(ROWS_PER_TXN as u64);
+    let n = n / ROWS_PER_TXN as u64 * ROWS_PER_TXN as u64;
     // Epochs below 5,000 rows through Collections, 16 calls in flight (at 5k/s and ~0.5 s
     // per 200-record call, fewer cannot keep up); bigger ones through Bulk.
     let steady = PgCfg {
@@ -454,14 +474,26 @@ async fn realistic_section(ctx: &Ctx<'_>, n: u64, secs: u64, figs: &mut Figures)
         bulk_jobs: Some(1),
         ..BULK
     };
-    let b_par = scenario(ctx, "r-backfill", Contender::Pgforce(par), Load::Backfill(bf)).await;
-    let b_one = scenario(ctx, "r-backfill1", Contender::Pgforce(one), Load::Backfill(bf)).await;
+    let b_par = scenario(
+        ctx,
+        "r-backfill",
+        Contender::Pgforce(par),
+        Load::Backfill(bf),
+    )
+    .await;
+    let b_one = scenario(
+        ctx,
+        "r-backfill1",
+        Contender::Pgforce(one),
+        Load::Backfill(bf),
+    )
+    .await;
 
     figs.note(format!("-- realistic profile (emulator --profile realistic); Bulk burst N = {n}; steady runs {secs} s, grace {} s", ctx.grace.as_secs()));
-    figs.note("   pgforce steady: collections_threshold 5000, max_batch_age_ms 100, max_concurrent_calls 16; Bulk burst: max_batch_rows 50000, threshold 0; 10-s batch: max_batch_age_ms 10000, threshold 0".into());
+    figs.note("   pgforce steady: collections_threshold 5000, max_batch_age_ms 100, max_concurrent_calls 16; Bulk burst: max_batch_rows 100000, threshold 0; 10-s batch: max_batch_age_ms 10000, threshold 0".into());
     figs.row(
         Some("realistic.api_calls_per_100k_bulk"),
-        "API requests per 100k changes, Bulk path (50k-row jobs)",
+        "API requests per 100k changes, Bulk path (100k-row jobs)",
         r_bulk.calls_per_100k(n),
         None,
     );
@@ -721,7 +753,12 @@ async fn recvlogical_cpu(ctx: &Ctx<'_>, n: u64) -> Option<f64> {
     let cpu = tokio::task::spawn_blocking(move || {
         let child = std::process::Command::new(bin)
             .args(["-d", &db, "-S", "bench_recv", "--start", "-E", &end])
-            .args(["-o", "proto_version=1", "-o", "publication_names=bench_recv"])
+            .args([
+                "-o",
+                "proto_version=1",
+                "-o",
+                "publication_names=bench_recv",
+            ])
             .args(["-f", "/dev/null", "--no-loop"])
             .stderr(Stdio::null())
             .spawn()
@@ -919,7 +956,10 @@ async fn steady_latencies(
                 if finished {
                     let since = *ended.get_or_insert_with(Instant::now);
                     if since.elapsed() > grace {
-                        eprintln!("{} rows had not arrived {grace:?} after the load", keys.len());
+                        eprintln!(
+                            "{} rows had not arrived {grace:?} after the load",
+                            keys.len()
+                        );
                         let censored = keys.len();
                         out.extend(keys.into_iter().map(|(_, c)| c.elapsed()));
                         return (out, censored);

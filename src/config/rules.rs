@@ -145,7 +145,10 @@ fn check_batching(b: &BatchingConfig, err: &mut impl FnMut(&str, String)) {
         );
     }
     for (key, v) in [
-        ("batching.max_concurrent_bulk_jobs", b.max_concurrent_bulk_jobs),
+        (
+            "batching.max_concurrent_bulk_jobs",
+            b.max_concurrent_bulk_jobs,
+        ),
         ("batching.max_concurrent_calls", b.max_concurrent_calls),
     ] {
         if !(1..=MAX_CONCURRENCY).contains(&v) {

@@ -441,8 +441,7 @@ pub async fn apply(
         message: e.to_string(),
     })?;
     let flusher = Flusher::new(
-        SalesforceDestination::new(client)
-            .with_calls_in_flight(cfg.batching.max_concurrent_calls),
+        SalesforceDestination::new(client).with_calls_in_flight(cfg.batching.max_concurrent_calls),
         state.clone(),
         FlusherOptions {
             pipeline: state_name.clone(),

@@ -30,7 +30,9 @@ pub fn records_to_csv(records: &[Map<String, Value>]) -> Vec<u8> {
     }
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::with_capacity(records.len() * 16 * columns.len().max(1)));
+        .from_writer(Vec::with_capacity(
+            records.len() * 16 * columns.len().max(1),
+        ));
     // Writing into a Vec cannot fail.
     let _ = w.write_record(&columns);
     let mut row: Vec<Cow<'_, str>> = vec![Cow::Borrowed(""); columns.len()];

@@ -161,7 +161,8 @@ impl<D: Destination> Flusher<D> {
                 let mut first_err = None;
                 for (step, done, r) in results {
                     report.add(&r);
-                    let done = done.and_then(|d| check_settled(end_lsn, step, &d.settled).map(|()| d));
+                    let done =
+                        done.and_then(|d| check_settled(end_lsn, step, &d.settled).map(|()| d));
                     match done {
                         Ok(d) if step.kind == StepKind::Upsert && !d.landed.is_empty() => {
                             landed.push((step.object.clone(), d.landed));
@@ -219,7 +220,7 @@ impl<D: Destination> Flusher<D> {
         step: &'s Step<C>,
         plan: &StepPlan,
         recorded: super::protocol::Recorded,
-        ) -> (&'s Step<C>, Result<StepDone, SinkError>, FlushReport) {
+    ) -> (&'s Step<C>, Result<StepDone, SinkError>, FlushReport) {
         let mut r = FlushReport::default();
         let done = self.run_step(end_lsn, step, plan, recorded, &mut r).await;
         (step, done, r)

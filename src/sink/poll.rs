@@ -108,7 +108,10 @@ impl Pacer {
             JobState::InProgress => {
                 if p.running_since.is_none() {
                     p.running_since = Some(elapsed);
-                    let q = smooth(learned.queued.map(|d| d.as_secs_f64()), elapsed.as_secs_f64());
+                    let q = smooth(
+                        learned.queued.map(|d| d.as_secs_f64()),
+                        elapsed.as_secs_f64(),
+                    );
                     learned.queued = Some(Duration::from_secs_f64(q));
                 }
                 let mut rate = learned.rows_per_sec;

@@ -78,9 +78,12 @@ impl SalesforceDestination {
                     failed = info.number_records_failed, "bulk job finished");
                 return Ok(info);
             }
-            let next = self
-                .pacer
-                .next(&mut poll, elapsed, info.state, info.number_records_processed);
+            let next = self.pacer.next(
+                &mut poll,
+                elapsed,
+                info.state,
+                info.number_records_processed,
+            );
             // Waits are measured from the close.
             wait = elapsed + next;
         }
