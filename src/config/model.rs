@@ -155,6 +155,15 @@ pub struct BatchingConfig {
     /// call, synchronous) instead of a Bulk job. Default 200; 0 means always Bulk.
     #[serde(default = "default_collections_threshold")]
     pub collections_threshold: usize,
+    /// Most Bulk jobs of one epoch in flight at once (steps of one object with disjoint
+    /// keys, e.g. a backfill chunk split into several jobs). Default 4; 1–25 (Salesforce
+    /// allows 25 concurrent long-running requests per org, and parallel jobs share the
+    /// org's row locks).
+    #[serde(default = "default_max_concurrent_bulk_jobs")]
+    pub max_concurrent_bulk_jobs: usize,
+    /// Most sObject Collections calls of one step in flight at once. Default 4; 1–25.
+    #[serde(default = "default_max_concurrent_calls")]
+    pub max_concurrent_calls: usize,
 }
 
 impl Default for BatchingConfig {
@@ -164,6 +173,8 @@ impl Default for BatchingConfig {
             max_batch_bytes: default_max_batch_bytes(),
             max_batch_age_ms: default_max_batch_age_ms(),
             collections_threshold: default_collections_threshold(),
+            max_concurrent_bulk_jobs: default_max_concurrent_bulk_jobs(),
+            max_concurrent_calls: default_max_concurrent_calls(),
         }
     }
 }
@@ -821,6 +832,12 @@ fn default_max_batch_age_ms() -> u64 {
 }
 fn default_collections_threshold() -> usize {
     200
+}
+fn default_max_concurrent_bulk_jobs() -> usize {
+    4
+}
+fn default_max_concurrent_calls() -> usize {
+    4
 }
 fn default_login_url() -> String {
     "https://login.salesforce.com".into()

@@ -144,7 +144,24 @@ fn check_batching(b: &BatchingConfig, err: &mut impl FnMut(&str, String)) {
             "must not exceed max_batch_rows".into(),
         );
     }
+    for (key, v) in [
+        (
+            "batching.max_concurrent_bulk_jobs",
+            b.max_concurrent_bulk_jobs,
+        ),
+        ("batching.max_concurrent_calls", b.max_concurrent_calls),
+    ] {
+        if !(1..=MAX_CONCURRENCY).contains(&v) {
+            err(
+                key,
+                format!("must be 1–{MAX_CONCURRENCY}: Salesforce allows {MAX_CONCURRENCY} concurrent long-running requests per org"),
+            );
+        }
+    }
 }
+
+/// Salesforce's limit of concurrent long-running API requests per production org.
+const MAX_CONCURRENCY: usize = 25;
 
 fn check_salesforce(sf: &SalesforceConfig, err: &mut impl FnMut(&str, String)) {
     if let Err(e) = check_url(&sf.login_url) {

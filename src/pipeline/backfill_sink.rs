@@ -1,6 +1,9 @@
 //! Backfilled rows take the same road as streamed ones: mapping, an epoch, the flusher.
 //! Each chunk is flushed before the backfill saves its progress, so a resumed backfill
-//! never skips a row that did not reach Salesforce.
+//! never skips a row that did not reach Salesforce. A chunk holds enough rows for every
+//! Bulk job the config allows to be in flight at once ([`chunk_rows`]): the flusher splits
+//! it into steps of at most `max_batch_rows` rows (each key in exactly one) and runs them
+//! concurrently, each job recorded in the in-flight plan before its upload.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +21,17 @@ use super::dead_letter::dead_letter_mapping_errors;
 use super::pending::Pending;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Most rows in one backfill chunk, so a chunk's memory stays bounded whatever the config.
+pub(crate) const MAX_CHUNK_ROWS: usize = 100_000;
+
+/// Rows per backfill chunk: `max_batch_rows` × `max_concurrent_bulk_jobs` (one full Bulk
+/// job per slot), at least 1,000 and at most [`MAX_CHUNK_ROWS`].
+pub(crate) fn chunk_rows(b: &crate::config::BatchingConfig) -> usize {
+    b.max_batch_rows
+        .saturating_mul(b.max_concurrent_bulk_jobs.max(1))
+        .clamp(1_000, MAX_CHUNK_ROWS)
+}
 
 /// A [`BackfillSink`] that maps and flushes every chunk.
 pub(crate) struct FlushingBackfill<'a, D> {
@@ -127,5 +141,21 @@ impl<D: Destination + Sync + Send> BackfillSink for FlushingBackfill<'_, D> {
         chunk: BackfillChunk,
     ) -> impl std::future::Future<Output = Result<(), BoxError>> + Send {
         self.write(chunk)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_fills_every_bulk_job_slot_within_bounds() {
+        let mut b = crate::config::BatchingConfig::default();
+        assert_eq!(chunk_rows(&b), 40_000, "10,000 rows x 4 jobs");
+        b.max_concurrent_bulk_jobs = 25;
+        assert_eq!(chunk_rows(&b), MAX_CHUNK_ROWS);
+        b.max_batch_rows = 10;
+        b.max_concurrent_bulk_jobs = 1;
+        assert_eq!(chunk_rows(&b), 1_000);
     }
 }

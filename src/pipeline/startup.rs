@@ -66,7 +66,8 @@ pub(super) async fn open_flusher(
         message: e.to_string(),
     })?;
     Ok(Flusher::new(
-        SalesforceDestination::new(client.clone()),
+        SalesforceDestination::new(client.clone())
+            .with_calls_in_flight(cfg.batching.max_concurrent_calls),
         state,
         FlusherOptions {
             pipeline: p.into(),
@@ -75,6 +76,7 @@ pub(super) async fn open_flusher(
             max_step_bytes: crate::sink::MAX_STEP_BYTES,
             object_order: order,
             transient_retries: 5,
+            max_bulk_jobs: cfg.batching.max_concurrent_bulk_jobs,
         },
     ))
 }
@@ -213,6 +215,7 @@ pub(super) async fn backfill_existing(
     };
     let mut bf_opts = BackfillOptions::new(p);
     bf_opts.publication = Some(cfg.publication.clone());
+    bf_opts.chunk_rows = super::backfill_sink::chunk_rows(&cfg.batching);
     let summary = backfill(
         &mut bf_client,
         snapshot,

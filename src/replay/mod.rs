@@ -441,7 +441,7 @@ pub async fn apply(
         message: e.to_string(),
     })?;
     let flusher = Flusher::new(
-        SalesforceDestination::new(client),
+        SalesforceDestination::new(client).with_calls_in_flight(cfg.batching.max_concurrent_calls),
         state.clone(),
         FlusherOptions {
             pipeline: state_name.clone(),
@@ -450,6 +450,7 @@ pub async fn apply(
             max_step_bytes: crate::sink::MAX_STEP_BYTES,
             object_order: order,
             transient_retries: 5,
+            max_bulk_jobs: cfg.batching.max_concurrent_bulk_jobs,
         },
     );
 

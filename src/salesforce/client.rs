@@ -158,8 +158,8 @@ pub(crate) enum Body {
     Empty,
     /// `application/json`.
     Json(Bytes),
-    /// `text/csv`.
-    Csv(Bytes),
+    /// `text/csv` compressed with gzip (`Content-Encoding: gzip`, which Bulk uploads accept).
+    GzipCsv(Bytes),
 }
 
 /// A response with a status below 400.
@@ -378,7 +378,10 @@ impl SalesforceClient {
         req = match &call.body {
             Body::Empty => req,
             Body::Json(b) => req.header(CONTENT_TYPE, "application/json").body(b.clone()),
-            Body::Csv(b) => req.header(CONTENT_TYPE, "text/csv").body(b.clone()),
+            Body::GzipCsv(b) => req
+                .header(CONTENT_TYPE, "text/csv")
+                .header(reqwest::header::CONTENT_ENCODING, "gzip")
+                .body(b.clone()),
         };
         let outcome = async {
             let resp = req.send().await?;

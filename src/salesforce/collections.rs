@@ -69,35 +69,67 @@ impl SalesforceClient {
     /// `PATCH /composite/sobjects/{object}/{ext_field}` in chunks of 200. Each record must
     /// carry the external-id field and not `Id`; `attributes.type` is added when missing.
     /// Results are in input order.
-    #[tracing::instrument(level = "debug", skip(self, records), fields(records = records.len()))]
     pub async fn upsert_collection(
+        &self,
+        object: &str,
+        ext_field: &str,
+        records: Vec<Record>,
+        all_or_none: bool,
+    ) -> Result<Vec<RecordResult>> {
+        self.upsert_collection_in_flight(object, ext_field, records, all_or_none, 1)
+            .await
+    }
+
+    /// [`Self::upsert_collection`] with up to `in_flight` chunks sent at once (for
+    /// latency: each call costs a round trip and the org's time per record). Results are
+    /// still in input order; on an error, chunks already sent (possibly later ones) stay
+    /// committed, as with sequential calls, and repeating the upsert is safe.
+    #[tracing::instrument(level = "debug", skip(self, records), fields(records = records.len()))]
+    pub async fn upsert_collection_in_flight(
         &self,
         object: &str,
         ext_field: &str,
         mut records: Vec<Record>,
         all_or_none: bool,
+        in_flight: usize,
     ) -> Result<Vec<RecordResult>> {
+        use futures::{StreamExt, TryStreamExt};
         for r in &mut records {
             r.entry("attributes")
                 .or_insert_with(|| serde_json::json!({ "type": object }));
         }
-        let mut results = Vec::with_capacity(records.len());
-        for chunk in records.chunks(COLLECTION_LIMIT) {
-            let body = CollectionBody {
-                all_or_none,
-                records: chunk,
-            };
-            let call = Call::new(
-                Method::PATCH,
-                &["composite", "sobjects", object, ext_field],
-                "collection_upsert",
-                object,
-            )
-            .json(&body)?;
-            let chunk_results: Vec<RecordResult> = self.send_json(&call).await?;
-            results.extend(check_count(chunk_results, chunk.len())?);
-        }
-        Ok(results)
+        let calls: Vec<_> = records
+            .chunks(COLLECTION_LIMIT)
+            .map(|chunk| self.upsert_chunk(object, ext_field, chunk, all_or_none))
+            .collect();
+        let per_chunk: Vec<Vec<RecordResult>> = futures::stream::iter(calls)
+            .buffered(in_flight.max(1))
+            .try_collect()
+            .await?;
+        Ok(per_chunk.into_iter().flatten().collect())
+    }
+
+    /// One Collections upsert call of at most [`COLLECTION_LIMIT`] records.
+    async fn upsert_chunk(
+        &self,
+        object: &str,
+        ext_field: &str,
+        chunk: &[Record],
+        all_or_none: bool,
+    ) -> Result<Vec<RecordResult>> {
+        let body = CollectionBody {
+            all_or_none,
+            records: chunk,
+        };
+        let call = Call::new(
+            Method::PATCH,
+            &["composite", "sobjects", object, ext_field],
+            "collection_upsert",
+            object,
+        )
+        .json(&body)?;
+        let chunk_results: Vec<RecordResult> = self.send_json(&call).await?;
+        check_count(chunk_results, chunk.len())
     }
 
     /// `DELETE /composite/sobjects?ids=…&allOrNone=…` in chunks of 200. Results are in input

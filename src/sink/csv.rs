@@ -6,43 +6,51 @@
 //! unchanged); `null` and `""` are `#N/A` (Bulk: set null — Salesforce stores an empty
 //! string as null anyway). Numbers keep every digit (serde_json's arbitrary precision).
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 
 /// Bulk's "set this field to null".
 pub const NULL_CELL: &str = "#N/A";
 
-/// Render records as CSV (LF line endings, comma delimiter, quoting as needed).
+/// Render records as CSV (LF line endings, comma delimiter, quoting as needed), written
+/// straight from the records: one pass finds the columns, one writes the rows (no copy of
+/// the values in between).
 pub fn records_to_csv(records: &[Map<String, Value>]) -> Vec<u8> {
+    let mut index: HashMap<String, usize> = HashMap::new();
     let mut columns: Vec<String> = Vec::new();
-    let flat: Vec<Vec<(String, Option<String>)>> = records.iter().map(flatten).collect();
-    for row in &flat {
-        for (name, _) in row {
-            if !columns.iter().any(|c| c == name) {
-                columns.push(name.clone());
+    for r in records {
+        cells(r, |name, _| {
+            if !index.contains_key(name.as_ref()) {
+                index.insert(name.to_string(), columns.len());
+                columns.push(name.into_owned());
             }
-        }
+        });
     }
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
+        .from_writer(Vec::with_capacity(
+            records.len() * 16 * columns.len().max(1),
+        ));
     // Writing into a Vec cannot fail.
     let _ = w.write_record(&columns);
-    for row in flat {
-        let cells = columns
-            .iter()
-            .map(|c| match row.iter().find(|(n, _)| n == c) {
-                None => String::new(),
-                Some((_, None)) => NULL_CELL.to_string(),
-                Some((_, Some(v))) => v.clone(),
-            });
-        let _ = w.write_record(cells);
+    let mut row: Vec<Cow<'_, str>> = vec![Cow::Borrowed(""); columns.len()];
+    for r in records {
+        row.iter_mut().for_each(|c| *c = Cow::Borrowed(""));
+        cells(r, |name, value| {
+            if let Some(&i) = index.get(name.as_ref()) {
+                row[i] = cell(value);
+            }
+        });
+        let _ = w.write_record(row.iter().map(|c| c.as_bytes()));
     }
     w.into_inner().unwrap_or_default()
 }
 
-/// One record's cells: (column, None = null, Some(text)).
-fn flatten(record: &Map<String, Value>) -> Vec<(String, Option<String>)> {
-    let mut out = Vec::with_capacity(record.len());
+/// Calls `f` with each cell of a record: (column, value); a nested parent reference is its
+/// relationship column.
+fn cells<'a>(record: &'a Map<String, Value>, mut f: impl FnMut(Cow<'a, str>, &'a Value)) {
     for (k, v) in record {
         if k == "attributes" {
             continue;
@@ -51,24 +59,25 @@ fn flatten(record: &Map<String, Value>) -> Vec<(String, Option<String>)> {
             Value::Object(parent) => {
                 for (pk, pv) in parent {
                     if pk != "attributes" {
-                        out.push((format!("{k}.{pk}"), cell(pv)));
+                        f(Cow::Owned(format!("{k}.{pk}")), pv);
                     }
                 }
             }
-            other => out.push((k.clone(), cell(other))),
+            other => f(Cow::Borrowed(k.as_str()), other),
         }
     }
-    out
 }
 
-fn cell(v: &Value) -> Option<String> {
+/// A value's cell text: null and "" are [`NULL_CELL`].
+fn cell(v: &Value) -> Cow<'_, str> {
     match v {
-        Value::Null => None,
-        Value::String(s) if s.is_empty() => None,
-        Value::String(s) => Some(s.clone()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        other => Some(other.to_string()),
+        Value::Null => Cow::Borrowed(NULL_CELL),
+        Value::String(s) if s.is_empty() => Cow::Borrowed(NULL_CELL),
+        Value::String(s) => Cow::Borrowed(s.as_str()),
+        Value::Bool(true) => Cow::Borrowed("true"),
+        Value::Bool(false) => Cow::Borrowed("false"),
+        Value::Number(n) => Cow::Owned(n.to_string()),
+        other => Cow::Owned(other.to_string()),
     }
 }
 

@@ -1,18 +1,22 @@
-//! [`Flusher`]: one epoch at a time, step by step, with every Bulk job recorded before its
-//! upload and every result accounted for before the checkpoint moves. This file holds the
-//! type, its options and report, and [`Flusher::flush`]; the step protocol is in
+//! [`Flusher`]: one epoch at a time, with every Bulk job recorded before its upload and
+//! every result accounted for before the checkpoint moves. Steps that cannot affect each
+//! other (the same object and operation, split only by size, so no key is in two of them,
+//! and none pointing at a record of its own object) run concurrently, at most
+//! `max_bulk_jobs` at once; groups run in plan order (parents first, deletes last). This
+//! file holds the type, its options and report, and [`Flusher::flush`]; the step protocol is in
 //! [`protocol`](super::protocol), result handling in [`settle`](super::settle),
 //! [`parked`](super::parked), [`writeback`](super::writeback) and [`retry`](super::retry).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use futures::stream::{self, StreamExt};
 use serde_json::{Map, Value};
 use tracing::{info_span, Instrument};
 
 use super::destination::{Destination, SinkError};
 use crate::batch::{plan_steps, Coalesce, Epoch, Step, StepKind, StepLimits};
-use crate::checkpoint::{EpochPlan, StateStore};
+use crate::checkpoint::{EpochPlan, StateStore, StepPlan};
 use crate::lsn::Lsn;
 
 /// What the sink needs from a mapped change, beyond coalescing.
@@ -74,6 +78,8 @@ pub struct FlusherOptions {
     /// How often a record failing with a transient error is retried before it is
     /// dead-lettered.
     pub transient_retries: u32,
+    /// Most steps of one epoch in flight at once (Bulk jobs, or Collections steps).
+    pub max_bulk_jobs: usize,
 }
 
 /// What one flush did.
@@ -85,6 +91,16 @@ pub struct FlushReport {
     pub parked: usize,
     pub unparked: usize,
     pub steps: usize,
+}
+
+impl FlushReport {
+    /// Adds what a concurrently run step counted.
+    fn add(&mut self, other: &FlushReport) {
+        self.applied += other.applied;
+        self.dead_lettered += other.dead_lettered;
+        self.parked += other.parked;
+        self.unparked += other.unparked;
+    }
 }
 
 /// Drives epochs into a [`Destination`].
@@ -130,11 +146,35 @@ impl<D: Destination> Flusher<D> {
                 ..Default::default()
             };
             let mut landed: Vec<(String, Vec<String>)> = Vec::new();
-            for ((step, plan), rec) in steps.iter().zip(&plans).zip(recorded) {
-                let done = self.run_step(end_lsn, step, plan, rec, &mut report).await?;
-                check_settled(end_lsn, step, &done.settled)?;
-                if step.kind == StepKind::Upsert && !done.landed.is_empty() {
-                    landed.push((step.object.clone(), done.landed));
+            let mut work = steps.iter().zip(&plans).zip(recorded);
+            for len in concurrent_groups(&steps) {
+                let group: Vec<_> = work
+                    .by_ref()
+                    .take(len)
+                    .map(|((step, plan), rec)| self.run_counted(end_lsn, step, plan, rec))
+                    .collect();
+                let results: Vec<_> = stream::iter(group)
+                    .buffer_unordered(self.opts.max_bulk_jobs.max(1))
+                    .collect()
+                    .await;
+                // Every step of the group ran to its end before an error stops the epoch.
+                let mut first_err = None;
+                for (step, done, r) in results {
+                    report.add(&r);
+                    let done =
+                        done.and_then(|d| check_settled(end_lsn, step, &d.settled).map(|()| d));
+                    match done {
+                        Ok(d) if step.kind == StepKind::Upsert && !d.landed.is_empty() => {
+                            landed.push((step.object.clone(), d.landed));
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            first_err.get_or_insert(e);
+                        }
+                    }
+                }
+                if let Some(e) = first_err {
+                    return Err(e);
                 }
             }
             self.retry_parked(landed, &mut report).await?;
@@ -143,6 +183,47 @@ impl<D: Destination> Flusher<D> {
         }
         .instrument(span)
         .await
+    }
+}
+
+/// Lengths of the runs of consecutive steps that may run concurrently: the same object and
+/// operation (the planner splits such a group only by size, so their keys are disjoint),
+/// and no change pointing at a record of its own object (a self-lookup's parent may be in
+/// a sibling step: those steps run one after another, parents first, as planned).
+pub(super) fn concurrent_groups<C: FlushChange>(steps: &[Step<C>]) -> Vec<usize> {
+    let self_ref = |s: &Step<C>| {
+        s.changes
+            .iter()
+            .any(|c| c.parents().iter().any(|(o, _)| *o == s.object))
+    };
+    let mut groups: Vec<usize> = Vec::new();
+    let mut prev: Option<(&Step<C>, bool)> = None;
+    for s in steps {
+        let refs_own = self_ref(s);
+        let joins = prev.is_some_and(|(p, p_refs_own)| {
+            p.object == s.object && p.kind == s.kind && !p_refs_own && !refs_own
+        });
+        match groups.last_mut() {
+            Some(n) if joins => *n += 1,
+            _ => groups.push(1),
+        }
+        prev = Some((s, refs_own));
+    }
+    groups
+}
+
+impl<D: Destination> Flusher<D> {
+    /// [`Self::run_step`] with its own report (steps of a group run concurrently).
+    async fn run_counted<'s, C: FlushChange>(
+        &self,
+        end_lsn: Lsn,
+        step: &'s Step<C>,
+        plan: &StepPlan,
+        recorded: super::protocol::Recorded,
+    ) -> (&'s Step<C>, Result<StepDone, SinkError>, FlushReport) {
+        let mut r = FlushReport::default();
+        let done = self.run_step(end_lsn, step, plan, recorded, &mut r).await;
+        (step, done, r)
     }
 }
 
@@ -227,6 +308,15 @@ mod tests {
             json_only: false,
             changes: keys.iter().map(|k| T(k)).collect(),
         }
+    }
+
+    #[test]
+    fn steps_of_one_object_and_operation_form_one_concurrent_group() {
+        let mut steps = vec![step(&["1"]), step(&["2"]), step(&["3"]), step(&["4"])];
+        steps[2].kind = StepKind::Delete;
+        steps[3].object = "Contact".into();
+        assert_eq!(concurrent_groups(&steps), [2, 1, 1]);
+        assert!(concurrent_groups::<T>(&[]).is_empty());
     }
 
     #[test]

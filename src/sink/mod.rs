@@ -9,6 +9,7 @@ mod csv;
 mod destination;
 mod flusher;
 mod parked;
+mod poll;
 mod protocol;
 mod retry;
 mod salesforce;

@@ -16,7 +16,7 @@ use crate::lsn::Lsn;
 use crate::metrics as m;
 
 /// A recorded step's job and state, as handed to the step that resumes it.
-type Recorded = Option<(Option<String>, StepState)>;
+pub(super) type Recorded = Option<(Option<String>, StepState)>;
 
 impl<D: Destination> Flusher<D> {
     /// The plan of each step. A step whose content matches the recorded step at the same

@@ -1,9 +1,13 @@
 //! The real [`Destination`]: Salesforce through [`SalesforceClient`] — Bulk API 2.0 jobs for
 //! big steps, sObject Collections for small ones, SOQL to find Ids for deletes.
+//!
+//! API requests are spent carefully: a job's status polls are paced by what earlier jobs
+//! showed ([`super::poll`]), a job's failed (or successful) results are downloaded only when
+//! its counts say there are any, and a step's Collections calls go several at a time.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
@@ -13,17 +17,28 @@ use serde_json::{Map, Value};
 
 use super::csv::records_to_csv;
 use super::destination::{Destination, JobStatus, Outcome, RecordFailure, SinkError};
+use super::poll::Pacer;
 use crate::batch::StepKind;
 use crate::salesforce::{
-    IngestJobRequest, IngestOperation, JobState, PollPolicy, RecordResult, ResultColumns,
+    IngestJobRequest, IngestOperation, JobInfo, JobState, RecordResult, ResultColumns,
     SalesforceClient, SalesforceError,
 };
+
+/// First status poll of a job without history; the pacer learns from there.
+const POLL_INITIAL: Duration = Duration::from_millis(100);
+/// Longest wait between two status polls of a running job.
+const POLL_MAX: Duration = Duration::from_secs(10);
 
 /// Salesforce as a [`Destination`].
 #[derive(Clone)]
 pub struct SalesforceDestination {
     client: SalesforceClient,
-    poll: PollPolicy,
+    pacer: Arc<Pacer>,
+    /// Jobs this process uploaded and has not waited for yet: their row count and when
+    /// they were closed (the pacer times their first poll from them).
+    uploads: Arc<DashMap<String, (u64, Instant)>>,
+    /// Collections calls of one step in flight at once.
+    calls_in_flight: usize,
     /// Whether an (object, external id field) is numeric, from describe, so SOQL lookups
     /// write its values unquoted (Salesforce rejects a quoted value for a Number field).
     numeric_keys: Arc<DashMap<(String, String), bool>>,
@@ -33,12 +48,44 @@ impl SalesforceDestination {
     pub fn new(client: SalesforceClient) -> Self {
         SalesforceDestination {
             client,
-            poll: PollPolicy {
-                initial: Duration::from_millis(100),
-                max: Duration::from_secs(5),
-                timeout: None,
-            },
+            pacer: Arc::new(Pacer::new(POLL_INITIAL, POLL_MAX)),
+            uploads: Arc::new(DashMap::new()),
+            calls_in_flight: 1,
             numeric_keys: Arc::new(DashMap::new()),
+        }
+    }
+
+    /// Send up to `n` of a step's sObject Collections calls at once (at least 1).
+    pub fn with_calls_in_flight(mut self, n: usize) -> Self {
+        self.calls_in_flight = n.max(1);
+        self
+    }
+
+    /// Poll a job until it is terminal, paced by [`Pacer`].
+    async fn wait_for_job(&self, job_id: &str) -> Result<JobInfo, SinkError> {
+        let (rows, closed) = match self.uploads.remove(job_id) {
+            Some((_, (rows, at))) => (Some(rows), at),
+            None => (None, Instant::now()),
+        };
+        let (mut poll, mut wait) = self.pacer.begin(rows);
+        loop {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(closed + wait)).await;
+            let info = self.client.job_info(job_id).await.map_err(remote)?;
+            let elapsed = closed.elapsed();
+            if info.state.is_terminal() {
+                self.pacer.finished(&poll, elapsed);
+                tracing::info!(job_id, state = ?info.state, processed = info.number_records_processed,
+                    failed = info.number_records_failed, "bulk job finished");
+                return Ok(info);
+            }
+            let next = self.pacer.next(
+                &mut poll,
+                elapsed,
+                info.state,
+                info.number_records_processed,
+            );
+            // Waits are measured from the close.
+            wait = elapsed + next;
         }
     }
 
@@ -145,6 +192,8 @@ impl Destination for SalesforceDestination {
             .await
             .map_err(remote)?;
         self.client.close_job(job_id).await.map_err(remote)?;
+        self.uploads
+            .insert(job_id.to_string(), (records.len() as u64, Instant::now()));
         Ok(())
     }
 
@@ -175,11 +224,7 @@ impl Destination for SalesforceDestination {
         job_id: &str,
         key_column: &str,
     ) -> Result<(Vec<Outcome>, Vec<String>), SinkError> {
-        let info = self
-            .client
-            .wait_for_job(job_id, &self.poll)
-            .await
-            .map_err(remote)?;
+        let info = self.wait_for_job(job_id).await?;
         let mut outcomes = Vec::new();
         if info.state == JobState::Aborted {
             // Aborted by someone else mid-flight: every row it did not process is sent again.
@@ -193,19 +238,33 @@ impl Destination for SalesforceDestination {
                 .collect();
             return Ok((outcomes, unprocessed));
         }
-        for ok in self
-            .client
-            .successful_results(&info)
-            .await
-            .map_err(remote)?
-        {
+        // A job's counts say whether a result file can hold anything: a download that
+        // cannot is an API request saved (a wrong count cannot lose a row: a key without
+        // an outcome is sent again, see the protocol's `without_outcome`).
+        let succeeded = info
+            .number_records_processed
+            .saturating_sub(info.number_records_failed);
+        let successful = if succeeded > 0 || info.state != JobState::JobComplete {
+            self.client
+                .successful_results(&info)
+                .await
+                .map_err(remote)?
+        } else {
+            Vec::new()
+        };
+        for ok in successful {
             let key = ok.column(key_column).unwrap_or_default().to_string();
             outcomes.push(Outcome {
                 key,
                 result: Ok((ok.id, ok.created)),
             });
         }
-        for bad in self.client.failed_results(&info).await.map_err(remote)? {
+        let failed = if info.number_records_failed > 0 || info.state != JobState::JobComplete {
+            self.client.failed_results(&info).await.map_err(remote)?
+        } else {
+            Vec::new()
+        };
+        for bad in failed {
             let key = bad.column(key_column).unwrap_or_default().to_string();
             outcomes.push(Outcome {
                 key,
@@ -251,7 +310,13 @@ impl Destination for SalesforceDestination {
             .collect();
         let results = self
             .client
-            .upsert_collection(object, external_id_field, with_type, false)
+            .upsert_collection_in_flight(
+                object,
+                external_id_field,
+                with_type,
+                false,
+                self.calls_in_flight,
+            )
             .await
             .map_err(remote)?;
         Ok(keys

@@ -305,3 +305,25 @@ fn syntax_errors_have_a_location() {
     let err = Config::load("/nonexistent/pgforce.toml").unwrap_err();
     assert!(err.to_string().contains("/nonexistent/pgforce.toml"));
 }
+
+#[test]
+fn concurrency_keys_default_and_are_bounded_by_salesforce_limits() {
+    let c = Config::from_toml_with(BASE, &Fake).unwrap();
+    let b = &c.pipelines[0].batching;
+    assert_eq!((b.max_concurrent_bulk_jobs, b.max_concurrent_calls), (4, 4));
+    let bad = variant(
+        "[pipelines.salesforce]",
+        "[pipelines.batching]\nmax_concurrent_bulk_jobs = 0\nmax_concurrent_calls = 26\n\n[pipelines.salesforce]",
+    );
+    let err = Config::parse_unresolved(&bad).expect_err("rejected");
+    let keys: Vec<_> = err.errors().iter().map(|e| e.key.clone()).collect();
+    assert_eq!(
+        keys,
+        [
+            "pipelines[0].batching.max_concurrent_bulk_jobs",
+            "pipelines[0].batching.max_concurrent_calls"
+        ],
+        "both reported at once"
+    );
+    assert!(err.to_string().contains("1–25"), "{err}");
+}

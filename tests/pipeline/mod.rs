@@ -8,3 +8,4 @@ mod ha;
 mod reliability;
 mod signals;
 mod templates_e2e;
+mod throughput;

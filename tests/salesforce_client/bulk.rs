@@ -188,10 +188,15 @@ async fn ingest_full_cycle() {
         json!({"object": "Contact", "operation": "upsert", "externalIdFieldName": "Ext__c",
                "contentType": "CSV", "lineEnding": "LF", "columnDelimiter": "COMMA"})
     );
-    let (upload, headers) = &stub.hits.bodies("upload")[0];
+    let (packed, headers) = &stub.hits.bodies("upload")[0];
+    // Uploads go gzipped; the CSV inside is the sink's, byte for byte.
+    assert_eq!(headers["content-encoding"], "gzip");
+    let mut upload = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&packed[..]), &mut upload)
+        .unwrap();
     assert_eq!(&upload[..], &expected_upload[..]);
     assert_eq!(
-        std::str::from_utf8(upload).unwrap(),
+        std::str::from_utf8(&upload).unwrap(),
         "Ext__c,Name,Description\n\
          k1,\"Acme, Inc.\",\"two\nlines, \"\"quoted\"\"\"\n\
          k2,#N/A,x\n\
