@@ -5,7 +5,7 @@ use super::error::{q, StateError};
 use super::store::StateStore;
 
 /// The version [`migrations`] brings a database to.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Quote an SQL identifier (schema names come from config).
 pub fn quote_ident(name: &str) -> String {
@@ -101,6 +101,25 @@ CREATE INDEX IF NOT EXISTS parked_parents_parent
 INSERT INTO {s}.parked_parents
     SELECT pipeline, mapping, external_id, parent_object, parent_external_id FROM {s}.parked
     ON CONFLICT DO NOTHING;
+"#
+        ),
+        // 3: Salesforce → Postgres: where each inbound entry stands, written in the same
+        // transaction as the rows it applied; `phase` and the load columns make the
+        // initial load resumable.
+        format!(
+            r#"
+CREATE TABLE IF NOT EXISTS {s}.inbound_positions (
+    pipeline      text NOT NULL,
+    object        text NOT NULL,
+    target        text NOT NULL,
+    phase         text NOT NULL,
+    replay_id     bytea,
+    poll_modstamp timestamptz,
+    poll_id       text,
+    load_after_id text,
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, object, target)
+);
 "#
         ),
     ]

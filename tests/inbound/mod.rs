@@ -1,0 +1,9 @@
+//! Salesforce → Postgres: the `[[pipelines.inbound]]` config and templates, the poll-mode
+//! engine end to end against the emulator and a throwaway Postgres (REST, Collections and
+//! Bulk changes, nulls, untouched columns, stale events, hard deletes, audit rows written
+//! once across restarts and kills), and `pgforce schema`.
+
+mod config;
+mod crash;
+mod poll;
+mod schema;
