@@ -24,6 +24,8 @@ use crate::support::start;
 
 /// Postgres, the emulator, the pipeline config and a client for making changes.
 pub struct Env {
+    /// Held so the cluster lives as long as the test.
+    #[allow(dead_code)]
     pub cluster: TempCluster,
     pub emulator: EmulatorHandle,
     pub db_url: String,
