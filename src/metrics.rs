@@ -172,13 +172,39 @@ fn describe_all() {
         "Initial backfill progress per table, 0 to 1."
     );
     describe_gauge!(PIPELINE_UP, "1 while the pipeline runs and holds its lock.");
-    describe_counter!(INBOUND_EVENTS_RECEIVED, "Salesforce change events received by inbound entries, by object and change type.");
-    describe_counter!(INBOUND_EVENTS_APPLIED, "Salesforce change events applied to Postgres, by object and change type.");
-    describe_counter!(INBOUND_STALE, "Mirror changes skipped because the row holds a newer SystemModstamp.");
-    describe_histogram!(INBOUND_LAG, Unit::Seconds, "Salesforce commit to Postgres commit of an applied change.");
-    describe_gauge!(INBOUND_POSITION_AGE, Unit::Seconds, "Seconds since the inbound entry last stored its position.");
+    describe_counter!(
+        INBOUND_EVENTS_RECEIVED,
+        "Salesforce change events received by inbound entries, by object and change type."
+    );
+    describe_counter!(
+        INBOUND_EVENTS_APPLIED,
+        "Salesforce change events applied to Postgres, by object and change type."
+    );
+    describe_counter!(
+        INBOUND_STALE,
+        "Mirror changes skipped because the row holds a newer SystemModstamp."
+    );
+    describe_histogram!(
+        INBOUND_LAG,
+        Unit::Seconds,
+        "Salesforce commit to Postgres commit of an applied change."
+    );
+    describe_gauge!(
+        INBOUND_POSITION_AGE,
+        Unit::Seconds,
+        "Seconds since the inbound entry last stored its position."
+    );
     describe_counter!(INBOUND_GAPS, "Gap events whose records were re-read.");
-    describe_counter!(INBOUND_OVERFLOWS, "Overflow events whose window was re-read by SystemModstamp.");
-    describe_counter!(INBOUND_RESYNCS, "Targeted resyncs by SystemModstamp (reason position_lost or overflow).");
-    describe_counter!(INBOUND_LOADED, "Records written by the initial load of an inbound entry.");
+    describe_counter!(
+        INBOUND_OVERFLOWS,
+        "Overflow events whose window was re-read by SystemModstamp."
+    );
+    describe_counter!(
+        INBOUND_RESYNCS,
+        "Targeted resyncs by SystemModstamp (reason position_lost or overflow)."
+    );
+    describe_counter!(
+        INBOUND_LOADED,
+        "Records written by the initial load of an inbound entry."
+    );
 }

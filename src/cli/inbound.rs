@@ -23,7 +23,12 @@ fn start_entry(rt: Arc<Runtime>, index: usize, shutdown: watch::Receiver<bool>) 
     Box::pin(async move {
         let cfg = &rt.pipeline.inbound[index];
         match cfg.source {
-            InboundSource::Poll => rt.entry(index, rt.poll_source(index)).await?.run(shutdown).await,
+            InboundSource::Poll => {
+                rt.entry(index, rt.poll_source(index))
+                    .await?
+                    .run(shutdown)
+                    .await
+            }
             InboundSource::Cdc => {
                 let settings = CdcSettings {
                     endpoint: rt.pipeline.salesforce.pubsub_endpoint.clone(),
@@ -55,7 +60,10 @@ pub async fn run_inbound(
 mod tests {
     #[test]
     fn topics() {
-        assert_eq!(super::cdc_topic("Opportunity"), "/data/OpportunityChangeEvent");
+        assert_eq!(
+            super::cdc_topic("Opportunity"),
+            "/data/OpportunityChangeEvent"
+        );
         assert_eq!(super::cdc_topic("Invoice__c"), "/data/Invoice__ChangeEvent");
     }
 }

@@ -35,7 +35,9 @@ pub async fn schema(args: SchemaArgs) -> anyhow::Result<ExitCode> {
         if args.pipeline.as_deref().is_some_and(|n| n != p.name) || p.inbound.is_empty() {
             continue;
         }
-        let plans = plans_for(p).await.with_context(|| format!("pipeline {}", p.name))?;
+        let plans = plans_for(p)
+            .await
+            .with_context(|| format!("pipeline {}", p.name))?;
         pending |= report(p, &plans, args.apply).await?;
     }
     Ok(if pending && !args.apply {
@@ -47,7 +49,11 @@ pub async fn schema(args: SchemaArgs) -> anyhow::Result<ExitCode> {
 
 async fn connect(p: &PipelineConfig) -> anyhow::Result<tokio_postgres::Client> {
     use secrecy::ExposeSecret;
-    let url = p.source.database_url.value().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let url = p
+        .source
+        .database_url
+        .value()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (client, conn) = pgforce::pgconn::connect(url.expose_secret())
         .await
         .context("connecting to Postgres")?;

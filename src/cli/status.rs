@@ -139,7 +139,9 @@ async fn inbound_rows(
             target: e.qualified_table(),
         };
         let stored = load(pg, &key).await.ok().flatten().and_then(Result::ok);
-        let live_e = live_side.and_then(|s| s.inbound.as_ref()).and_then(|l| l.get(i));
+        let live_e = live_side
+            .and_then(|s| s.inbound.as_ref())
+            .and_then(|l| l.get(i));
         rows.push(json!({
             "object": e.object,
             "table": e.qualified_table(),

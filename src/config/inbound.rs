@@ -205,8 +205,7 @@ impl<'de> Deserialize<'de> for InboundField {
                 })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<InboundField, A::Error> {
-                let t =
-                    InboundFieldTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                let t = InboundFieldTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
                 Ok(InboundField {
                     column: t.column,
                     transform: t.transform,
@@ -370,7 +369,10 @@ fn check_fields(key: &str, e: &InboundConfig, err: &mut impl FnMut(&str, String)
         InboundMode::Audit => Vec::new(),
     };
     if e.mode == InboundMode::Mirror {
-        for (k, c) in [("key_column", &e.key_column), ("modstamp_column", &e.modstamp_column)] {
+        for (k, c) in [
+            ("key_column", &e.key_column),
+            ("modstamp_column", &e.modstamp_column),
+        ] {
             if !is_identifier(c) {
                 err(&format!("{key}.{k}"), "must be a column name".into());
             }
@@ -400,7 +402,10 @@ fn check_fields(key: &str, e: &InboundConfig, err: &mut impl FnMut(&str, String)
         if !is_identifier(&spec.column) {
             err(
                 &k,
-                format!("`{}` is not a column name (letters, digits, `_`)", spec.column),
+                format!(
+                    "`{}` is not a column name (letters, digits, `_`)",
+                    spec.column
+                ),
             );
         }
         let own_id = e.mode == InboundMode::Mirror
@@ -528,7 +533,10 @@ pub(crate) fn validate_entries(
             None => push(
                 "sf.object_missing",
                 format!("{key}.object"),
-                format!("sObject {} does not exist or is not visible to the integration user", e.object),
+                format!(
+                    "sObject {} does not exist or is not visible to the integration user",
+                    e.object
+                ),
                 "check the API name in Setup > Object Manager and the user's permissions".into(),
             ),
             Some(o) => {
@@ -565,7 +573,8 @@ pub(crate) fn validate_entries(
                             "pg.column_missing",
                             format!("{key}.table"),
                             format!("column {col} does not exist in {qt}"),
-                            "run `pgforce schema` to see the differences, `--apply` to add them".into(),
+                            "run `pgforce schema` to see the differences, `--apply` to add them"
+                                .into(),
                         );
                     }
                 }
@@ -573,7 +582,10 @@ pub(crate) fn validate_entries(
                     push(
                         "pg.key_not_unique",
                         format!("{key}.key_column"),
-                        format!("{qt}.{} is not the primary key or uniquely indexed", e.key_column),
+                        format!(
+                            "{qt}.{} is not the primary key or uniquely indexed",
+                            e.key_column
+                        ),
                         format!("ALTER TABLE {qt} ADD PRIMARY KEY ({})", e.key_column),
                     );
                 }

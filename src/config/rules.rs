@@ -75,7 +75,10 @@ fn check_pipeline(key: &str, p: &PipelineConfig, errs: &mut Vec<KeyError>) {
         );
     }
     if outbound && p.publication.is_empty() {
-        err("publication", "required when the pipeline has mappings".into());
+        err(
+            "publication",
+            "required when the pipeline has mappings".into(),
+        );
     }
     for (k, v) in [
         ("publication", &p.publication),

@@ -314,12 +314,12 @@ impl Applier {
             pipeline: self.ctx.pipeline.clone(),
             object: self.ctx.object.clone(),
             record_id: id.to_string(),
-            source: ConvertError {
+            source: Box::new(ConvertError {
                 field: field.to_string(),
                 column: column.to_string(),
                 sql: ty.sql.clone(),
                 reason,
-            },
+            }),
         })
     }
 }

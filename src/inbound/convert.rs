@@ -127,7 +127,9 @@ fn by_kind(value: &Value, ty: &ColumnType) -> Result<Option<String>, String> {
             }
             Value::Number(n) => {
                 // CDC sends dates as days since the epoch.
-                let days = n.as_i64().ok_or_else(|| format!("{n} is not a day number"))?;
+                let days = n
+                    .as_i64()
+                    .ok_or_else(|| format!("{n} is not a day number"))?;
                 let d = NaiveDate::from_ymd_opt(1970, 1, 1)
                     .and_then(|e| e.checked_add_signed(chrono::Duration::days(days)))
                     .ok_or_else(|| format!("{n} days is out of range"))?;
@@ -225,8 +227,14 @@ mod tests {
         assert_eq!(c(json!(12.5), &ty("numeric", "N")).as_deref(), Some("12.5"));
         assert_eq!(c(json!(""), &ty("numeric", "N")), None);
         assert_eq!(c(json!(true), &ty("boolean", "B")).as_deref(), Some("true"));
-        assert_eq!(c(json!("false"), &ty("boolean", "B")).as_deref(), Some("false"));
-        assert_eq!(c(json!("2024-02-03"), &ty("date", "D")).as_deref(), Some("2024-02-03"));
+        assert_eq!(
+            c(json!("false"), &ty("boolean", "B")).as_deref(),
+            Some("false")
+        );
+        assert_eq!(
+            c(json!("2024-02-03"), &ty("date", "D")).as_deref(),
+            Some("2024-02-03")
+        );
         assert_eq!(c(json!(1), &ty("date", "D")).as_deref(), Some("1970-01-02"));
         assert_eq!(c(json!(null), &ty("text", "S")), None);
         assert_eq!(
@@ -253,11 +261,15 @@ mod tests {
         };
         let text = ty("text", "S");
         assert_eq!(
-            to_column_text(&json!("Closed Won"), &text, Some(&t)).unwrap().as_deref(),
+            to_column_text(&json!("Closed Won"), &text, Some(&t))
+                .unwrap()
+                .as_deref(),
             Some("won")
         );
         assert_eq!(
-            to_column_text(&json!("Prospecting"), &text, Some(&t)).unwrap().as_deref(),
+            to_column_text(&json!("Prospecting"), &text, Some(&t))
+                .unwrap()
+                .as_deref(),
             Some("open")
         );
     }

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use tokio_postgres::GenericClient;
 
 use crate::checkpoint::quote_ident;
-use crate::config::inbound::{InboundConfig, InboundDelete, InboundMode, InboundTransform, AUDIT_COLUMNS};
+use crate::config::inbound::{
+    InboundConfig, InboundDelete, InboundMode, InboundTransform, AUDIT_COLUMNS,
+};
 use crate::salesforce::rest::{FieldDescribe, FieldType, SObjectDescribe};
 
 /// What `pgforce schema` found for one entry.
@@ -56,8 +58,14 @@ pub fn desired_columns(entry: &InboundConfig, describe: &SObjectDescribe) -> Vec
             .collect(),
         InboundMode::Mirror => {
             let mut cols = vec![
-                (entry.key_column.clone(), "text NOT NULL PRIMARY KEY".to_string()),
-                (entry.modstamp_column.clone(), "timestamp with time zone".to_string()),
+                (
+                    entry.key_column.clone(),
+                    "text NOT NULL PRIMARY KEY".to_string(),
+                ),
+                (
+                    entry.modstamp_column.clone(),
+                    "timestamp with time zone".to_string(),
+                ),
             ];
             if let InboundDelete::DeletedAt(c) = &entry.delete {
                 cols.push((c.clone(), "timestamp with time zone".into()));
@@ -128,8 +136,10 @@ pub fn plan(
                 .iter()
                 .map(|(c, t)| format!("    {} {t}", quote_ident(c)))
                 .collect();
-            plan.statements
-                .push(format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema)));
+            plan.statements.push(format!(
+                "CREATE SCHEMA IF NOT EXISTS {}",
+                quote_ident(schema)
+            ));
             plan.statements
                 .push(format!("CREATE TABLE {quoted} (\n{}\n)", cols.join(",\n")));
             if entry.mode == InboundMode::Audit {
@@ -219,8 +229,20 @@ mod tests {
 
     fn entry(mode: InboundMode) -> InboundConfig {
         let mut fields = BTreeMap::new();
-        for (f, c) in [("Amount", "amount"), ("CloseDate", "close_date"), ("IsWon", "is_won"), ("Tags__c", "tags"), ("Account.Name", "account_name")] {
-            fields.insert(f.to_string(), InboundField { column: c.into(), transform: None });
+        for (f, c) in [
+            ("Amount", "amount"),
+            ("CloseDate", "close_date"),
+            ("IsWon", "is_won"),
+            ("Tags__c", "tags"),
+            ("Account.Name", "account_name"),
+        ] {
+            fields.insert(
+                f.to_string(),
+                InboundField {
+                    column: c.into(),
+                    transform: None,
+                },
+            );
         }
         let text = format!(
             "object = \"Opportunity\"\ntable = \"sf.opportunities\"\nmode = \"{}\"",
@@ -237,13 +259,19 @@ mod tests {
     fn a_missing_table_is_created_with_typed_columns() {
         let p = plan(&entry(InboundMode::Mirror), &describe(), None);
         let create = &p.statements[1];
-        assert!(create.contains("\"id\" text NOT NULL PRIMARY KEY"), "{create}");
+        assert!(
+            create.contains("\"id\" text NOT NULL PRIMARY KEY"),
+            "{create}"
+        );
         assert!(create.contains("\"amount\" numeric(18,2)"), "{create}");
         assert!(create.contains("\"close_date\" date"), "{create}");
         assert!(create.contains("\"is_won\" boolean"), "{create}");
         assert!(create.contains("\"tags\" text[]"), "{create}");
         assert!(create.contains("\"account_name\" text"), "{create}");
-        assert!(create.contains("\"system_modstamp\" timestamp with time zone"), "{create}");
+        assert!(
+            create.contains("\"system_modstamp\" timestamp with time zone"),
+            "{create}"
+        );
     }
 
     #[test]
@@ -262,7 +290,9 @@ mod tests {
         let p = plan(&entry(InboundMode::Mirror), &describe(), Some(&have));
         assert_eq!(
             p.statements,
-            vec!["ALTER TABLE \"sf\".\"opportunities\" ADD COLUMN \"account_name\" text".to_string()]
+            vec![
+                "ALTER TABLE \"sf\".\"opportunities\" ADD COLUMN \"account_name\" text".to_string()
+            ]
         );
         assert_eq!(p.notes.len(), 1, "{:?}", p.notes);
         assert!(p.notes[0].contains("amount is double precision"));

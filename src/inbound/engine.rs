@@ -57,7 +57,8 @@ impl<S: ChangeSource> Entry<S> {
             None => self.first_start().await?,
             Some(s) if s.phase == Phase::Loading => {
                 let tip = s.position.clone().ok_or_else(|| {
-                    self.ctx().corrupt("a load in progress without its tip position")
+                    self.ctx()
+                        .corrupt("a load in progress without its tip position")
                 })?;
                 info!(object = %self.cfg().object, after = ?s.load_after_id, "resuming the initial load");
                 self.load(&tip, s.load_after_id.clone()).await?;
@@ -86,7 +87,8 @@ impl<S: ChangeSource> Entry<S> {
     /// No stored state: take the tip, load the existing records, return the tip.
     async fn first_start(&mut self) -> Result<Position, InboundError> {
         let tip = self.source.tip().await.map_err(self.ctx().source())?;
-        let load = self.cfg().mode == InboundMode::Mirror && self.cfg().initial_load != InitialLoad::None;
+        let load =
+            self.cfg().mode == InboundMode::Mirror && self.cfg().initial_load != InitialLoad::None;
         if !load {
             self.store(Phase::Streaming, &tip).await?;
             return Ok(tip);
@@ -152,7 +154,11 @@ impl<S: ChangeSource> Entry<S> {
         }
     }
 
-    async fn load_soql(&mut self, tip: &Position, mut after: Option<String>) -> Result<u64, InboundError> {
+    async fn load_soql(
+        &mut self,
+        tip: &Position,
+        mut after: Option<String>,
+    ) -> Result<u64, InboundError> {
         let mut loaded = 0u64;
         loop {
             let cursor = after
@@ -177,7 +183,11 @@ impl<S: ChangeSource> Entry<S> {
                 .collect();
             let last = events.last().and_then(|e| e.record_ids.first().cloned());
             let done = records.len() < LOAD_PAGE || last.is_none();
-            let phase = if done { Phase::Streaming } else { Phase::Loading };
+            let phase = if done {
+                Phase::Streaming
+            } else {
+                Phase::Loading
+            };
             let mut client = self.state.session().await;
             let applied = self
                 .applier
@@ -306,7 +316,10 @@ impl<S: ChangeSource> Entry<S> {
                 let stored = self.stored().await?;
                 let from = stored
                     .and_then(|s| s.position)
-                    .unwrap_or_else(|| Position::Poll { systemmodstamp: Utc::now(), id: String::new() });
+                    .unwrap_or_else(|| Position::Poll {
+                        systemmodstamp: Utc::now(),
+                        id: String::new(),
+                    });
                 let tip = self.resync_lost(&from).await?;
                 self.source
                     .start(Start::After(tip))
@@ -329,10 +342,12 @@ impl<S: ChangeSource> Entry<S> {
         for e in events {
             metrics::counter!(m::INBOUND_EVENTS_APPLIED, "pipeline" => p.clone(), "object" => o.clone(), "change_type" => e.kind.as_str()).increment(1);
             let lag = (now - e.commit_timestamp).num_milliseconds().max(0) as f64 / 1000.0;
-            metrics::histogram!(m::INBOUND_LAG, "pipeline" => p.clone(), "object" => o.clone()).record(lag);
+            metrics::histogram!(m::INBOUND_LAG, "pipeline" => p.clone(), "object" => o.clone())
+                .record(lag);
         }
         if applied.stale > 0 {
-            metrics::counter!(m::INBOUND_STALE, "pipeline" => p.clone(), "object" => o.clone()).increment(applied.stale);
+            metrics::counter!(m::INBOUND_STALE, "pipeline" => p.clone(), "object" => o.clone())
+                .increment(applied.stale);
         }
         let lag = events
             .iter()
@@ -352,7 +367,10 @@ impl<S: ChangeSource> Entry<S> {
 
     /// Gap events → re-read records; diff fields re-read; overflow → window resync;
     /// relationship fields and the filter applied.
-    async fn resolve(&mut self, events: Vec<InboundEvent>) -> Result<Vec<InboundEvent>, InboundError> {
+    async fn resolve(
+        &mut self,
+        events: Vec<InboundEvent>,
+    ) -> Result<Vec<InboundEvent>, InboundError> {
         let mut out = Vec::with_capacity(events.len());
         for e in events {
             match e.kind {
@@ -411,13 +429,23 @@ impl<S: ChangeSource> Entry<S> {
         let found = self.reread(&e.record_ids, &select_list(self.cfg())).await?;
         Ok(e.record_ids
             .iter()
-            .map(|id| match found.get(id).and_then(|r| record_event(self.cfg(), r, e.position.clone())) {
-                Some(mut ev) => {
-                    ev.commit_user = e.commit_user.clone();
-                    ev.change_origin = e.change_origin.clone();
-                    ev
+            .map(|id| {
+                match found
+                    .get(id)
+                    .and_then(|r| record_event(self.cfg(), r, e.position.clone()))
+                {
+                    Some(mut ev) => {
+                        ev.commit_user = e.commit_user.clone();
+                        ev.change_origin = e.change_origin.clone();
+                        ev
+                    }
+                    None => super::record::deleted_event(
+                        self.cfg(),
+                        id,
+                        e.commit_timestamp,
+                        e.position.clone(),
+                    ),
                 }
-                None => super::record::deleted_event(self.cfg(), id, e.commit_timestamp, e.position.clone()),
             })
             .collect())
     }
@@ -439,16 +467,28 @@ impl<S: ChangeSource> Entry<S> {
 
     /// CDC events carry no relationship fields: re-read them when the reference changed.
     async fn fill_relationships(&self, events: &mut [InboundEvent]) -> Result<(), InboundError> {
-        let paths: Vec<String> = self.cfg().fields.keys().filter(|f| f.contains('.')).cloned().collect();
+        let paths: Vec<String> = self
+            .cfg()
+            .fields
+            .keys()
+            .filter(|f| f.contains('.'))
+            .cloned()
+            .collect();
         if paths.is_empty() {
             return Ok(());
         }
         let needs = |e: &InboundEvent| {
             matches!(e.kind, ChangeKind::Create | ChangeKind::Undelete)
                 || (e.kind == ChangeKind::Update
-                    && paths.iter().any(|p| e.values.contains_key(&reference_field(p))))
+                    && paths
+                        .iter()
+                        .any(|p| e.values.contains_key(&reference_field(p))))
         };
-        let ids: Vec<String> = events.iter().filter(|e| needs(e)).flat_map(|e| e.record_ids.clone()).collect();
+        let ids: Vec<String> = events
+            .iter()
+            .filter(|e| needs(e))
+            .flat_map(|e| e.record_ids.clone())
+            .collect();
         if ids.is_empty() {
             return Ok(());
         }
@@ -471,7 +511,10 @@ impl<S: ChangeSource> Entry<S> {
 
     /// Events of records outside the filter: a mirror deletes their row (the record left
     /// the filter), an audit skips them.
-    async fn apply_filter(&self, events: Vec<InboundEvent>) -> Result<Vec<InboundEvent>, InboundError> {
+    async fn apply_filter(
+        &self,
+        events: Vec<InboundEvent>,
+    ) -> Result<Vec<InboundEvent>, InboundError> {
         let Some(filter) = &self.cfg().filter else {
             return Ok(events);
         };
@@ -490,13 +533,23 @@ impl<S: ChangeSource> Entry<S> {
                 self.cfg().object,
                 list.join(", ")
             );
-            let records: Vec<_> = self.client.query(soql).try_collect().await.map_err(self.ctx().sf())?;
-            matching.extend(records.iter().filter_map(|r| r.get("Id").and_then(Value::as_str).map(String::from)));
+            let records: Vec<_> = self
+                .client
+                .query(soql)
+                .try_collect()
+                .await
+                .map_err(self.ctx().sf())?;
+            matching.extend(
+                records
+                    .iter()
+                    .filter_map(|r| r.get("Id").and_then(Value::as_str).map(String::from)),
+            );
         }
         Ok(events
             .into_iter()
             .filter_map(|mut e| {
-                if e.kind == ChangeKind::Delete || e.record_ids.iter().all(|i| matching.contains(i)) {
+                if e.kind == ChangeKind::Delete || e.record_ids.iter().all(|i| matching.contains(i))
+                {
                     return Some(e);
                 }
                 match self.cfg().mode {
@@ -519,14 +572,23 @@ impl<S: ChangeSource> Entry<S> {
     }
 
     /// Every record changed since `since` (deleted ones too), as events at `position`.
-    async fn window(&self, since: DateTime<Utc>, position: Position) -> Result<Vec<InboundEvent>, InboundError> {
+    async fn window(
+        &self,
+        since: DateTime<Utc>,
+        position: Position,
+    ) -> Result<Vec<InboundEvent>, InboundError> {
         let soql = format!(
             "SELECT {} FROM {} WHERE SystemModstamp >= {} ORDER BY SystemModstamp, Id",
             select_list(self.cfg()).join(", "),
             self.cfg().object,
             soql_datetime(since)
         );
-        let records: Vec<_> = self.client.query_all(soql).try_collect().await.map_err(self.ctx().sf())?;
+        let records: Vec<_> = self
+            .client
+            .query_all(soql)
+            .try_collect()
+            .await
+            .map_err(self.ctx().sf())?;
         let mut events: Vec<InboundEvent> = records
             .iter()
             .filter_map(|r| record_event(self.cfg(), r, position.clone()))
@@ -534,12 +596,21 @@ impl<S: ChangeSource> Entry<S> {
         if Utc::now() - since < TimeDelta::days(15) {
             let deleted = self
                 .client
-                .get_deleted(&self.cfg().object, since, Utc::now() + TimeDelta::minutes(2))
+                .get_deleted(
+                    &self.cfg().object,
+                    since,
+                    Utc::now() + TimeDelta::minutes(2),
+                )
                 .await
                 .map_err(self.ctx().sf())?;
             for d in deleted.deleted_records {
                 let at = parse_datetime(&d.deleted_date).unwrap_or(since);
-                events.push(super::record::deleted_event(self.cfg(), &d.id, at, position.clone()));
+                events.push(super::record::deleted_event(
+                    self.cfg(),
+                    &d.id,
+                    at,
+                    position.clone(),
+                ));
             }
         }
         Ok(events)
@@ -563,7 +634,10 @@ impl<S: ChangeSource> Entry<S> {
         let mut events = self.window(since, tip.clone()).await?;
         events = self.apply_filter(events).await?;
         for e in &mut events {
-            e.position = Position::Poll { systemmodstamp: e.commit_timestamp, id: e.record_ids.first().cloned().unwrap_or_default() };
+            e.position = Position::Poll {
+                systemmodstamp: e.commit_timestamp,
+                id: e.record_ids.first().cloned().unwrap_or_default(),
+            };
         }
         let mut client = self.state.session().await;
         let applied = self

@@ -20,7 +20,7 @@ pub enum InboundError {
         pipeline: String,
         object: String,
         #[source]
-        source: crate::salesforce::SalesforceError,
+        source: Box<crate::salesforce::SalesforceError>,
     },
     #[error("inbound {pipeline}/{object}: Postgres: {context}: {}", pg_message(.source))]
     Postgres {
@@ -52,7 +52,7 @@ pub enum InboundError {
         object: String,
         record_id: String,
         #[source]
-        source: super::convert::ConvertError,
+        source: Box<super::convert::ConvertError>,
     },
     /// Stored state that cannot be read back.
     #[error("inbound {pipeline}/{object}: stored position is invalid: {reason}")]
@@ -107,7 +107,7 @@ impl Ctx {
         move |source| InboundError::Salesforce {
             pipeline,
             object,
-            source,
+            source: Box::new(source),
         }
     }
 

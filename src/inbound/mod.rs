@@ -70,19 +70,19 @@ impl Runtime {
             pipeline: pipeline.name.clone(),
             object: "*".into(),
         };
-        let url = pipeline.source.database_url.value().map_err(|e| {
-            ctx.corrupt(format!("source.database_url is not resolved: {e}"))
-        })?;
-        let state = StateStore::connect(url.expose_secret(), &pipeline.state_schema, &pipeline.name)
-            .await
-            .map_err(ctx.state())?;
+        let url = pipeline
+            .source
+            .database_url
+            .value()
+            .map_err(|e| ctx.corrupt(format!("source.database_url is not resolved: {e}")))?;
+        let state =
+            StateStore::connect(url.expose_secret(), &pipeline.state_schema, &pipeline.name)
+                .await
+                .map_err(ctx.state())?;
         crate::sink::use_origin(&state, &pipeline.replication_origin)
             .await
             .map_err(ctx.state())?;
-        client
-            .login()
-            .await
-            .map_err(ctx.sf())?;
+        client.login().await.map_err(ctx.sf())?;
         Ok(Runtime {
             pipeline,
             client,
@@ -112,7 +112,8 @@ impl Runtime {
             object: cfg.object.clone(),
             target: cfg.qualified_table(),
         };
-        let status = status::EntryStatus::new(self.health.clone(), &self.pipeline.name, &cfg.object, index);
+        let status =
+            status::EntryStatus::new(self.health.clone(), &self.pipeline.name, &cfg.object, index);
         Ok(engine::Entry {
             applier: apply::Applier {
                 entry: cfg,
@@ -160,7 +161,13 @@ where
         let started = Instant::now();
         let result = run_group(&pipeline, &client, &health, &shutdown, &start_entry).await;
         if *shutdown.borrow() {
-            status::set_side(&health, &pipeline.name, PipelineState::Stopping, false, None);
+            status::set_side(
+                &health,
+                &pipeline.name,
+                PipelineState::Stopping,
+                false,
+                None,
+            );
             return Ok(());
         }
         match result {
@@ -172,7 +179,13 @@ where
                 retry += 1;
                 let backoff = policy.delay(retry).max(Duration::from_millis(200));
                 warn!(pipeline = %pipeline.name, error = %e, retry_in = ?backoff, "inbound entries stopped; restarting from their stored positions");
-                status::set_side(&health, &pipeline.name, PipelineState::Starting, false, Some(e.to_string()));
+                status::set_side(
+                    &health,
+                    &pipeline.name,
+                    PipelineState::Starting,
+                    false,
+                    Some(e.to_string()),
+                );
                 let mut stop = shutdown.clone();
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -181,7 +194,13 @@ where
             }
             Err(e) => {
                 error!(pipeline = %pipeline.name, error = %e, class = e.class().as_str(), "inbound entries failed; not restarting (fix the cause, then start again)");
-                status::set_side(&health, &pipeline.name, PipelineState::Failed, false, Some(e.to_string()));
+                status::set_side(
+                    &health,
+                    &pipeline.name,
+                    PipelineState::Failed,
+                    false,
+                    Some(e.to_string()),
+                );
                 return Err(e);
             }
         }
@@ -198,13 +217,19 @@ async fn run_group<F>(
 where
     F: Fn(Arc<Runtime>, usize, watch::Receiver<bool>) -> EntryFuture,
 {
-    let runtime = Arc::new(Runtime::connect(pipeline.clone(), client.clone(), health.clone()).await?);
+    let runtime =
+        Arc::new(Runtime::connect(pipeline.clone(), client.clone(), health.clone()).await?);
     status::set_side(health, &pipeline.name, PipelineState::Streaming, true, None);
     info!(pipeline = %pipeline.name, entries = pipeline.inbound.len(), "inbound entries starting");
     let mut tasks = JoinSet::new();
     for index in 0..pipeline.inbound.len() {
         let fut = start_entry(runtime.clone(), index, shutdown.clone());
-        let status = status::EntryStatus::new(health.clone(), &pipeline.name, &pipeline.inbound[index].object, index);
+        let status = status::EntryStatus::new(
+            health.clone(),
+            &pipeline.name,
+            &pipeline.inbound[index].object,
+            index,
+        );
         tasks.spawn(async move {
             let r = fut.await;
             if let Err(e) = &r {

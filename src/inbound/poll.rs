@@ -201,7 +201,11 @@ impl PollSource {
         let horizon = *wm - self.overlap - TimeDelta::seconds(1);
         self.seen = self.seen.split_off(&(horizon, String::new()));
         let keep_from = Utc::now() - TimeDelta::minutes(10);
-        while self.deleted_seen.front().is_some_and(|(t, _)| *t < keep_from) {
+        while self
+            .deleted_seen
+            .front()
+            .is_some_and(|(t, _)| *t < keep_from)
+        {
             self.deleted_seen.pop_front();
         }
     }
@@ -242,7 +246,10 @@ impl ChangeSource for PollSource {
                 Position::Poll { systemmodstamp, id } => (systemmodstamp, id),
                 Position::Replay(_) => (Utc::now(), String::new()),
             },
-            Start::Earliest => (Utc::now() - TimeDelta::days(DELETE_LOG_DAYS - 1), String::new()),
+            Start::Earliest => (
+                Utc::now() - TimeDelta::days(DELETE_LOG_DAYS - 1),
+                String::new(),
+            ),
         };
         self.watermark = Some((ts, id));
         self.deleted_through = Some(ts);

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::convert::{parse_datetime, format_sf_datetime};
+use super::convert::{format_sf_datetime, parse_datetime};
 use super::event::{ChangeKind, InboundEvent, Position};
 use crate::config::inbound::InboundConfig;
 use crate::salesforce::rest::Record;
@@ -21,7 +21,13 @@ pub fn select_list(entry: &InboundConfig) -> Vec<String> {
             out.push(f.to_string());
         }
     };
-    for f in ["Id", "SystemModstamp", "IsDeleted", "CreatedDate", "LastModifiedById"] {
+    for f in [
+        "Id",
+        "SystemModstamp",
+        "IsDeleted",
+        "CreatedDate",
+        "LastModifiedById",
+    ] {
         add(f);
     }
     for f in entry.fields.keys() {

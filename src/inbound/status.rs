@@ -44,7 +44,13 @@ pub fn register(health: &Health, pipeline: &str, entries: &[InboundConfig]) {
 }
 
 /// Sets the side's overall state and connection flags.
-pub fn set_side(health: &Health, pipeline: &str, state: PipelineState, connected: bool, error: Option<String>) {
+pub fn set_side(
+    health: &Health,
+    pipeline: &str,
+    state: PipelineState,
+    connected: bool,
+    error: Option<String>,
+) {
     health.update(&status_name(pipeline), |s| {
         s.state = state;
         s.postgres_connected = connected;

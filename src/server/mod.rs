@@ -18,6 +18,5 @@ pub use routes::{
 };
 pub use status::{
     Health, InboundEntryStatus, InboundState, NotReadyReason, ParkedReason, PipelineReadiness,
-    PipelineState, PipelineStatus,
-    Readiness, StatusReport, StuckDeadLetter, MAX_ERROR_LEN,
+    PipelineState, PipelineStatus, Readiness, StatusReport, StuckDeadLetter, MAX_ERROR_LEN,
 };

@@ -14,7 +14,11 @@ fn example(name: &str) -> Config {
 fn errors(text: &str) -> Vec<String> {
     match Config::parse_unresolved(text) {
         Ok(_) => Vec::new(),
-        Err(e) => e.errors().iter().map(|k| format!("{}: {}", k.key, k.message)).collect(),
+        Err(e) => e
+            .errors()
+            .iter()
+            .map(|k| format!("{}: {}", k.key, k.message))
+            .collect(),
     }
 }
 
@@ -30,12 +34,21 @@ auth = { type = "refresh_token", client_id = "x", refresh_token = "env:T" }
 fn opportunities_template_is_a_cdc_mirror_with_the_account_for_joins() {
     let c = example("opportunities.toml");
     let e = &c.pipelines[0].inbound[0];
-    assert_eq!((e.object.as_str(), e.mode, e.source), ("Opportunity", InboundMode::Mirror, InboundSource::Cdc));
+    assert_eq!(
+        (e.object.as_str(), e.mode, e.source),
+        ("Opportunity", InboundMode::Mirror, InboundSource::Cdc)
+    );
     assert_eq!(e.delete, InboundDelete::DeletedAt("deleted_at".into()));
     assert_eq!(e.fields["Account.Name"].column, "account_name");
-    assert_eq!(e.fields["Account.External_Id__c"].column, "account_external_id");
+    assert_eq!(
+        e.fields["Account.External_Id__c"].column,
+        "account_external_id"
+    );
     assert!(c.pipelines[0].slot.is_empty() && c.pipelines[0].mappings.is_empty());
-    assert_eq!(c.pipelines[0].salesforce.pubsub_endpoint, "https://api.pubsub.salesforce.com:7443");
+    assert_eq!(
+        c.pipelines[0].salesforce.pubsub_endpoint,
+        "https://api.pubsub.salesforce.com:7443"
+    );
 }
 
 #[test]
@@ -48,7 +61,10 @@ fn activities_template_is_one_audit_table_for_tasks_and_events() {
         .collect();
     assert_eq!(
         objects,
-        [("Task", "audit.activity_log", InboundMode::Audit), ("Event", "audit.activity_log", InboundMode::Audit)]
+        [
+            ("Task", "audit.activity_log", InboundMode::Audit),
+            ("Event", "audit.activity_log", InboundMode::Audit)
+        ]
     );
 }
 
@@ -58,7 +74,9 @@ fn leads_and_contacts_template_polls_two_mirrors() {
     let e = &c.pipelines[0].inbound;
     assert_eq!(e.len(), 2);
     assert_eq!(e[0].filter.as_deref(), Some("IsConverted = false"));
-    assert!(e.iter().all(|e| e.source == InboundSource::Poll && e.mode == InboundMode::Mirror));
+    assert!(e
+        .iter()
+        .all(|e| e.source == InboundSource::Poll && e.mode == InboundMode::Mirror));
     assert_eq!(e[1].fields["MailingCity"].column, "mailing_city");
 }
 
@@ -104,10 +122,15 @@ delete = {{ deleted_at = "gone" }}
 
 #[test]
 fn unknown_values_name_the_key() {
-    let text = format!("{HEAD}\n[[pipelines.inbound]]\nobject = \"Lead\"\ntable = \"t\"\nmode = \"copy\"\n");
+    let text = format!(
+        "{HEAD}\n[[pipelines.inbound]]\nobject = \"Lead\"\ntable = \"t\"\nmode = \"copy\"\n"
+    );
     let errs = errors(&text);
     assert_eq!(errs.len(), 1, "{errs:?}");
-    assert!(errs[0].contains("mode") || errs[0].contains("copy"), "{errs:?}");
+    assert!(
+        errs[0].contains("mode") || errs[0].contains("copy"),
+        "{errs:?}"
+    );
     let text = format!("{HEAD}\n[[pipelines.inbound]]\nobject = \"Lead\"\ntable = \"t\"\ndelete = \"soft\"\nfields = {{ Name = \"name\" }}\n");
     assert!(errors(&text)[0].contains("unknown delete behaviour"));
 }
@@ -120,8 +143,18 @@ fn slot_and_publication_are_needed_only_with_mappings() {
         "{HEAD}\n[[pipelines.mappings]]\nname = \"m\"\ntable = \"t\"\nobject = \"Contact\"\nexternal_id = {{ column = \"id\", field = \"External_Id__c\" }}\n"
     );
     let errs = errors(&with_mapping);
-    assert!(errs.iter().any(|e| e.starts_with("pipelines[0].slot: required")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.starts_with("pipelines[0].publication: required")), "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("pipelines[0].slot: required")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("pipelines[0].publication: required")),
+        "{errs:?}"
+    );
     let neither = HEAD.to_string();
-    assert!(errors(&neither).iter().any(|e| e.contains("no mappings and no inbound entries")));
+    assert!(errors(&neither)
+        .iter()
+        .any(|e| e.contains("no mappings and no inbound entries")));
 }

@@ -39,12 +39,19 @@ const UPDATES: usize = 3;
 async fn kill_9_while_applying_writes_nothing_twice_and_loses_nothing() {
     let env = Env::start("incrash", ENTRIES).await;
     env.create_tables().await;
-    let dir = tempfile::Builder::new().prefix("pgforce-inbound-crash-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("pgforce-inbound-crash-")
+        .tempdir()
+        .unwrap();
     let config = dir.path().join("pgforce.toml");
     env.builder.write(&config);
     let log = dir.path().join("run.log");
     let spawn = || {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         Command::new(env!("CARGO_BIN_EXE_pgforce"))
             .args(["run", "--config"])
             .arg(&config)
@@ -66,29 +73,42 @@ async fn kill_9_while_applying_writes_nothing_twice_and_loses_nothing() {
         t[t.len().saturating_sub(3000)..].to_string()
     };
     // The entries have taken their tip (history starts there for the audit).
-    wait_until("the entries started", Deadline::within(Duration::from_secs(60)), || async {
-        let n: i64 = pg
-            .query_one("SELECT count(*) FROM pgforce.inbound_positions WHERE phase = 'streaming'", &[])
-            .await
-            .map_err(|e| e.to_string())?
-            .get(0);
-        (n == 2).then_some(()).ok_or_else(|| format!("{n} entries streaming\n{}", tail()))
-    })
+    wait_until(
+        "the entries started",
+        Deadline::within(Duration::from_secs(60)),
+        || async {
+            let n: i64 = pg
+                .query_one(
+                    "SELECT count(*) FROM pgforce.inbound_positions WHERE phase = 'streaming'",
+                    &[],
+                )
+                .await
+                .map_err(|e| e.to_string())?
+                .get(0);
+            (n == 2)
+                .then_some(())
+                .ok_or_else(|| format!("{n} entries streaming\n{}", tail()))
+        },
+    )
     .await;
     let mut tasks = Vec::new();
     let mut opps = Vec::new();
     let mut versions = 0i64;
     let mut rng = rand::rng();
     for i in 0..TASKS {
-        let t = env.create("Task", json!({"Subject": format!("t{i} v0")})).await;
+        let t = env
+            .create("Task", json!({"Subject": format!("t{i} v0")}))
+            .await;
         let o = env
             .create("Opportunity", json!({"Name": format!("o{i}"), "StageName": "Prospecting", "CloseDate": "2025-01-01"}))
             .await;
         versions += 1;
         for v in 0..=UPDATES {
             if v > 0 {
-                env.update("Task", &t, json!({"Subject": format!("t{i} v{v}")})).await;
-                env.update("Opportunity", &o, json!({"Name": format!("o{i} v{v}")})).await;
+                env.update("Task", &t, json!({"Subject": format!("t{i} v{v}")}))
+                    .await;
+                env.update("Opportunity", &o, json!({"Name": format!("o{i} v{v}")}))
+                    .await;
                 versions += 1;
             }
             // kill -9 wherever it is (polling, applying, committing, idle), restart, and
@@ -99,27 +119,45 @@ async fn kill_9_while_applying_writes_nothing_twice_and_loses_nothing() {
             let _ = child.wait();
             child = spawn();
             let want = versions;
-            wait_until("the version applied after a kill -9", Deadline::within(Duration::from_secs(60)), || async {
-                let n: i64 = pg
-                    .query_one("SELECT count(*) FROM audit.activity_log WHERE object = 'Task'", &[])
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .get(0);
-                (n >= want).then_some(()).ok_or_else(|| format!("{n} audit rows of {want}\n{}", tail()))
-            })
+            wait_until(
+                "the version applied after a kill -9",
+                Deadline::within(Duration::from_secs(60)),
+                || async {
+                    let n: i64 = pg
+                        .query_one(
+                            "SELECT count(*) FROM audit.activity_log WHERE object = 'Task'",
+                            &[],
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .get(0);
+                    (n >= want)
+                        .then_some(())
+                        .ok_or_else(|| format!("{n} audit rows of {want}\n{}", tail()))
+                },
+            )
             .await;
         }
         tasks.push(t);
         opps.push(o);
     }
-    wait_until("the mirror caught up", Deadline::within(Duration::from_secs(60)), || async {
-        let names: i64 = pg
-            .query_one(&format!("SELECT count(*) FROM sf.opps WHERE name LIKE '% v{UPDATES}'"), &[])
-            .await
-            .map_err(|e| e.to_string())?
-            .get(0);
-        (names == TASKS as i64).then_some(()).ok_or_else(|| format!("{names} opportunities current"))
-    })
+    wait_until(
+        "the mirror caught up",
+        Deadline::within(Duration::from_secs(60)),
+        || async {
+            let names: i64 = pg
+                .query_one(
+                    &format!("SELECT count(*) FROM sf.opps WHERE name LIKE '% v{UPDATES}'"),
+                    &[],
+                )
+                .await
+                .map_err(|e| e.to_string())?
+                .get(0);
+            (names == TASKS as i64)
+                .then_some(())
+                .ok_or_else(|| format!("{names} opportunities current"))
+        },
+    )
     .await;
     // One more poll cycle past the goal must not add a row.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -139,6 +177,10 @@ async fn kill_9_while_applying_writes_nothing_twice_and_loses_nothing() {
         let want: Vec<String> = (0..=UPDATES).map(|v| format!("t{i} v{v}")).collect();
         assert_eq!(subjects, want, "task {t}: every version once, in order");
     }
-    let mirrored: i64 = pg.query_one("SELECT count(*) FROM sf.opps", &[]).await.unwrap().get(0);
+    let mirrored: i64 = pg
+        .query_one("SELECT count(*) FROM sf.opps", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(mirrored, opps.len() as i64);
 }

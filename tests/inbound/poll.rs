@@ -53,8 +53,19 @@ async fn row(pg: &Client, id: &str) -> Option<BTreeMap<String, Option<String>>> 
         .await
         .unwrap()?;
     let names = [
-        "name", "stage", "amount", "probability", "close_date", "is_closed", "account_id",
-        "account_name", "description", "note", "amount_type", "close_date_type", "created_type",
+        "name",
+        "stage",
+        "amount",
+        "probability",
+        "close_date",
+        "is_closed",
+        "account_id",
+        "account_name",
+        "description",
+        "note",
+        "amount_type",
+        "close_date_type",
+        "created_type",
     ];
     Some(
         names
@@ -69,7 +80,12 @@ fn get<'a>(r: &'a BTreeMap<String, Option<String>>, k: &str) -> Option<&'a str> 
     r.get(k).and_then(|v| v.as_deref())
 }
 
-async fn wait_row(pg: &Client, id: &str, what: &str, check: impl Fn(&BTreeMap<String, Option<String>>) -> bool) {
+async fn wait_row(
+    pg: &Client,
+    id: &str,
+    what: &str,
+    check: impl Fn(&BTreeMap<String, Option<String>>) -> bool,
+) {
     wait_until(what, DEADLINE, || async {
         match row(pg, id).await {
             Some(r) if check(&r) => Ok(()),
@@ -95,11 +111,16 @@ async fn poll_mirror_follows_rest_collections_and_bulk() {
     env.create_tables().await;
     let pg = env.client().await;
     // A column of the analysts' own: pgforce never writes it.
-    pg.batch_execute("ALTER TABLE sf.opportunities ADD COLUMN note text").await.unwrap();
-    // Rows written by pgforce carry its replication origin: a local-only decoding skips them.
-    pg.execute("SELECT pg_create_logical_replication_slot('watch', 'test_decoding')", &[])
+    pg.batch_execute("ALTER TABLE sf.opportunities ADD COLUMN note text")
         .await
         .unwrap();
+    // Rows written by pgforce carry its replication origin: a local-only decoding skips them.
+    pg.execute(
+        "SELECT pg_create_logical_replication_slot('watch', 'test_decoding')",
+        &[],
+    )
+    .await
+    .unwrap();
     let account = env.create("Account", json!({"Name": "Acme"})).await;
     let before = env
         .create(
@@ -110,7 +131,10 @@ async fn poll_mirror_follows_rest_collections_and_bulk() {
         .await;
 
     let running = env.run();
-    wait_row(&pg, &before, "initial load", |r| get(r, "name") == Some("Existing")).await;
+    wait_row(&pg, &before, "initial load", |r| {
+        get(r, "name") == Some("Existing")
+    })
+    .await;
     // /readyz counts the inbound side once it streams.
     wait_until("the inbound side is ready", DEADLINE, || async {
         let r = running.health.readiness();
@@ -128,23 +152,46 @@ async fn poll_mirror_follows_rest_collections_and_bulk() {
     assert_eq!(get(&r, "account_name"), Some("Acme"));
 
     // REST: an update that nulls a field nulls the column; the analysts' column stays.
-    pg.execute("UPDATE sf.opportunities SET note = 'call back' WHERE id = $1", &[&before])
-        .await
-        .unwrap();
-    env.update("Opportunity", &before, json!({"Amount": null, "StageName": "Closed Won"}))
-        .await;
-    wait_row(&pg, &before, "REST update", |r| get(r, "stage") == Some("Closed Won")).await;
+    pg.execute(
+        "UPDATE sf.opportunities SET note = 'call back' WHERE id = $1",
+        &[&before],
+    )
+    .await
+    .unwrap();
+    env.update(
+        "Opportunity",
+        &before,
+        json!({"Amount": null, "StageName": "Closed Won"}),
+    )
+    .await;
+    wait_row(&pg, &before, "REST update", |r| {
+        get(r, "stage") == Some("Closed Won")
+    })
+    .await;
     let r = row(&pg, &before).await.unwrap();
     assert_eq!(get(&r, "amount"), None, "nulled field → NULL");
     assert_eq!(get(&r, "description"), Some("long text"));
-    assert_eq!(get(&r, "note"), Some("call back"), "a column pgforce does not own stays");
+    assert_eq!(
+        get(&r, "note"),
+        Some("call back"),
+        "a column pgforce does not own stays"
+    );
 
     // REST create, then delete (to the recycle bin: found through queryAll).
     let created = env
-        .create("Opportunity", json!({"Name": "New", "StageName": "Qualification", "CloseDate": "2025-06-30"}))
+        .create(
+            "Opportunity",
+            json!({"Name": "New", "StageName": "Qualification", "CloseDate": "2025-06-30"}),
+        )
         .await;
-    wait_row(&pg, &created, "REST create", |r| get(r, "name") == Some("New")).await;
-    assert_eq!(get(&row(&pg, &created).await.unwrap(), "account_name"), None);
+    wait_row(&pg, &created, "REST create", |r| {
+        get(r, "name") == Some("New")
+    })
+    .await;
+    assert_eq!(
+        get(&row(&pg, &created).await.unwrap(), "account_name"),
+        None
+    );
     env.delete("Opportunity", &created).await;
     wait_gone(&pg, &created, "REST delete").await;
 
@@ -159,14 +206,29 @@ async fn poll_mirror_follows_rest_collections_and_bulk() {
         )
         .await;
     for (id, name) in ids.iter().zip(["Coll 1", "Coll 2"]) {
-        wait_row(&pg, id, "collections upsert", |r| get(r, "name") == Some(name)).await;
+        wait_row(&pg, id, "collections upsert", |r| {
+            get(r, "name") == Some(name)
+        })
+        .await;
     }
 
     // Bulk: an update, then a hard delete (never in queryAll: found through getDeleted).
-    env.bulk("Opportunity", IngestOperation::Update, &format!("Id,Name\n{},Bulk renamed\n", ids[0]))
-        .await;
-    wait_row(&pg, &ids[0], "bulk update", |r| get(r, "name") == Some("Bulk renamed")).await;
-    env.bulk("Opportunity", IngestOperation::HardDelete, &format!("Id\n{}\n", ids[1])).await;
+    env.bulk(
+        "Opportunity",
+        IngestOperation::Update,
+        &format!("Id,Name\n{},Bulk renamed\n", ids[0]),
+    )
+    .await;
+    wait_row(&pg, &ids[0], "bulk update", |r| {
+        get(r, "name") == Some("Bulk renamed")
+    })
+    .await;
+    env.bulk(
+        "Opportunity",
+        IngestOperation::HardDelete,
+        &format!("Id\n{}\n", ids[1]),
+    )
+    .await;
     env.next_minute();
     wait_gone(&pg, &ids[1], "bulk hardDelete").await;
     assert!(row(&pg, &ids[0]).await.is_some());
@@ -192,8 +254,13 @@ async fn poll_mirror_follows_rest_collections_and_bulk() {
         .get(0);
     assert!(all > 0, "the decoding saw pgforce's writes");
     // The one local change is the test's own UPDATE of `note`.
-    assert_eq!(local_only, 1, "every row pgforce wrote carries its replication origin");
-    pg.execute("SELECT pg_drop_replication_slot('watch')", &[]).await.unwrap();
+    assert_eq!(
+        local_only, 1,
+        "every row pgforce wrote carries its replication origin"
+    );
+    pg.execute("SELECT pg_drop_replication_slot('watch')", &[])
+        .await
+        .unwrap();
 }
 
 const LEADS: &str = r#"
@@ -218,7 +285,10 @@ async fn poll_mirror_filters_and_marks_deletes() {
     let pg = env.client().await;
     let running = env.run();
     let lead = env
-        .create("Lead", json!({"LastName": "Doe", "Company": "Acme", "Status": "Open - Not Contacted"}))
+        .create(
+            "Lead",
+            json!({"LastName": "Doe", "Company": "Acme", "Status": "Open - Not Contacted"}),
+        )
         .await;
     wait_until("the inbound entry applied it", DEADLINE, || async {
         match lead_status(&pg, lead.clone()).await {
@@ -228,7 +298,8 @@ async fn poll_mirror_filters_and_marks_deletes() {
     })
     .await;
     // Leaving the filter is a delete for the mirror: here, deleted_at is set.
-    env.update("Lead", &lead, json!({"Status": "Closed - Not Converted"})).await;
+    env.update("Lead", &lead, json!({"Status": "Closed - Not Converted"}))
+        .await;
     wait_until("the lead left the filter", DEADLINE, || async {
         match lead_status(&pg, lead.clone()).await {
             Some((_, true)) => Ok(()),
@@ -237,7 +308,12 @@ async fn poll_mirror_filters_and_marks_deletes() {
     })
     .await;
     // A delete also keeps the row, with deleted_at set.
-    let other = env.create("Lead", json!({"LastName": "Roe", "Company": "Beta", "Status": "Working - Contacted"})).await;
+    let other = env
+        .create(
+            "Lead",
+            json!({"LastName": "Roe", "Company": "Beta", "Status": "Working - Contacted"}),
+        )
+        .await;
     wait_until("the inbound entry applied it", DEADLINE, || async {
         match lead_status(&pg, other.clone()).await {
             Some((Some(s), false)) if s == "other" => Ok(()),
@@ -257,10 +333,13 @@ async fn poll_mirror_filters_and_marks_deletes() {
 }
 
 async fn lead_status(pg: &Client, id: String) -> Option<(Option<String>, bool)> {
-    pg.query_opt("SELECT status, deleted_at IS NOT NULL FROM sf.leads WHERE id = $1", &[&id])
-        .await
-        .unwrap()
-        .map(|r| (r.get::<_, Option<String>>(0), r.get::<_, bool>(1)))
+    pg.query_opt(
+        "SELECT status, deleted_at IS NOT NULL FROM sf.leads WHERE id = $1",
+        &[&id],
+    )
+    .await
+    .unwrap()
+    .map(|r| (r.get::<_, Option<String>>(0), r.get::<_, bool>(1)))
 }
 
 const TASKS: &str = r#"
@@ -296,7 +375,9 @@ async fn audit_rows_are_written_once_across_restarts() {
     env.create_tables().await;
     let pg = env.client().await;
     let running = env.run();
-    let task = env.create("Task", json!({"Subject": "Call", "Status": "Not Started"})).await;
+    let task = env
+        .create("Task", json!({"Subject": "Call", "Status": "Not Started"}))
+        .await;
     wait_until("the inbound entry applied it", DEADLINE, || async {
         let rows = audit_rows(&pg, &task).await;
         (rows.len() == 1).then_some(()).ok_or(format!("{rows:?}"))
@@ -306,7 +387,8 @@ async fn audit_rows_are_written_once_across_restarts() {
 
     // Changes while stopped, then a restart: each version once, nothing twice (the
     // restart re-reads the overlap window).
-    env.update("Task", &task, json!({"Subject": "Call again"})).await;
+    env.update("Task", &task, json!({"Subject": "Call again"}))
+        .await;
     let running = env.run();
     wait_until("the inbound entry applied it", DEADLINE, || async {
         let rows = audit_rows(&pg, &task).await;
@@ -326,8 +408,13 @@ async fn audit_rows_are_written_once_across_restarts() {
                   FROM pgforce.inbound_positions p, audit.activity_log a \
                   WHERE a.change_type = 'DELETE' AND a.record_id = $1";
     wait_until("the inbound entry applied it", DEADLINE, || async {
-        let r = pg.query_one(passed, &[&task]).await.map_err(|e| e.to_string())?;
-        r.get::<_, bool>(0).then_some(()).ok_or("the delete log not read yet".to_string())
+        let r = pg
+            .query_one(passed, &[&task])
+            .await
+            .map_err(|e| e.to_string())?;
+        r.get::<_, bool>(0)
+            .then_some(())
+            .ok_or("the delete log not read yet".to_string())
     })
     .await;
     running.stop().await.expect("a clean stop");
@@ -336,7 +423,10 @@ async fn audit_rows_are_written_once_across_restarts() {
     let stored_at: String = pg.query_one(passed, &[&task]).await.unwrap().get(1);
     let running = env.run();
     wait_until("the inbound entry applied it", DEADLINE, || async {
-        let r = pg.query_one(passed, &[&task]).await.map_err(|e| e.to_string())?;
+        let r = pg
+            .query_one(passed, &[&task])
+            .await
+            .map_err(|e| e.to_string())?;
         (r.get::<_, String>(1) != stored_at)
             .then_some(())
             .ok_or("no poll stored since the restart".to_string())
@@ -358,9 +448,13 @@ async fn audit_rows_are_written_once_across_restarts() {
 async fn a_stale_version_never_overwrites_a_newer_row() {
     let env = Env::start("instale", OPPS).await;
     env.create_tables().await;
-    let rt = pgforce::inbound::Runtime::connect(env.pipeline.clone(), env.sf.clone(), Default::default())
-        .await
-        .unwrap();
+    let rt = pgforce::inbound::Runtime::connect(
+        env.pipeline.clone(),
+        env.sf.clone(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
     let entry = rt.entry(0, rt.poll_source(0)).await.unwrap();
     let event = |stamp: i64, name: &str, kind: ChangeKind| InboundEvent {
         object: "Opportunity".into(),
@@ -373,37 +467,100 @@ async fn a_stale_version_never_overwrites_a_newer_row() {
         sequence_number: 0,
         values: [
             ("Name".to_string(), json!(name)),
-            ("SystemModstamp".to_string(), json!(format!("{}", Utc.timestamp_opt(stamp, 0).unwrap().format("%Y-%m-%dT%H:%M:%S%.3f+0000")))),
+            (
+                "SystemModstamp".to_string(),
+                json!(format!(
+                    "{}",
+                    Utc.timestamp_opt(stamp, 0)
+                        .unwrap()
+                        .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+                )),
+            ),
         ]
         .into(),
         changed_fields: vec!["Name".into()],
         nulled_fields: vec![],
         diff_fields: vec![],
-        position: Position::Poll { systemmodstamp: Utc.timestamp_opt(stamp, 0).unwrap(), id: String::new() },
+        position: Position::Poll {
+            systemmodstamp: Utc.timestamp_opt(stamp, 0).unwrap(),
+            id: String::new(),
+        },
     };
-    let pos = Position::Poll { systemmodstamp: Utc::now(), id: String::new() };
+    let pos = Position::Poll {
+        systemmodstamp: Utc::now(),
+        id: String::new(),
+    };
     let mut session = env.client().await;
-    let newer = entry.applier.apply(&mut session, &[event(2_000_000, "newer", ChangeKind::Update)], Phase::Streaming, Some(&pos), None).await.unwrap();
+    let newer = entry
+        .applier
+        .apply(
+            &mut session,
+            &[event(2_000_000, "newer", ChangeKind::Update)],
+            Phase::Streaming,
+            Some(&pos),
+            None,
+        )
+        .await
+        .unwrap();
     assert_eq!(newer.written, 1);
-    let older = entry.applier.apply(&mut session, &[event(1_000_000, "older", ChangeKind::Update)], Phase::Streaming, Some(&pos), None).await.unwrap();
+    let older = entry
+        .applier
+        .apply(
+            &mut session,
+            &[event(1_000_000, "older", ChangeKind::Update)],
+            Phase::Streaming,
+            Some(&pos),
+            None,
+        )
+        .await
+        .unwrap();
     assert_eq!((older.written, older.stale), (0, 1));
-    let stale_delete = entry.applier.apply(&mut session, &[event(1_500_000, "", ChangeKind::Delete)], Phase::Streaming, Some(&pos), None).await.unwrap();
-    assert_eq!(stale_delete.deleted, 0, "an older delete does not remove a newer row");
+    let stale_delete = entry
+        .applier
+        .apply(
+            &mut session,
+            &[event(1_500_000, "", ChangeKind::Delete)],
+            Phase::Streaming,
+            Some(&pos),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        stale_delete.deleted, 0,
+        "an older delete does not remove a newer row"
+    );
     // A value that does not fit its column stops the batch with the record and column
     // named, and nothing of the batch is written.
     let mut bad = event(3_000_000, "bad", ChangeKind::Update);
     bad.values.insert("Amount".into(), json!([1, 2]));
-    let err = entry.applier.apply(&mut session, &[bad], Phase::Streaming, Some(&pos), None).await.unwrap_err();
+    let err = entry
+        .applier
+        .apply(&mut session, &[bad], Phase::Streaming, Some(&pos), None)
+        .await
+        .unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("006000000000001AAA") && text.contains("amount"), "{text}");
+    assert!(
+        text.contains("006000000000001AAA") && text.contains("amount"),
+        "{text}"
+    );
     drop(session);
     // A target table without one of the columns is refused by name.
     let pg = env.client().await;
-    pg.batch_execute("ALTER TABLE sf.opportunities DROP COLUMN stage").await.unwrap();
-    let err = rt.entry(0, rt.poll_source(0)).await.err().expect("a missing column is an error");
+    pg.batch_execute("ALTER TABLE sf.opportunities DROP COLUMN stage")
+        .await
+        .unwrap();
+    let err = rt
+        .entry(0, rt.poll_source(0))
+        .await
+        .err()
+        .expect("a missing column is an error");
     assert!(err.to_string().contains("missing column(s) stage"), "{err}");
     let name: String = pg
-        .query_one("SELECT name FROM sf.opportunities WHERE id = '006000000000001AAA'", &[])
+        .query_one(
+            "SELECT name FROM sf.opportunities WHERE id = '006000000000001AAA'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);

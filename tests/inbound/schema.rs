@@ -29,7 +29,11 @@ fn schema(env: &Env, config: &std::path::Path, apply: bool) -> (i32, String) {
         .expect("run pgforce schema");
     (
         out.status.code().unwrap_or(-1),
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     )
 }
 
@@ -44,7 +48,11 @@ async fn schema_creates_and_diffs_the_target_table() {
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("CREATE TABLE \"sf\".\"deals\""), "{out}");
     let pg = env.client().await;
-    let exists: bool = pg.query_one("SELECT to_regclass('sf.deals') IS NOT NULL", &[]).await.unwrap().get(0);
+    let exists: bool = pg
+        .query_one("SELECT to_regclass('sf.deals') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert!(!exists, "a dry run changes nothing");
 
     let (code, out) = schema(&env, &config, true);
@@ -67,7 +75,10 @@ async fn schema_creates_and_diffs_the_target_table() {
     assert_eq!(t("is_won"), Some("boolean"));
     assert_eq!(t("system_modstamp"), Some("timestamp with time zone"));
     let pk: i64 = pg
-        .query_one("SELECT count(*) FROM pg_index WHERE indrelid = 'sf.deals'::regclass AND indisprimary", &[])
+        .query_one(
+            "SELECT count(*) FROM pg_index WHERE indrelid = 'sf.deals'::regclass AND indisprimary",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -78,13 +89,17 @@ async fn schema_creates_and_diffs_the_target_table() {
     assert!(out.contains("as needed"), "{out}");
 
     // A field added to the config: the difference is printed, then added.
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("IsWon = \"is_won\"", "IsWon = \"is_won\", Probability = \"probability\"");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "IsWon = \"is_won\"",
+        "IsWon = \"is_won\", Probability = \"probability\"",
+    );
     std::fs::write(&config, text).unwrap();
     let (code, out) = schema(&env, &config, false);
     assert_eq!(code, 3, "{out}");
-    assert!(out.contains("ADD COLUMN \"probability\" numeric(3,0)"), "{out}");
+    assert!(
+        out.contains("ADD COLUMN \"probability\" numeric(3,0)"),
+        "{out}"
+    );
     let (code, out) = schema(&env, &config, true);
     assert_eq!(code, 0, "{out}");
 }

@@ -62,9 +62,9 @@ impl Env {
         let builder = ConfigBuilder::new(name, "PGFORCE_TEST_DATABASE_URL")
             .emulator(emulator.base_url(), "PGFORCE_TEST_SF_SECRET")
             .inbound_toml(inbound);
-        let pipeline = builder.pipeline(&secrets(&db_url)).unwrap_or_else(|e| {
-            panic!("inbound test config invalid: {e}\n{}", builder.toml())
-        });
+        let pipeline = builder
+            .pipeline(&secrets(&db_url))
+            .unwrap_or_else(|e| panic!("inbound test config invalid: {e}\n{}", builder.toml()));
         let sf = pgforce::pipeline::salesforce_client(&pipeline).expect("a client");
         sf.login().await.expect("log in to the emulator");
         Env {
@@ -193,7 +193,12 @@ impl Env {
 }
 
 fn poll_entry(rt: Arc<Runtime>, index: usize, stop: watch::Receiver<bool>) -> EntryFuture {
-    Box::pin(async move { rt.entry(index, rt.poll_source(index)).await?.run(stop).await })
+    Box::pin(async move {
+        rt.entry(index, rt.poll_source(index))
+            .await?
+            .run(stop)
+            .await
+    })
 }
 
 /// The secrets the test configs reference.
