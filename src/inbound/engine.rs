@@ -594,16 +594,20 @@ impl<S: ChangeSource> Entry<S> {
             .filter_map(|r| record_event(self.cfg(), r, position.clone()))
             .collect();
         if Utc::now() - since < TimeDelta::days(15) {
-            let deleted = self
+            let end = Utc::now() + TimeDelta::minutes(2);
+            let deleted = match self
                 .client
-                .get_deleted(
-                    &self.cfg().object,
-                    since,
-                    Utc::now() + TimeDelta::minutes(2),
-                )
+                .get_deleted(&self.cfg().object, since, end)
                 .await
-                .map_err(self.ctx().sf())?;
-            for d in deleted.deleted_records {
+            {
+                Ok(d) => d.deleted_records,
+                Err(e) if e.api_code() == Some("INVALID_REPLICATION_DATE") => {
+                    warn!(object = %self.cfg().object, %since, error = %e, "hard deletes before getDeleted's window cannot be found: rows of records hard-deleted then stay");
+                    Vec::new()
+                }
+                Err(e) => return Err(self.ctx().sf()(e)),
+            };
+            for d in deleted {
                 let at = parse_datetime(&d.deleted_date).unwrap_or(since);
                 events.push(super::record::deleted_event(
                     self.cfg(),

@@ -149,11 +149,21 @@ impl PollSource {
         }
         // The server clamps `end` to its own clock; reach a little past ours for skew.
         let end = now + TimeDelta::minutes(2);
-        let answer = self
+        let answer = match self
             .client
             .get_deleted(&self.entry.object, start, end)
             .await
-            .map_err(|e| self.error(e))?;
+        {
+            Ok(a) => a,
+            // The server says the window starts before its delete log.
+            Err(e) if e.api_code() == Some("INVALID_REPLICATION_DATE") => {
+                return Err(SourceError::PositionLost {
+                    topic: self.topic(),
+                    reason: format!("getDeleted refused the window from {start}: {e}"),
+                })
+            }
+            Err(e) => return Err(self.error(e)),
+        };
         if let Some(earliest) = answer
             .earliest_date_available
             .as_deref()

@@ -566,3 +566,71 @@ async fn a_stale_version_never_overwrites_a_newer_row() {
         .get(0);
     assert_eq!(name, "newer");
 }
+
+const CONTACTS: &str = r#"
+[[pipelines.inbound]]
+object = "Contact"
+table = "sf.contacts"
+source = "poll"
+poll_interval_secs = 1
+
+[pipelines.inbound.fields]
+LastName = "last_name"
+Email = "email"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_position_that_cannot_be_resumed_is_resynced_not_skipped() {
+    let env = Env::start("inlost", CONTACTS).await;
+    env.create_tables().await;
+    let pg = env.client().await;
+    let running = env.run();
+    let id = env
+        .create(
+            "Contact",
+            json!({"LastName": "Lost", "Email": "a@example.com"}),
+        )
+        .await;
+    let email = |id: String| {
+        let pg = &pg;
+        async move {
+            pg.query_opt("SELECT email FROM sf.contacts WHERE id = $1", &[&id])
+                .await
+                .unwrap()
+                .and_then(|r| r.get::<_, Option<String>>(0))
+        }
+    };
+    wait_until("the contact applied", DEADLINE, || async {
+        (email(id.clone()).await.as_deref() == Some("a@example.com"))
+            .then_some(())
+            .ok_or("not yet".to_string())
+    })
+    .await;
+    running.stop().await.expect("a clean stop");
+    // The stored position becomes one this source cannot resume from (a CDC replay id:
+    // the entry was switched from cdc to poll), and the record changes meanwhile.
+    pg.execute(
+        "UPDATE pgforce.inbound_positions SET replay_id = '\\x0102', poll_modstamp = NULL, poll_id = NULL",
+        &[],
+    )
+    .await
+    .unwrap();
+    env.update("Contact", &id, json!({"Email": "b@example.com"}))
+        .await;
+    let running = env.run();
+    wait_until("the resync re-read the change", DEADLINE, || async {
+        (email(id.clone()).await.as_deref() == Some("b@example.com"))
+            .then_some(())
+            .ok_or("not yet".to_string())
+    })
+    .await;
+    let resyncs: u64 = running
+        .health
+        .snapshot()
+        .iter()
+        .flat_map(|s| s.inbound.clone().unwrap_or_default())
+        .map(|e| e.resyncs)
+        .sum();
+    assert_eq!(resyncs, 1);
+    running.stop().await.expect("a clean stop");
+}
