@@ -6,4 +6,5 @@
 mod config;
 mod crash;
 mod poll;
+mod resolve;
 mod schema;
