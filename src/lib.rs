@@ -23,7 +23,9 @@
 //! - [`mapping`]: `change`, `config`, `pgoutput`. [`replication`]: `change`, `pgoutput`,
 //!   `lsn`. [`sink`]: `batch`, `checkpoint`, `salesforce`, `metrics`, `lsn`.
 //! - [`journal`]: `sink` (the change interface it encodes), `lsn`.
-//! - [`inbound`] (Salesforce → Postgres: the event model and source contract): `error_class`.
+//! - [`inbound`] (Salesforce → Postgres: the event model and source contract, the poller,
+//!   the applier and the engine): `config`, `checkpoint`, `salesforce`, `sink` (the
+//!   replication origin), `server` (status), `metrics`, `backoff`, `error_class`.
 //! - [`cdc`] (the Pub/Sub API subscriber, a `ChangeSource`): `inbound`, `salesforce`.
 //! - [`pipeline`]: everything above.
 //! - [`replay`]: `pipeline` and everything above.

@@ -31,6 +31,8 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Check a config against the Postgres catalog and the Salesforce describe.
     Validate(cli::validate::ValidateArgs),
+    /// Create the inbound entries' target tables from describe, or show their differences.
+    Schema(cli::schema::SchemaArgs),
     /// Show each pipeline's checkpoint, slot lag, in-flight jobs and dead letters.
     Status(cli::status::StatusArgs),
     /// List, retry or discard dead letters.
@@ -80,6 +82,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(a) => cli::run::run(a).await,
         Command::Validate(a) => cli::validate::validate(a).await,
+        Command::Schema(a) => cli::schema::schema(a).await,
         Command::Status(a) => cli::status::status(a).await,
         Command::Errors(a) => cli::errors::errors(a).await,
         #[cfg(feature = "embedded-emulator")]

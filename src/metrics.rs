@@ -29,6 +29,15 @@ pub const CHECKPOINT_AGE: &str = "pgforce_checkpoint_age_seconds";
 pub const BACKFILL_ROWS: &str = "pgforce_backfill_rows_total";
 pub const BACKFILL_PROGRESS: &str = "pgforce_backfill_progress_ratio";
 pub const PIPELINE_UP: &str = "pgforce_pipeline_up";
+pub const INBOUND_EVENTS_RECEIVED: &str = "pgforce_inbound_events_received_total";
+pub const INBOUND_EVENTS_APPLIED: &str = "pgforce_inbound_events_applied_total";
+pub const INBOUND_STALE: &str = "pgforce_inbound_stale_skipped_total";
+pub const INBOUND_LAG: &str = "pgforce_inbound_lag_seconds";
+pub const INBOUND_POSITION_AGE: &str = "pgforce_inbound_position_age_seconds";
+pub const INBOUND_GAPS: &str = "pgforce_inbound_gaps_total";
+pub const INBOUND_OVERFLOWS: &str = "pgforce_inbound_overflows_total";
+pub const INBOUND_RESYNCS: &str = "pgforce_inbound_resyncs_total";
+pub const INBOUND_LOADED: &str = "pgforce_inbound_loaded_records_total";
 
 /// Every metric name above, for tools and tests that check dashboards and alerts against the
 /// catalogue. Keep it in step with the constants.
@@ -53,6 +62,15 @@ pub const ALL: &[&str] = &[
     BACKFILL_ROWS,
     BACKFILL_PROGRESS,
     PIPELINE_UP,
+    INBOUND_EVENTS_RECEIVED,
+    INBOUND_EVENTS_APPLIED,
+    INBOUND_STALE,
+    INBOUND_LAG,
+    INBOUND_POSITION_AGE,
+    INBOUND_GAPS,
+    INBOUND_OVERFLOWS,
+    INBOUND_RESYNCS,
+    INBOUND_LOADED,
 ];
 
 /// Latency buckets (seconds) for commit → applied: 10 ms to 10 min.
@@ -68,6 +86,8 @@ pub fn install() -> PrometheusHandle {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(FLUSH_LATENCY.into()), LATENCY_BUCKETS)
+                .expect("static bucket list is non-empty")
+                .set_buckets_for_metric(Matcher::Full(INBOUND_LAG.into()), LATENCY_BUCKETS)
                 .expect("static bucket list is non-empty")
                 .build_recorder();
             let handle = recorder.handle();
@@ -152,4 +172,39 @@ fn describe_all() {
         "Initial backfill progress per table, 0 to 1."
     );
     describe_gauge!(PIPELINE_UP, "1 while the pipeline runs and holds its lock.");
+    describe_counter!(
+        INBOUND_EVENTS_RECEIVED,
+        "Salesforce change events received by inbound entries, by object and change type."
+    );
+    describe_counter!(
+        INBOUND_EVENTS_APPLIED,
+        "Salesforce change events applied to Postgres, by object and change type."
+    );
+    describe_counter!(
+        INBOUND_STALE,
+        "Mirror changes skipped because the row holds a newer SystemModstamp."
+    );
+    describe_histogram!(
+        INBOUND_LAG,
+        Unit::Seconds,
+        "Salesforce commit to Postgres commit of an applied change."
+    );
+    describe_gauge!(
+        INBOUND_POSITION_AGE,
+        Unit::Seconds,
+        "Seconds since the inbound entry last stored its position."
+    );
+    describe_counter!(INBOUND_GAPS, "Gap events whose records were re-read.");
+    describe_counter!(
+        INBOUND_OVERFLOWS,
+        "Overflow events whose window was re-read by SystemModstamp."
+    );
+    describe_counter!(
+        INBOUND_RESYNCS,
+        "Targeted resyncs by SystemModstamp (reason position_lost or overflow)."
+    );
+    describe_counter!(
+        INBOUND_LOADED,
+        "Records written by the initial load of an inbound entry."
+    );
 }

@@ -5,7 +5,7 @@ use super::error::{q, StateError};
 use super::store::StateStore;
 
 /// The version [`migrations`] brings a database to.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// Quote an SQL identifier (schema names come from config).
 pub fn quote_ident(name: &str) -> String {
@@ -108,6 +108,25 @@ INSERT INTO {s}.parked_parents
         format!(
             r#"
 ALTER TABLE {s}.errors ADD COLUMN IF NOT EXISTS retry_requested_at timestamptz;
+"#
+        ),
+        // 4: Salesforce → Postgres: where each inbound entry stands, written in the same
+        // transaction as the rows it applied; `phase` and the load columns make the
+        // initial load resumable.
+        format!(
+            r#"
+CREATE TABLE IF NOT EXISTS {s}.inbound_positions (
+    pipeline      text NOT NULL,
+    object        text NOT NULL,
+    target        text NOT NULL,
+    phase         text NOT NULL,
+    replay_id     bytea,
+    poll_modstamp timestamptz,
+    poll_id       text,
+    load_after_id text,
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, object, target)
+);
 "#
         ),
     ]

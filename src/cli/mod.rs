@@ -8,9 +8,11 @@ pub mod demo;
 #[cfg(feature = "embedded-emulator")]
 pub mod emulator;
 pub mod errors;
+pub mod inbound;
 pub mod progress;
 pub mod replay;
 pub mod run;
+pub mod schema;
 pub mod status;
 pub mod validate;
 

@@ -58,7 +58,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             journal: Some(config.journal.clone()),
             progress: terminal_progress.clone(),
         };
-        tasks.spawn(supervise(p, opts));
+        if !p.inbound.is_empty() {
+            let (p, health, stop) = (p.clone(), health.clone(), stop_rx.clone());
+            tasks.spawn(async move {
+                let name = p.name.clone();
+                super::inbound::run_inbound(p, health, stop)
+                    .await
+                    .map_err(|e| pgforce::pipeline::PipelineError::Config {
+                        pipeline: name,
+                        message: e.to_string(),
+                    })
+            });
+        }
+        if !p.mappings.is_empty() {
+            tasks.spawn(supervise(p, opts));
+        }
     }
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     let failed = wait_for_pipelines(&mut tasks, stop_rx, grace).await;

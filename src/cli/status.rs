@@ -42,7 +42,9 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         let live_p = live
             .as_ref()
             .and_then(|l| l.pipelines.iter().find(|s| s.name == p.name));
+        let inbound = inbound_rows(p, &pg, live.as_ref()).await?;
         out.push(json!({
+            "inbound": inbound,
             "pipeline": p.name,
             "slot": p.slot,
             "confirmed_lsn": state.checkpoint().await?.map(|l| l.to_string()),
@@ -110,8 +112,83 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         for line in stuck_lines(row) {
             println!("{line}");
         }
+        for line in inbound_lines(row) {
+            println!("{line}");
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The pipeline's inbound entries: the stored position (durable) and the live figures.
+async fn inbound_rows(
+    p: &pgforce::config::PipelineConfig,
+    pg: &tokio_postgres::Client,
+    live: Option<&StatusReport>,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    use pgforce::inbound::position::{load, position_text, EntryKey};
+    let live_side = live.and_then(|l| {
+        let name = pgforce::inbound::status::status_name(&p.name);
+        l.pipelines.iter().find(|s| s.name == name)
+    });
+    let mut rows = Vec::new();
+    for (i, e) in p.inbound.iter().enumerate() {
+        let key = EntryKey {
+            schema: pgforce::checkpoint::quote_ident(&p.state_schema),
+            pipeline: p.name.clone(),
+            object: e.object.clone(),
+            target: e.qualified_table(),
+        };
+        let stored = load(pg, &key).await.ok().flatten().and_then(Result::ok);
+        let live_e = live_side
+            .and_then(|s| s.inbound.as_ref())
+            .and_then(|l| l.get(i));
+        rows.push(json!({
+            "object": e.object,
+            "table": e.qualified_table(),
+            "mode": e.mode.as_str(),
+            "source": e.source.as_str(),
+            "phase": stored.as_ref().map(|s| format!("{:?}", s.phase).to_lowercase()),
+            "position": stored.as_ref().and_then(|s| s.position.as_ref()).map(position_text),
+            "position_age_secs": stored.as_ref().map(|s| (chrono::Utc::now() - s.updated_at).num_seconds()),
+            "state": live_e.map(|l| format!("{:?}", l.state).to_lowercase()),
+            "lag_seconds": live_e.and_then(|l| l.lag_seconds),
+            "events_applied": live_e.map(|l| l.events_applied),
+            "resyncs": live_e.map(|l| l.resyncs),
+            "last_error": live_e.and_then(|l| l.last_error.clone()),
+        }));
+    }
+    Ok(rows)
+}
+
+/// One line per inbound entry.
+fn inbound_lines(row: &serde_json::Value) -> Vec<String> {
+    let Some(entries) = row["inbound"].as_array() else {
+        return Vec::new();
+    };
+    let t = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    entries
+        .iter()
+        .map(|e| {
+            format!(
+                "  inbound {} -> {} ({}, {}): {} position {} ({}s old), lag {}s, {} applied, {} resyncs{}",
+                t(&e["object"]),
+                t(&e["table"]),
+                t(&e["mode"]),
+                t(&e["source"]),
+                t(if e["state"].is_null() { &e["phase"] } else { &e["state"] }),
+                t(&e["position"]),
+                t(&e["position_age_secs"]),
+                t(&e["lag_seconds"]),
+                t(&e["events_applied"]),
+                t(&e["resyncs"]),
+                e["last_error"].as_str().map(|x| format!(", last error: {x}")).unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 /// What is stuck in one pipeline, in words: the oldest open dead letter and each group of

@@ -13,6 +13,7 @@
 pub mod catalog;
 pub mod describe;
 mod error;
+pub mod inbound;
 pub mod model;
 pub mod order;
 mod rules;

@@ -100,13 +100,16 @@ pub struct PipelineConfig {
     /// The Postgres database to replicate from.
     pub source: SourceConfig,
     /// The publication the slot streams. pgforce creates it and adds mapped tables when
-    /// `manage_publication` is true.
+    /// `manage_publication` is true. Required when the pipeline has `mappings`.
+    #[serde(default)]
     pub publication: String,
     /// Whether pgforce may create the publication and add mapped tables to it (default
     /// true). When false, a mapped table missing from the publication is an error.
     #[serde(default = "default_true")]
     pub manage_publication: bool,
     /// Logical replication slot name: lowercase letters, digits and `_`, at most 63.
+    /// Required when the pipeline has `mappings`.
+    #[serde(default)]
     pub slot: String,
     /// Replication origin pgforce writes under (write-backs, state), so its own writes are
     /// not replicated back. Default `pgforce`.
@@ -121,9 +124,13 @@ pub struct PipelineConfig {
     pub batching: BatchingConfig,
     /// The Salesforce org and how to log in.
     pub salesforce: SalesforceConfig,
-    /// Table → sObject mappings; at least one.
+    /// Table → sObject mappings (Postgres → Salesforce). A pipeline needs mappings,
+    /// inbound entries, or both.
     #[serde(default)]
     pub mappings: Vec<MappingConfig>,
+    /// Salesforce → Postgres entries (`[[pipelines.inbound]]`, see [`super::inbound`]).
+    #[serde(default)]
+    pub inbound: Vec<super::inbound::InboundConfig>,
 }
 
 /// Where to replicate from.
@@ -207,6 +214,10 @@ pub struct SalesforceConfig {
     /// At least 1, default 900.
     #[serde(default = "default_limit_exceeded_pause_secs")]
     pub limit_exceeded_pause_secs: u64,
+    /// The Pub/Sub API endpoint for `source = "cdc"` inbound entries. Default
+    /// `https://api.pubsub.salesforce.com:7443`; plain `http://` only on loopback.
+    #[serde(default = "default_pubsub_endpoint")]
+    pub pubsub_endpoint: String,
 }
 
 /// OAuth 2.0 grant, chosen with `type`.
@@ -847,6 +858,9 @@ fn default_api_version() -> String {
 }
 fn default_api_reserve_percent() -> u8 {
     10
+}
+fn default_pubsub_endpoint() -> String {
+    super::inbound::DEFAULT_PUBSUB_ENDPOINT.into()
 }
 fn default_limit_exceeded_pause_secs() -> u64 {
     900

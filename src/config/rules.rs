@@ -65,10 +65,19 @@ fn check_pipeline(key: &str, p: &PipelineConfig, errs: &mut Vec<KeyError>) {
             "must be non-empty letters, digits, `_` or `-`".into(),
         );
     }
-    if !is_slot_name(&p.slot) {
+    let outbound = !p.mappings.is_empty();
+    if outbound && p.slot.is_empty() {
+        err("slot", "required when the pipeline has mappings".into());
+    } else if !p.slot.is_empty() && !is_slot_name(&p.slot) {
         err(
             "slot",
             "replication slot names are 1–63 lowercase letters, digits or `_`".into(),
+        );
+    }
+    if outbound && p.publication.is_empty() {
+        err(
+            "publication",
+            "required when the pipeline has mappings".into(),
         );
     }
     for (k, v) in [
@@ -76,6 +85,10 @@ fn check_pipeline(key: &str, p: &PipelineConfig, errs: &mut Vec<KeyError>) {
         ("replication_origin", &p.replication_origin),
         ("state_schema", &p.state_schema),
     ] {
+        // An empty publication is reported above when it is required.
+        if k == "publication" && v.is_empty() {
+            continue;
+        }
         if v.is_empty() || v.len() > 63 {
             err(k, "must be 1–63 characters (a Postgres identifier)".into());
         }
@@ -83,12 +96,15 @@ fn check_pipeline(key: &str, p: &PipelineConfig, errs: &mut Vec<KeyError>) {
     check_database_url(&p.source, &mut err);
     check_batching(&p.batching, &mut err);
     check_salesforce(&p.salesforce, &mut err);
-    if p.mappings.is_empty() {
+    if p.mappings.is_empty() && p.inbound.is_empty() {
         err(
             "mappings",
-            "no mappings: add at least one [[pipelines.mappings]] table".into(),
+            "no mappings and no inbound entries: add at least one [[pipelines.mappings]] or \
+             [[pipelines.inbound]] table"
+                .into(),
         );
     }
+    super::inbound::check_entries(&p.inbound, &mut err);
     let mut mapping_names = BTreeSet::new();
     let objects: BTreeSet<&str> = p.mappings.iter().map(|m| m.object.as_str()).collect();
     for (j, m) in p.mappings.iter().enumerate() {
@@ -180,6 +196,9 @@ fn check_salesforce(sf: &SalesforceConfig, err: &mut impl FnMut(&str, String)) {
     }
     if sf.api_reserve_percent > 100 {
         err("salesforce.api_reserve_percent", "must be 0–100".into());
+    }
+    if let Err(e) = check_url(&sf.pubsub_endpoint) {
+        err("salesforce.pubsub_endpoint", e);
     }
     if sf.limit_exceeded_pause_secs == 0 {
         err(

@@ -82,6 +82,9 @@ pub fn validate_pipeline(
                 "check the API name in Setup > Object Manager (custom objects end in __c) and the user's permissions".into()),
         }
     }
+    ctx.out.extend(super::inbound::validate_entries(
+        index, &p.inbound, catalog, describe,
+    ));
     ctx.out
 }
 

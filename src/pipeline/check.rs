@@ -32,7 +32,8 @@ pub async fn check_pipeline(
             pipeline: pipeline.clone(),
             source,
         })?;
-    let tables: Vec<String> = p.mappings.iter().map(|m| m.table.clone()).collect();
+    let mut tables: Vec<String> = p.mappings.iter().map(|m| m.table.clone()).collect();
+    tables.extend(p.inbound.iter().map(|e| e.table.clone()));
     let catalog = PgCatalog::load(&pg, &tables)
         .await
         .map_err(|source| PipelineError::Catalog {
@@ -43,6 +44,7 @@ pub async fn check_pipeline(
     for m in &p.mappings {
         objects.extend(m.lookups.iter().map(|l| l.object.clone()));
     }
+    objects.extend(p.inbound.iter().map(|e| e.object.clone()));
     let bodies = try_join_all(objects.iter().map(|o| async move {
         match client.describe_json(o).await {
             Ok(b) => Ok(Some(b)),

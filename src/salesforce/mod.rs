@@ -8,6 +8,7 @@
 //! - [`rest`] — describe, limits, SOQL query, single-record CRUD and upsert.
 //! - [`collections`] — sObject Collections upsert/delete, 200 records per call.
 //! - [`bulk`], [`bulk_csv`], [`bulk_query`] — Bulk API 2.0 ingest, its CSV, and query.
+//! - [`replication`] — getDeleted.
 //! - [`error`] — [`SalesforceError`].
 //! - [`metrics`] — metric names.
 //!
@@ -23,6 +24,7 @@ pub mod collections;
 pub mod error;
 pub mod limits;
 pub mod metrics;
+pub mod replication;
 pub mod rest;
 pub mod retry;
 

@@ -86,6 +86,50 @@ pub struct PipelineStatus {
     pub last_error: Option<String>,
     /// When this snapshot was published.
     pub updated_at: DateTime<Utc>,
+    /// Salesforce → Postgres entries, when this status is a pipeline's inbound side
+    /// (published as `<pipeline>/inbound`); `None` for the replication side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound: Option<Vec<InboundEntryStatus>>,
+}
+
+/// One Salesforce → Postgres entry in `/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundEntryStatus {
+    /// The sObject.
+    pub object: String,
+    /// The target table.
+    pub table: String,
+    /// `mirror` or `audit`.
+    pub mode: String,
+    /// `cdc` or `poll`.
+    pub source: String,
+    /// Where the entry is in its life.
+    pub state: InboundState,
+    /// The stored position (hex replay id, or `<SystemModstamp>/<Id>`).
+    pub position: Option<String>,
+    /// When the position was last stored.
+    pub position_stored_at: Option<DateTime<Utc>>,
+    /// Now minus the commit time of the last applied change, in seconds.
+    pub lag_seconds: Option<f64>,
+    /// Events applied since start.
+    pub events_applied: u64,
+    /// Records loaded by the initial load since start.
+    pub records_loaded: u64,
+    /// Resyncs since start (position lost, overflow).
+    pub resyncs: u64,
+    /// The last error of this entry, sanitized.
+    pub last_error: Option<String>,
+}
+
+/// Where an inbound entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InboundState {
+    Starting,
+    Loading,
+    Streaming,
+    Resyncing,
+    Failed,
 }
 
 impl PipelineStatus {
@@ -111,6 +155,7 @@ impl PipelineStatus {
             parked_reasons: Vec::new(),
             last_error: None,
             updated_at: Utc::now(),
+            inbound: None,
         }
     }
 
@@ -145,6 +190,15 @@ impl PipelineStatus {
         }
         if !self.salesforce_connected {
             reasons.push(NotReadyReason::SalesforceDisconnected);
+        }
+        if let Some(entries) = &self.inbound {
+            if entries
+                .iter()
+                .any(|e| !matches!(e.state, InboundState::Loading | InboundState::Streaming))
+            {
+                reasons.push(NotReadyReason::InboundNotStreaming);
+            }
+            return reasons;
         }
         if !self.slot_active {
             reasons.push(NotReadyReason::SlotInactive);
@@ -246,6 +300,8 @@ pub enum NotReadyReason {
     SlotInactive,
     /// The API governor holds flushing.
     GovernorPaused,
+    /// An inbound entry is starting, resyncing or failed.
+    InboundNotStreaming,
 }
 
 impl NotReadyReason {

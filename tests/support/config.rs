@@ -241,6 +241,13 @@ impl ConfigBuilder {
         self
     }
 
+    /// `[[pipelines.inbound]]` tables (Salesforce → Postgres entries) written as TOML by
+    /// the test; they follow the mappings in the pipeline.
+    pub fn inbound_toml(mut self, toml: &str) -> ConfigBuilder {
+        self.mappings.push(toml.to_string());
+        self
+    }
+
     /// The config file's text.
     pub fn toml(&self) -> String {
         let mut out = String::new();

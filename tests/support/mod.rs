@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod config;
 pub mod crash;
+pub mod inbound;
 pub mod mapping;
 pub mod pgoutput;
 pub mod pipeline;
