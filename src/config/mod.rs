@@ -13,6 +13,7 @@
 pub mod catalog;
 pub mod describe;
 mod error;
+pub mod jobs;
 pub mod model;
 pub mod order;
 mod rules;

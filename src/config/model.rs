@@ -121,9 +121,12 @@ pub struct PipelineConfig {
     pub batching: BatchingConfig,
     /// The Salesforce org and how to log in.
     pub salesforce: SalesforceConfig,
-    /// Table → sObject mappings; at least one.
+    /// Table → sObject mappings; at least one unless the pipeline has jobs.
     #[serde(default)]
     pub mappings: Vec<MappingConfig>,
+    /// Query-driven jobs on this pipeline's database and org (see [`super::jobs`]).
+    #[serde(default)]
+    pub jobs: Vec<super::jobs::JobConfig>,
 }
 
 /// Where to replicate from.
