@@ -29,6 +29,12 @@ pub const CHECKPOINT_AGE: &str = "pgforce_checkpoint_age_seconds";
 pub const BACKFILL_ROWS: &str = "pgforce_backfill_rows_total";
 pub const BACKFILL_PROGRESS: &str = "pgforce_backfill_progress_ratio";
 pub const PIPELINE_UP: &str = "pgforce_pipeline_up";
+pub const JOB_RUNS: &str = "pgforce_job_runs_total";
+pub const JOB_ROWS_SENT: &str = "pgforce_job_rows_sent_total";
+pub const JOB_ERRORS: &str = "pgforce_job_errors_total";
+pub const JOB_LAST_RUN_DURATION: &str = "pgforce_job_last_run_duration_seconds";
+pub const JOB_LAST_SUCCESS: &str = "pgforce_job_last_success_timestamp_seconds";
+pub const JOB_NEXT_RUN: &str = "pgforce_job_next_run_timestamp_seconds";
 
 /// Every metric name above, for tools and tests that check dashboards and alerts against the
 /// catalogue. Keep it in step with the constants.
@@ -53,6 +59,12 @@ pub const ALL: &[&str] = &[
     BACKFILL_ROWS,
     BACKFILL_PROGRESS,
     PIPELINE_UP,
+    JOB_RUNS,
+    JOB_ROWS_SENT,
+    JOB_ERRORS,
+    JOB_LAST_RUN_DURATION,
+    JOB_LAST_SUCCESS,
+    JOB_NEXT_RUN,
 ];
 
 /// Latency buckets (seconds) for commit → applied: 10 ms to 10 min.
@@ -81,6 +93,7 @@ pub fn install() -> PrometheusHandle {
 }
 
 fn describe_all() {
+    describe_jobs();
     describe_gauge!(
         REPLICATION_LAG_BYTES,
         Unit::Bytes,
@@ -152,4 +165,32 @@ fn describe_all() {
         "Initial backfill progress per table, 0 to 1."
     );
     describe_gauge!(PIPELINE_UP, "1 while the pipeline runs and holds its lock.");
+}
+
+/// The query-driven jobs' metrics (labels: pipeline, job; runs also by result).
+fn describe_jobs() {
+    describe_counter!(
+        JOB_RUNS,
+        "Job runs, by pipeline, job and result (done, failed kind, dry_run)."
+    );
+    describe_counter!(JOB_ROWS_SENT, "Records job runs sent that Salesforce acknowledged.");
+    describe_counter!(
+        JOB_ERRORS,
+        "Rows job runs could not send (Salesforce rejections and unusable rows)."
+    );
+    describe_gauge!(
+        JOB_LAST_RUN_DURATION,
+        Unit::Seconds,
+        "How long the job's last run took."
+    );
+    describe_gauge!(
+        JOB_LAST_SUCCESS,
+        Unit::Seconds,
+        "Unix time of the job's last run that finished done."
+    );
+    describe_gauge!(
+        JOB_NEXT_RUN,
+        Unit::Seconds,
+        "Unix time of the job's next scheduled run (0 when it waits for an event)."
+    );
 }
