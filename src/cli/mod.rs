@@ -8,6 +8,7 @@ pub mod demo;
 #[cfg(feature = "embedded-emulator")]
 pub mod emulator;
 pub mod errors;
+pub mod jobs;
 pub mod progress;
 pub mod replay;
 pub mod run;
