@@ -26,6 +26,7 @@ mod checkpoint_store;
 mod cli;
 mod config;
 mod deploy_manifests;
+mod jobs;
 mod mapping;
 mod ops;
 mod pg_tls;
