@@ -34,7 +34,9 @@ impl SecretResolver for Secrets {
     fn resolve(&self, reference: &SecretRef) -> Result<SecretString, String> {
         match reference {
             SecretRef::Env(n) if n == "DATABASE_URL" => Ok(self.db.clone().into()),
-            SecretRef::Env(n) if n == "SF_CLIENT_SECRET" => Ok(emu::DEMO_CLIENT_SECRET.to_string().into()),
+            SecretRef::Env(n) if n == "SF_CLIENT_SECRET" => {
+                Ok(emu::DEMO_CLIENT_SECRET.to_string().into())
+            }
             other => Err(format!("unknown secret {other:?}")),
         }
     }
@@ -78,19 +80,26 @@ async fn bench() {
             ratio(diffing.api_calls as f64, naive.api_calls as f64),
             ratio(diffing.wall.as_secs_f64(), naive.wall.as_secs_f64()),
         );
-        out.insert(name, json!({
-            "diffing": figures_json(diffing),
-            "naive": figures_json(naive),
-            "api_calls_ratio": ratio(diffing.api_calls as f64, naive.api_calls as f64),
-            "wall_time_ratio": ratio(diffing.wall.as_secs_f64(), naive.wall.as_secs_f64()),
-        }));
+        out.insert(
+            name,
+            json!({
+                "diffing": figures_json(diffing),
+                "naive": figures_json(naive),
+                "api_calls_ratio": ratio(diffing.api_calls as f64, naive.api_calls as f64),
+                "wall_time_ratio": ratio(diffing.wall.as_secs_f64(), naive.wall.as_secs_f64()),
+            }),
+        );
     }
     out.insert("load_average".into(), json!(support::load_average()));
     support::write_json("jobs", &Value::Object(out));
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
-    if b == 0.0 { 0.0 } else { a / b }
+    if b == 0.0 {
+        0.0
+    } else {
+        a / b
+    }
 }
 
 fn figures_json(f: Figures) -> Value {
@@ -99,9 +108,19 @@ fn figures_json(f: Figures) -> Value {
 
 /// A fresh database and emulator: sync once, change 1%, then the diffing run and the naive
 /// run of the same change.
-async fn scenario(cluster: &TempCluster, profile: ProfileName, rows: i64, db: &str) -> (Figures, Figures) {
+async fn scenario(
+    cluster: &TempCluster,
+    profile: ProfileName,
+    rows: i64,
+    db: &str,
+) -> (Figures, Figures) {
     let admin = connect(&cluster.url("postgres")).await;
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS bench_{db}; CREATE DATABASE bench_{db}")).await.unwrap();
+    admin
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS bench_{db}; CREATE DATABASE bench_{db}"
+        ))
+        .await
+        .unwrap();
     let url = cluster.url(&format!("bench_{db}"));
     let pg = connect(&url).await;
     pg.batch_execute(&format!(
@@ -110,15 +129,29 @@ async fn scenario(cluster: &TempCluster, profile: ProfileName, rows: i64, db: &s
     ))
     .await
     .unwrap();
-    let config = EmulatorConfig { profile, ..EmulatorConfig::default() };
-    let emulator = Emulator::start(config, "127.0.0.1:0".parse().unwrap()).await.expect("start the emulator");
+    let config = EmulatorConfig {
+        profile,
+        ..EmulatorConfig::default()
+    };
+    let emulator = Emulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("start the emulator");
     seed_accounts(&emulator, rows);
-    let runner = JobRunner::connect(&pipeline(&emulator, &url)).await.expect("connect");
+    let runner = JobRunner::connect(&pipeline(&emulator, &url))
+        .await
+        .expect("connect");
     let first = measure(&emulator, &runner).await;
-    println!("{db}: first run sent {} with {} API calls in {:.2?}", first.sent, first.api_calls, first.wall);
-    pg.batch_execute("UPDATE usage SET logins = logins + 1 WHERE account_id % 100 = 0").await.unwrap();
+    println!(
+        "{db}: first run sent {} with {} API calls in {:.2?}",
+        first.sent, first.api_calls, first.wall
+    );
+    pg.batch_execute("UPDATE usage SET logins = logins + 1 WHERE account_id % 100 = 0")
+        .await
+        .unwrap();
     let diffing = measure(&emulator, &runner).await;
-    pg.batch_execute("DELETE FROM pgforce.job_snapshots").await.unwrap();
+    pg.batch_execute("DELETE FROM pgforce.job_snapshots")
+        .await
+        .unwrap();
     let naive = measure(&emulator, &runner).await;
     emulator.shutdown().await;
     (diffing, naive)
@@ -127,8 +160,15 @@ async fn scenario(cluster: &TempCluster, profile: ProfileName, rows: i64, db: &s
 async fn measure(emulator: &EmulatorHandle, runner: &JobRunner) -> Figures {
     let before = data_calls(emulator);
     let started = Instant::now();
-    let report = runner.run("usage", JobRunOptions::default()).await.expect("the job runs");
-    Figures { sent: report.sent, api_calls: data_calls(emulator) - before, wall: started.elapsed() }
+    let report = runner
+        .run("usage", JobRunOptions::default())
+        .await
+        .expect("the job runs");
+    Figures {
+        sent: report.sent,
+        api_calls: data_calls(emulator) - before,
+        wall: started.elapsed(),
+    }
 }
 
 fn data_calls(emulator: &EmulatorHandle) -> u64 {
@@ -147,7 +187,12 @@ fn data_calls(emulator: &EmulatorHandle) -> u64 {
 fn seed_accounts(emulator: &EmulatorHandle, rows: i64) {
     let user = emulator.state().default_user().expect("a default user").id;
     let bodies: Vec<Map<String, Value>> = (1..=rows)
-        .map(|i| json!({"Name": format!("Account {i}"), "External_Id__c": i.to_string()}).as_object().cloned().unwrap())
+        .map(|i| {
+            json!({"Name": format!("Account {i}"), "External_Id__c": i.to_string()})
+                .as_object()
+                .cloned()
+                .unwrap()
+        })
         .collect();
     for r in emulator.state().store.insert_many("Account", &bodies, user) {
         r.expect("seed an Account");
@@ -176,7 +221,8 @@ target = {{ type = "update", object = "Account", match = {{ column = "account_id
 "#,
         client = emu::DEMO_CLIENT_ID
     );
-    let mut config = Config::from_toml_with(&text, &Secrets { db: db.to_string() }).expect("the bench config loads");
+    let mut config = Config::from_toml_with(&text, &Secrets { db: db.to_string() })
+        .expect("the bench config loads");
     config.pipelines.remove(0)
 }
 

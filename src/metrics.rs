@@ -173,7 +173,10 @@ fn describe_jobs() {
         JOB_RUNS,
         "Job runs, by pipeline, job and result (done, failed kind, dry_run)."
     );
-    describe_counter!(JOB_ROWS_SENT, "Records job runs sent that Salesforce acknowledged.");
+    describe_counter!(
+        JOB_ROWS_SENT,
+        "Records job runs sent that Salesforce acknowledged."
+    );
     describe_counter!(
         JOB_ERRORS,
         "Rows job runs could not send (Salesforce rejections and unusable rows)."

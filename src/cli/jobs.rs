@@ -105,7 +105,11 @@ pub async fn last_runs(p: &PipelineConfig) -> anyhow::Result<Vec<LastRun>> {
 }
 
 /// The pipeline holding job `name`.
-fn find_job<'a>(config: &'a Config, name: &str, pipeline: Option<&str>) -> Option<&'a PipelineConfig> {
+fn find_job<'a>(
+    config: &'a Config,
+    name: &str,
+    pipeline: Option<&str>,
+) -> Option<&'a PipelineConfig> {
     config
         .pipelines
         .iter()
@@ -119,12 +123,19 @@ async fn run(args: RunJobArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let Some(p) = find_job(&config, &args.name, args.pipeline.as_deref()) else {
-        eprintln!("error: no job named {:?} in the config; `pgforce jobs list` shows the jobs", args.name);
+        eprintln!(
+            "error: no job named {:?} in the config; `pgforce jobs list` shows the jobs",
+            args.name
+        );
         return Ok(ExitCode::from(super::EXIT_CONFIG));
     };
     let runner = JobRunner::connect(p).await?;
     runner.salesforce().login().await?;
-    let index = config.pipelines.iter().position(|q| q.name == p.name).unwrap_or(0);
+    let index = config
+        .pipelines
+        .iter()
+        .position(|q| q.name == p.name)
+        .unwrap_or(0);
     let job_index = p.jobs.iter().position(|j| j.name == args.name).unwrap_or(0);
     let prefix = format!("pipelines[{index}].jobs[{job_index}]");
     let findings: Vec<_> = check_jobs(index, p, runner.salesforce())

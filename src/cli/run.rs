@@ -125,12 +125,12 @@ async fn run_jobs(
     stop: watch::Receiver<bool>,
 ) -> Result<(), pgforce::pipeline::PipelineError> {
     let pipeline = p.name.clone();
-    pgforce::jobs::run_scheduled(p, stop)
-        .await
-        .map_err(|e| pgforce::pipeline::PipelineError::Config {
+    pgforce::jobs::run_scheduled(p, stop).await.map_err(|e| {
+        pgforce::pipeline::PipelineError::Config {
             pipeline,
             message: e.to_string(),
-        })
+        }
+    })
 }
 
 fn spawn_signal_handler(stop: watch::Sender<bool>) {

@@ -155,37 +155,6 @@ async fn fetch_live(endpoint: &str) -> Option<StatusReport> {
     client.get(url).send().await.ok()?.json().await.ok()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::stuck_lines;
-    use serde_json::json;
-
-    #[test]
-    fn nothing_stuck_prints_nothing() {
-        let row = json!({"pipeline": "crm", "oldest_dead_letter": null, "parked_reasons": []});
-        assert!(stuck_lines(&row).is_empty());
-    }
-
-    #[test]
-    fn stuck_rows_are_named_with_their_reason() {
-        let row = json!({
-            "pipeline": "crm",
-            "oldest_dead_letter": {"mapping": "contacts", "object": "Contact",
-                "error_code": "REQUIRED_FIELD_MISSING", "message": "Required fields are missing: [LastName]",
-                "fields": ["LastName"], "attempts": 2, "first_seen": "2026-01-02T03:04:05Z"},
-            "parked_reasons": [{"mapping": "contacts", "object": "Contact", "waiting_for": "Account",
-                "count": 3, "oldest": "2026-01-02T03:00:00Z"}],
-        });
-        assert_eq!(
-            stuck_lines(&row),
-            [
-                "crm: oldest dead letter since 2026-01-02T03:04:05Z: mapping contacts (Contact) rejected with REQUIRED_FIELD_MISSING: Required fields are missing: [LastName] (tried 2 times; `pgforce errors list` shows all)",
-                "crm: 3 contacts change(s) parked since 2026-01-02T03:00:00Z, waiting for their Account parent to land",
-            ]
-        );
-    }
-}
-
 /// The pipeline's jobs: last run (state, when, duration, rows sent, errors) and next run.
 async fn job_rows(p: &pgforce::config::PipelineConfig) -> serde_json::Value {
     if p.jobs.is_empty() {
@@ -241,4 +210,35 @@ fn job_lines(row: &serde_json::Value) -> Vec<String> {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stuck_lines;
+    use serde_json::json;
+
+    #[test]
+    fn nothing_stuck_prints_nothing() {
+        let row = json!({"pipeline": "crm", "oldest_dead_letter": null, "parked_reasons": []});
+        assert!(stuck_lines(&row).is_empty());
+    }
+
+    #[test]
+    fn stuck_rows_are_named_with_their_reason() {
+        let row = json!({
+            "pipeline": "crm",
+            "oldest_dead_letter": {"mapping": "contacts", "object": "Contact",
+                "error_code": "REQUIRED_FIELD_MISSING", "message": "Required fields are missing: [LastName]",
+                "fields": ["LastName"], "attempts": 2, "first_seen": "2026-01-02T03:04:05Z"},
+            "parked_reasons": [{"mapping": "contacts", "object": "Contact", "waiting_for": "Account",
+                "count": 3, "oldest": "2026-01-02T03:00:00Z"}],
+        });
+        assert_eq!(
+            stuck_lines(&row),
+            [
+                "crm: oldest dead letter since 2026-01-02T03:04:05Z: mapping contacts (Contact) rejected with REQUIRED_FIELD_MISSING: Required fields are missing: [LastName] (tried 2 times; `pgforce errors list` shows all)",
+                "crm: 3 contacts change(s) parked since 2026-01-02T03:00:00Z, waiting for their Account parent to land",
+            ]
+        );
+    }
 }

@@ -389,7 +389,10 @@ pub fn check_job_columns(
         out.push(diag(
             format!("{key}.target"),
             "sf.object_missing",
-            format!("job {}: sObject {object} does not exist or is not visible", job.name),
+            format!(
+                "job {}: sObject {object} does not exist or is not visible",
+                job.name
+            ),
             "check the API name and the integration user's permissions".into(),
         ));
         return out;
@@ -399,14 +402,26 @@ pub fn check_job_columns(
         TargetConfig::Enrich(e) => (&e.fields, None),
         TargetConfig::Membership(m) => {
             if !columns.iter().any(|(c, _)| c == &m.column) {
-                out.push(missing_column(key, "target.column", job, &m.column, columns));
+                out.push(missing_column(
+                    key,
+                    "target.column",
+                    job,
+                    &m.column,
+                    columns,
+                ));
             }
             return out;
         }
     };
     if let Some(k) = key_column {
         if !columns.iter().any(|(c, _)| c == &k.column) {
-            out.push(missing_column(key, "target.match.column", job, &k.column, columns));
+            out.push(missing_column(
+                key,
+                "target.match.column",
+                job,
+                &k.column,
+                columns,
+            ));
         }
         if !k.field.eq_ignore_ascii_case("Id") {
             match o.field(&k.field) {
@@ -414,7 +429,10 @@ pub fn check_job_columns(
                 _ => out.push(diag(
                     format!("{key}.target.match.field"),
                     "sf.external_id_missing",
-                    format!("job {}: {object}.{} is not Id or an External ID field", job.name, k.field),
+                    format!(
+                        "job {}: {object}.{} is not Id or an External ID field",
+                        job.name, k.field
+                    ),
                     "match on Id, or mark the field External ID".into(),
                 )),
             }
@@ -423,7 +441,13 @@ pub fn check_job_columns(
     for (column, field) in fields {
         let k = format!("{key}.target.fields.{}", quote_key(column));
         let Some((_, pg)) = columns.iter().find(|(c, _)| c == column) else {
-            out.push(missing_column(key, &format!("target.fields.{}", quote_key(column)), job, column, columns));
+            out.push(missing_column(
+                key,
+                &format!("target.fields.{}", quote_key(column)),
+                job,
+                column,
+                columns,
+            ));
             continue;
         };
         check_field(&mut out, &k, job, o, field, pg);
@@ -435,7 +459,10 @@ pub fn check_job_columns(
                 severity: Severity::Warning,
                 code: "job.column_unmapped",
                 key: format!("{key}.target.fields"),
-                message: format!("job {}: result column {c} is not mapped to a field and is not sent", job.name),
+                message: format!(
+                    "job {}: result column {c} is not mapped to a field and is not sent",
+                    job.name
+                ),
                 fix: format!("map it (`{c} = \"Field__c\"`) or drop it from the query"),
             });
         }
@@ -480,7 +507,10 @@ fn check_field(
                 f.name,
                 f.field_type
             ),
-            format!("cast the column in the query to a type that fits a {} field", f.field_type),
+            format!(
+                "cast the column in the query to a type that fits a {} field",
+                f.field_type
+            ),
         ));
     }
 }
@@ -489,13 +519,23 @@ fn check_field(
 pub fn type_fits(pg: &PgType, field_type: &str) -> bool {
     let text_like = matches!(
         field_type,
-        "string" | "textarea" | "picklist" | "multipicklist" | "email" | "phone" | "url"
-            | "combobox" | "encryptedstring"
+        "string"
+            | "textarea"
+            | "picklist"
+            | "multipicklist"
+            | "email"
+            | "phone"
+            | "url"
+            | "combobox"
+            | "encryptedstring"
     );
     match pg {
         PgType::Bool => field_type == "boolean" || text_like,
         PgType::Int { .. } | PgType::Numeric(_) | PgType::Float => {
-            matches!(field_type, "double" | "currency" | "percent" | "int" | "long") || text_like
+            matches!(
+                field_type,
+                "double" | "currency" | "percent" | "int" | "long"
+            ) || text_like
         }
         PgType::Date => matches!(field_type, "date" | "datetime") || text_like,
         PgType::Timestamp | PgType::TimestampTz => matches!(field_type, "datetime") || text_like,
@@ -568,15 +608,27 @@ target = { type = "update", object = "Account", match = { column = "account_id",
     fn every_problem_is_reported_with_its_key() {
         let mut j = job(UPDATE);
         j.name = "bad name".into();
-        j.trigger = TriggerConfig::Schedule { cron: "every hour".into() };
+        j.trigger = TriggerConfig::Schedule {
+            cron: "every hour".into(),
+        };
         j.statement_timeout_ms = 0;
         let mut errs = Vec::new();
         check_jobs("pipelines[0]", &[j.clone(), j], &mut errs);
         let keys: Vec<String> = errs.iter().map(|e| e.key.clone()).collect();
-        for want in ["jobs[0].name", "jobs[0].trigger.cron", "jobs[0].statement_timeout_ms", "jobs[1].name"] {
-            assert!(keys.iter().any(|k| k.ends_with(want)), "{want} missing in {keys:?}");
+        for want in [
+            "jobs[0].name",
+            "jobs[0].trigger.cron",
+            "jobs[0].statement_timeout_ms",
+            "jobs[1].name",
+        ] {
+            assert!(
+                keys.iter().any(|k| k.ends_with(want)),
+                "{want} missing in {keys:?}"
+            );
         }
-        assert!(errs.iter().any(|e| e.to_string().contains("duplicate job name")));
+        assert!(errs
+            .iter()
+            .any(|e| e.to_string().contains("duplicate job name")));
     }
 
     #[test]
@@ -589,13 +641,18 @@ target = { type = "enrich", params = ["Email"], fields = { x = "Description" } }
 "#);
         let mut errs = Vec::new();
         check_jobs("pipelines[0]", &[j], &mut errs);
-        assert!(errs.iter().any(|e| e.key.ends_with("trigger.type")), "{errs:?}");
+        assert!(
+            errs.iter().any(|e| e.key.ends_with("trigger.type")),
+            "{errs:?}"
+        );
     }
 
     #[test]
     fn five_field_cron_gets_seconds() {
         assert_eq!(normalise_cron("0 * * * *"), "0 0 * * * *");
-        assert!(normalise_cron("*/5 * * * *").parse::<cron::Schedule>().is_ok());
+        assert!(normalise_cron("*/5 * * * *")
+            .parse::<cron::Schedule>()
+            .is_ok());
     }
 
     #[test]

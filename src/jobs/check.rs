@@ -25,12 +25,13 @@ pub async fn check_jobs(
         message,
     };
     let url = super::database_url(p).map_err(config)?;
-    let (client, conn) = crate::pgconn::connect(&url)
-        .await
-        .map_err(|source| JobError::Connect {
-            job: format!("(pipeline {})", p.name),
-            source,
-        })?;
+    let (client, conn) =
+        crate::pgconn::connect(&url)
+            .await
+            .map_err(|source| JobError::Connect {
+                job: format!("(pipeline {})", p.name),
+                source,
+            })?;
     tokio::spawn(conn);
     let describe = describe(p, sf).await?;
     let mut out = Vec::new();

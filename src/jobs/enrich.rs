@@ -51,9 +51,14 @@ pub(super) async fn run(ctx: &mut RunCtx<'_>, e: &EnrichTarget) -> Result<RunRep
         let rows = run_query(ctx.db, job, &lead.params).await?;
         report.rows_seen += rows.len() as u64;
         match (rows.first(), &e.no_match) {
-            (Some(row), _) => records.push((lead.id.clone(), lead_record(e, &lead.id, &row.values))),
+            (Some(row), _) => {
+                records.push((lead.id.clone(), lead_record(e, &lead.id, &row.values)))
+            }
             (None, Some(marker)) => {
-                let r = Map::from_iter([("Id".to_string(), json!(lead.id)), (marker.field.clone(), json!(marker.value))]);
+                let r = Map::from_iter([
+                    ("Id".to_string(), json!(lead.id)),
+                    (marker.field.clone(), json!(marker.value)),
+                ]);
                 unmatched.push(lead.id.clone());
                 records.push((lead.id.clone(), r));
             }
@@ -71,7 +76,10 @@ pub(super) async fn run(ctx: &mut RunCtx<'_>, e: &EnrichTarget) -> Result<RunRep
     }
     if ctx.opts.dry_run {
         let outcome = report.outcome(RunState::DryRun, None);
-        ctx.store.end_run(ctx.run_id, &outcome).await.map_err(JobError::state(&job.name))?;
+        ctx.store
+            .end_run(ctx.run_id, &outcome)
+            .await
+            .map_err(JobError::state(&job.name))?;
         return Ok(report);
     }
     let with_record: BTreeSet<String> = records.iter().map(|(id, _)| id.clone()).collect();
@@ -87,7 +95,12 @@ pub(super) async fn run(ctx: &mut RunCtx<'_>, e: &EnrichTarget) -> Result<RunRep
         .map(|(id, _)| (id.clone(), !unmatched_set.contains(id)))
         .collect();
     // Leads with nothing to send are done as they are.
-    finished.extend(unmatched.iter().filter(|id| !with_record.contains(*id)).map(|id| (id.clone(), false)));
+    finished.extend(
+        unmatched
+            .iter()
+            .filter(|id| !with_record.contains(*id))
+            .map(|id| (id.clone(), false)),
+    );
     let mut retry: Vec<&str> = sent.unprocessed.iter().map(String::as_str).collect();
     for f in &sent.failed {
         if crate::error_class::record_class(&f.code).is_retryable() {
@@ -98,12 +111,24 @@ pub(super) async fn run(ctx: &mut RunCtx<'_>, e: &EnrichTarget) -> Result<RunRep
     }
     report.errors.extend(sent.failed.iter().cloned());
     let cursor = next_cursor(&leads, &retry, since);
-    let state = if retry.is_empty() { RunState::Done } else { RunState::Failed };
-    let message = (!retry.is_empty()).then(|| format!("{} Lead(s) are retried next run", retry.len()));
+    let state = if retry.is_empty() {
+        RunState::Done
+    } else {
+        RunState::Failed
+    };
+    let message =
+        (!retry.is_empty()).then(|| format!("{} Lead(s) are retried next run", retry.len()));
     let outcome = report.outcome(state, message);
     let cursor = soql_datetime(cursor);
     ctx.store
-        .finish_enrich(ctx.run_id, &job.name, &finished, Some(cursor.as_str()), &report.errors, &outcome)
+        .finish_enrich(
+            ctx.run_id,
+            &job.name,
+            &finished,
+            Some(cursor.as_str()),
+            &report.errors,
+            &outcome,
+        )
         .await
         .map_err(JobError::state(&job.name))?;
     Ok(report)
@@ -147,7 +172,12 @@ fn next_cursor(leads: &[Lead], retry: &[&str], since: DateTime<Utc>) -> DateTime
         .min();
     match first_retry {
         Some(at) => at,
-        None => leads.iter().map(|l| l.created).max().unwrap_or(since).max(since),
+        None => leads
+            .iter()
+            .map(|l| l.created)
+            .max()
+            .unwrap_or(since)
+            .max(since),
     }
 }
 
@@ -185,11 +215,18 @@ fn lead(e: &EnrichTarget, r: &Map<String, Value>) -> Option<Lead> {
         .params
         .iter()
         .map(|p| {
-            let v = r.iter().find(|(k, _)| k.eq_ignore_ascii_case(p)).map(|(_, v)| v);
+            let v = r
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(p))
+                .map(|(_, v)| v);
             key_text(v)
         })
         .collect();
-    Some(Lead { id, created, params })
+    Some(Lead {
+        id,
+        created,
+        params,
+    })
 }
 
 /// A Salesforce datetime (`2026-01-02T03:04:05.000+0000`, or RFC 3339).
@@ -223,12 +260,23 @@ mod tests {
     fn the_cursor_stays_before_a_lead_to_retry() {
         let at = |s: &str| parse_datetime(s).unwrap();
         let leads = vec![
-            Lead { id: "a".into(), created: at("2026-01-01T00:00:00Z"), params: vec![] },
-            Lead { id: "b".into(), created: at("2026-01-01T00:00:05Z"), params: vec![] },
+            Lead {
+                id: "a".into(),
+                created: at("2026-01-01T00:00:00Z"),
+                params: vec![],
+            },
+            Lead {
+                id: "b".into(),
+                created: at("2026-01-01T00:00:05Z"),
+                params: vec![],
+            },
         ];
         let since = at("2025-12-31T00:00:00Z");
         assert_eq!(next_cursor(&leads, &[], since), at("2026-01-01T00:00:05Z"));
-        assert_eq!(next_cursor(&leads, &["a"], since), at("2026-01-01T00:00:00Z"));
+        assert_eq!(
+            next_cursor(&leads, &["a"], since),
+            at("2026-01-01T00:00:00Z")
+        );
         assert_eq!(next_cursor(&[], &[], since), since);
     }
 }

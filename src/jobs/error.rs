@@ -170,7 +170,10 @@ mod tests {
             limit: 20,
         };
         let text = e.to_string();
-        assert!(text.contains("job segment") && text.contains("--force"), "{text}");
+        assert!(
+            text.contains("job segment") && text.contains("--force"),
+            "{text}"
+        );
         assert_eq!(e.class(), ErrorClass::Permanent);
         let e = JobError::CampaignMissing {
             job: "segment".into(),
@@ -188,6 +191,8 @@ mod tests {
         let e = JobError::salesforce("usage", limit);
         assert_eq!(e.kind(), "api_limit");
         assert_eq!(e.class(), ErrorClass::Throttled);
-        assert!(e.to_string().starts_with("job usage: paused by the Salesforce API limit"));
+        assert!(e
+            .to_string()
+            .starts_with("job usage: paused by the Salesforce API limit"));
     }
 }

@@ -110,11 +110,22 @@ pub(super) async fn run(ctx: &mut RunCtx<'_>, m: &MembershipTarget) -> Result<Ru
         .map_err(JobError::state(&job.name))?;
     let lookup: BTreeSet<String> = desired
         .keys()
-        .filter(|p| !tracked.iter().any(|t| &t.person_id == *p && t.state != "adding"))
-        .chain(tracked.iter().filter(|t| t.member_id.is_none()).map(|t| &t.person_id))
+        .filter(|p| {
+            !tracked
+                .iter()
+                .any(|t| &t.person_id == *p && t.state != "adding")
+        })
+        .chain(
+            tracked
+                .iter()
+                .filter(|t| t.member_id.is_none())
+                .map(|t| &t.person_id),
+        )
         .cloned()
         .collect();
-    let existing = existing_members(ctx.sf, &campaign, &lookup).await.map_err(sf_err)?;
+    let existing = existing_members(ctx.sf, &campaign, &lookup)
+        .await
+        .map_err(sf_err)?;
     let wanted: BTreeSet<String> = desired.keys().cloned().collect();
     let changes = decide(&wanted, &tracked, &existing);
     check_safety(job.name.as_str(), m, &tracked, &changes, ctx.opts.force)?;
@@ -130,11 +141,18 @@ pub(super) async fn run(ctx: &mut RunCtx<'_>, m: &MembershipTarget) -> Result<Ru
         report.sample(p, "add", &add_record(&campaign, p, m.status.as_deref()));
     }
     for (p, id) in &changes.remove {
-        report.sample(p, "remove", &Map::from_iter([("Id".to_string(), json!(id))]));
+        report.sample(
+            p,
+            "remove",
+            &Map::from_iter([("Id".to_string(), json!(id))]),
+        );
     }
     if ctx.opts.dry_run {
         let outcome = report.outcome(RunState::DryRun, None);
-        ctx.store.end_run(ctx.run_id, &outcome).await.map_err(JobError::state(&job.name))?;
+        ctx.store
+            .end_run(ctx.run_id, &outcome)
+            .await
+            .map_err(JobError::state(&job.name))?;
         return Ok(report);
     }
     apply(ctx, m, &campaign, changes, report).await
@@ -154,32 +172,59 @@ async fn apply(
         .add
         .iter()
         .map(|p| member(p, None, "adding"))
-        .chain(changes.remove.iter().map(|(p, id)| member(p, Some(id), "removing")))
+        .chain(
+            changes
+                .remove
+                .iter()
+                .map(|(p, id)| member(p, Some(id), "removing")),
+        )
         .collect();
-    ctx.store.set_members(&job.name, campaign, &intents).await.map_err(state_err)?;
+    ctx.store
+        .set_members(&job.name, campaign, &intents)
+        .await
+        .map_err(state_err)?;
     let sf_err = |e| JobError::salesforce(&job.name, e);
-    let added = send_adds(ctx.sf, campaign, &changes.add, m.status.as_deref()).await.map_err(sf_err)?;
+    let added = send_adds(ctx.sf, campaign, &changes.add, m.status.as_deref())
+        .await
+        .map_err(sf_err)?;
     let removed = send_removes(ctx.sf, &changes.remove, m.departed_status.as_deref())
         .await
         .map_err(sf_err)?;
-    let back = send_status(ctx.sf, &changes.returning, m.status.as_deref().unwrap_or("Sent"))
-        .await
-        .map_err(sf_err)?;
+    let back = send_status(
+        ctx.sf,
+        &changes.returning,
+        m.status.as_deref().unwrap_or("Sent"),
+    )
+    .await
+    .map_err(sf_err)?;
     let mut set: Vec<Member> = Vec::new();
     let mut forget = changes.forget.clone();
-    set.extend(changes.adopt.iter().map(|(p, id)| member(p, Some(id), "added")));
+    set.extend(
+        changes
+            .adopt
+            .iter()
+            .map(|(p, id)| member(p, Some(id), "added")),
+    );
     set.extend(added.ok.iter().map(|(p, id)| member(p, Some(id), "added")));
     forget.extend(added.failed.iter().map(|e| e.key.clone()));
     forget.extend(added.unprocessed.iter().cloned());
-    let remove_ids: HashMap<&str, &str> =
-        changes.remove.iter().map(|(p, id)| (p.as_str(), id.as_str())).collect();
+    let remove_ids: HashMap<&str, &str> = changes
+        .remove
+        .iter()
+        .map(|(p, id)| (p.as_str(), id.as_str()))
+        .collect();
     for (p, _) in &removed.ok {
         match m.departed_status {
             Some(_) => set.push(member(p, remove_ids.get(p.as_str()).copied(), "departed")),
             None => forget.push(p.clone()),
         }
     }
-    for p in removed.failed.iter().map(|e| &e.key).chain(&removed.unprocessed) {
+    for p in removed
+        .failed
+        .iter()
+        .map(|e| &e.key)
+        .chain(&removed.unprocessed)
+    {
         set.push(member(p, remove_ids.get(p.as_str()).copied(), "added"));
     }
     set.extend(back.ok.iter().map(|(p, _)| member(p, None, "added")));
@@ -191,11 +236,24 @@ async fn apply(
     }
     let (state, message) = match unprocessed {
         0 => (RunState::Done, None),
-        n => (RunState::Failed, Some(format!("{n} member change(s) were not processed; they are retried next run"))),
+        n => (
+            RunState::Failed,
+            Some(format!(
+                "{n} member change(s) were not processed; they are retried next run"
+            )),
+        ),
     };
     let outcome = report.outcome(state, message);
     ctx.store
-        .finish_membership(ctx.run_id, &job.name, campaign, &set, &forget, &report.errors, &outcome)
+        .finish_membership(
+            ctx.run_id,
+            &job.name,
+            campaign,
+            &set,
+            &forget,
+            &report.errors,
+            &outcome,
+        )
         .await
         .map_err(JobError::state(&job.name))?;
     Ok(report)
@@ -239,14 +297,21 @@ fn check_safety(
 /// The Campaign's Id, creating the Campaign when configured.
 async fn campaign_id(ctx: &RunCtx<'_>, m: &MembershipTarget) -> Result<String, JobError> {
     let job = &ctx.job.name;
-    let soql = format!("SELECT Id FROM Campaign WHERE Name = {}", soql_quote(&m.campaign));
+    let soql = format!(
+        "SELECT Id FROM Campaign WHERE Name = {}",
+        soql_quote(&m.campaign)
+    );
     let found: Vec<Map<String, Value>> = ctx
         .sf
         .query(soql)
         .try_collect()
         .await
         .map_err(|e| JobError::salesforce(job, e))?;
-    if let Some(id) = found.first().and_then(|r| r.get("Id")).and_then(Value::as_str) {
+    if let Some(id) = found
+        .first()
+        .and_then(|r| r.get("Id"))
+        .and_then(Value::as_str)
+    {
         return Ok(id.to_string());
     }
     if !m.create_campaign {
@@ -297,11 +362,18 @@ async fn resolve(
         for chunk in list.chunks(LOOKUP_BATCH) {
             let soql = format!(
                 "SELECT Id, Email FROM {object} WHERE Email IN ({}){extra} ORDER BY Id",
-                chunk.iter().map(|e| soql_quote(e)).collect::<Vec<_>>().join(", ")
+                chunk
+                    .iter()
+                    .map(|e| soql_quote(e))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             let records: Vec<Map<String, Value>> = sf.query(soql).try_collect().await?;
             for r in records {
-                let (Some(id), Some(email)) = (r.get("Id").and_then(Value::as_str), r.get("Email").and_then(Value::as_str)) else {
+                let (Some(id), Some(email)) = (
+                    r.get("Id").and_then(Value::as_str),
+                    r.get("Email").and_then(Value::as_str),
+                ) else {
                     continue;
                 };
                 if left.remove(&email.to_lowercase()) {
@@ -347,17 +419,24 @@ async fn existing_members(
 ) -> crate::salesforce::Result<HashMap<String, String>> {
     let mut out = HashMap::new();
     for kind in [Person::Contact, Person::Lead] {
-        let ids: Vec<&String> = people.iter().filter(|p| person_kind(p) == Some(kind)).collect();
+        let ids: Vec<&String> = people
+            .iter()
+            .filter(|p| person_kind(p) == Some(kind))
+            .collect();
         for chunk in ids.chunks(LOOKUP_BATCH) {
             let field = kind.field();
-            let soql = format!(
+            let soql =
+                format!(
                 "SELECT Id, {field} FROM CampaignMember WHERE CampaignId = {} AND {field} IN ({})",
                 soql_quote(campaign),
                 chunk.iter().map(|p| soql_quote(p)).collect::<Vec<_>>().join(", ")
             );
             let records: Vec<Map<String, Value>> = sf.query(soql).try_collect().await?;
             for r in records {
-                if let (Some(id), Some(p)) = (r.get("Id").and_then(Value::as_str), r.get(field).and_then(Value::as_str)) {
+                if let (Some(id), Some(p)) = (
+                    r.get("Id").and_then(Value::as_str),
+                    r.get(field).and_then(Value::as_str),
+                ) {
                     out.insert(p.to_string(), id.to_string());
                 }
             }
@@ -393,7 +472,15 @@ async fn send_adds(
             .filter(|p| person_kind(p) == Some(kind))
             .map(|p| (p.clone(), add_record(campaign, p, status)))
             .collect();
-        let s = send(sf, "CampaignMember", Write::Insert, records, BULK_THRESHOLD, kind.field()).await?;
+        let s = send(
+            sf,
+            "CampaignMember",
+            Write::Insert,
+            records,
+            BULK_THRESHOLD,
+            kind.field(),
+        )
+        .await?;
         merge(&mut all, s);
     }
     Ok(all)
@@ -412,7 +499,15 @@ async fn send_removes(
                 .iter()
                 .map(|(_, id)| (id.clone(), Map::from_iter([("Id".to_string(), json!(id))])))
                 .collect();
-            let s = send(sf, "CampaignMember", Write::Delete, records, BULK_THRESHOLD, "Id").await?;
+            let s = send(
+                sf,
+                "CampaignMember",
+                Write::Delete,
+                records,
+                BULK_THRESHOLD,
+                "Id",
+            )
+            .await?;
             Ok(by_person(s, remove))
         }
     }
@@ -427,11 +522,22 @@ async fn send_status(
     let records = members
         .iter()
         .map(|(_, id)| {
-            let r = Map::from_iter([("Id".to_string(), json!(id)), ("Status".to_string(), json!(status))]);
+            let r = Map::from_iter([
+                ("Id".to_string(), json!(id)),
+                ("Status".to_string(), json!(status)),
+            ]);
             (id.clone(), r)
         })
         .collect();
-    let s = send(sf, "CampaignMember", Write::Upsert("Id"), records, BULK_THRESHOLD, "Id").await?;
+    let s = send(
+        sf,
+        "CampaignMember",
+        Write::Upsert("Id"),
+        records,
+        BULK_THRESHOLD,
+        "Id",
+    )
+    .await?;
     Ok(by_person(s, members))
 }
 
@@ -444,7 +550,12 @@ fn by_person(mut s: Sent, members: &[(String, String)]) -> Sent {
     let key = |k: &str| {
         person
             .get(&k.to_lowercase())
-            .or_else(|| person.iter().find(|(id, _)| id.starts_with(&k.to_lowercase())).map(|(_, p)| p))
+            .or_else(|| {
+                person
+                    .iter()
+                    .find(|(id, _)| id.starts_with(&k.to_lowercase()))
+                    .map(|(_, p)| p)
+            })
             .cloned()
             .unwrap_or_else(|| k.to_string())
     };
@@ -482,7 +593,10 @@ mod tests {
 
     #[test]
     fn adds_newcomers_and_removes_the_departed() {
-        let t = vec![tracked("003A", Some("00vA"), "added"), tracked("003B", Some("00vB"), "added")];
+        let t = vec![
+            tracked("003A", Some("00vA"), "added"),
+            tracked("003B", Some("00vB"), "added"),
+        ];
         let c = decide(&set(&["003A", "003C"]), &t, &HashMap::new());
         assert_eq!(c.add, ["003C"]);
         assert_eq!(c.remove, [("003B".to_string(), "00vB".to_string())]);
@@ -499,7 +613,10 @@ mod tests {
 
     #[test]
     fn an_interrupted_add_is_adopted_not_repeated() {
-        let t = vec![tracked("003A", None, "adding"), tracked("003B", None, "adding")];
+        let t = vec![
+            tracked("003A", None, "adding"),
+            tracked("003B", None, "adding"),
+        ];
         let existing: HashMap<String, String> = [("003A".to_string(), "00vA".to_string())].into();
         let c = decide(&set(&["003A", "003B"]), &t, &existing);
         assert_eq!(c.adopt, [("003A".to_string(), "00vA".to_string())]);
@@ -511,13 +628,15 @@ mod tests {
         let t: Vec<Member> = (0..10)
             .map(|i| tracked(&format!("003{i}"), Some(&format!("00v{i}")), "added"))
             .collect();
-        let m: MembershipTarget = toml::from_str(
-            "campaign = \"C\"\ncolumn = \"email\"\nmax_remove_percent = 20",
-        )
-        .unwrap();
+        let m: MembershipTarget =
+            toml::from_str("campaign = \"C\"\ncolumn = \"email\"\nmax_remove_percent = 20")
+                .unwrap();
         let c = decide(&set(&["0030", "0031", "0032"]), &t, &HashMap::new());
         let err = check_safety("seg", &m, &t, &c, false).unwrap_err();
-        assert!(err.to_string().contains("refused to remove 7 of 10"), "{err}");
+        assert!(
+            err.to_string().contains("refused to remove 7 of 10"),
+            "{err}"
+        );
         assert!(check_safety("seg", &m, &t, &c, true).is_ok());
     }
 

@@ -248,8 +248,12 @@ impl JobRunner {
             TargetConfig::Enrich(e) => enrich::run(&mut ctx, e).await,
         };
         match &result {
-            Ok(report) => tracing::info!(rows = report.rows_seen, sent = report.sent,
-                errors = report.errors.len(), "job run finished"),
+            Ok(report) => tracing::info!(
+                rows = report.rows_seen,
+                sent = report.sent,
+                errors = report.errors.len(),
+                "job run finished"
+            ),
             Err(e) => {
                 tracing::warn!(error = %e, "job run failed");
                 let failed = RunOutcome {
@@ -286,12 +290,13 @@ impl JobRunner {
 
     /// A fresh session for the job's query (its transaction is read only).
     async fn query_connection(&self, job: &JobConfig) -> Result<Client, JobError> {
-        let (client, conn) = crate::pgconn::connect(&self.database_url)
-            .await
-            .map_err(|source| JobError::Connect {
-                job: job.name.clone(),
-                source,
-            })?;
+        let (client, conn) =
+            crate::pgconn::connect(&self.database_url)
+                .await
+                .map_err(|source| JobError::Connect {
+                    job: job.name.clone(),
+                    source,
+                })?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "job query connection closed");

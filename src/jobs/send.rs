@@ -72,12 +72,21 @@ async fn collections(
     let calls = records.len().div_ceil(crate::salesforce::COLLECTION_LIMIT) as u64;
     let (keys, bodies): (Vec<String>, Vec<Map<String, Value>>) = records.into_iter().unzip();
     let results = match write {
-        Write::Upsert(field) => client.upsert_collection(object, field, bodies, false).await?,
+        Write::Upsert(field) => {
+            client
+                .upsert_collection(object, field, bodies, false)
+                .await?
+        }
         Write::Insert => client.create_collection(object, bodies, false).await?,
         Write::Delete => {
             let ids: Vec<String> = bodies
                 .iter()
-                .map(|b| b.get("Id").and_then(Value::as_str).unwrap_or_default().to_string())
+                .map(|b| {
+                    b.get("Id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                })
                 .collect();
             client.delete_collection(&ids, false).await?
         }
@@ -144,7 +153,10 @@ async fn bulk(
         }
         for bad in client.failed_results(&info).await? {
             let gone = write == Write::Delete
-                && matches!(bad.error.code.as_str(), "ENTITY_IS_DELETED" | "INVALID_CROSS_REFERENCE_KEY");
+                && matches!(
+                    bad.error.code.as_str(),
+                    "ENTITY_IS_DELETED" | "INVALID_CROSS_REFERENCE_KEY"
+                );
             if gone {
                 sent.ok.push((key(&bad), String::new()));
                 continue;

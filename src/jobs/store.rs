@@ -131,7 +131,11 @@ impl JobStore {
     }
 
     /// Mark a run failed unless its outcome is already recorded.
-    pub async fn fail_if_running(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StateError> {
+    pub async fn fail_if_running(
+        &self,
+        run_id: i64,
+        outcome: &RunOutcome,
+    ) -> Result<(), StateError> {
         let client = self.state.session().await;
         client
             .execute(
@@ -175,7 +179,10 @@ impl JobStore {
         outcome: &RunOutcome,
     ) -> Result<(), StateError> {
         let mut client = self.state.session().await;
-        let tx = client.transaction().await.map_err(q("starting a job commit"))?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(q("starting a job commit"))?;
         let s = self.s();
         let (keys, hashes): (Vec<&str>, Vec<&str>) =
             acked.iter().map(|(k, h)| (k.as_str(), h.as_str())).unzip();
@@ -235,7 +242,10 @@ impl JobStore {
         members: &[Member],
     ) -> Result<(), StateError> {
         let mut client = self.state.session().await;
-        let tx = client.transaction().await.map_err(q("starting a member update"))?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(q("starting a member update"))?;
         upsert_members(&tx, self.s(), self.pipeline(), job, campaign_id, members).await?;
         tx.commit().await.map_err(q("committing a member update"))
     }
@@ -254,7 +264,10 @@ impl JobStore {
         outcome: &RunOutcome,
     ) -> Result<(), StateError> {
         let mut client = self.state.session().await;
-        let tx = client.transaction().await.map_err(q("starting a job commit"))?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(q("starting a job commit"))?;
         let s = self.s();
         upsert_members(&tx, s, self.pipeline(), job, campaign_id, set).await?;
         tx.execute(
@@ -272,7 +285,11 @@ impl JobStore {
     }
 
     /// Which of `lead_ids` the job has already enriched.
-    pub async fn enriched(&self, job: &str, lead_ids: &[String]) -> Result<HashSet<String>, StateError> {
+    pub async fn enriched(
+        &self,
+        job: &str,
+        lead_ids: &[String],
+    ) -> Result<HashSet<String>, StateError> {
         let client = self.state.session().await;
         let rows = client
             .query(
@@ -300,7 +317,10 @@ impl JobStore {
         outcome: &RunOutcome,
     ) -> Result<(), StateError> {
         let mut client = self.state.session().await;
-        let tx = client.transaction().await.map_err(q("starting a job commit"))?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(q("starting a job commit"))?;
         let s = self.s();
         let (ids, matched): (Vec<&str>, Vec<bool>) =
             done.iter().map(|(id, m)| (id.as_str(), *m)).unzip();
@@ -415,7 +435,14 @@ async fn end_run(
                 "UPDATE {s}.job_runs SET state = $2, rows_seen = $3, rows_sent = $4, errors = $5, \
                  message = $6, finished_at = now() WHERE id = $1"
             ),
-            &[&run_id, &o.state.as_str(), &counts[0], &counts[1], &counts[2], &o.message],
+            &[
+                &run_id,
+                &o.state.as_str(),
+                &counts[0],
+                &counts[1],
+                &counts[2],
+                &o.message,
+            ],
         )
         .await
         .map_err(q("finishing a job run"))?;

@@ -142,7 +142,10 @@ impl Waiter {
                 }
                 true
             }
-            TriggerConfig::TableChanged { table, poll_seconds } => {
+            TriggerConfig::TableChanged {
+                table,
+                poll_seconds,
+            } => {
                 super::metrics::next_run(pipeline, &job.name, None);
                 if !first {
                     tokio::time::sleep(Duration::from_secs(*poll_seconds)).await;

@@ -49,7 +49,10 @@ pub fn plan(u: &UpdateTarget, rows: Vec<ResultRow>, snapshot: &HashMap<String, S
             p.errors.push(row_error(
                 key,
                 "JOB_DUPLICATE_KEY",
-                format!("more than one row has this {}; only the first is sent", u.key.column),
+                format!(
+                    "more than one row has this {}; only the first is sent",
+                    u.key.column
+                ),
             ));
             continue;
         }
@@ -153,7 +156,14 @@ pub(super) async fn run(ctx: &mut RunCtx<'_>, u: &UpdateTarget) -> Result<RunRep
     };
     let outcome = report.outcome(state, message);
     ctx.store
-        .finish_update(ctx.run_id, &job.name, &acked, &plan.gone, &report.errors, &outcome)
+        .finish_update(
+            ctx.run_id,
+            &job.name,
+            &acked,
+            &plan.gone,
+            &report.errors,
+            &outcome,
+        )
         .await
         .map_err(JobError::state(&job.name))?;
     Ok(report)
@@ -186,9 +196,17 @@ mod tests {
 
     #[test]
     fn only_changed_rows_are_sent() {
-        let snapshot: HashMap<String, String> =
-            [("a".into(), "a:1".into()), ("b".into(), "b:2".into()), ("gone".into(), "x".into())].into();
-        let p = plan(&target(), vec![row("a", 1), row("b", 3), row("c", 4)], &snapshot);
+        let snapshot: HashMap<String, String> = [
+            ("a".into(), "a:1".into()),
+            ("b".into(), "b:2".into()),
+            ("gone".into(), "x".into()),
+        ]
+        .into();
+        let p = plan(
+            &target(),
+            vec![row("a", 1), row("b", 3), row("c", 4)],
+            &snapshot,
+        );
         let sent: Vec<&str> = p.send.iter().map(|(k, _, _)| k.as_str()).collect();
         assert_eq!(sent, ["b", "c"]);
         assert_eq!(p.unchanged, 1);
@@ -201,7 +219,11 @@ mod tests {
     fn rows_without_a_usable_key_are_errors() {
         let mut null = row("x", 1);
         null.values.insert("id".into(), Value::Null);
-        let p = plan(&target(), vec![null, row("a", 1), row("a", 2)], &HashMap::new());
+        let p = plan(
+            &target(),
+            vec![null, row("a", 1), row("a", 2)],
+            &HashMap::new(),
+        );
         let codes: Vec<&str> = p.errors.iter().map(|e| e.code.as_str()).collect();
         assert_eq!(codes, ["JOB_NULL_KEY", "JOB_DUPLICATE_KEY"]);
         assert_eq!(p.send.len(), 1);

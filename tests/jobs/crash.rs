@@ -29,16 +29,27 @@ target = { type = "membership", campaign = "Spring", column = "email" }
 async fn kill_9_mid_run_then_the_next_run_completes_without_duplicates() {
     let h = Harness::start(SCHEMA).await;
     let bodies: Vec<_> = (1..=1000)
-        .map(|i| json!({"LastName": format!("U{i}"), "Email": format!("user{i}@example.com")}).as_object().cloned().unwrap())
+        .map(|i| {
+            json!({"LastName": format!("U{i}"), "Email": format!("user{i}@example.com")})
+                .as_object()
+                .cloned()
+                .unwrap()
+        })
         .collect();
     let user = h.emulator.state().default_user().unwrap().id;
-    for r in h.emulator.state().store.insert_many("Contact", &bodies, user) {
+    for r in h
+        .emulator
+        .state()
+        .store
+        .insert_many("Contact", &bodies, user)
+    {
         r.unwrap();
     }
     let campaign = seed(&h, "Campaign", json!({"Name": "Spring"}));
     // Each member-creating call (200 members) takes a while, so the kill lands mid-run.
     h.emulator.add_fault(
-        FaultSpec::always(FaultKind::Latency { ms: 400 }).matching(Some("POST"), "/services/data/v62.0/composite/sobjects"),
+        FaultSpec::always(FaultKind::Latency { ms: 400 })
+            .matching(Some("POST"), "/services/data/v62.0/composite/sobjects"),
     );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pgforce.toml");
@@ -60,7 +71,13 @@ async fn kill_9_mid_run_then_the_next_run_completes_without_duplicates() {
     let count = |h: &Harness| h.count("CampaignMember");
     wait_until("the run created some members", Deadline::secs(120), || {
         let n = count(&h);
-        async move { if n > 0 { Ok(()) } else { Err(format!("{n} members")) } }
+        async move {
+            if n > 0 {
+                Ok(())
+            } else {
+                Err(format!("{n} members"))
+            }
+        }
     })
     .await;
     child.kill().unwrap();
@@ -71,7 +88,12 @@ async fn kill_9_mid_run_then_the_next_run_completes_without_duplicates() {
 
     let r = runner(&config(&h, JOB)).await;
     let report = run(&r, "segment").await;
-    assert_eq!(report.count("add") as usize, 1000 - partial, "{}", report.render());
+    assert_eq!(
+        report.count("add") as usize,
+        1000 - partial,
+        "{}",
+        report.render()
+    );
     let members: Vec<String> = h
         .records("CampaignMember", false)
         .into_iter()
@@ -79,7 +101,11 @@ async fn kill_9_mid_run_then_the_next_run_completes_without_duplicates() {
         .map(|m| m["ContactId"].as_str().unwrap_or_default().to_string())
         .collect();
     assert_eq!(members.len(), 1000);
-    assert_eq!(members.iter().collect::<BTreeSet<_>>().len(), 1000, "no duplicates");
+    assert_eq!(
+        members.iter().collect::<BTreeSet<_>>().len(),
+        1000,
+        "no duplicates"
+    );
     let again = run(&r, "segment").await;
     assert_eq!((again.sent, again.count("kept")), (0, 1000));
 }

@@ -21,7 +21,9 @@ target = { type = "enrich", params = ["Email"], fields = { signup = "Signup_Date
 
 /// `PATCH` requests to sObject Collections so far (the Lead updates).
 fn lead_updates(h: &Harness) -> u64 {
-    h.emulator.state().stats.json()["byMethod"]["PATCH collections"].as_u64().unwrap_or(0)
+    h.emulator.state().stats.json()["byMethod"]["PATCH collections"]
+        .as_u64()
+        .unwrap_or(0)
 }
 
 fn lead(h: &Harness, id: &str) -> Map<String, Value> {
@@ -34,15 +36,32 @@ async fn a_new_lead_is_enriched_once_even_when_the_trigger_fires_twice() {
     let h = Harness::start(SCHEMA).await;
     let r = runner(&config(&h, JOB)).await;
     let body = |email: &str| {
-        json!({"LastName": "Lovelace", "Company": "Engines", "Email": email}).as_object().cloned().unwrap()
+        json!({"LastName": "Lovelace", "Company": "Engines", "Email": email})
+            .as_object()
+            .cloned()
+            .unwrap()
     };
-    let ada = r.salesforce().create_record("Lead", &body("Ada@Example.com")).await.unwrap();
-    let nobody = r.salesforce().create_record("Lead", &body("nobody@example.com")).await.unwrap();
+    let ada = r
+        .salesforce()
+        .create_record("Lead", &body("Ada@Example.com"))
+        .await
+        .unwrap();
+    let nobody = r
+        .salesforce()
+        .create_record("Lead", &body("nobody@example.com"))
+        .await
+        .unwrap();
 
     let opts = pgforce::jobs::JobRunOptions::default();
     let (a, b) = tokio::join!(r.run("enrich", opts), r.run("enrich", opts));
     let (a, b) = (a.unwrap(), b.unwrap());
-    assert_eq!(a.sent + b.sent, 2, "each Lead once:\n{}\n{}", a.render(), b.render());
+    assert_eq!(
+        a.sent + b.sent,
+        2,
+        "each Lead once:\n{}\n{}",
+        a.render(),
+        b.render()
+    );
     assert_eq!(lead_updates(&h), 1, "one Collections call for both Leads");
     let rec = lead(&h, &ada);
     assert_eq!(rec["Signup_Date__c"], "2024-03-01");
@@ -52,8 +71,17 @@ async fn a_new_lead_is_enriched_once_even_when_the_trigger_fires_twice() {
 
     // Fires again: nothing new, nothing sent.
     let again = run(&r, "enrich").await;
-    assert_eq!((again.sent, again.count("already_enriched")), (0, 2), "{}", again.render());
+    assert_eq!(
+        (again.sent, again.count("already_enriched")),
+        (0, 2),
+        "{}",
+        again.render()
+    );
     assert_eq!(lead_updates(&h), 1);
-    let n: i64 = h.pg.query_one("SELECT count(*) FROM pgforce.job_enriched", &[]).await.unwrap().get(0);
+    let n: i64 =
+        h.pg.query_one("SELECT count(*) FROM pgforce.job_enriched", &[])
+            .await
+            .unwrap()
+            .get(0);
     assert_eq!(n, 2);
 }

@@ -31,12 +31,20 @@ fn seed_people(h: &Harness, n: usize) -> std::collections::HashMap<String, Strin
     let mut ids = std::collections::HashMap::new();
     for i in 1..=n {
         let email = format!("user{i}@example.com");
-        let id = seed(h, "Contact", json!({"LastName": format!("User {i}"), "Email": email}));
+        let id = seed(
+            h,
+            "Contact",
+            json!({"LastName": format!("User {i}"), "Email": email}),
+        );
         ids.insert(email, id);
     }
     for i in 1..=5 {
         let email = format!("lead{i}@example.com");
-        let id = seed(h, "Lead", json!({"LastName": format!("Lead {i}"), "Company": "Acme", "Email": email}));
+        let id = seed(
+            h,
+            "Lead",
+            json!({"LastName": format!("Lead {i}"), "Company": "Acme", "Email": email}),
+        );
         ids.insert(email, id);
     }
     ids
@@ -64,14 +72,31 @@ async fn membership_adds_and_removes_exactly_the_difference() {
     let campaign = seed(&h, "Campaign", json!({"Name": "Spring"}));
     // A member someone else added: in the segment too, but never pgforce's to touch.
     let theirs = people["user1@example.com"].clone();
-    seed(&h, "CampaignMember", json!({"CampaignId": campaign, "ContactId": theirs}));
+    seed(
+        &h,
+        "CampaignMember",
+        json!({"CampaignId": campaign, "ContactId": theirs}),
+    );
     let r = runner(&config(&h, &job(""))).await;
 
     let first = run(&r, "segment").await;
-    assert_eq!((first.count("add"), first.count("not_added_by_pgforce"), first.sent), (99, 1, 99), "{}", first.render());
+    assert_eq!(
+        (
+            first.count("add"),
+            first.count("not_added_by_pgforce"),
+            first.sent
+        ),
+        (99, 1, 99),
+        "{}",
+        first.render()
+    );
     let m = members(&h, &campaign);
     assert_eq!(m.len(), 100);
-    assert_eq!(m.iter().collect::<BTreeSet<_>>().len(), 100, "no duplicates");
+    assert_eq!(
+        m.iter().collect::<BTreeSet<_>>().len(),
+        100,
+        "no duplicates"
+    );
 
     let second = run(&r, "segment").await;
     assert_eq!((second.sent, second.count("kept")), (0, 99));
@@ -84,20 +109,43 @@ async fn membership_adds_and_removes_exactly_the_difference() {
     .await
     .unwrap();
     let third = run(&r, "segment").await;
-    assert_eq!((third.count("add"), third.count("remove"), third.count("unmatched")), (3, 3, 1), "{}", third.render());
+    assert_eq!(
+        (
+            third.count("add"),
+            third.count("remove"),
+            third.count("unmatched")
+        ),
+        (3, 3, 1),
+        "{}",
+        third.render()
+    );
     let now: BTreeSet<String> = members(&h, &campaign).into_iter().collect();
-    for gone in ["user2@example.com", "user3@example.com", "user4@example.com"] {
+    for gone in [
+        "user2@example.com",
+        "user3@example.com",
+        "user4@example.com",
+    ] {
         assert!(!now.contains(&people[gone]), "{gone} removed");
     }
-    for joined in ["user101@example.com", "user102@example.com", "lead1@example.com"] {
+    for joined in [
+        "user101@example.com",
+        "user102@example.com",
+        "lead1@example.com",
+    ] {
         assert!(now.contains(&people[joined]), "{joined} added");
     }
-    assert!(now.contains(&theirs), "the member pgforce did not add stays");
+    assert!(
+        now.contains(&theirs),
+        "the member pgforce did not add stays"
+    );
     assert_eq!(now.len(), 100);
 
     // Remove everyone from the segment: the member pgforce did not add is still left.
     h.pg.batch_execute("DELETE FROM segment").await.unwrap();
-    let force = JobRunOptions { dry_run: false, force: true };
+    let force = JobRunOptions {
+        dry_run: false,
+        force: true,
+    };
     r.run("segment", force).await.unwrap();
     assert_eq!(members(&h, &campaign), [theirs]);
 }
@@ -109,13 +157,40 @@ async fn removing_more_than_the_limit_is_refused_unless_forced() {
     let campaign = seed(&h, "Campaign", json!({"Name": "Spring"}));
     let r = runner(&config(&h, &job(", max_remove_percent = 10"))).await;
     run(&r, "segment").await;
-    h.pg.batch_execute("DELETE FROM segment WHERE email LIKE 'user1%'").await.unwrap(); // 12 of 100
-    let err = r.run("segment", JobRunOptions::default()).await.unwrap_err();
-    assert!(matches!(err, JobError::SafetyLimit { remove: 12, members: 100, .. }), "{err}");
+    h.pg.batch_execute("DELETE FROM segment WHERE email LIKE 'user1%'")
+        .await
+        .unwrap(); // 12 of 100
+    let err = r
+        .run("segment", JobRunOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            JobError::SafetyLimit {
+                remove: 12,
+                members: 100,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let text = err.to_string();
-    assert!(text.contains("job segment: refused to remove 12 of 100") && text.contains("--force"), "{text}");
+    assert!(
+        text.contains("job segment: refused to remove 12 of 100") && text.contains("--force"),
+        "{text}"
+    );
     assert_eq!(members(&h, &campaign).len(), 100, "nothing removed");
-    let forced = r.run("segment", JobRunOptions { dry_run: false, force: true }).await.unwrap();
+    let forced = r
+        .run(
+            "segment",
+            JobRunOptions {
+                dry_run: false,
+                force: true,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(forced.count("remove"), 12);
     assert_eq!(members(&h, &campaign).len(), 88);
     assert_eq!(run_states(&h, "segment").await, ["done", "failed", "done"]);
@@ -126,20 +201,42 @@ async fn a_missing_campaign_is_an_error_unless_it_may_be_created() {
     let h = Harness::start(SCHEMA).await;
     seed_people(&h, 10);
     let r = runner(&config(&h, &job(""))).await;
-    let err = r.run("segment", JobRunOptions::default()).await.unwrap_err();
+    let err = r
+        .run("segment", JobRunOptions::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, JobError::CampaignMissing { .. }), "{err}");
-    assert!(err.to_string().contains("job segment: Campaign \"Spring\" does not exist"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("job segment: Campaign \"Spring\" does not exist"),
+        "{err}"
+    );
     assert_eq!(h.count("CampaignMember"), 0);
 
-    let r = runner(&config(&h, &job(", create_campaign = true, departed_status = \"Responded\""))).await;
+    let r = runner(&config(
+        &h,
+        &job(", create_campaign = true, departed_status = \"Responded\""),
+    ))
+    .await;
     let report = run(&r, "segment").await;
     assert_eq!(report.count("add"), 10);
     let campaigns = h.records("Campaign", false);
     assert_eq!(campaigns.len(), 1);
     assert_eq!(campaigns[0]["Name"], "Spring");
     // With departed_status, leaving sets the status instead of removing.
-    h.pg.batch_execute("DELETE FROM segment WHERE email = 'user5@example.com'").await.unwrap();
-    let report = r.run("segment", JobRunOptions { dry_run: false, force: true }).await.unwrap();
+    h.pg.batch_execute("DELETE FROM segment WHERE email = 'user5@example.com'")
+        .await
+        .unwrap();
+    let report = r
+        .run(
+            "segment",
+            JobRunOptions {
+                dry_run: false,
+                force: true,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(report.count("remove"), 1);
     let statuses: Vec<String> = h
         .records("CampaignMember", false)

@@ -34,7 +34,9 @@ pub fn config(h: &Harness, job: &str) -> PipelineConfig {
 
 /// A runner for `cfg`.
 pub async fn runner(cfg: &PipelineConfig) -> JobRunner {
-    JobRunner::connect(cfg).await.expect("the job runner connects")
+    JobRunner::connect(cfg)
+        .await
+        .expect("the job runner connects")
 }
 
 /// Run `name` once (not dry); panics on failure.
@@ -46,7 +48,11 @@ pub async fn run(r: &JobRunner, name: &str) -> RunReport {
 
 /// The emulator's default user, as the author of seeded records.
 fn user(h: &Harness) -> Id {
-    h.emulator.state().default_user().expect("a default user").id
+    h.emulator
+        .state()
+        .default_user()
+        .expect("a default user")
+        .id
 }
 
 /// Insert a record straight into the emulator's store; its Id.
@@ -70,7 +76,12 @@ pub fn seed_accounts(h: &Harness, n: i64) {
             v.as_object().cloned().unwrap()
         })
         .collect();
-    for r in h.emulator.state().store.insert_many("Account", &bodies, user(h)) {
+    for r in h
+        .emulator
+        .state()
+        .store
+        .insert_many("Account", &bodies, user(h))
+    {
         r.expect("seed an Account");
     }
 }
@@ -84,20 +95,26 @@ pub async fn calls_during<T>(h: &Harness, f: impl std::future::Future<Output = T
 
 /// `(row_key, error_code)` of every recorded job error.
 pub async fn job_errors(h: &Harness) -> Vec<(String, String)> {
-    h.pg.query("SELECT row_key, error_code FROM pgforce.job_errors ORDER BY id", &[])
-        .await
-        .expect("read job errors")
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect()
+    h.pg.query(
+        "SELECT row_key, error_code FROM pgforce.job_errors ORDER BY id",
+        &[],
+    )
+    .await
+    .expect("read job errors")
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
 }
 
 /// The states of every run of `job`, oldest first.
 pub async fn run_states(h: &Harness, job: &str) -> Vec<String> {
-    h.pg.query("SELECT state FROM pgforce.job_runs WHERE job = $1 ORDER BY id", &[&job])
-        .await
-        .expect("read job runs")
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
+    h.pg.query(
+        "SELECT state FROM pgforce.job_runs WHERE job = $1 ORDER BY id",
+        &[&job],
+    )
+    .await
+    .expect("read job runs")
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
 }

@@ -64,12 +64,28 @@ target = { type = "update", object = "Account", match = { column = "account_id",
     let cfg = config(&h, job);
     let r = runner(&cfg).await;
     let findings = check_jobs(0, &cfg, r.salesforce()).await.unwrap();
-    let errors: Vec<_> = findings.iter().filter(|d| d.severity == Severity::Error).collect();
+    let errors: Vec<_> = findings
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .collect();
     let codes: Vec<&str> = errors.iter().map(|d| d.code).collect();
-    assert_eq!(codes, ["job.type_mismatch", "job.type_mismatch", "sf.field_missing"], "{findings:#?}");
-    assert!(errors.iter().all(|d| d.message.starts_with("job bad_types:")), "{errors:#?}");
+    assert_eq!(
+        codes,
+        ["job.type_mismatch", "job.type_mismatch", "sf.field_missing"],
+        "{findings:#?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .all(|d| d.message.starts_with("job bad_types:")),
+        "{errors:#?}"
+    );
     assert_eq!(errors[0].key, "pipelines[0].jobs[0].target.fields.mrr");
-    assert!(errors[0].message.contains("text") && errors[0].message.contains("currency"), "{}", errors[0].message);
+    assert!(
+        errors[0].message.contains("text") && errors[0].message.contains("currency"),
+        "{}",
+        errors[0].message
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,25 +110,49 @@ async fn subscription_figures_template_follows_table_changes() {
     let cfg = template_config(&h, "subscription-figures.toml").unwrap();
     let (stop, shutdown) = watch::channel(false);
     let task = tokio::spawn(pgforce::jobs::run_scheduled(cfg, shutdown));
-    let mrr = |h: &Harness| h.record("Account", "1").and_then(|a| a.get("MRR__c").map(|v| v.to_string()));
+    let mrr = |h: &Harness| {
+        h.record("Account", "1")
+            .and_then(|a| a.get("MRR__c").map(|v| v.to_string()))
+    };
     wait_until("the first run sets MRR", DEADLINE, || {
         let v = mrr(&h);
-        async move { if v.as_deref() == Some("99.00") || v.as_deref() == Some("99") { Ok(()) } else { Err(format!("{v:?}")) } }
-    })
-    .await;
-    let acme = h.record("Account", "1").unwrap();
-    assert_eq!((acme["Plan__c"].as_str(), acme["Renewal_Date__c"].as_str()), (Some("Pro"), Some("2027-01-01")));
-    h.pg.batch_execute("UPDATE subscriptions SET mrr = 149.00, plan = 'enterprise' WHERE id = 1").await.unwrap();
-    wait_until("the change reaches the Account", DEADLINE, || {
-        let a = h.record("Account", "1").unwrap();
         async move {
-            if a["Plan__c"] == "Enterprise" { Ok(()) } else { Err(format!("{:?} {:?}", a["Plan__c"], a["ARR__c"])) }
+            if v.as_deref() == Some("99.00") || v.as_deref() == Some("99") {
+                Ok(())
+            } else {
+                Err(format!("{v:?}"))
+            }
         }
     })
     .await;
-    assert!(h.record("Account", "1").unwrap()["ARR__c"].to_string().starts_with("1788"));
+    let acme = h.record("Account", "1").unwrap();
+    assert_eq!(
+        (acme["Plan__c"].as_str(), acme["Renewal_Date__c"].as_str()),
+        (Some("Pro"), Some("2027-01-01"))
+    );
+    h.pg.batch_execute("UPDATE subscriptions SET mrr = 149.00, plan = 'enterprise' WHERE id = 1")
+        .await
+        .unwrap();
+    wait_until("the change reaches the Account", DEADLINE, || {
+        let a = h.record("Account", "1").unwrap();
+        async move {
+            if a["Plan__c"] == "Enterprise" {
+                Ok(())
+            } else {
+                Err(format!("{:?} {:?}", a["Plan__c"], a["ARR__c"]))
+            }
+        }
+    })
+    .await;
+    assert!(h.record("Account", "1").unwrap()["ARR__c"]
+        .to_string()
+        .starts_with("1788"));
     let _ = stop.send(true);
-    tokio::time::timeout(Duration::from_secs(30), task).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,7 +164,12 @@ async fn segment_template_creates_the_campaign_with_its_members() {
     let r = runner(&template_config(&h, "segment-campaign.toml").unwrap()).await;
     let report = run(&r, "power_users").await;
     // Only Ada: on Pro and active in the last 30 days.
-    assert_eq!((report.count("add"), report.sent), (1, 1), "{}", report.render());
+    assert_eq!(
+        (report.count("add"), report.sent),
+        (1, 1),
+        "{}",
+        report.render()
+    );
     let campaigns = h.records("Campaign", false);
     assert_eq!(campaigns.len(), 1);
     assert_eq!(campaigns[0]["Name"], "Power users");
@@ -135,9 +180,22 @@ async fn segment_template_creates_the_campaign_with_its_members() {
 async fn lead_enrichment_template_enriches_from_users_subscriptions_and_tickets() {
     let h = Harness::start(SCHEMA).await;
     let r = runner(&template_config(&h, "lead-enrichment.toml").unwrap()).await;
-    let lead = |email: &str| json!({"LastName": "L", "Company": "C", "Email": email}).as_object().cloned().unwrap();
-    let ada = r.salesforce().create_record("Lead", &lead("ada@acme.example")).await.unwrap();
-    let stranger = r.salesforce().create_record("Lead", &lead("who@nowhere.example")).await.unwrap();
+    let lead = |email: &str| {
+        json!({"LastName": "L", "Company": "C", "Email": email})
+            .as_object()
+            .cloned()
+            .unwrap()
+    };
+    let ada = r
+        .salesforce()
+        .create_record("Lead", &lead("ada@acme.example"))
+        .await
+        .unwrap();
+    let stranger = r
+        .salesforce()
+        .create_record("Lead", &lead("who@nowhere.example"))
+        .await
+        .unwrap();
     let report = run(&r, "lead_enrichment").await;
     assert_eq!(report.sent, 2, "{}", report.render());
     let get = |id: &str| {
@@ -148,7 +206,11 @@ async fn lead_enrichment_template_enriches_from_users_subscriptions_and_tickets(
     assert_eq!(a["Signup_Date__c"], "2024-01-15");
     assert_eq!(a["Plan_Tier__c"], "Pro");
     assert_eq!(a["Prior_Support_Tickets__c"].to_string(), "2");
-    assert!(a["Lifetime_Value__c"].to_string().starts_with("1188"), "{:?}", a["Lifetime_Value__c"]);
+    assert!(
+        a["Lifetime_Value__c"].to_string().starts_with("1188"),
+        "{:?}",
+        a["Lifetime_Value__c"]
+    );
     assert_eq!(a["Enrichment_Status__c"], "matched");
     assert_eq!(get(&stranger)["Enrichment_Status__c"], "no match");
     assert_eq!(run(&r, "lead_enrichment").await.sent, 0, "each Lead once");
