@@ -115,12 +115,13 @@ async fn scenario(
     db: &str,
 ) -> (Figures, Figures) {
     let admin = connect(&cluster.url("postgres")).await;
-    admin
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS bench_{db}; CREATE DATABASE bench_{db}"
-        ))
-        .await
-        .unwrap();
+    // One statement per call: DROP/CREATE DATABASE refuse to run in a transaction block.
+    for sql in [
+        format!("DROP DATABASE IF EXISTS bench_{db}"),
+        format!("CREATE DATABASE bench_{db}"),
+    ] {
+        admin.batch_execute(&sql).await.unwrap();
+    }
     let url = cluster.url(&format!("bench_{db}"));
     let pg = connect(&url).await;
     pg.batch_execute(&format!(

@@ -21,7 +21,10 @@ pub enum Position {
     /// A Pub/Sub replay id: opaque bytes, never computed on.
     Replay(Vec<u8>),
     /// A polling watermark: the last (SystemModstamp, Id) applied.
-    Poll { systemmodstamp: DateTime<Utc>, id: String },
+    Poll {
+        systemmodstamp: DateTime<Utc>,
+        id: String,
+    },
 }
 
 /// Where a source starts.
