@@ -9,8 +9,10 @@
 //! - `enrich`: a Lead created over REST is enriched once even when the trigger fires twice.
 //! - `crash`: kill -9 of `pgforce jobs run` mid-run; the next run completes it without
 //!   duplicates.
+//! - `cli`: `pgforce jobs run [--dry-run]`, `jobs list` and `status` of the real binary.
 //! - `templates`: every job template in `deploy/examples/` validates and runs.
 
+mod cli;
 mod crash;
 mod enrich;
 mod membership;
