@@ -29,6 +29,8 @@
 //! - [`cdc`] (the Pub/Sub API subscriber, a `ChangeSource`): `inbound`, `salesforce`.
 //! - [`pipeline`]: everything above.
 //! - [`replay`]: `pipeline` and everything above.
+//! - [`jobs`] (query-driven jobs: scheduler, update / membership / enrich targets):
+//!   `pipeline` (the Salesforce client it builds) and everything above.
 //! - The binary (`src/main.rs`, `src/cli`) on top. `testing` is tooling outside the
 //!   layering.
 
@@ -43,6 +45,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error_class;
 pub mod inbound;
+pub mod jobs;
 pub mod journal;
 #[cfg(test)]
 mod layering;

@@ -45,6 +45,8 @@ enum Command {
     Demo(cli::demo::DemoArgs),
     /// Re-apply a range of the change journal to Salesforce (the live checkpoint stays put).
     Replay(cli::replay::ReplayArgs),
+    /// List the query-driven jobs, or run one now (`--dry-run` shows what would change).
+    Jobs(cli::jobs::JobsArgs),
 }
 
 fn init_logging(format: LogFormat, quiet: bool) {
@@ -90,6 +92,7 @@ async fn main() -> ExitCode {
         #[cfg(feature = "embedded-emulator")]
         Command::Demo(a) => cli::demo::demo(a).await,
         Command::Replay(a) => cli::replay::replay(a).await,
+        Command::Jobs(a) => cli::jobs::jobs(a).await,
     };
     match result {
         Ok(code) => code,

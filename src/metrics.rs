@@ -38,6 +38,12 @@ pub const INBOUND_GAPS: &str = "pgforce_inbound_gaps_total";
 pub const INBOUND_OVERFLOWS: &str = "pgforce_inbound_overflows_total";
 pub const INBOUND_RESYNCS: &str = "pgforce_inbound_resyncs_total";
 pub const INBOUND_LOADED: &str = "pgforce_inbound_loaded_records_total";
+pub const JOB_RUNS: &str = "pgforce_job_runs_total";
+pub const JOB_ROWS_SENT: &str = "pgforce_job_rows_sent_total";
+pub const JOB_ERRORS: &str = "pgforce_job_errors_total";
+pub const JOB_LAST_RUN_DURATION: &str = "pgforce_job_last_run_duration_seconds";
+pub const JOB_LAST_SUCCESS: &str = "pgforce_job_last_success_timestamp_seconds";
+pub const JOB_NEXT_RUN: &str = "pgforce_job_next_run_timestamp_seconds";
 
 /// Every metric name above, for tools and tests that check dashboards and alerts against the
 /// catalogue. Keep it in step with the constants.
@@ -71,6 +77,12 @@ pub const ALL: &[&str] = &[
     INBOUND_OVERFLOWS,
     INBOUND_RESYNCS,
     INBOUND_LOADED,
+    JOB_RUNS,
+    JOB_ROWS_SENT,
+    JOB_ERRORS,
+    JOB_LAST_RUN_DURATION,
+    JOB_LAST_SUCCESS,
+    JOB_NEXT_RUN,
 ];
 
 /// Latency buckets (seconds) for commit → applied: 10 ms to 10 min.
@@ -101,6 +113,7 @@ pub fn install() -> PrometheusHandle {
 }
 
 fn describe_all() {
+    describe_jobs();
     describe_gauge!(
         REPLICATION_LAG_BYTES,
         Unit::Bytes,
@@ -206,5 +219,36 @@ fn describe_all() {
     describe_counter!(
         INBOUND_LOADED,
         "Records written by the initial load of an inbound entry."
+    );
+}
+
+/// The query-driven jobs' metrics (labels: pipeline, job; runs also by result).
+fn describe_jobs() {
+    describe_counter!(
+        JOB_RUNS,
+        "Job runs, by pipeline, job and result (done, failed kind, dry_run)."
+    );
+    describe_counter!(
+        JOB_ROWS_SENT,
+        "Records job runs sent that Salesforce acknowledged."
+    );
+    describe_counter!(
+        JOB_ERRORS,
+        "Rows job runs could not send (Salesforce rejections and unusable rows)."
+    );
+    describe_gauge!(
+        JOB_LAST_RUN_DURATION,
+        Unit::Seconds,
+        "How long the job's last run took."
+    );
+    describe_gauge!(
+        JOB_LAST_SUCCESS,
+        Unit::Seconds,
+        "Unix time of the job's last run that finished done."
+    );
+    describe_gauge!(
+        JOB_NEXT_RUN,
+        Unit::Seconds,
+        "Unix time of the job's next scheduled run (0 when it waits for an event)."
     );
 }

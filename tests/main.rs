@@ -27,6 +27,7 @@ mod cli;
 mod config;
 mod deploy_manifests;
 mod inbound;
+mod jobs;
 mod mapping;
 mod ops;
 mod pg_tls;

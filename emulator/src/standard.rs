@@ -402,6 +402,10 @@ fn account() -> ObjectDef {
             ),
             textarea("Metadata__c", "Metadata", 131072).extra("plaintextarea"),
             datetime("Last_Seen__c", "Last Seen"),
+            // Product usage, set by query-driven jobs.
+            int("Seats__c", "Seats", 9),
+            int("Weekly_Active_Users__c", "Weekly Active Users", 9),
+            int("Logins_30d__c", "Logins (30 days)", 9),
         ],
     ]);
     ObjectDef::new("Account", "Account", "Accounts", prefix::ACCOUNT, fields)
@@ -509,7 +513,22 @@ fn lead() -> ObjectDef {
             owner(),
         ],
         audit(),
-        vec![ext_id_field()],
+        vec![
+            ext_id_field(),
+            // Enrichment from the product database, set by query-driven jobs.
+            date("Signup_Date__c", "Signup Date"),
+            text("Plan_Tier__c", "Plan Tier", 40),
+            datetime("Last_Active__c", "Last Active"),
+            decimal(
+                "Lifetime_Value__c",
+                "Lifetime Value",
+                FieldType::Currency,
+                18,
+                2,
+            ),
+            int("Prior_Support_Tickets__c", "Prior Support Tickets", 9),
+            text("Enrichment_Status__c", "Enrichment Status", 40),
+        ],
     ]);
     ObjectDef::new("Lead", "Lead", "Leads", prefix::LEAD, fields)
 }

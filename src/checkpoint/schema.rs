@@ -5,7 +5,7 @@ use super::error::{q, StateError};
 use super::store::StateStore;
 
 /// The version [`migrations`] brings a database to.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// Quote an SQL identifier (schema names come from config).
 pub fn quote_ident(name: &str) -> String {
@@ -126,6 +126,69 @@ CREATE TABLE IF NOT EXISTS {s}.inbound_positions (
     load_after_id text,
     updated_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (pipeline, object, target)
+);
+"#
+        ),
+        // 5: query-driven jobs (`jobs::store`): runs, per-row hash snapshots, per-row errors,
+        // the Campaign members a job added, the Leads a job enriched and trigger cursors.
+        format!(
+            r#"
+CREATE TABLE IF NOT EXISTS {s}.job_runs (
+    id          bigserial PRIMARY KEY,
+    pipeline    text NOT NULL,
+    job         text NOT NULL,
+    state       text NOT NULL,
+    dry_run     boolean NOT NULL DEFAULT false,
+    rows_seen   bigint NOT NULL DEFAULT 0,
+    rows_sent   bigint NOT NULL DEFAULT 0,
+    errors      bigint NOT NULL DEFAULT 0,
+    message     text,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS job_runs_job ON {s}.job_runs (pipeline, job, id);
+CREATE TABLE IF NOT EXISTS {s}.job_snapshots (
+    pipeline text NOT NULL,
+    job      text NOT NULL,
+    row_key  text NOT NULL,
+    row_hash text NOT NULL,
+    PRIMARY KEY (pipeline, job, row_key)
+);
+CREATE TABLE IF NOT EXISTS {s}.job_errors (
+    id         bigserial PRIMARY KEY,
+    run_id     bigint NOT NULL,
+    pipeline   text NOT NULL,
+    job        text NOT NULL,
+    row_key    text NOT NULL,
+    error_code text NOT NULL,
+    message    text NOT NULL,
+    fields     text[] NOT NULL DEFAULT '{{}}',
+    at         timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS job_errors_job ON {s}.job_errors (pipeline, job, run_id);
+CREATE TABLE IF NOT EXISTS {s}.job_members (
+    pipeline    text NOT NULL,
+    job         text NOT NULL,
+    campaign_id text NOT NULL,
+    person_id   text NOT NULL,
+    member_id   text,
+    state       text NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, job, campaign_id, person_id)
+);
+CREATE TABLE IF NOT EXISTS {s}.job_enriched (
+    pipeline text NOT NULL,
+    job      text NOT NULL,
+    lead_id  text NOT NULL,
+    matched  boolean NOT NULL,
+    at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, job, lead_id)
+);
+CREATE TABLE IF NOT EXISTS {s}.job_cursors (
+    pipeline text NOT NULL,
+    job      text NOT NULL,
+    position text NOT NULL,
+    PRIMARY KEY (pipeline, job)
 );
 "#
         ),

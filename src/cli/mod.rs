@@ -9,6 +9,7 @@ pub mod demo;
 pub mod emulator;
 pub mod errors;
 pub mod inbound;
+pub mod jobs;
 pub mod progress;
 pub mod replay;
 pub mod run;

@@ -62,6 +62,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             "api_remaining": live_p.and_then(|s| s.api_remaining),
             "api_max": live_p.and_then(|s| s.api_max),
             "last_error": live_p.and_then(|s| s.last_error.clone()),
+            "jobs": job_rows(p).await,
         }));
     }
     if args.json {
@@ -109,7 +110,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         );
     }
     for row in &out {
-        for line in stuck_lines(row) {
+        for line in stuck_lines(row).into_iter().chain(job_lines(row)) {
             println!("{line}");
         }
         for line in inbound_lines(row) {
@@ -229,6 +230,63 @@ async fn fetch_live(endpoint: &str) -> Option<StatusReport> {
         .build()
         .ok()?;
     client.get(url).send().await.ok()?.json().await.ok()
+}
+
+/// The pipeline's jobs: last run (state, when, duration, rows sent, errors) and next run.
+async fn job_rows(p: &pgforce::config::PipelineConfig) -> serde_json::Value {
+    if p.jobs.is_empty() {
+        return json!([]);
+    }
+    let runs = super::jobs::last_runs(p).await.unwrap_or_default();
+    let rows: Vec<serde_json::Value> = p
+        .jobs
+        .iter()
+        .map(|job| {
+            let last = runs.iter().find(|r| r.job == job.name);
+            let next = pgforce::jobs::next_run(job, last.map(|l| l.started_at));
+            json!({
+                "job": job.name,
+                "target": job.target.kind(),
+                "last_state": last.map(|l| l.state.clone()),
+                "last_run": last.map(|l| l.started_at.to_rfc3339()),
+                "duration_secs": last.and_then(|l| l.finished_at.map(|f| (f - l.started_at).num_milliseconds() as f64 / 1000.0)),
+                "rows_sent": last.map(|l| l.rows_sent),
+                "errors": last.map(|l| l.errors),
+                "message": last.and_then(|l| l.message.clone()),
+                "next_run": next.map(|t| t.to_rfc3339()),
+            })
+        })
+        .collect();
+    json!(rows)
+}
+
+/// One line per job: its last and next run.
+fn job_lines(row: &serde_json::Value) -> Vec<String> {
+    let name = row["pipeline"].as_str().unwrap_or("-");
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    row["jobs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|j| {
+            format!(
+                "{name}: job {} ({}): last run {} at {} took {}s, sent {}, errors {}; next run {}{}",
+                text(&j["job"]),
+                text(&j["target"]),
+                text(&j["last_state"]),
+                text(&j["last_run"]),
+                text(&j["duration_secs"]),
+                text(&j["rows_sent"]),
+                text(&j["errors"]),
+                j["next_run"].as_str().unwrap_or("on event"),
+                j["message"].as_str().map(|m| format!(" ({m})")).unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -59,5 +59,11 @@ pub async fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
 async fn check_one(i: usize, p: &PipelineConfig) -> anyhow::Result<Vec<Diagnostic>> {
     let client = salesforce_client(p)?;
     client.login().await?;
-    Ok(check_pipeline(i, p, &client).await?)
+    let mut findings = if p.mappings.is_empty() {
+        Vec::new()
+    } else {
+        check_pipeline(i, p, &client).await?
+    };
+    findings.extend(pgforce::jobs::check_jobs(i, p, &client).await?);
+    Ok(findings)
 }

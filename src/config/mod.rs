@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod describe;
 mod error;
 pub mod inbound;
+pub mod jobs;
 pub mod model;
 pub mod order;
 mod rules;

@@ -125,12 +125,15 @@ pub struct PipelineConfig {
     /// The Salesforce org and how to log in.
     pub salesforce: SalesforceConfig,
     /// Table → sObject mappings (Postgres → Salesforce). A pipeline needs mappings,
-    /// inbound entries, or both.
+    /// inbound entries or jobs (any of them, or several).
     #[serde(default)]
     pub mappings: Vec<MappingConfig>,
     /// Salesforce → Postgres entries (`[[pipelines.inbound]]`, see [`super::inbound`]).
     #[serde(default)]
     pub inbound: Vec<super::inbound::InboundConfig>,
+    /// Query-driven jobs on this pipeline's database and org (see [`super::jobs`]).
+    #[serde(default)]
+    pub jobs: Vec<super::jobs::JobConfig>,
 }
 
 /// Where to replicate from.

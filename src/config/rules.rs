@@ -53,6 +53,7 @@ fn check_database_url(source: &SourceConfig, err: &mut impl FnMut(&str, String))
 }
 
 fn check_pipeline(key: &str, p: &PipelineConfig, errs: &mut Vec<KeyError>) {
+    super::jobs::check_jobs(key, &p.jobs, errs);
     let mut err = |k: &str, msg: String| errs.push(KeyError::new(format!("{key}.{k}"), msg));
     if p.name.is_empty()
         || !p
@@ -96,11 +97,11 @@ fn check_pipeline(key: &str, p: &PipelineConfig, errs: &mut Vec<KeyError>) {
     check_database_url(&p.source, &mut err);
     check_batching(&p.batching, &mut err);
     check_salesforce(&p.salesforce, &mut err);
-    if p.mappings.is_empty() && p.inbound.is_empty() {
+    if p.mappings.is_empty() && p.inbound.is_empty() && p.jobs.is_empty() {
         err(
             "mappings",
-            "no mappings and no inbound entries: add at least one [[pipelines.mappings]] or \
-             [[pipelines.inbound]] table"
+            "no mappings, inbound entries or jobs: add at least one [[pipelines.mappings]], \
+             [[pipelines.inbound]] or [[pipelines.jobs]] table"
                 .into(),
         );
     }

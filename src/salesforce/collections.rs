@@ -1,4 +1,4 @@
-//! sObject Collections: upsert by external id and delete, up to 200 records per call, chunked
+//! sObject Collections: create, upsert by external id and delete, up to 200 records per call, chunked
 //! automatically. Per-record outcomes come back in request order as [`RecordResult`]s whose
 //! errors use `statusCode` (not `errorCode`).
 //!
@@ -130,6 +130,39 @@ impl SalesforceClient {
         .json(&body)?;
         let chunk_results: Vec<RecordResult> = self.send_json(&call).await?;
         check_count(chunk_results, chunk.len())
+    }
+
+    /// `POST /composite/sobjects` in chunks of 200: create records of `object` (no `Id`);
+    /// `attributes.type` is added when missing. Results are in input order. Not idempotent:
+    /// a caller that may repeat it must find what an earlier attempt created first.
+    #[tracing::instrument(level = "debug", skip(self, records), fields(records = records.len()))]
+    pub async fn create_collection(
+        &self,
+        object: &str,
+        mut records: Vec<Record>,
+        all_or_none: bool,
+    ) -> Result<Vec<RecordResult>> {
+        for r in &mut records {
+            r.entry("attributes")
+                .or_insert_with(|| serde_json::json!({ "type": object }));
+        }
+        let mut results = Vec::with_capacity(records.len());
+        for chunk in records.chunks(COLLECTION_LIMIT) {
+            let body = CollectionBody {
+                all_or_none,
+                records: chunk,
+            };
+            let call = Call::new(
+                Method::POST,
+                &["composite", "sobjects"],
+                "collection_create",
+                object,
+            )
+            .json(&body)?;
+            let chunk_results: Vec<RecordResult> = self.send_json(&call).await?;
+            results.extend(check_count(chunk_results, chunk.len())?);
+        }
+        Ok(results)
     }
 
     /// `DELETE /composite/sobjects?ids=…&allOrNone=…` in chunks of 200. Results are in input

@@ -157,6 +157,7 @@ pub struct ConfigBuilder {
     shutdown_grace_seconds: Option<u64>,
     journal_dir: Option<PathBuf>,
     mappings: Vec<String>,
+    jobs: Vec<String>,
 }
 
 impl ConfigBuilder {
@@ -179,6 +180,7 @@ impl ConfigBuilder {
             shutdown_grace_seconds: None,
             journal_dir: None,
             mappings: Vec::new(),
+            jobs: Vec::new(),
         }
     }
 
@@ -248,6 +250,12 @@ impl ConfigBuilder {
         self
     }
 
+    /// A `[[pipelines.jobs]]` table written as TOML by the test (without the header line).
+    pub fn job_toml(mut self, toml: &str) -> ConfigBuilder {
+        self.jobs.push(format!("[[pipelines.jobs]]\n{toml}"));
+        self
+    }
+
     /// The config file's text.
     pub fn toml(&self) -> String {
         let mut out = String::new();
@@ -302,7 +310,7 @@ impl ConfigBuilder {
             }
         }
         let _ = writeln!(out, "auth = {}\n", self.auth.toml());
-        for m in &self.mappings {
+        for m in self.mappings.iter().chain(&self.jobs) {
             let _ = writeln!(out, "{m}");
         }
         out
