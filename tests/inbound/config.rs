@@ -156,5 +156,5 @@ fn slot_and_publication_are_needed_only_with_mappings() {
     let neither = HEAD.to_string();
     assert!(errors(&neither)
         .iter()
-        .any(|e| e.contains("no mappings and no inbound entries")));
+        .any(|e| e.contains("no mappings, inbound entries or jobs")));
 }
