@@ -8,6 +8,13 @@
 //! - `POST /__emulator/clock` `{"advanceSecs": 3600}`
 //! - `PUT /__emulator/limits` `{"dailyApiLimit": 100, "used": 99}`
 //! - `POST /__emulator/snapshot` (save now)
+//! - `GET /__emulator/cdc` (event log position and size)
+//! - `PUT /__emulator/cdc/retention` `{"secs": 60}` (shrink or grow retention; prunes now)
+//! - `POST /__emulator/cdc/expire` (drop every retained event: their replay ids expire)
+//! - `PUT /__emulator/cdc/overflow` `{"threshold": 10}` (changes per transaction before
+//!   `GAP_OVERFLOW`)
+//! - `POST /__emulator/undelete/{id}` (restore a soft-deleted record, as the user of the
+//!   body's `username` or the default user; publishes an UNDELETE change event)
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -37,6 +44,74 @@ pub fn routes() -> Router<AppState> {
         .route("/__emulator/clock", post(clock))
         .route("/__emulator/limits", put(limits))
         .route("/__emulator/snapshot", post(snapshot))
+        .route("/__emulator/cdc", get(cdc_info))
+        .route("/__emulator/cdc/retention", put(cdc_retention))
+        .route("/__emulator/cdc/expire", post(cdc_expire))
+        .route("/__emulator/cdc/overflow", put(cdc_overflow))
+        .route("/__emulator/undelete/{id}", post(undelete))
+}
+
+async fn cdc_info(State(state): State<AppState>) -> Json<Value> {
+    let log = &state.cdc.log;
+    Json(json!({"latestReplay": log.latest(), "earliestCursor": log.earliest_cursor(),
+                "retained": log.len()}))
+}
+
+#[derive(Debug, Deserialize)]
+struct RetentionRequest {
+    secs: u64,
+}
+
+async fn cdc_retention(State(state): State<AppState>, body: Bytes) -> Response {
+    match serde_json::from_slice::<RetentionRequest>(&body) {
+        Ok(r) => {
+            state.cdc.set_retention(r.secs);
+            cdc_info(State(state)).await.into_response()
+        }
+        Err(e) => ApiError::json_parser(e.to_string()).into_response(),
+    }
+}
+
+async fn cdc_expire(State(state): State<AppState>) -> StatusCode {
+    state.cdc.expire_all();
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Debug, Deserialize)]
+struct OverflowRequest {
+    threshold: usize,
+}
+
+async fn cdc_overflow(State(state): State<AppState>, body: Bytes) -> Response {
+    match serde_json::from_slice::<OverflowRequest>(&body) {
+        Ok(r) => {
+            state.cdc.set_overflow_threshold(r.threshold);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => ApiError::json_parser(e.to_string()).into_response(),
+    }
+}
+
+async fn undelete(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Response {
+    let req: TokenRequest = serde_json::from_slice(&body).unwrap_or_default();
+    let user = match &req.username {
+        Some(u) => state.user(u),
+        None => state.default_user(),
+    };
+    let (Some(user), Ok(id)) = (user, super::ids::Id::parse(&id)) else {
+        return ApiError::not_found().into_response();
+    };
+    let origin = super::txn::change_origin("soap", "60.0", None);
+    let txn = super::txn::Txn::new(
+        state.store.change_sink(),
+        super::txn::TxnInfo::new(origin, user.id),
+    );
+    let result = state.store.undelete(&id, txn.writer());
+    txn.commit();
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => ApiError::new(e.code, e.message).into_response(),
+    }
 }
 
 async fn list_faults(State(state): State<AppState>) -> Json<Value> {

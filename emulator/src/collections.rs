@@ -26,6 +26,7 @@ use crate::latency::Delay;
 use crate::server::{ApiVersion, AuthContext};
 use crate::state::{AppState, EmulatorState};
 use crate::store::{Record, Store, UpsertError};
+use crate::txn::{Txn, Writer};
 
 /// Most records per create/update/upsert/delete call.
 pub const MAX_RECORDS: usize = 200;
@@ -197,13 +198,14 @@ async fn create(
 ) -> Result<Json<Value>, ApiError> {
     let req = write_request(&body)?;
     charge_records(&state, req.records.len()).await;
-    let user = auth.session.user_id;
+    let user = auth.writer();
+    let savepoint = auth.txn.savepoint();
     let outcomes = req
         .records
         .iter()
         .map(|r| match record_object(&state, r) {
             Err(e) => Outcome::failed(None, e),
-            Ok(object) => match state.store.insert(&object, r, user) {
+            Ok(object) => match state.store.insert(&object, r, &user) {
                 Ok(id) => Outcome {
                     id: Some(id),
                     created: None,
@@ -213,7 +215,7 @@ async fn create(
             },
         })
         .collect();
-    Ok(Json(finish(&state.store, outcomes, req.all_or_none, false)))
+    Ok(Json(finish(&state.store, outcomes, req.all_or_none, false, (&auth.txn, savepoint))))
 }
 
 /// The `id`/`Id` of an update record.
@@ -245,17 +247,18 @@ async fn update(
 ) -> Result<Json<Value>, ApiError> {
     let req = write_request(&body)?;
     charge_records(&state, req.records.len()).await;
-    let user = auth.session.user_id;
+    let user = auth.writer();
+    let savepoint = auth.txn.savepoint();
     let outcomes = req
         .records
         .iter()
-        .map(|r| update_one(&state, r, user))
+        .map(|r| update_one(&state, r, &user))
         .collect();
-    Ok(Json(finish(&state.store, outcomes, req.all_or_none, false)))
+    Ok(Json(finish(&state.store, outcomes, req.all_or_none, false, (&auth.txn, savepoint))))
 }
 
 /// Updates one record, remembering its previous version.
-fn update_one(state: &EmulatorState, r: &Map<String, Value>, user: Id) -> Outcome {
+fn update_one(state: &EmulatorState, r: &Map<String, Value>, user: &Writer) -> Outcome {
     let object = match record_object(state, r) {
         Ok(o) => o,
         Err(e) => return Outcome::failed(id_hint(r), e),
@@ -300,16 +303,17 @@ async fn upsert(
     })?;
     let field = upsert_field(def, &field)?;
     let duplicates = duplicate_values(&req.records, &field);
-    let user = auth.session.user_id;
+    let user = auth.writer();
+    let savepoint = auth.txn.savepoint();
     let ctx = UpsertCtx {
         store: &state.store,
         object: &def.name,
         field: &field,
-        user,
+        user: &user,
         duplicates: &duplicates,
     };
     let outcomes = req.records.iter().map(|r| ctx.one(r)).collect();
-    Ok(Json(finish(&state.store, outcomes, req.all_or_none, true)))
+    Ok(Json(finish(&state.store, outcomes, req.all_or_none, true, (&auth.txn, savepoint))))
 }
 
 /// The canonical upsert key field (`Id` or an external-id field).
@@ -358,7 +362,7 @@ struct UpsertCtx<'a> {
     store: &'a Store,
     object: &'a str,
     field: &'a str,
-    user: Id,
+    user: &'a Writer,
     duplicates: &'a HashSet<String>,
 }
 
@@ -481,16 +485,17 @@ async fn delete(
         .all_or_none
         .as_deref()
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let user = auth.session.user_id;
+    let user = auth.writer();
+    let savepoint = auth.txn.savepoint();
     let outcomes = ids
         .iter()
-        .map(|raw| delete_one(&state.store, raw, user))
+        .map(|raw| delete_one(&state.store, raw, &user))
         .collect();
-    Ok(Json(finish(&state.store, outcomes, all_or_none, false)))
+    Ok(Json(finish(&state.store, outcomes, all_or_none, false, (&auth.txn, savepoint))))
 }
 
 /// Soft-deletes one record, remembering it.
-fn delete_one(store: &Store, raw: &str, user: Id) -> Outcome {
+fn delete_one(store: &Store, raw: &str, user: &Writer) -> Outcome {
     let Ok(id) = Id::parse(raw) else {
         return Outcome::failed(
             None,
@@ -520,10 +525,19 @@ fn delete_one(store: &Store, raw: &str, user: Id) -> Outcome {
 }
 
 /// Applies allOrNone and renders the per-record results.
-fn finish(store: &Store, mut outcomes: Vec<Outcome>, all_or_none: bool, upsert: bool) -> Value {
+/// On rollback the changes this call put in the request's transaction since `savepoint`
+/// are dropped too, so rolled-back writes publish no change events.
+fn finish(
+    store: &Store,
+    mut outcomes: Vec<Outcome>,
+    all_or_none: bool,
+    upsert: bool,
+    (txn, savepoint): (&Txn, usize),
+) -> Value {
     let any_failed = outcomes.iter().any(|o| o.result.is_err());
     if all_or_none && any_failed {
         roll_back(store, &mut outcomes);
+        txn.rollback_to(savepoint);
     }
     Value::Array(outcomes.iter().map(|o| result_json(o, upsert)).collect())
 }

@@ -196,6 +196,7 @@ async fn composite(
     let mut results: Vec<SubResult> = Vec::with_capacity(subs.len());
     let mut by_ref: HashMap<String, usize> = HashMap::new();
     let mut undo = UndoLog::default();
+    let savepoint = auth.txn.savepoint();
     let mut failed_at = None;
     for (i, sub) in subs.iter().enumerate() {
         let result = match resolve(sub, &results, &by_ref, all_or_none) {
@@ -217,6 +218,7 @@ async fn composite(
     }
     if let Some(f) = failed_at {
         undo.roll_back(&state);
+        auth.txn.rollback_to(savepoint);
         halt_all(&mut results, f, subs.len());
     }
     respond(&subs, &results)

@@ -12,7 +12,9 @@
 //!  "tokenLifetimeSecs": 7200, "dailyApiLimit": 100000,
 //!  "snapshotFile": "emulator-data.jsonl", "schemaFile": "schema.json",
 //!  "faults": [{"kind": "latency", "ms": 50, "pathPrefix": "/services/data"}],
-//!  "profile": "realistic", "latency": {"roundTripMs": 30, "bulkIngestRowsPerSec": 20000}}
+//!  "profile": "realistic", "latency": {"roundTripMs": 30, "bulkIngestRowsPerSec": 20000},
+//!  "pubsub": {"listen": "127.0.0.1:7443", "keepaliveMs": 60000, "retentionSecs": 259200,
+//!             "overflowThreshold": 100000}}
 //! ```
 //!
 //! `profile` is `instant` (default) or `realistic`; `latency` overrides single figures of it
@@ -23,6 +25,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::faults::FaultSpec;
+use super::pubsub::PubSubConfig;
 use super::latency::{LatencyOverrides, ProfileName};
 
 /// Demo username.
@@ -67,6 +70,8 @@ pub struct EmulatorConfig {
     /// Log every request (method, path, status, duration) at INFO; see
     /// [`super::request_log`].
     pub log_requests: bool,
+    /// The Pub/Sub API listener and Change Data Capture (keepalive, retention, overflow).
+    pub pubsub: PubSubConfig,
 }
 
 /// Settings of the OAuth web-server flow (`/services/oauth2/authorize`).
@@ -158,6 +163,7 @@ impl Default for EmulatorConfig {
             latency: LatencyOverrides::default(),
             oauth_web: OAuthWebConfig::default(),
             log_requests: false,
+            pubsub: PubSubConfig::default(),
         }
     }
 }

@@ -13,6 +13,19 @@
 //! {"kind": "latency", "ms": 200, "probability": 0.5}
 //! {"kind": "drop_connection", "pathPrefix": "/services/data", "times": 1}
 //! ```
+//!
+//! Change Data Capture and Pub/Sub faults match the *topic* (`/data/AccountChangeEvent`)
+//! with `pathPrefix` instead of a request path, and are read by those modules with
+//! [`Faults::stream_fault`]:
+//!
+//! ```json
+//! {"kind": "cdc_gap", "pathPrefix": "/data/Account", "times": 3}
+//! {"kind": "pubsub_drop_stream", "afterEvents": 2, "times": 1}
+//! {"kind": "pubsub_slow", "ms": 200}
+//! ```
+//! `cdc_gap` turns each of the next `times` changes into a `GAP_*` event (header only);
+//! `pubsub_drop_stream` ends a subscription with `UNAVAILABLE` once it has delivered
+//! `afterEvents` events; `pubsub_slow` delays every `FetchResponse`.
 
 use parking_lot::Mutex;
 use rand::Rng;
@@ -46,6 +59,33 @@ pub enum FaultKind {
         #[serde(default)]
         message: Option<String>,
     },
+    /// Publish the next matching change as a `GAP_*` event (read by Change Data Capture).
+    CdcGap,
+    /// End a matching subscription with `UNAVAILABLE` after it delivered this many events.
+    PubsubDropStream {
+        /// Events delivered before the stream is dropped.
+        #[serde(rename = "afterEvents")]
+        after_events: u64,
+    },
+    /// Delay every `FetchResponse` of a matching subscription.
+    PubsubSlow {
+        /// Milliseconds per response.
+        ms: u64,
+    },
+}
+
+impl FaultKind {
+    /// Whether this fault acts on HTTP requests (the others are read by the Bulk engine,
+    /// Change Data Capture or the Pub/Sub service).
+    pub fn is_request_fault(&self) -> bool {
+        !matches!(
+            self,
+            FaultKind::BulkJobFailed { .. }
+                | FaultKind::CdcGap
+                | FaultKind::PubsubDropStream { .. }
+                | FaultKind::PubsubSlow { .. }
+        )
+    }
 }
 
 /// A fault and when it fires.
@@ -209,10 +249,25 @@ impl Faults {
         let mut active = self.active.lock();
         active
             .iter_mut()
-            .filter(|f| !matches!(f.spec.kind, FaultKind::BulkJobFailed { .. }))
+            .filter(|f| f.spec.kind.is_request_fault())
             .filter(|f| f.spec.matches(method, path))
             .filter_map(|f| f.hit().then(|| f.spec.kind.clone()))
             .collect()
+    }
+
+    /// For Change Data Capture and the Pub/Sub service: the first fault `select`ed that
+    /// matches `topic` (by `pathPrefix`) and fires now.
+    pub fn stream_fault(&self, topic: &str, select: fn(&FaultKind) -> bool) -> Option<FaultKind> {
+        let mut active = self.active.lock();
+        active
+            .iter_mut()
+            .filter(|f| select(&f.spec.kind) && topic.starts_with(&f.spec.path_prefix))
+            .find_map(|f| f.hit().then(|| f.spec.kind.clone()))
+    }
+
+    /// Whether any fault `select`ed is installed (a cheap check before [`Faults::stream_fault`]).
+    pub fn has(&self, select: fn(&FaultKind) -> bool) -> bool {
+        self.active.lock().iter().any(|f| select(&f.spec.kind))
     }
 
     /// For the Bulk engine: whether the job at `method path` (e.g. the close `PATCH

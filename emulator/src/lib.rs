@@ -14,6 +14,9 @@
 //!   [`faults`]: fault injection; [`admin`]: `/__emulator/*`; [`rest`]: the REST API.
 //! - [`latency`]: the latency profiles (`instant`, `realistic`) and the delays they add.
 //! - [`server`]: router, middleware, listener; [`request_log`]: per-request log events; [`header_case`]: HTTP/1.1 header spellings.
+//! - [`txn`]: write transactions (who, which API, which changes commit together).
+//! - [`cdc`]: Change Data Capture (change-event schemas, Avro payloads, the event log);
+//!   [`pubsub`]: the Pub/Sub API gRPC service on its own port.
 //!
 //! # Adding an endpoint area
 //! An area is a module with `pub fn routes() -> Router<AppState>` whose paths are complete
@@ -49,7 +52,10 @@ pub mod store;
 pub mod validation;
 
 pub mod bulk;
+pub mod cdc;
 pub mod collections;
+pub mod pubsub;
+pub mod txn;
 pub mod composite;
 pub mod query;
 
@@ -82,6 +88,26 @@ pub enum EmulatorError {
     /// The snapshot could not be loaded.
     #[error(transparent)]
     Snapshot(#[from] snapshot::SnapshotError),
+    /// The Pub/Sub address could not be bound.
+    #[error("cannot bind the emulator's Pub/Sub API to {addr}: {source}")]
+    BindPubSub {
+        /// Requested address.
+        addr: SocketAddr,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// The Pub/Sub address for an HTTP address: the configured one, else the HTTP port + 1 (a
+/// free port when the HTTP port was 0).
+fn pubsub_addr(config: &EmulatorConfig, http: SocketAddr) -> SocketAddr {
+    config.pubsub.listen.unwrap_or_else(|| {
+        let port = match http.port() {
+            0 => 0,
+            p => p.saturating_add(1),
+        };
+        SocketAddr::new(http.ip(), port)
+    })
 }
 
 /// Entry point: `Emulator::start(config, addr)`.
@@ -102,6 +128,19 @@ impl Emulator {
             .local_addr()
             .map_err(|source| EmulatorError::Bind { addr, source })?;
         let base_url = format!("http://{local}");
+        let grpc_addr = pubsub_addr(&config, addr);
+        let grpc_listener = TcpListener::bind(grpc_addr)
+            .await
+            .map_err(|source| EmulatorError::BindPubSub {
+                addr: grpc_addr,
+                source,
+            })?;
+        let grpc_local = grpc_listener
+            .local_addr()
+            .map_err(|source| EmulatorError::BindPubSub {
+                addr: grpc_addr,
+                source,
+            })?;
         let state = Arc::new(EmulatorState::new(config, base_url.clone())?);
         if let Some(path) = state.config.snapshot_file.as_ref().filter(|p| p.exists()) {
             let n = snapshot::load(&state.store, path)?;
@@ -109,13 +148,18 @@ impl Emulator {
         }
         let (tx, rx) = oneshot::channel();
         let task = server::spawn(listener, server::router(state.clone()), rx);
-        tracing::info!(%base_url, "salesforce emulator listening");
+        let (grpc_tx, grpc_rx) = oneshot::channel();
+        let grpc_task = pubsub::spawn(grpc_listener, state.clone(), grpc_rx);
+        tracing::info!(%base_url, pubsub = %grpc_local, "salesforce emulator listening");
         Ok(EmulatorHandle {
             addr: local,
             base_url,
+            pubsub_addr: grpc_local,
             state,
             shutdown: Some(tx),
             task: Some(task),
+            pubsub_shutdown: Some(grpc_tx),
+            pubsub_task: Some(grpc_task),
         })
     }
 }
@@ -125,9 +169,12 @@ impl Emulator {
 pub struct EmulatorHandle {
     addr: SocketAddr,
     base_url: String,
+    pubsub_addr: SocketAddr,
     state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    pubsub_shutdown: Option<oneshot::Sender<()>>,
+    pubsub_task: Option<JoinHandle<()>>,
 }
 
 impl EmulatorHandle {
@@ -139,6 +186,26 @@ impl EmulatorHandle {
     /// `http://127.0.0.1:PORT` (the `instance_url` of issued tokens).
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// The bound Pub/Sub API (gRPC, plain-text HTTP/2) address.
+    pub fn pubsub_addr(&self) -> SocketAddr {
+        self.pubsub_addr
+    }
+
+    /// `http://127.0.0.1:PORT` of the Pub/Sub API (a gRPC client's endpoint).
+    pub fn pubsub_url(&self) -> String {
+        format!("http://{}", self.pubsub_addr)
+    }
+
+    /// The org id (18 chars), the Pub/Sub `tenantid`.
+    pub fn org_id(&self) -> String {
+        self.state.org_id.to_string()
+    }
+
+    /// Change Data Capture: retention, expiry, schemas, the event log.
+    pub fn cdc(&self) -> &Arc<cdc::Cdc> {
+        &self.state.cdc
     }
 
     /// The shared state (store, schema, limits, stats, ...).
@@ -197,6 +264,13 @@ impl EmulatorHandle {
 
     /// Stops serving, waits for the server task, and saves the snapshot if configured.
     pub async fn shutdown(mut self) {
+        if let Some(tx) = self.pubsub_shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.pubsub_task.take() {
+            // Open subscriptions never end on their own: stop the listener outright.
+            task.abort();
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -224,6 +298,9 @@ impl EmulatorHandle {
 
 impl Drop for EmulatorHandle {
     fn drop(&mut self) {
+        if let Some(task) = self.pubsub_task.take() {
+            task.abort();
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
             if let Some(task) = self.task.take() {

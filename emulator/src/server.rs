@@ -35,6 +35,7 @@ use tower::util::MapResponseLayer;
 use tower::ServiceExt;
 
 use super::auth::{self, Session};
+use super::txn::{self, Txn, TxnInfo, Writer};
 use super::error::{ApiError, ErrorCode};
 use super::faults::FaultKind;
 use super::latency;
@@ -79,6 +80,26 @@ impl ApiVersion {
 pub struct AuthContext {
     /// The session the bearer token stands for.
     pub session: Session,
+    /// The request's write transaction (committed when the response is ready; Composite
+    /// subrequests share their parent's).
+    pub txn: Arc<Txn>,
+}
+
+impl AuthContext {
+    /// The writer store writes of this request go through.
+    pub fn writer(&self) -> Writer {
+        self.txn.writer()
+    }
+
+    /// `changeOrigin` of this request's API (`rest`) for another API's transactions
+    /// (`bulkapi`): the same version and `client=` value.
+    pub fn origin_for(&self, api: &str) -> String {
+        let o = &self.txn.info().origin;
+        match o.split_once("/api/").and_then(|(_, rest)| rest.split_once('/')) {
+            Some((_, tail)) => format!("com/salesforce/api/{api}/{tail}"),
+            None => o.clone(),
+        }
+    }
 }
 
 /// Composes the whole router. The data API (`/services/data/vNN.N/...`) gets the version,
@@ -203,7 +224,10 @@ async fn apply_fault(
             .into_response(),
         ),
         FaultKind::RequestLimitExceeded => Some(ApiError::limit_exceeded().into_response()),
-        FaultKind::BulkJobFailed { .. } => None,
+        FaultKind::BulkJobFailed { .. }
+        | FaultKind::CdcGap
+        | FaultKind::PubsubDropStream { .. }
+        | FaultKind::PubsubSlow { .. } => None,
     }
 }
 
@@ -221,9 +245,23 @@ async fn data_api(State(state): State<AppState>, mut req: Request, next: Next) -
     if state.limits.use_api_request(now).is_none() {
         return with_limit_header(&state, ApiError::limit_exceeded().into_response());
     }
+    let client = req
+        .headers()
+        .get("sforce-call-options")
+        .and_then(|v| v.to_str().ok())
+        .and_then(txn::call_options_client);
+    let origin = txn::change_origin("rest", &version.number(), client);
+    let txn = Txn::new(
+        state.store.change_sink(),
+        TxnInfo::new(origin, session.user_id),
+    );
     req.extensions_mut().insert(version);
-    req.extensions_mut().insert(AuthContext { session });
+    req.extensions_mut().insert(AuthContext {
+        session,
+        txn: txn.clone(),
+    });
     let resp = next.run(req).await;
+    txn.commit();
     with_limit_header(&state, resp)
 }
 

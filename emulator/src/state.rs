@@ -15,6 +15,7 @@ use jsonwebtoken::DecodingKey;
 use serde_json::{json, Map, Value};
 
 use super::auth::Tokens;
+use super::cdc::{Cdc, CdcError};
 use super::clock::Clock;
 use super::config::{ConnectedAppConfig, EmulatorConfig, UserConfig};
 use super::faults::Faults;
@@ -82,6 +83,9 @@ pub enum StateError {
     /// A latency setting is out of range.
     #[error(transparent)]
     Latency(#[from] LatencyError),
+    /// A change-event schema could not be derived.
+    #[error(transparent)]
+    Cdc(#[from] CdcError),
 }
 
 /// Everything shared between requests.
@@ -106,7 +110,9 @@ pub struct EmulatorState {
     /// Daily allocations.
     pub limits: Limits,
     /// Injected faults.
-    pub faults: Faults,
+    pub faults: Arc<Faults>,
+    /// Change Data Capture: schemas and the event bus the Pub/Sub API serves.
+    pub cdc: Arc<Cdc>,
     /// Call statistics.
     pub stats: Stats,
     /// The latency profile every request and Bulk job is delayed by.
@@ -141,10 +147,19 @@ impl EmulatorState {
         }
         let latency = Latency::new(LatencyProfile::build(config.profile, &config.latency)?);
         let now = clock.now();
+        let faults = Arc::new(Faults::new(&config.faults));
+        let cdc = Arc::new(Cdc::new(
+            &schema,
+            clock.clone(),
+            faults.clone(),
+            &config.pubsub.cdc(),
+        )?);
+        store.set_change_sink(cdc.clone());
         Ok(EmulatorState {
             latency,
             limits: Limits::new(config.daily_api_limit, now),
-            faults: Faults::new(&config.faults),
+            faults,
+            cdc,
             tokens: Tokens::default(),
             stats: Stats::default(),
             started_at: now,

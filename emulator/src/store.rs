@@ -22,6 +22,16 @@
 //!
 //! Validation that needs other records (lookups, parents by external id, uniqueness) runs
 //! before the table's write lock is taken; uniqueness is re-checked under the lock.
+//!
+//! # Change reporting
+//!
+//! Every write method takes a [`Writer`] (a bare user `Id` converts into one) and reports
+//! each record it creates, updates, deletes or undeletes as a [`Change`] while it still holds
+//! the table's write lock, so changes of one record are reported in the order they were
+//! made: into the writer's transaction when it has one, else straight to the change sink
+//! as a transaction of its own. [`Store::put_raw`] and [`Store::hard_delete`] report nothing
+//! (snapshots, configured users, and the rollbacks of allOrNone calls use them);
+//! [`Store::hard_delete_by`] is the reported hard delete.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::{Bound, ControlFlow};
@@ -35,6 +45,7 @@ use super::clock::Clock;
 use super::error::{ErrorCode, FieldError};
 use super::ids::{Id, IdGenerator};
 use super::schema::{Derived, FieldDef, FieldType, ObjectDef, Schema};
+use super::txn::{Change, ChangeKind, ChangeSink, TxnInfo, Writer};
 use super::validation::{
     self, format_datetime, normalize, Normalized, ParentRef, RefState, WriteKind,
 };
@@ -261,6 +272,8 @@ pub struct Store {
     clock: Arc<Clock>,
     /// When the store was created (start of the delete log).
     created_at: DateTime<Utc>,
+    /// Where changes go (Change Data Capture), once set.
+    sink: RwLock<Option<Arc<dyn ChangeSink>>>,
 }
 
 impl Store {
@@ -278,6 +291,29 @@ impl Store {
             ids: IdGenerator::new(1000),
             clock,
             created_at,
+            sink: RwLock::new(None),
+        }
+    }
+
+    /// Sends every later change to `sink`.
+    pub fn set_change_sink(&self, sink: Arc<dyn ChangeSink>) {
+        *self.sink.write() = Some(sink);
+    }
+
+    /// The change sink, if one is set (API paths open their transactions on it).
+    pub fn change_sink(&self) -> Option<Arc<dyn ChangeSink>> {
+        self.sink.read().clone()
+    }
+
+    /// Reports one change: into the writer's transaction, or as a transaction of its own.
+    fn emit(&self, w: &Writer, change: Change) {
+        match &w.txn {
+            Some(txn) => txn.record(change),
+            None => {
+                if let Some(sink) = self.sink.read().as_ref() {
+                    sink.commit(&TxnInfo::new(String::new(), w.user), 1, vec![change]);
+                }
+            }
         }
     }
 
@@ -506,18 +542,21 @@ impl Store {
         &self,
         object: &str,
         fields: &Map<String, Value>,
-        user: Id,
+        writer: impl Into<Writer>,
     ) -> Result<Id, Vec<FieldError>> {
+        let w = writer.into();
         let table = self.table(object).map_err(|e| vec![e])?;
         let body = normalize(&table.object, fields, WriteKind::Insert)?;
         let values = self.resolve(&table.object, body)?;
         let id = self.ids.next(&table.object.key_prefix);
-        let record = self.new_record(&table.object, id, values, user);
+        let record = self.new_record(&table.object, id, values, w.user);
         let mut data = table.data.write();
         data.check_unique(&table.object, id, &record)
             .map_err(|e| vec![e])?;
         data.index(id, &record);
-        data.rows.insert(id, Arc::new(record));
+        let record = Arc::new(record);
+        data.rows.insert(id, record.clone());
+        self.emit(&w, created(table, id, record, self.clock.now()));
         Ok(id)
     }
 
@@ -530,8 +569,10 @@ impl Store {
         &self,
         object: &str,
         bodies: &[Map<String, Value>],
-        user: Id,
+        writer: impl Into<Writer>,
     ) -> Vec<Result<Id, Vec<FieldError>>> {
+        let w = writer.into();
+        let user = w.user;
         let table = match self.table(object) {
             Ok(t) => t,
             Err(e) => return bodies.iter().map(|_| Err(vec![e.clone()])).collect(),
@@ -548,7 +589,7 @@ impl Store {
                 }
             };
             if reads_own_table(&table.object, &body) {
-                self.write_pending(table, &mut pending, &mut results);
+                self.write_pending(table, &mut pending, &mut results, &w);
             }
             let values = match self.resolve(&table.object, body) {
                 Ok(v) => v,
@@ -560,7 +601,7 @@ impl Store {
             let id = self.ids.next(&table.object.key_prefix);
             pending.push((i, id, self.new_record(&table.object, id, values, user)));
         }
-        self.write_pending(table, &mut pending, &mut results);
+        self.write_pending(table, &mut pending, &mut results, &w);
         results
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(vec![FieldError::not_found()])))
@@ -574,16 +615,20 @@ impl Store {
         table: &Table,
         pending: &mut Vec<(usize, Id, Record)>,
         results: &mut [Option<Result<Id, Vec<FieldError>>>],
+        w: &Writer,
     ) {
         if pending.is_empty() {
             return;
         }
+        let now = self.clock.now();
         let mut data = table.data.write();
         for (i, id, record) in pending.drain(..) {
             results[i] = Some(match data.check_unique(&table.object, id, &record) {
                 Ok(()) => {
                     data.index(id, &record);
-                    data.rows.insert(id, Arc::new(record));
+                    let record = Arc::new(record);
+                    data.rows.insert(id, record.clone());
+                    self.emit(w, created(table, id, record, now));
                     Ok(id)
                 }
                 Err(e) => Err(vec![e]),
@@ -597,14 +642,14 @@ impl Store {
         object: &str,
         id: &Id,
         fields: &Map<String, Value>,
-        user: Id,
+        writer: impl Into<Writer>,
     ) -> Result<(), Vec<FieldError>> {
         let table = self.table(object).map_err(|e| vec![e])?;
         self.check_id_object(table, id).map_err(|e| vec![e])?;
         self.get_live(id).map_err(|e| vec![e])?;
         let body = normalize(&table.object, fields, WriteKind::Update)?;
         let values = self.resolve(&table.object, body)?;
-        self.apply_update(table, *id, values, user)
+        self.apply_update(table, *id, values, &writer.into())
     }
 
     /// Upserts by an external-id field (or `Id`): updates the single live match, inserts
@@ -615,8 +660,9 @@ impl Store {
         field: &str,
         value: &str,
         fields: &Map<String, Value>,
-        user: Id,
+        writer: impl Into<Writer>,
     ) -> Result<Upserted, UpsertError> {
+        let user = writer.into();
         let table = self.table(object).map_err(|e| vec![e])?;
         let canonical = self.upsert_field(table, field)?;
         let matches = if canonical == "Id" {
@@ -643,13 +689,13 @@ impl Store {
                     body.retain(|k, _| !k.eq_ignore_ascii_case(&canonical));
                     body.insert(canonical.clone(), Value::String(value.to_string()));
                 }
-                let id = self.insert(object, &body, user)?;
+                let id = self.insert(object, &body, &user)?;
                 Ok(Upserted { id, created: true })
             }
             [id] => {
                 let mut body = fields.clone();
                 body.retain(|k, _| !k.eq_ignore_ascii_case(&canonical));
-                self.update(object, id, &body, user)?;
+                self.update(object, id, &body, &user)?;
                 Ok(Upserted {
                     id: *id,
                     created: false,
@@ -672,7 +718,9 @@ impl Store {
     }
 
     /// Soft-deletes a live record (kept for queryAll and getDeleted).
-    pub fn delete(&self, id: &Id, user: Id) -> Result<(), FieldError> {
+    pub fn delete(&self, id: &Id, writer: impl Into<Writer>) -> Result<(), FieldError> {
+        let w = writer.into();
+        let user = w.user;
         let table = self.table_of(id).ok_or_else(FieldError::not_found)?;
         let now = self.clock.now();
         let mut data = table.data.write();
@@ -690,12 +738,51 @@ impl Store {
         stamp(&mut r, now, user);
         data.deleted += 1;
         data.deletions.insert((now.timestamp_millis(), *id));
-        data.rows.insert(*id, Arc::new(r));
+        let r = Arc::new(r);
+        data.rows.insert(*id, r.clone());
+        self.emit(
+            &w,
+            Change {
+                object: table.object.clone(),
+                id: *id,
+                kind: ChangeKind::Delete,
+                before: Some(old),
+                after: Some(r),
+                at: now,
+            },
+        );
         Ok(())
     }
 
-    /// Removes a record for good (live or soft-deleted); it is still reported by getDeleted.
+    /// Removes a record for good (live or soft-deleted) without reporting a change (the
+    /// undo of an allOrNone call); it is still reported by getDeleted.
     pub fn hard_delete(&self, id: &Id) -> Result<(), FieldError> {
+        self.remove_row(id).map(|_| ())
+    }
+
+    /// Removes a record for good (Bulk `hardDelete`) and reports a DELETE change unless it
+    /// was already soft-deleted (that delete was reported then).
+    pub fn hard_delete_by(&self, id: &Id, writer: impl Into<Writer>) -> Result<(), FieldError> {
+        let w = writer.into();
+        let (table, old, now) = self.remove_row(id)?;
+        if !is_deleted(&old) {
+            self.emit(
+                &w,
+                Change {
+                    object: table.object.clone(),
+                    id: *id,
+                    kind: ChangeKind::Delete,
+                    before: Some(old),
+                    after: None,
+                    at: now,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// The removal both hard deletes share.
+    fn remove_row(&self, id: &Id) -> Result<(&Table, Arc<Record>, DateTime<Utc>), FieldError> {
         let table = self.table_of(id).ok_or_else(FieldError::not_found)?;
         let now = self.clock.now();
         let mut data = table.data.write();
@@ -706,12 +793,14 @@ impl Store {
             data.unindex(*id, &old);
             data.deletions.insert((now.timestamp_millis(), *id));
         }
-        Ok(())
+        Ok((table, old, now))
     }
 
     /// Restores a soft-deleted record (fails with DUPLICATE_VALUE if a unique value was
     /// taken meanwhile).
-    pub fn undelete(&self, id: &Id, user: Id) -> Result<(), FieldError> {
+    pub fn undelete(&self, id: &Id, writer: impl Into<Writer>) -> Result<(), FieldError> {
+        let w = writer.into();
+        let user = w.user;
         let table = self.table_of(id).ok_or_else(FieldError::not_found)?;
         let now = self.clock.now();
         let mut data = table.data.write();
@@ -733,7 +822,19 @@ impl Store {
         data.deleted -= 1;
         data.deletions.retain(|(_, d)| d != id);
         data.index(*id, &r);
-        data.rows.insert(*id, Arc::new(r));
+        let r = Arc::new(r);
+        data.rows.insert(*id, r.clone());
+        self.emit(
+            &w,
+            Change {
+                object: table.object.clone(),
+                id: *id,
+                kind: ChangeKind::Undelete,
+                before: Some(old),
+                after: Some(r),
+                at: now,
+            },
+        );
         Ok(())
     }
 
@@ -893,8 +994,9 @@ impl Store {
         table: &Table,
         id: Id,
         values: Map<String, Value>,
-        user: Id,
+        w: &Writer,
     ) -> Result<(), Vec<FieldError>> {
+        let user = w.user;
         let now = self.clock.now();
         let mut data = table.data.write();
         let old = data
@@ -915,8 +1017,32 @@ impl Store {
             .map_err(|e| vec![e])?;
         data.unindex(id, &old);
         data.index(id, &r);
-        data.rows.insert(id, Arc::new(r));
+        let r = Arc::new(r);
+        data.rows.insert(id, r.clone());
+        self.emit(
+            w,
+            Change {
+                object: table.object.clone(),
+                id,
+                kind: ChangeKind::Update,
+                before: Some(old),
+                after: Some(r),
+                at: now,
+            },
+        );
         Ok(())
+    }
+}
+
+/// The CREATE change of a new record.
+fn created(table: &Table, id: Id, record: Arc<Record>, at: DateTime<Utc>) -> Change {
+    Change {
+        object: table.object.clone(),
+        id,
+        kind: ChangeKind::Create,
+        before: None,
+        after: Some(record),
+        at,
     }
 }
 

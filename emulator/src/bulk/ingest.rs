@@ -23,6 +23,7 @@ use crate::ids::Id;
 use crate::latency::Delay;
 use crate::state::AppState;
 use crate::store::{Store, UpsertError};
+use crate::txn::{Txn, TxnInfo, Writer};
 
 /// Rows per internal batch (Salesforce's Bulk 2.0 chunk size).
 pub const CHUNK_ROWS: usize = 10_000;
@@ -120,6 +121,8 @@ pub struct IngestJob {
     pub external_id_field: Option<String>,
     /// The user who created the job (and owns the records it writes).
     pub user: Id,
+    /// `changeOrigin` of the job's writes (`com/salesforce/api/bulkapi/60.0;client=`).
+    pub origin: String,
     /// The upload, once PUT.
     pub upload: Option<Bytes>,
     /// How many PUTs arrived (more than one makes the close fail).
@@ -169,6 +172,7 @@ impl IngestJob {
             op,
             external_id_field,
             user,
+            origin: crate::txn::change_origin("bulkapi", "60.0", None),
             upload: None,
             uploads: 0,
             results: Vec::new(),
@@ -291,6 +295,8 @@ pub struct Plan {
     pub external_id_field: Option<String>,
     /// Record owner / modifier.
     pub user: Id,
+    /// `changeOrigin` of the writes.
+    pub origin: String,
     /// CSV dialect.
     pub dialect: Dialect,
     /// Analysed header.
@@ -325,6 +331,7 @@ pub fn prepare(store: &Store, job: &IngestJob, data: &[u8]) -> Result<(Plan, u64
         op: job.op,
         external_id_field: job.external_id_field.clone(),
         user: job.user,
+        origin: job.origin.clone(),
         dialect: job.meta.dialect,
         header: Arc::new(header),
     };
@@ -363,6 +370,24 @@ pub fn process_chunk(
     from: u64,
     max_rows: usize,
 ) -> (Vec<RowResult>, Option<u64>) {
+    let txn = Txn::new(
+        store.change_sink(),
+        TxnInfo::new(plan.origin.clone(), plan.user),
+    );
+    let out = process_rows(store, plan, &txn.writer(), data, from, max_rows);
+    txn.commit();
+    out
+}
+
+/// [`process_chunk`] inside the chunk's transaction.
+fn process_rows(
+    store: &Store,
+    plan: &Plan,
+    w: &Writer,
+    data: &[u8],
+    from: u64,
+    max_rows: usize,
+) -> (Vec<RowResult>, Option<u64>) {
     let Some(slice) = usize::try_from(from).ok().and_then(|f| data.get(f..)) else {
         return (Vec::new(), None);
     };
@@ -379,14 +404,14 @@ pub fn process_chunk(
     let next = from + reader.position().byte();
     let more = reader.read_byte_record(&mut record).unwrap_or(false);
     if plan.op == Operation::Insert {
-        return (insert_rows(store, plan, &rows), more.then_some(next));
+        return (insert_rows(store, plan, w, &rows), more.then_some(next));
     }
     let duplicates = duplicate_keys(plan, &rows);
     let results = rows
         .iter()
         .map(|(start, row)| RowResult {
             start: *start,
-            outcome: apply_row(store, plan, row, &duplicates),
+            outcome: apply_row(store, plan, w, row, &duplicates),
         })
         .collect();
     (results, more.then_some(next))
@@ -394,7 +419,12 @@ pub fn process_chunk(
 
 /// Inserts a chunk through [`Store::insert_many`]; each row's outcome is what
 /// [`apply_row`] would give it.
-fn insert_rows(store: &Store, plan: &Plan, rows: &[(u64, ByteRecord)]) -> Vec<RowResult> {
+fn insert_rows(
+    store: &Store,
+    plan: &Plan,
+    w: &Writer,
+    rows: &[(u64, ByteRecord)],
+) -> Vec<RowResult> {
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(rows.len());
     let mut bodies = Vec::with_capacity(rows.len());
     for (_, row) in rows {
@@ -407,7 +437,7 @@ fn insert_rows(store: &Store, plan: &Plan, rows: &[(u64, ByteRecord)]) -> Vec<Ro
         }
     }
     let mut written = store
-        .insert_many(&plan.object, &bodies, plan.user)
+        .insert_many(&plan.object, &bodies, w)
         .into_iter();
     rows.iter()
         .zip(outcomes)
@@ -449,6 +479,7 @@ fn duplicate_keys(plan: &Plan, rows: &[(u64, ByteRecord)]) -> std::collections::
 fn apply_row(
     store: &Store,
     plan: &Plan,
+    w: &Writer,
     row: &ByteRecord,
     duplicates: &std::collections::HashSet<String>,
 ) -> Outcome {
@@ -459,19 +490,19 @@ fn apply_row(
     let key = parsed.key.unwrap_or_default();
     let body = parsed.body;
     match plan.op {
-        Operation::Insert => match store.insert(&plan.object, &body, plan.user) {
+        Operation::Insert => match store.insert(&plan.object, &body, w) {
             Ok(id) => Outcome::Success { id, created: true },
             Err(e) => failure(None, &e),
         },
         Operation::Update => match parse_id(plan, &key, "update") {
-            Ok(id) => match store.update(&plan.object, &id, &body, plan.user) {
+            Ok(id) => match store.update(&plan.object, &id, &body, w) {
                 Ok(()) => Outcome::Success { id, created: false },
                 Err(e) => failure(Some(id), &e),
             },
             Err(o) => o,
         },
-        Operation::Upsert => upsert_row(store, plan, &key, &body, duplicates),
-        Operation::Delete | Operation::HardDelete => delete_row(store, plan, &key),
+        Operation::Upsert => upsert_row(store, plan, w, &key, &body, duplicates),
+        Operation::Delete | Operation::HardDelete => delete_row(store, plan, w, &key),
     }
 }
 
@@ -479,6 +510,7 @@ fn apply_row(
 fn upsert_row(
     store: &Store,
     plan: &Plan,
+    w: &Writer,
     key: &str,
     body: &Map<String, Value>,
     duplicates: &std::collections::HashSet<String>,
@@ -490,7 +522,7 @@ fn upsert_row(
             error: format!("DUPLICATE_VALUE:Duplicate external id specified: {key}:{field} --"),
         };
     }
-    match store.upsert_by_external_id(&plan.object, field, key, body, plan.user) {
+    match store.upsert_by_external_id(&plan.object, field, key, body, w) {
         Ok(u) => Outcome::Success {
             id: u.id,
             created: u.created,
@@ -515,7 +547,7 @@ fn upsert_row(
 }
 
 /// Soft or hard deletes one row by `Id`.
-fn delete_row(store: &Store, plan: &Plan, key: &str) -> Outcome {
+fn delete_row(store: &Store, plan: &Plan, w: &Writer, key: &str) -> Outcome {
     let id = match parse_id(plan, key, "delete") {
         Ok(id) => id,
         Err(o) => return o,
@@ -527,9 +559,9 @@ fn delete_row(store: &Store, plan: &Plan, key: &str) -> Outcome {
         return cross_reference(id);
     }
     let result = if plan.op == Operation::HardDelete {
-        store.hard_delete(&id)
+        store.hard_delete_by(&id, w)
     } else {
-        store.delete(&id, plan.user)
+        store.delete(&id, w)
     };
     match result {
         Ok(()) => Outcome::Success { id, created: false },

@@ -101,7 +101,8 @@ async fn create_ingest(
 ) -> Result<Json<Value>, BulkError> {
     let body = json_object(&body)?;
     let meta = new_meta(&state, version, &auth);
-    let job = IngestJob::create(&state.store, &body, meta, auth.session.user_id)?;
+    let mut job = IngestJob::create(&state.store, &body, meta, auth.session.user_id)?;
+    job.origin = auth.origin_for("bulkapi");
     let out = job.summary_json();
     let id = job.meta.id.clone();
     state

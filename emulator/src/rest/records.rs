@@ -124,7 +124,7 @@ fn insert(
 ) -> Result<Response, ApiError> {
     let id = state
         .store
-        .insert(&object.name, body, auth.session.user_id)
+        .insert(&object.name, body, auth.writer())
         .map_err(write_error)?;
     Ok(created_body(v, &object.name, id))
 }
@@ -186,7 +186,7 @@ async fn update(
     live_record(&state, &id)?;
     state
         .store
-        .update(&object.name, &id, &body, auth.session.user_id)
+        .update(&object.name, &id, &body, auth.writer())
         .map_err(write_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -200,7 +200,7 @@ async fn delete(
     let id = record_id(object, &p.id)?;
     state
         .store
-        .delete(&id, auth.session.user_id)
+        .delete(&id, auth.writer())
         .map_err(ApiError::from)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -282,7 +282,7 @@ async fn delete_by_ext(
         [id] => {
             state
                 .store
-                .delete(id, auth.session.user_id)
+                .delete(id, auth.writer())
                 .map_err(ApiError::from)?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
@@ -326,7 +326,7 @@ async fn upsert(
         &field,
         &p.value,
         &body,
-        auth.session.user_id,
+        auth.writer(),
     );
     match result {
         Ok(u) if u.created => {
