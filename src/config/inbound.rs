@@ -262,6 +262,16 @@ impl InboundConfig {
     }
 }
 
+impl super::PipelineConfig {
+    /// The replication origin the Salesforce → Postgres writes go under:
+    /// `<replication_origin>_inbound`. Not `replication_origin` itself, which the
+    /// write-back session holds (Postgres lets one session hold an origin at a time,
+    /// SQLSTATE 55006 otherwise); the outbound decoder skips both.
+    pub fn inbound_origin(&self) -> String {
+        format!("{}_inbound", self.replication_origin)
+    }
+}
+
 fn default_key_column() -> String {
     "id".into()
 }

@@ -52,6 +52,12 @@ impl Running {
 impl Env {
     /// Starts Postgres and the emulator; `inbound` is the `[[pipelines.inbound]]` TOML.
     pub async fn start(name: &str, inbound: &str) -> Env {
+        Env::start_with(name, "", inbound).await
+    }
+
+    /// Like [`Env::start`], with `[[pipelines.mappings]]` TOML too (a pipeline with both
+    /// directions).
+    pub async fn start_with(name: &str, mappings: &str, inbound: &str) -> Env {
         let cluster = start::postgres().await;
         let db_url = cluster.url("postgres");
         let emulator = start::emulator(EmulatorConfig {
@@ -61,6 +67,7 @@ impl Env {
         .await;
         let builder = ConfigBuilder::new(name, "PGFORCE_TEST_DATABASE_URL")
             .emulator(emulator.base_url(), "PGFORCE_TEST_SF_SECRET")
+            .mappings_toml(mappings)
             .inbound_toml(inbound);
         let pipeline = builder
             .pipeline(&secrets(&db_url))
