@@ -12,3 +12,4 @@ mod poll;
 mod resolve;
 mod schema;
 mod templates;
+mod validate;
