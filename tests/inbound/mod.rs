@@ -7,6 +7,7 @@
 
 mod config;
 mod crash;
+mod load_resume;
 mod origin;
 mod poll;
 mod resolve;
