@@ -753,4 +753,42 @@ mod tests {
         assert!(!is_identifier("1x"));
         assert!(!is_identifier("a-b"));
     }
+
+    fn field(ty: &str, length: u32, precision: u32, scale: u32) -> SfField {
+        let mut f: SfField = serde_json::from_value(serde_json::json!({
+            "name": "F", "type": ty
+        }))
+        .unwrap();
+        (f.length, f.precision, f.scale) = (length, precision, scale);
+        f
+    }
+
+    #[test]
+    fn which_columns_hold_which_fields() {
+        let text = field("string", 80, 0, 0);
+        assert_eq!(cannot_hold(&text, &PgType::Text(None)), None);
+        assert_eq!(cannot_hold(&text, &PgType::Text(Some(80))), None);
+        assert!(cannot_hold(&text, &PgType::Text(Some(40))).is_some());
+        assert!(cannot_hold(&text, &PgType::Bool).is_some());
+        assert!(cannot_hold(&text, &PgType::Numeric(None)).is_some());
+        let money = field("currency", 0, 18, 2);
+        assert_eq!(cannot_hold(&money, &PgType::Numeric(Some((18, 2)))), None);
+        assert!(cannot_hold(&money, &PgType::Numeric(Some((8, 2)))).is_some());
+        assert!(cannot_hold(&money, &PgType::Int { digits: 19 }).is_some());
+        assert_eq!(cannot_hold(&money, &PgType::Float), None);
+        let when = field("datetime", 0, 0, 0);
+        assert_eq!(cannot_hold(&when, &PgType::TimestampTz), None);
+        assert!(cannot_hold(&when, &PgType::Date).is_some());
+        let picks = field("multipicklist", 4099, 0, 0);
+        assert_eq!(
+            cannot_hold(&picks, &PgType::Array(Box::new(PgType::Text(None)))),
+            None
+        );
+        assert!(cannot_hold(
+            &field("boolean", 0, 0, 0),
+            &PgType::Array(Box::new(PgType::Bool))
+        )
+        .is_some());
+        assert_eq!(cannot_hold(&field("boolean", 0, 0, 0), &PgType::Bool), None);
+    }
 }
