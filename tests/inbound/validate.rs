@@ -61,7 +61,10 @@ async fn validate_reports_every_inbound_problem_by_key_at_once() {
     got.sort();
     let want = [
         ("pipelines[0].inbound[0].fields.Amount", "pg.type_mismatch"),
-        ("pipelines[0].inbound[0].fields.Bogus__c", "sf.field_missing"),
+        (
+            "pipelines[0].inbound[0].fields.Bogus__c",
+            "sf.field_missing",
+        ),
         ("pipelines[0].inbound[0].table", "pg.column_missing"),
         ("pipelines[0].inbound[0].table", "pg.column_missing"),
         ("pipelines[0].inbound[1].table", "pg.table_missing"),
