@@ -11,8 +11,8 @@ use std::fmt;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use super::catalog::PgCatalog;
-use super::describe::SfDescribe;
+use super::catalog::{PgCatalog, PgTable, PgType};
+use super::describe::{SfDescribe, SfField, SfObject};
 use super::validate::{Diagnostic, Severity};
 
 /// The default Pub/Sub API endpoint (`salesforce.pubsub_endpoint`).
@@ -259,6 +259,16 @@ impl InboundConfig {
             }
         }
         out
+    }
+}
+
+impl super::PipelineConfig {
+    /// The replication origin the Salesforce → Postgres writes go under:
+    /// `<replication_origin>_inbound`. Not `replication_origin` itself, which the
+    /// write-back session holds (Postgres lets one session hold an origin at a time,
+    /// SQLSTATE 55006 otherwise); the outbound decoder skips both.
+    pub fn inbound_origin(&self) -> String {
+        format!("{}_inbound", self.replication_origin)
     }
 }
 
@@ -578,6 +588,18 @@ pub(crate) fn validate_entries(
                         );
                     }
                 }
+                if let (InboundMode::Mirror, Some(o)) = (e.mode, describe.object(&e.object)) {
+                    for (k, message) in type_problems(e, o, t) {
+                        push(
+                            "pg.type_mismatch",
+                            format!("{key}.fields.{k}"),
+                            message,
+                            "change the column's type (`pgforce schema` shows the one it \
+                             would create), or give the field a `transform`"
+                                .into(),
+                        );
+                    }
+                }
                 if e.mode == InboundMode::Mirror && !t.is_unique(&e.key_column) {
                     push(
                         "pg.key_not_unique",
@@ -593,6 +615,99 @@ pub(crate) fn validate_entries(
         }
     }
     out
+}
+
+/// (quoted field key, message) for each plain field whose column cannot hold its values.
+/// Fields with a `transform`, relationship fields and columns of types pgforce passes
+/// through as text (enums, uuid, …) are not judged here.
+fn type_problems(e: &InboundConfig, o: &SfObject, t: &PgTable) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, spec) in &e.fields {
+        if spec.transform.is_some() || name.contains('.') {
+            continue;
+        }
+        let (Some(field), Some(col)) = (o.field(name), t.column(&spec.column)) else {
+            continue;
+        };
+        if let Some(why) = cannot_hold(field, &col.class) {
+            out.push((
+                super::rules::quote_key(name),
+                format!(
+                    "column {}.{} ({}) cannot hold {}.{name} ({}): {why}",
+                    e.qualified_table(),
+                    spec.column,
+                    col.type_name,
+                    e.object,
+                    field.field_type
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// Why a column of class `col` cannot hold `field`'s values, `None` when it can.
+fn cannot_hold(field: &SfField, col: &PgType) -> Option<String> {
+    let ft = field.field_type.as_str();
+    match col {
+        // Text holds every value's text form (JSON text for compound values).
+        PgType::Text(None) | PgType::Other | PgType::Enum(_) => None,
+        PgType::Text(Some(n)) if field.length > *n => Some(format!(
+            "the field holds up to {} characters, the column {n}",
+            field.length
+        )),
+        PgType::Text(Some(_)) => None,
+        PgType::Bool => {
+            (ft != "boolean").then(|| "a boolean column holds checkbox fields only".into())
+        }
+        PgType::Int { digits } => match ft {
+            "int" | "long" => None,
+            "double" | "currency" | "percent" if field.scale > 0 => {
+                Some(format!("the field has {} decimal places", field.scale))
+            }
+            "double" | "currency" | "percent"
+                if field.precision.saturating_sub(field.scale) > *digits =>
+            {
+                Some(format!("the field has up to {} digits", field.precision))
+            }
+            "double" | "currency" | "percent" => None,
+            _ => Some("an integer column holds number fields only".into()),
+        },
+        PgType::Numeric(spec) => match ft {
+            "int" | "long" | "double" | "currency" | "percent" => match spec {
+                Some((p, s))
+                    if field.precision > 0
+                        && field.precision.saturating_sub(field.scale) > p.saturating_sub(*s) =>
+                {
+                    Some(format!(
+                        "the field has up to {} digits before the point, the column {}",
+                        field.precision.saturating_sub(field.scale),
+                        p.saturating_sub(*s)
+                    ))
+                }
+                _ => None,
+            },
+            _ => Some("a numeric column holds number fields only".into()),
+        },
+        PgType::Float => (!matches!(ft, "int" | "long" | "double" | "currency" | "percent"))
+            .then(|| "a float column holds number fields only".into()),
+        PgType::Date => match ft {
+            "date" => None,
+            "datetime" => Some("a date column drops the field's time of day".into()),
+            _ => Some("a date column holds date fields only".into()),
+        },
+        PgType::Timestamp | PgType::TimestampTz => (!matches!(ft, "date" | "datetime"))
+            .then(|| "a timestamp column holds date and datetime fields only".into()),
+        PgType::Time | PgType::TimeTz => {
+            (ft != "time").then(|| "a time column holds time fields only".into())
+        }
+        PgType::Array(_) => (ft != "multipicklist")
+            .then(|| "an array column holds multi-select picklists only".into()),
+        PgType::Json => None,
+        PgType::Uuid | PgType::Interval | PgType::Bytea => {
+            Some("pgforce does not write Salesforce values into this type".into())
+        }
+    }
 }
 
 /// Every column the entry writes.
@@ -637,5 +752,43 @@ mod tests {
         assert!(is_identifier("stage_name"));
         assert!(!is_identifier("1x"));
         assert!(!is_identifier("a-b"));
+    }
+
+    fn field(ty: &str, length: u32, precision: u32, scale: u32) -> SfField {
+        let mut f: SfField = serde_json::from_value(serde_json::json!({
+            "name": "F", "type": ty
+        }))
+        .unwrap();
+        (f.length, f.precision, f.scale) = (length, precision, scale);
+        f
+    }
+
+    #[test]
+    fn which_columns_hold_which_fields() {
+        let text = field("string", 80, 0, 0);
+        assert_eq!(cannot_hold(&text, &PgType::Text(None)), None);
+        assert_eq!(cannot_hold(&text, &PgType::Text(Some(80))), None);
+        assert!(cannot_hold(&text, &PgType::Text(Some(40))).is_some());
+        assert!(cannot_hold(&text, &PgType::Bool).is_some());
+        assert!(cannot_hold(&text, &PgType::Numeric(None)).is_some());
+        let money = field("currency", 0, 18, 2);
+        assert_eq!(cannot_hold(&money, &PgType::Numeric(Some((18, 2)))), None);
+        assert!(cannot_hold(&money, &PgType::Numeric(Some((8, 2)))).is_some());
+        assert!(cannot_hold(&money, &PgType::Int { digits: 19 }).is_some());
+        assert_eq!(cannot_hold(&money, &PgType::Float), None);
+        let when = field("datetime", 0, 0, 0);
+        assert_eq!(cannot_hold(&when, &PgType::TimestampTz), None);
+        assert!(cannot_hold(&when, &PgType::Date).is_some());
+        let picks = field("multipicklist", 4099, 0, 0);
+        assert_eq!(
+            cannot_hold(&picks, &PgType::Array(Box::new(PgType::Text(None)))),
+            None
+        );
+        assert!(cannot_hold(
+            &field("boolean", 0, 0, 0),
+            &PgType::Array(Box::new(PgType::Bool))
+        )
+        .is_some());
+        assert_eq!(cannot_hold(&field("boolean", 0, 0, 0), &PgType::Bool), None);
     }
 }

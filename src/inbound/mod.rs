@@ -9,8 +9,10 @@
 //! the same Postgres transaction as the rows it wrote ([`position`]).
 //!
 //! One pipeline's inbound entries share one [`Runtime`]: a state-store session marked
-//! with the pipeline's replication origin (so the Postgres → Salesforce side never sends
-//! these rows back) and the Salesforce client. [`supervise`] runs them as a group and
+//! with the pipeline's inbound replication origin, `<replication_origin>_inbound` (its
+//! own, since Postgres lets one session hold an origin at a time and the write-back
+//! session holds `replication_origin`; the Postgres → Salesforce decoder skips both, so
+//! it never sends these rows back) and the Salesforce client. [`supervise`] runs them as a group and
 //! restarts the group after retryable failures with the one backoff helper; each restart
 //! resumes every entry from its stored position. The binary chooses each entry's source
 //! (this module cannot name the CDC subscriber, which builds on it).
@@ -59,7 +61,7 @@ pub struct Runtime {
 
 impl Runtime {
     /// Connects the state store (migrating it) and marks its session with the
-    /// pipeline's replication origin.
+    /// pipeline's inbound replication origin ([`PipelineConfig::inbound_origin`]).
     pub async fn connect(
         pipeline: PipelineConfig,
         client: SalesforceClient,
@@ -79,7 +81,7 @@ impl Runtime {
             StateStore::connect(url.expose_secret(), &pipeline.state_schema, &pipeline.name)
                 .await
                 .map_err(ctx.state())?;
-        crate::sink::use_origin(&state, &pipeline.replication_origin)
+        crate::sink::use_origin(&state, &pipeline.inbound_origin())
             .await
             .map_err(ctx.state())?;
         client.login().await.map_err(ctx.sf())?;

@@ -33,7 +33,7 @@
 //!   decoded and emitted one change per [`Assembler::next_event`] call, reading the file
 //!   sequentially: it is never materialized in memory as a whole.
 //! - **No echo.** A transaction whose Origin message names
-//!   [`AssemblerConfig::skip_origin`] is dropped entirely (Begin and Commit included);
+//!   [`AssemblerConfig::skip_origins`] is dropped entirely (Begin and Commit included);
 //!   [`Assembler::last_skipped_end_lsn`] tells the caller how far such skips reached.
 //! - Non-transactional logical messages become [`TxEvent::Message`] at once.
 //! - A Stream Commit for a transaction nothing was buffered for emits an empty
@@ -70,8 +70,9 @@ pub struct AssemblerConfig {
     /// Where spill files go (anonymous files, gone when closed). Default: the system
     /// temp dir.
     pub spill_dir: Option<PathBuf>,
-    /// Replication origin whose transactions are skipped (pgforce's own writes).
-    pub skip_origin: Option<String>,
+    /// Replication origins whose transactions are skipped (pgforce's own writes: the
+    /// write-back origin and the Salesforce → Postgres origin).
+    pub skip_origins: Vec<String>,
 }
 
 impl Default for AssemblerConfig {
@@ -79,7 +80,7 @@ impl Default for AssemblerConfig {
         AssemblerConfig {
             memory_limit: 64 * 1024 * 1024,
             spill_dir: None,
-            skip_origin: Some("pgforce".to_string()),
+            skip_origins: vec!["pgforce".to_string()],
         }
     }
 }
@@ -450,7 +451,11 @@ impl Assembler {
 
     /// Origin: names the open transaction's origin; pgforce's own origin is skipped.
     fn on_origin(&mut self, lsn: Lsn, kind: &'static str, name: String) -> Result<()> {
-        let skip = self.config.skip_origin.as_deref() == Some(name.as_str());
+        let skip = self
+            .config
+            .skip_origins
+            .iter()
+            .any(|o| o.as_str() == name.as_str());
         match &mut self.state {
             State::Plain(txn) => {
                 txn.origin = Some(name);
@@ -667,7 +672,11 @@ impl Assembler {
         match msg {
             LogicalMessage::StreamStop => self.stream = None,
             LogicalMessage::Origin { ref name, .. } => {
-                let skip = self.config.skip_origin.as_deref() == Some(name.as_str());
+                let skip = self
+                    .config
+                    .skip_origins
+                    .iter()
+                    .any(|o| o.as_str() == name.as_str());
                 if let Some(txn) = self.streams.get_mut(&top) {
                     txn.origin = Some(name.clone());
                     txn.skip |= skip;

@@ -247,7 +247,7 @@ pub(super) async fn start_stream(
 ) -> Result<(ReplicationStream, Assembler), PipelineError> {
     let p = cfg.name.as_str();
     let mut assembler = Assembler::new(AssemblerConfig {
-        skip_origin: Some(cfg.replication_origin.clone()),
+        skip_origins: vec![cfg.replication_origin.clone(), cfg.inbound_origin()],
         ..AssemblerConfig::default()
     });
     *assembler.types_mut() = crate::replication::load_types(pg)

@@ -52,15 +52,33 @@ impl Running {
 impl Env {
     /// Starts Postgres and the emulator; `inbound` is the `[[pipelines.inbound]]` TOML.
     pub async fn start(name: &str, inbound: &str) -> Env {
-        let cluster = start::postgres().await;
-        let db_url = cluster.url("postgres");
-        let emulator = start::emulator(EmulatorConfig {
+        Env::start_with(name, "", inbound).await
+    }
+
+    /// Like [`Env::start`], with `[[pipelines.mappings]]` TOML too (a pipeline with both
+    /// directions).
+    pub async fn start_with(name: &str, mappings: &str, inbound: &str) -> Env {
+        let emulator = EmulatorConfig {
             daily_api_limit: 50_000_000,
             ..EmulatorConfig::default()
-        })
-        .await;
+        };
+        Env::start_on(name, mappings, inbound, emulator).await
+    }
+
+    /// Like [`Env::start_with`], the emulator started with `emulator` (e.g. a latency
+    /// profile).
+    pub async fn start_on(
+        name: &str,
+        mappings: &str,
+        inbound: &str,
+        emulator: EmulatorConfig,
+    ) -> Env {
+        let cluster = start::postgres().await;
+        let db_url = cluster.url("postgres");
+        let emulator = start::emulator(emulator).await;
         let builder = ConfigBuilder::new(name, "PGFORCE_TEST_DATABASE_URL")
             .emulator(emulator.base_url(), "PGFORCE_TEST_SF_SECRET")
+            .mappings_toml(mappings)
             .inbound_toml(inbound);
         let pipeline = builder
             .pipeline(&secrets(&db_url))

@@ -336,7 +336,7 @@ pub fn origin(_major: u32, msgs: &Msgs) {
     assert!(asm.last_skipped_end_lsn().is_some());
 
     let mut keep_all = Assembler::new(AssemblerConfig {
-        skip_origin: None,
+        skip_origins: Vec::new(),
         ..Default::default()
     });
     let (txs, _) = transactions(&assemble_with(msgs, &mut keep_all));
