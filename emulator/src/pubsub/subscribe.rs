@@ -121,7 +121,11 @@ impl Subscription {
     fn open(&self, first: &FetchRequest) -> Result<Position, Status> {
         let cdc = &self.state.cdc;
         let topic = cdc.topic(&first.topic_name).ok_or_else(|| {
-            errors::topic_not_found(&self.state.org_id.to_string(), &first.topic_name, &self.rpc_id)
+            errors::topic_not_found(
+                &self.state.org_id.to_string(),
+                &first.topic_name,
+                &self.rpc_id,
+            )
         })?;
         cdc.prune();
         let preset = ReplayPreset::try_from(first.replay_preset)
