@@ -212,7 +212,7 @@ impl Subscription {
         pos.delivered += n as u64;
         if n > 0 {
             self.send(FetchResponse {
-                events: read.events.iter().map(|e| consumer_event(e)).collect(),
+                events: read.events.iter().map(consumer_event).collect(),
                 latest_replay_id: encode_replay(pos.cursor),
                 rpc_id: self.rpc_id.clone(),
                 pending_num_requested: i32::try_from(pos.pending).unwrap_or(i32::MAX),
