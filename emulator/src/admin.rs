@@ -53,8 +53,10 @@ pub fn routes() -> Router<AppState> {
 
 async fn cdc_info(State(state): State<AppState>) -> Json<Value> {
     let log = &state.cdc.log;
-    Json(json!({"latestReplay": log.latest(), "earliestCursor": log.earliest_cursor(),
-                "retained": log.len()}))
+    Json(
+        json!({"latestReplay": log.latest(), "earliestCursor": log.earliest_cursor(),
+                "retained": log.len()}),
+    )
 }
 
 #[derive(Debug, Deserialize)]

@@ -215,7 +215,13 @@ async fn create(
             },
         })
         .collect();
-    Ok(Json(finish(&state.store, outcomes, req.all_or_none, false, (&auth.txn, savepoint))))
+    Ok(Json(finish(
+        &state.store,
+        outcomes,
+        req.all_or_none,
+        false,
+        (&auth.txn, savepoint),
+    )))
 }
 
 /// The `id`/`Id` of an update record.
@@ -254,7 +260,13 @@ async fn update(
         .iter()
         .map(|r| update_one(&state, r, &user))
         .collect();
-    Ok(Json(finish(&state.store, outcomes, req.all_or_none, false, (&auth.txn, savepoint))))
+    Ok(Json(finish(
+        &state.store,
+        outcomes,
+        req.all_or_none,
+        false,
+        (&auth.txn, savepoint),
+    )))
 }
 
 /// Updates one record, remembering its previous version.
@@ -313,7 +325,13 @@ async fn upsert(
         duplicates: &duplicates,
     };
     let outcomes = req.records.iter().map(|r| ctx.one(r)).collect();
-    Ok(Json(finish(&state.store, outcomes, req.all_or_none, true, (&auth.txn, savepoint))))
+    Ok(Json(finish(
+        &state.store,
+        outcomes,
+        req.all_or_none,
+        true,
+        (&auth.txn, savepoint),
+    )))
 }
 
 /// The canonical upsert key field (`Id` or an external-id field).
@@ -491,7 +509,13 @@ async fn delete(
         .iter()
         .map(|raw| delete_one(&state.store, raw, &user))
         .collect();
-    Ok(Json(finish(&state.store, outcomes, all_or_none, false, (&auth.txn, savepoint))))
+    Ok(Json(finish(
+        &state.store,
+        outcomes,
+        all_or_none,
+        false,
+        (&auth.txn, savepoint),
+    )))
 }
 
 /// Soft-deletes one record, remembering it.

@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::faults::FaultSpec;
-use super::pubsub::PubSubConfig;
 use super::latency::{LatencyOverrides, ProfileName};
+use super::pubsub::PubSubConfig;
 
 /// Demo username.
 pub const DEMO_USERNAME: &str = "integration@pgforce.demo";

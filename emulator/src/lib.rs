@@ -54,10 +54,10 @@ pub mod validation;
 pub mod bulk;
 pub mod cdc;
 pub mod collections;
-pub mod pubsub;
-pub mod txn;
 pub mod composite;
+pub mod pubsub;
 pub mod query;
+pub mod txn;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -129,18 +129,20 @@ impl Emulator {
             .map_err(|source| EmulatorError::Bind { addr, source })?;
         let base_url = format!("http://{local}");
         let grpc_addr = pubsub_addr(&config, addr);
-        let grpc_listener = TcpListener::bind(grpc_addr)
-            .await
-            .map_err(|source| EmulatorError::BindPubSub {
-                addr: grpc_addr,
-                source,
-            })?;
-        let grpc_local = grpc_listener
-            .local_addr()
-            .map_err(|source| EmulatorError::BindPubSub {
-                addr: grpc_addr,
-                source,
-            })?;
+        let grpc_listener =
+            TcpListener::bind(grpc_addr)
+                .await
+                .map_err(|source| EmulatorError::BindPubSub {
+                    addr: grpc_addr,
+                    source,
+                })?;
+        let grpc_local =
+            grpc_listener
+                .local_addr()
+                .map_err(|source| EmulatorError::BindPubSub {
+                    addr: grpc_addr,
+                    source,
+                })?;
         let state = Arc::new(EmulatorState::new(config, base_url.clone())?);
         if let Some(path) = state.config.snapshot_file.as_ref().filter(|p| p.exists()) {
             let n = snapshot::load(&state.store, path)?;

@@ -35,11 +35,11 @@ use tower::util::MapResponseLayer;
 use tower::ServiceExt;
 
 use super::auth::{self, Session};
-use super::txn::{self, Txn, TxnInfo, Writer};
 use super::error::{ApiError, ErrorCode};
 use super::faults::FaultKind;
 use super::latency;
 use super::state::AppState;
+use super::txn::{self, Txn, TxnInfo, Writer};
 use super::{admin, header_case, request_log, rest};
 
 /// Oldest and newest REST API versions served.
@@ -95,7 +95,10 @@ impl AuthContext {
     /// (`bulkapi`): the same version and `client=` value.
     pub fn origin_for(&self, api: &str) -> String {
         let o = &self.txn.info().origin;
-        match o.split_once("/api/").and_then(|(_, rest)| rest.split_once('/')) {
+        match o
+            .split_once("/api/")
+            .and_then(|(_, rest)| rest.split_once('/'))
+        {
             Some((_, tail)) => format!("com/salesforce/api/{api}/{tail}"),
             None => o.clone(),
         }

@@ -6,9 +6,7 @@
 
 mod pubsub_support;
 
-use pgforce_emulator::pubsub::proto::{
-    PublishRequest, ReplayPreset, SchemaRequest, TopicRequest,
-};
+use pgforce_emulator::pubsub::proto::{PublishRequest, ReplayPreset, SchemaRequest, TopicRequest};
 use pubsub_support::{PubSubEnv, Sub};
 use serde_json::json;
 use tonic::{Code, Request, Status};
@@ -88,7 +86,11 @@ async fn get_topic_get_schema_and_publish_refusal() {
         .await
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
-    assert!(missing.message().contains("rpcId: "), "{}", missing.message());
+    assert!(
+        missing.message().contains("rpcId: "),
+        "{}",
+        missing.message()
+    );
 
     let publish = c
         .publish(env.req(PublishRequest {
@@ -122,9 +124,10 @@ async fn auth_failures_are_unauthenticated_with_the_error_code() {
         .insert("tenantid", "00D000000000001AAA".parse().unwrap());
     cases.push(bad_tenant);
     let mut bad_instance = env.req(topic());
-    bad_instance
-        .metadata_mut()
-        .insert("instanceurl", "https://elsewhere.my.salesforce.com".parse().unwrap());
+    bad_instance.metadata_mut().insert(
+        "instanceurl",
+        "https://elsewhere.my.salesforce.com".parse().unwrap(),
+    );
     cases.push(bad_instance);
     for req in cases {
         let e = c.get_topic(req).await.unwrap_err();
@@ -205,13 +208,21 @@ async fn rest_writes_publish_create_update_delete() {
     assert!(!c.body.contains_key("Id") && !c.body.contains_key("SystemModstamp"));
 
     assert_eq!(u.change_type(), "UPDATE");
-    assert_eq!(u.header["changeOrigin"], "com/salesforce/api/rest/60.0;client=");
+    assert_eq!(
+        u.header["changeOrigin"],
+        "com/salesforce/api/rest/60.0;client="
+    );
     assert_ne!(u.header["transactionKey"], c.header["transactionKey"]);
     assert_eq!(u.body["Phone"], "555");
     assert!(u.body["Name"].is_null(), "unchanged fields are null");
     assert_eq!(u.body["BillingAddress"]["City"], "Lyon");
     assert!(u.body["BillingAddress"]["Street"].is_null());
-    for f in ["Phone", "Description", "LastModifiedDate", "BillingAddress.City"] {
+    for f in [
+        "Phone",
+        "Description",
+        "LastModifiedDate",
+        "BillingAddress.City",
+    ] {
         assert!(u.changed.contains(&f.to_string()), "{f} in {:?}", u.changed);
     }
     assert!(!u.changed.contains(&"Name".to_string()));
@@ -228,7 +239,11 @@ async fn rest_writes_publish_create_update_delete() {
 async fn accounts(env: &PubSubEnv, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
-        ids.push(env.emu.insert("Account", json!({"Name": format!("A{i}")})).await);
+        ids.push(
+            env.emu
+                .insert("Account", json!({"Name": format!("A{i}")}))
+                .await,
+        );
     }
     ids
 }
@@ -248,7 +263,10 @@ async fn flow_control_delivers_only_what_was_requested() {
     // Nothing is owed: the next response is a keepalive, not an event.
     let k = sub.next().await.unwrap();
     assert!(k.events.is_empty());
-    assert_eq!(k.latest_replay_id, r.latest_replay_id, "the position stays at the undelivered events");
+    assert_eq!(
+        k.latest_replay_id, r.latest_replay_id,
+        "the position stays at the undelivered events"
+    );
     sub.request(500).await; // capped at 100
     let r = sub.next_with_events().await.unwrap();
     assert_eq!(r.events.len(), 3);
@@ -257,7 +275,12 @@ async fn flow_control_delivers_only_what_was_requested() {
         let mut v = Vec::new();
         for e in &r.events {
             let ev = e.event.as_ref().unwrap();
-            v.push(env.decode(&ev.schema_id, &ev.payload).await.record_id().to_string());
+            v.push(
+                env.decode(&ev.schema_id, &ev.payload)
+                    .await
+                    .record_id()
+                    .to_string(),
+            );
         }
         v
     };
@@ -274,7 +297,9 @@ async fn replay_presets_and_resume_after_a_replay_id() {
         .unwrap();
     let all = env.events(&mut earliest, 3).await;
     assert_eq!(
-        all.iter().map(|e| e.record_id().to_string()).collect::<Vec<_>>(),
+        all.iter()
+            .map(|e| e.record_id().to_string())
+            .collect::<Vec<_>>(),
         ids
     );
     assert!(all.iter().all(|e| e.replay_id.len() == 8));
@@ -367,7 +392,11 @@ async fn retention_drops_old_events() {
         .await
         .unwrap();
     let got = env.events(&mut sub, 1).await;
-    assert_eq!(got[0].record_id(), new[0], "events older than 72 h are gone");
+    assert_eq!(
+        got[0].record_id(),
+        new[0],
+        "events older than 72 h are gone"
+    );
     let (status, body) = env
         .admin(
             reqwest::Method::PUT,

@@ -25,7 +25,10 @@ async fn gap_fault_replaces_the_next_changes_with_gap_events() {
         .await;
     assert_eq!(status, 201, "{body}");
     let id = env.emu.insert("Account", json!({"Name": "G"})).await;
-    let contact = env.emu.insert("Contact", json!({"LastName": "NoGap"})).await;
+    let contact = env
+        .emu
+        .insert("Contact", json!({"LastName": "NoGap"}))
+        .await;
     env.emu
         .patch(&format!("/sobjects/Account/{id}"), &json!({"Phone": "1"}))
         .await;
@@ -39,11 +42,22 @@ async fn gap_fault_replaces_the_next_changes_with_gap_events() {
     let got = env.events(&mut sub, 4).await;
     assert_eq!(got[0].change_type(), "GAP_CREATE");
     assert_eq!(got[0].record_id(), id);
-    assert!(got[0].non_null().is_empty(), "gap events carry the header only");
+    assert!(
+        got[0].non_null().is_empty(),
+        "gap events carry the header only"
+    );
     assert_eq!(got[1].record_id(), contact);
-    assert_eq!(got[1].change_type(), "CREATE", "the fault matches Account only");
+    assert_eq!(
+        got[1].change_type(),
+        "CREATE",
+        "the fault matches Account only"
+    );
     assert_eq!(got[2].change_type(), "GAP_UPDATE");
-    assert_eq!(got[3].change_type(), "UPDATE", "only `times` changes become gaps");
+    assert_eq!(
+        got[3].change_type(),
+        "UPDATE",
+        "only `times` changes become gaps"
+    );
     assert_eq!(got[3].body["Phone"], "2");
 }
 
@@ -93,12 +107,16 @@ async fn a_large_transaction_overflows() {
 #[tokio::test]
 async fn a_dropped_stream_resumes_by_replay_id() {
     let env = PubSubEnv::start().await;
-    env.emu.handle.add_fault(
-        FaultSpec::always(FaultKind::PubsubDropStream { after_events: 2 }).times(1),
-    );
+    env.emu
+        .handle
+        .add_fault(FaultSpec::always(FaultKind::PubsubDropStream { after_events: 2 }).times(1));
     let mut ids = Vec::new();
     for i in 0..4 {
-        ids.push(env.emu.insert("Account", json!({"Name": format!("D{i}")})).await);
+        ids.push(
+            env.emu
+                .insert("Account", json!({"Name": format!("D{i}")}))
+                .await,
+        );
     }
     let mut sub = env
         .subscribe(ACCOUNT, ReplayPreset::Earliest, Vec::new(), 10)

@@ -33,7 +33,10 @@ async fn rest_upsert_publishes_create_then_update() {
     let env = PubSubEnv::start().await;
     let path = "/sobjects/Account/External_Id__c/X-1";
     assert_eq!(env.emu.patch(path, &json!({"Name": "U"})).await.status, 201);
-    assert_eq!(env.emu.patch(path, &json!({"Name": "U2"})).await.status, 200);
+    assert_eq!(
+        env.emu.patch(path, &json!({"Name": "U2"})).await.status,
+        200
+    );
     let got = events(&env, 2).await;
     assert_eq!(got[0].change_type(), "CREATE");
     assert_eq!(got[0].body["External_Id__c"], "X-1");
@@ -76,7 +79,11 @@ async fn collections_call_is_one_transaction_and_rollback_publishes_nothing() {
         .collect();
     assert_eq!(seq, vec![1, 2, 3]);
     assert_eq!(got[2].body["Name"], "C3");
-    assert_eq!(got[3].record_id(), after, "the rolled-back create published nothing");
+    assert_eq!(
+        got[3].record_id(),
+        after,
+        "the rolled-back create published nothing"
+    );
     assert_ne!(key(&got[3]), key(&got[0]));
 
     let ids: Vec<String> = r
@@ -145,7 +152,11 @@ async fn composite_subrequests_share_one_transaction() {
     assert_eq!(halted.status, 200);
     let marker = env.emu.insert("Account", json!({"Name": "Marker"})).await;
     let got = env.events(&mut sub, 1).await;
-    assert_eq!(got[0].record_id(), marker, "a rolled-back composite publishes nothing");
+    assert_eq!(
+        got[0].record_id(),
+        marker,
+        "a rolled-back composite publishes nothing"
+    );
 }
 
 /// Runs a Bulk ingest job to completion.
@@ -170,7 +181,6 @@ async fn bulk(env: &PubSubEnv, body: Value, csv: &str) -> Value {
 }
 
 #[tokio::test]
-#[ignore = "hangs: under investigation"]
 async fn bulk_ingest_operations_publish_with_the_bulk_origin() {
     let env = PubSubEnv::start().await;
     let info = bulk(
@@ -187,32 +197,39 @@ async fn bulk_ingest_operations_publish_with_the_bulk_origin() {
         "com/salesforce/api/bulkapi/60.0;client="
     );
     assert_eq!(key(&got[0]), key(&got[1]), "one chunk is one transaction");
-    let (a, b) = (got[0].record_id().to_string(), got[1].record_id().to_string());
+    let (a, b) = (
+        got[0].record_id().to_string(),
+        got[1].record_id().to_string(),
+    );
 
-    bulk(
+    let info = bulk(
         &env,
         json!({"object": "Account", "operation": "update"}),
         &format!("Id,Phone\n{a},111\n"),
     )
     .await;
-    bulk(
+    assert_eq!(info["numberRecordsFailed"], 0, "{info}");
+    let info = bulk(
         &env,
         json!({"object": "Account", "operation": "upsert", "externalIdFieldName": "External_Id__c"}),
-        "External_Id__c,Phone\nE2,222\nE3,333\n",
+        "External_Id__c,Name,Phone\nE2,B2,222\nE3,B3,333\n",
     )
     .await;
-    bulk(
+    assert_eq!(info["numberRecordsFailed"], 0, "{info}");
+    let info = bulk(
         &env,
         json!({"object": "Account", "operation": "delete"}),
         &format!("Id\n{a}\n"),
     )
     .await;
-    bulk(
+    assert_eq!(info["numberRecordsFailed"], 0, "{info}");
+    let info = bulk(
         &env,
         json!({"object": "Account", "operation": "hardDelete"}),
         &format!("Id\n{b}\n"),
     )
     .await;
+    assert_eq!(info["numberRecordsFailed"], 0, "{info}");
     let got = events(&env, 7).await;
     let kinds: Vec<(&str, &str)> = got[2..]
         .iter()
@@ -231,7 +248,13 @@ async fn bulk_ingest_operations_publish_with_the_bulk_origin() {
 async fn undelete_publishes_undelete_with_every_field() {
     let env = PubSubEnv::start().await;
     let id = env.emu.insert("Account", json!({"Name": "Back"})).await;
-    assert_eq!(env.emu.delete(&format!("/sobjects/Account/{id}")).await.status, 204);
+    assert_eq!(
+        env.emu
+            .delete(&format!("/sobjects/Account/{id}"))
+            .await
+            .status,
+        204
+    );
     let (status, body) = env
         .admin(Method::POST, &format!("/__emulator/undelete/{id}"), None)
         .await;
@@ -248,7 +271,9 @@ async fn undelete_publishes_undelete_with_every_field() {
 #[tokio::test]
 async fn long_text_updates_arrive_as_diffs() {
     let env = PubSubEnv::start().await;
-    let old: String = (0..60).map(|i| format!("line {i} of the description\n")).collect();
+    let old: String = (0..60)
+        .map(|i| format!("line {i} of the description\n"))
+        .collect();
     let new = old.replace("line 30 of", "LINE 30 OF");
     assert!(new.len() > 1000);
     let id = env
@@ -257,11 +282,18 @@ async fn long_text_updates_arrive_as_diffs() {
         .await;
     let r = env
         .emu
-        .patch(&format!("/sobjects/Account/{id}"), &json!({"Description": new}))
+        .patch(
+            &format!("/sobjects/Account/{id}"),
+            &json!({"Description": new}),
+        )
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     let got = events(&env, 2).await;
-    assert_eq!(got[0].body["Description"], old.as_str(), "a create sends the full text");
+    assert_eq!(
+        got[0].body["Description"],
+        old.as_str(),
+        "a create sends the full text"
+    );
     let diff = got[1].body["Description"].as_str().unwrap();
     assert!(diff.starts_with("--- \n+++ "), "{diff}");
     assert!(diff.contains("-line 30 of the description\n+LINE 30 OF the description\n"));

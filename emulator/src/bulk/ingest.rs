@@ -436,9 +436,7 @@ fn insert_rows(
             Err(error) => outcomes.push(Some(Outcome::Failure { id: None, error })),
         }
     }
-    let mut written = store
-        .insert_many(&plan.object, &bodies, w)
-        .into_iter();
+    let mut written = store.insert_many(&plan.object, &bodies, w).into_iter();
     rows.iter()
         .zip(outcomes)
         .map(|((start, _), outcome)| RowResult {

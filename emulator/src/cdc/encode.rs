@@ -75,7 +75,11 @@ pub struct EncodeError {
 }
 
 /// Encodes one event as Avro binary.
-pub fn encode(schema: &EventSchema, header: &Header, body: Body<'_>) -> Result<Vec<u8>, EncodeError> {
+pub fn encode(
+    schema: &EventSchema,
+    header: &Header,
+    body: Body<'_>,
+) -> Result<Vec<u8>, EncodeError> {
     let mut changed = FieldBits::default();
     let mut nulled = FieldBits::default();
     let mut diffed = FieldBits::default();
@@ -162,18 +166,27 @@ fn full_slot(slot: &Slot, r: &Record) -> Option<Avro> {
         Slot::Compound { parts, .. } => {
             let nested: Vec<(String, Avro)> = parts
                 .iter()
-                .map(|p| (p.name.clone(), optional(r.get(&p.source).and_then(|v| scalar(p, v)))))
+                .map(|p| {
+                    (
+                        p.name.clone(),
+                        optional(r.get(&p.source).and_then(|v| scalar(p, v))),
+                    )
+                })
                 .collect();
-            let any = nested
-                .iter()
-                .any(|(_, v)| !matches!(v, Avro::Union(0, _)));
+            let any = nested.iter().any(|(_, v)| !matches!(v, Avro::Union(0, _)));
             any.then_some(Avro::Record(nested))
         }
     }
 }
 
 /// The value of a slot in an UPDATE, marking the bitmaps.
-fn diff_slot(slot: &Slot, pos: usize, before: &Record, after: &Record, bits: Bits<'_>) -> Option<Avro> {
+fn diff_slot(
+    slot: &Slot,
+    pos: usize,
+    before: &Record,
+    after: &Record,
+    bits: Bits<'_>,
+) -> Option<Avro> {
     match slot {
         Slot::Field(s) => {
             let (old, new) = (field(before, &s.source), field(after, &s.source));

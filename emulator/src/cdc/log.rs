@@ -230,15 +230,24 @@ mod tests {
         assert_eq!(r.events.len(), 1);
         assert_eq!(r.cursor, 2, "stops before the next match it cannot return");
         assert_eq!(log.check_replay(&encode_replay(2)), Ok(2));
-        assert_eq!(log.check_replay(&encode_replay(9)), Err(ReplayError::Corrupted));
+        assert_eq!(
+            log.check_replay(&encode_replay(9)),
+            Err(ReplayError::Corrupted)
+        );
         assert_eq!(log.check_replay(b"short"), Err(ReplayError::Corrupted));
         log.prune_before(15);
         assert_eq!(log.earliest_cursor(), 2);
-        assert_eq!(log.check_replay(&encode_replay(1)), Err(ReplayError::Expired));
+        assert_eq!(
+            log.check_replay(&encode_replay(1)),
+            Err(ReplayError::Expired)
+        );
         assert_eq!(log.check_replay(&encode_replay(2)), Ok(2));
         log.expire_all();
         assert!(log.is_empty());
-        assert_eq!(log.check_replay(&encode_replay(2)), Err(ReplayError::Expired));
+        assert_eq!(
+            log.check_replay(&encode_replay(2)),
+            Err(ReplayError::Expired)
+        );
         assert_eq!(log.read_after(0, 5, |_| true).cursor, 3);
     }
 }

@@ -120,7 +120,9 @@ impl Cdc {
             log: EventLog::default(),
             clock,
             faults,
-            retention_ms: AtomicI64::new(i64::try_from(config.retention_secs.saturating_mul(1000)).unwrap_or(i64::MAX)),
+            retention_ms: AtomicI64::new(
+                i64::try_from(config.retention_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+            ),
             overflow_threshold: AtomicUsize::new(config.overflow_threshold.max(1)),
             commit_number: AtomicI64::new(1_000_000),
         })
@@ -181,8 +183,7 @@ impl Cdc {
     fn event(&self, change: &Change, header: Header) -> Option<NewEvent> {
         let schema = self.by_object.get(&change.object.name)?;
         let topic = format!("/data/{}", schema.event_name);
-        let gap = self.faults.has(is_gap)
-            && self.faults.stream_fault(&topic, is_gap).is_some();
+        let gap = self.faults.has(is_gap) && self.faults.stream_fault(&topic, is_gap).is_some();
         let payload = if gap {
             None
         } else {
@@ -207,7 +208,12 @@ impl Cdc {
     }
 
     /// The full event, or `None` when it is over 1 MB (then a gap event is sent).
-    fn full_event(&self, schema: &EventSchema, change: &Change, header: &Header) -> Option<Vec<u8>> {
+    fn full_event(
+        &self,
+        schema: &EventSchema,
+        change: &Change,
+        header: &Header,
+    ) -> Option<Vec<u8>> {
         let body = match (change.kind, &change.before, &change.after) {
             (ChangeKind::Create | ChangeKind::Undelete, _, Some(after)) => Body::Full(after),
             (ChangeKind::Update, Some(before), Some(after)) => Body::Diff { before, after },

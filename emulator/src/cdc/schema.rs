@@ -297,7 +297,9 @@ fn optional(t: Json) -> Json {
 }
 
 fn schema_json(event_name: &str, slots: &[Slot]) -> Json {
-    let mut fields = vec![json!({"name": "ChangeEventHeader", "type": header_json(), "doc": "Data:ChangeEventHeader"})];
+    let mut fields = vec![
+        json!({"name": "ChangeEventHeader", "type": header_json(), "doc": "Data:ChangeEventHeader"}),
+    ];
     let mut address_defined = false;
     for slot in slots {
         let t = match slot {

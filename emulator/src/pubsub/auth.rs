@@ -16,7 +16,9 @@ use crate::state::EmulatorState;
 pub fn check(state: &EmulatorState, md: &MetadataMap, rpc_id: &str) -> Result<Session, Status> {
     let get = |k: &str| md.get(k).and_then(|v| v.to_str().ok()).map(str::trim);
     let fail = || errors::unauthenticated(rpc_id);
-    let token = get("accesstoken").filter(|t| !t.is_empty()).ok_or_else(fail)?;
+    let token = get("accesstoken")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(fail)?;
     let token = token.strip_prefix("Bearer ").unwrap_or(token);
     let session = state
         .tokens
@@ -26,7 +28,9 @@ pub fn check(state: &EmulatorState, md: &MetadataMap, rpc_id: &str) -> Result<Se
     if instance.trim_end_matches('/') != state.base_url.trim_end_matches('/') {
         return Err(fail());
     }
-    let tenant = get("tenantid").and_then(|t| Id::parse(t).ok()).ok_or_else(fail)?;
+    let tenant = get("tenantid")
+        .and_then(|t| Id::parse(t).ok())
+        .ok_or_else(fail)?;
     if tenant != state.org_id {
         return Err(fail());
     }

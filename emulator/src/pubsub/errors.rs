@@ -7,7 +7,8 @@ use tonic::{Code, Status};
 /// `error-code` of authentication failures.
 pub const AUTH_ERROR: &str = "sfdc.platform.eventbus.grpc.service.auth.error";
 /// `error-code` of invalid or expired replay ids.
-pub const REPLAY_CORRUPTED: &str = "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted";
+pub const REPLAY_CORRUPTED: &str =
+    "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted";
 /// `error-code` of an unknown topic.
 pub const TOPIC_NOT_FOUND: &str = "sfdc.platform.eventbus.grpc.topic.not.found";
 /// `error-code` of a malformed request (topic change, bad preset, blank schema id).

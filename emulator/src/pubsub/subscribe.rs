@@ -121,7 +121,11 @@ impl Subscription {
     fn open(&self, first: &FetchRequest) -> Result<Position, Status> {
         let cdc = &self.state.cdc;
         let topic = cdc.topic(&first.topic_name).ok_or_else(|| {
-            errors::topic_not_found(&self.state.org_id.to_string(), &first.topic_name, &self.rpc_id)
+            errors::topic_not_found(
+                &self.state.org_id.to_string(),
+                &first.topic_name,
+                &self.rpc_id,
+            )
         })?;
         cdc.prune();
         let preset = ReplayPreset::try_from(first.replay_preset)
@@ -208,7 +212,7 @@ impl Subscription {
         pos.delivered += n as u64;
         if n > 0 {
             self.send(FetchResponse {
-                events: read.events.iter().map(|e| consumer_event(e)).collect(),
+                events: read.events.iter().map(consumer_event).collect(),
                 latest_replay_id: encode_replay(pos.cursor),
                 rpc_id: self.rpc_id.clone(),
                 pending_num_requested: i32::try_from(pos.pending).unwrap_or(i32::MAX),

@@ -321,13 +321,10 @@ async fn upsert(
     if q.update_only == Some(true) && ext_matches(&state, object, &field, &p.value)?.is_empty() {
         return Err(ApiError::not_found());
     }
-    let result = state.store.upsert_by_external_id(
-        &object.name,
-        &field,
-        &p.value,
-        &body,
-        auth.writer(),
-    );
+    let result =
+        state
+            .store
+            .upsert_by_external_id(&object.name, &field, &p.value, &body, auth.writer());
     match result {
         Ok(u) if u.created => {
             let mut body = json!({"id": u.id, "success": true, "errors": []});

@@ -56,8 +56,16 @@ impl PubSubEnv {
     }
 
     /// Calls an admin route (`/__emulator/...`); returns status and JSON body.
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.emu.client.request(method, format!("{}{path}", self.emu.base));
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .emu
+            .client
+            .request(method, format!("{}{path}", self.emu.base));
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -136,8 +144,16 @@ impl PubSubEnv {
 
     /// Waits for `n` events on `sub` (asking for nothing more), decoded.
     pub async fn events(&self, sub: &mut Sub, n: usize) -> Vec<Event> {
-        let mut out = Vec::new();
+        let mut out: Vec<Event> = Vec::new();
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         while out.len() < n {
+            if tokio::time::Instant::now() > deadline {
+                let got: Vec<(String, String)> = out
+                    .iter()
+                    .map(|e| (e.change_type().to_string(), e.record_id().to_string()))
+                    .collect();
+                panic!("expected {n} events within {PATIENCE:?}, got {got:?}");
+            }
             let resp = sub.next().await.expect("stream stays open");
             for e in resp.events {
                 let ev = e.event.expect("event");
@@ -214,7 +230,8 @@ pub struct Event {
 impl Event {
     /// Decodes `payload` with `schema`.
     pub fn decode(schema: &apache_avro::Schema, payload: &[u8]) -> Event {
-        let v = apache_avro::from_avro_datum(schema, &mut &payload[..], None).expect("avro decodes");
+        let v =
+            apache_avro::from_avro_datum(schema, &mut &payload[..], None).expect("avro decodes");
         let Value::Object(mut body) = to_json(v) else {
             panic!("payload is not a record")
         };
@@ -282,7 +299,11 @@ pub fn to_json(v: Avro) -> Value {
 fn record_fields(schema: &apache_avro::Schema) -> Vec<(String, apache_avro::Schema)> {
     use apache_avro::Schema as S;
     match schema {
-        S::Record(r) => r.fields.iter().map(|f| (f.name.clone(), f.schema.clone())).collect(),
+        S::Record(r) => r
+            .fields
+            .iter()
+            .map(|f| (f.name.clone(), f.schema.clone()))
+            .collect(),
         S::Union(u) => u.variants().iter().flat_map(record_fields).collect(),
         _ => Vec::new(),
     }
