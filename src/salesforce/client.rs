@@ -266,6 +266,22 @@ impl SalesforceClient {
         self.current_session().and_then(|s| s.identity_url.clone())
     }
 
+    /// What a gRPC API (the Pub/Sub API) sends as call metadata instead of a bearer header:
+    /// the access token, the instance URL and the org id (`tenantid`), logging in first if
+    /// needed. Pass the credentials a server just refused as `refused` to get a freshly
+    /// minted token (at most one refresh runs however many callers ask; a token newer than
+    /// the refused one is reused). The token is never logged.
+    pub async fn session_credentials(
+        &self,
+        refused: Option<&SessionCredentials>,
+    ) -> Result<SessionCredentials> {
+        let session = match refused {
+            None => self.session().await?,
+            Some(old) => self.refresh(old.generation).await?,
+        };
+        SessionCredentials::of(&session)
+    }
+
     /// The API usage last reported by Salesforce.
     pub fn api_usage(&self) -> Option<ApiUsage> {
         self.inner.governor.usage()
@@ -676,6 +692,76 @@ fn normalize_version(v: &str) -> Result<String> {
     }
 }
 
+/// The credentials of one session as a gRPC API needs them (see
+/// [`SalesforceClient::session_credentials`]). `Debug` shows everything but the token.
+#[derive(Clone)]
+pub struct SessionCredentials {
+    /// The bearer token.
+    access_token: secrecy::SecretString,
+    /// The org's instance URL.
+    pub instance_url: Url,
+    /// The org id: from the identity URL (`…/id/{orgId}/{userId}`), else the token's prefix
+    /// before `!` (the 15-character form).
+    pub org_id: String,
+    /// The session generation these credentials came from.
+    generation: u64,
+}
+
+impl SessionCredentials {
+    /// Extracts the credentials of `session`; an error when neither the identity URL nor the
+    /// token names the org.
+    fn of(session: &Session) -> Result<Self> {
+        let org_id = session
+            .identity_url
+            .as_deref()
+            .and_then(org_id_from_identity_url)
+            .or_else(|| org_id_from_token(session.access_token.expose_secret()))
+            .ok_or_else(|| {
+                SalesforceError::config(
+                    "the token response names no org id (no identity URL `id` and no `!` in \
+                     the token), which the Pub/Sub API needs as `tenantid`",
+                )
+            })?;
+        Ok(Self {
+            access_token: session.access_token.clone(),
+            instance_url: session.instance_url.clone(),
+            org_id,
+            generation: session.generation,
+        })
+    }
+
+    /// The access token; expose it only to put it on the wire.
+    pub fn access_token(&self) -> &secrecy::SecretString {
+        &self.access_token
+    }
+}
+
+impl std::fmt::Debug for SessionCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionCredentials")
+            .field("access_token", &"<redacted>")
+            .field("instance_url", &self.instance_url.as_str())
+            .field("org_id", &self.org_id)
+            .finish()
+    }
+}
+
+/// `{orgId}` of `…/id/{orgId}/{userId}`.
+fn org_id_from_identity_url(url: &str) -> Option<String> {
+    let mut segments = url.trim_end_matches('/').rsplit('/');
+    let _user = segments.next()?;
+    let org = segments.next()?;
+    let id_segment = segments.next()?;
+    (id_segment == "id" && !org.is_empty()).then(|| org.to_string())
+}
+
+/// The org id a Salesforce token starts with (`00D…!…`).
+fn org_id_from_token(token: &str) -> Option<String> {
+    let (prefix, _) = token.split_once('!')?;
+    (!prefix.is_empty() && prefix.chars().all(|c| c.is_ascii_alphanumeric()))
+        .then(|| prefix.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -686,5 +772,22 @@ mod tests {
         assert_eq!(normalize_version("v45.0").unwrap(), "v45.0");
         assert!(normalize_version("latest").is_err());
         assert!(normalize_version("v62").is_err());
+    }
+
+    #[test]
+    fn org_id_comes_from_the_identity_url_or_the_token() {
+        let url = "https://login.salesforce.com/id/00Dxx0000001gPLEAY/005xx000001SwiUAAS";
+        assert_eq!(
+            org_id_from_identity_url(url).as_deref(),
+            Some("00Dxx0000001gPLEAY")
+        );
+        assert_eq!(org_id_from_identity_url("https://x/none"), None);
+        assert_eq!(org_id_from_identity_url("005xx"), None);
+        assert_eq!(
+            org_id_from_token("00Dxx0000001gPL!AR8AQ").as_deref(),
+            Some("00Dxx0000001gPL")
+        );
+        assert_eq!(org_id_from_token("opaque-token"), None);
+        assert_eq!(org_id_from_token("!abc"), None);
     }
 }

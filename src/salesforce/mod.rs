@@ -37,7 +37,7 @@ pub use bulk_csv::{
     SuccessfulRecord, UnprocessedRecord,
 };
 pub use bulk_query::{QueryOperation, QueryResultsPage};
-pub use client::{ClientConfig, SalesforceClient, DEFAULT_API_VERSION};
+pub use client::{ClientConfig, SalesforceClient, SessionCredentials, DEFAULT_API_VERSION};
 pub use collections::{RecordError, RecordResult, COLLECTION_LIMIT};
 pub use error::{Result, SalesforceError};
 pub use limits::{ApiUsage, AppApiUsage, GovernorConfig, GovernorState, PauseReason};
