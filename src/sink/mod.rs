@@ -7,6 +7,7 @@
 
 mod csv;
 mod destination;
+mod existing;
 mod flusher;
 mod parked;
 mod poll;

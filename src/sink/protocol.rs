@@ -162,8 +162,15 @@ impl<D: Destination> Flusher<D> {
         report: &mut FlushReport,
     ) -> Result<StepDone, SinkError> {
         let ext_field = step.key_field.as_str();
-        let records: Vec<Map<String, Value>> = step.changes.iter().map(|c| c.record()).collect();
+        let absent = self.absent_records(step).await?;
+        let sent: Vec<&C> = step
+            .changes
+            .iter()
+            .filter(|c| !absent.contains(c.key()))
+            .collect();
+        let records: Vec<Map<String, Value>> = sent.iter().map(|c| c.record()).collect();
         let (mut outcomes, mut unprocessed) = match plan.path {
+            _ if records.is_empty() => (Vec::new(), Vec::new()),
             StepPath::Bulk => {
                 self.bulk(
                     end_lsn,
@@ -183,15 +190,19 @@ impl<D: Destination> Flusher<D> {
                 (sent.await?, Vec::new())
             }
         };
-        let keys = step.changes.iter().map(|c| c.key().to_string());
+        let keys = sent.iter().map(|c| c.key().to_string());
         unprocessed.extend(without_outcome(keys, &outcomes, &unprocessed));
         outcomes.extend(
             self.retry_transient(&step.object, ext_field, step, &outcomes, &unprocessed)
                 .await?,
         );
-        let by_key: HashMap<&str, &C> = step.changes.iter().map(|c| (c.key(), c)).collect();
-        self.settle_upserts(&step.object, &by_key, outcomes, report)
-            .await
+        let by_key: HashMap<&str, &C> = sent.iter().map(|c| (c.key(), *c)).collect();
+        let mut done = self
+            .settle_upserts(&step.object, &by_key, outcomes, report)
+            .await?;
+        // Filtered: a soft delete of a record that does not exist has nothing to do.
+        done.settled.extend(absent);
+        Ok(done)
     }
 
     async fn delete_step<C: FlushChange>(

@@ -4,6 +4,7 @@
 //! (parked children: a resumed `done` step, grandchildren, a second lookup) is reproduced by
 //! the torture harness's `grandchildren`, `two_lookups` and `kill` vocabulary (tests/torture).
 
+use crate::support::config::Mapping;
 use crate::support::pipeline::*;
 use pgforce_emulator::{FaultKind, FaultSpec};
 use serde_json::Value;
@@ -282,4 +283,67 @@ async fn a_retry_requested_while_running_is_done_by_the_pipeline() {
     })
     .await;
     run.stop().await.expect("clean stop");
+}
+
+/// Accounts with a filter (`rating != 'Cold'`) and a soft-delete policy that marks the
+/// record's Description, under the default replica identity (deletes carry only the key,
+/// so the filter cannot be checked on them).
+fn soft_delete_accounts() -> String {
+    Mapping::new("accounts", "public.accounts", "Account")
+        .field("name", "Name")
+        .field("rating", "Rating")
+        .set(
+            "filter",
+            r#"[{ column = "rating", op = "!=", value = "Cold" }]"#,
+        )
+        .set(
+            "delete",
+            r#"{ soft = { field = "Description", value = "deleted in Postgres" } }"#,
+        )
+        .toml()
+}
+
+/// Defect 11: a soft delete only updates a record that exists. Deleting a row that never
+/// passed the filter (so never reached Salesforce) must not create a stub record holding
+/// only the external id and the soft-delete field; a synced row's record is marked. (The
+/// emulator's Account requires Name, so the old code's stub attempt ended as a dead letter;
+/// on an object without required fields it creates the stub.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soft_delete_of_a_never_synced_row_creates_no_stub() {
+    for batching in [Batching::default(), bulk_always()] {
+        let h = Harness::start(SCHEMA).await;
+        let run = h.run(h.config(&soft_delete_accounts(), &batching)).await;
+        h.sql(
+            "INSERT INTO accounts (id, name, rating) VALUES
+               (1, 'Synced', 'Hot'), (2, 'Filtered out', 'Cold'), (3, 'Also out', 'Cold')",
+        )
+        .await;
+        wait_until("account 1 synced", DEADLINE, || async {
+            h.record("Account", "1")
+                .map(|_| ())
+                .ok_or_else(|| "no record 1".to_string())
+        })
+        .await;
+        h.sql("DELETE FROM accounts WHERE id IN (1, 2, 3)").await;
+        h.sql("INSERT INTO accounts (id, name, rating) VALUES (4, 'Marker', 'Hot')")
+            .await;
+        wait_until("the deletes and the marker flushed", DEADLINE, || async {
+            let marked = h.record("Account", "1").and_then(|r| {
+                r.get("Description")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
+            match (marked.as_deref(), h.record("Account", "4")) {
+                (Some("deleted in Postgres"), Some(_)) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        assert_eq!(h.record("Account", "2"), None, "a stub record was created");
+        assert_eq!(h.record("Account", "3"), None, "a stub record was created");
+        assert_eq!(h.records("Account", true).len(), 2, "records 1 and 4 only");
+        let open = h.dead_letters("open").await;
+        assert!(open.is_empty(), "{open:#?}");
+        run.stop().await.expect("clean stop");
+    }
 }
