@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use tracing::{info, info_span, warn, Instrument};
 
 use super::destination::{Destination, JobStatus, Outcome, SinkError};
+use super::fence::fence;
 use super::flusher::{FlushChange, FlushReport, Flusher, StepDone};
 use crate::batch::{Step, StepKind};
 use crate::checkpoint::{EpochPlan, StepPath, StepPlan, StepState};
@@ -186,6 +187,7 @@ impl<D: Destination> Flusher<D> {
                 self.state
                     .set_step(end_lsn, plan.step, StepState::Uploaded, None)
                     .await?;
+                fence(&self.state).await?;
                 let sent = self.dest.upsert_records(&step.object, ext_field, &records);
                 (sent.await?, Vec::new())
             }
@@ -251,6 +253,7 @@ impl<D: Destination> Flusher<D> {
             self.state
                 .set_step(end_lsn, plan.step, StepState::Uploaded, None)
                 .await?;
+            fence(&self.state).await?;
             (self.dest.delete_ids(&id_list).await?, Vec::new())
         };
         unprocessed.extend(without_outcome(
@@ -305,6 +308,7 @@ impl<D: Destination> Flusher<D> {
         metrics::gauge!(m::BULK_JOBS_IN_FLIGHT, "pipeline" => self.opts.pipeline.clone())
             .increment(1.0);
         let result = async {
+            fence(&self.state).await?;
             self.dest
                 .upload_and_close(&job, kind, ext_field, records)
                 .await?;

@@ -347,3 +347,104 @@ async fn a_soft_delete_of_a_never_synced_row_creates_no_stub() {
         run.stop().await.expect("clean stop");
     }
 }
+
+/// The session holding the pipeline's advisory lock (the active pipeline's state store).
+const LOCK_HOLDER: &str = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+    AND objsubid = 1
+    AND ((classid::int8 << 32) | objid::int8) = hashtextextended('pgforce:pipeline:e2e', 0)";
+
+/// Defect 12: a pipeline whose state-store session died (so a standby may own the
+/// pipeline) writes nothing more to Salesforce. Its Bulk job fails, so the job's rows go
+/// again through Collections after a backoff, with no state-store query in between (slow
+/// job polls keep the step in flight); its state session is killed while the step waits,
+/// and the retry must not be sent. The standby then takes over and syncs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_that_lost_its_lock_writes_nothing_more() {
+    let h = Harness::start(SCHEMA).await;
+    let cfg = h.config(&mappings(), &bulk_always());
+    let a = h.run(cfg.clone()).await;
+    let b = h.spawn(cfg);
+    wait_until("the second pipeline stands by", DEADLINE, || async {
+        match b.health.get(PIPELINE).map(|s| s.state) {
+            Some(pgforce::server::PipelineState::Standby) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let jobs = "/services/data/v62.0/jobs/ingest/";
+    h.emulator.add_fault(
+        FaultSpec::always(FaultKind::BulkJobFailed { message: None })
+            .matching(Some("PATCH"), jobs)
+            .times(1),
+    );
+    h.emulator
+        .add_fault(FaultSpec::always(FaultKind::Latency { ms: 1500 }).matching(Some("GET"), jobs));
+    h.sql("INSERT INTO accounts (id, name) VALUES (1, 'v1'), (2, 'v1')")
+        .await;
+    wait_until("the Bulk step is uploaded", DEADLINE, || async {
+        let rows =
+            h.pg.query(
+                "SELECT 1 FROM pgforce.inflight WHERE path = 'bulk' AND state = 'uploaded'",
+                &[],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        check(!rows.is_empty(), || "no uploaded Bulk step yet".into())
+    })
+    .await;
+    let before = h.calls("collections");
+    let killed =
+        h.pg.query(
+            &format!("SELECT pg_terminate_backend(pid) FROM ({LOCK_HOLDER}) l"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(killed.len(), 1, "one session holds the lock");
+    let error = wait_until("the first pipeline stops", DEADLINE, || async {
+        a.health
+            .get(PIPELINE)
+            .and_then(|s| s.last_error)
+            .ok_or_else(|| "still running".to_string())
+    })
+    .await;
+    assert_eq!(
+        h.calls("collections"),
+        before,
+        "the pipeline wrote after it lost its lock ({error})"
+    );
+    assert!(error.contains("fenced"), "{error}");
+    h.emulator.clear_faults();
+    h.sql("UPDATE accounts SET name = 'v2' WHERE id = 1").await;
+    wait_in_sync(&h).await;
+    assert!(h.dead_letters("open").await.is_empty());
+    a.stop().await.expect("clean stop");
+    b.stop().await.expect("clean stop");
+}
+
+/// Defect 12, the check itself: a state store passes the fence only while its session
+/// holds the pipeline's lock; never taken, or the session gone, it is fenced (transient:
+/// the supervisor restarts the pipeline after a backoff, as a standby).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fence_passes_only_while_the_session_holds_the_lock() {
+    use pgforce::error_class::{Classify, ErrorClass};
+    let h = Harness::start(SCHEMA).await;
+    let state = h.state().await;
+    let fenced = pgforce::sink::fence(&state).await.unwrap_err();
+    assert!(fenced.to_string().contains("no longer holds"), "{fenced}");
+    assert_eq!(fenced.class(), ErrorClass::Transient);
+    assert!(state.try_lock_pipeline().await.unwrap());
+    pgforce::sink::fence(&state).await.expect("holds the lock");
+    h.sql(&format!(
+        "SELECT pg_terminate_backend(pid) FROM ({LOCK_HOLDER}) l"
+    ))
+    .await;
+    let fenced = pgforce::sink::fence(&state).await.unwrap_err();
+    assert!(fenced.to_string().contains("session is gone"), "{fenced}");
+    let successor = h.state().await;
+    assert!(successor.try_lock_pipeline().await.unwrap());
+    assert!(pgforce::sink::fence(&state).await.is_err());
+    pgforce::sink::fence(&successor)
+        .await
+        .expect("the successor holds it");
+}
