@@ -293,7 +293,10 @@ impl CompiledMapping {
                 vec![(FieldName::Field(field.clone()), scalar_field(value))],
             ),
         };
-        Some(self.record(key, op, fields, vec![], None))
+        let mut change = self.record(key, op, fields, vec![], None);
+        // A soft delete marks a record that exists; it never creates a stub.
+        change.existing_only = op == MappedOp::Upsert;
+        Some(change)
     }
 
     /// The upsert for a new row.
@@ -379,6 +382,7 @@ impl CompiledMapping {
             fields,
             parents,
             write_back,
+            existing_only: false,
         }
     }
 

@@ -151,6 +151,10 @@ pub struct MappedChange {
     pub parents: Vec<ParentRef>,
     /// Where to write the record Id back, for upserts of mappings with `write_back`.
     pub write_back: Option<WriteBack>,
+    /// Update the record only if it exists, never create it: a soft delete (an upsert of
+    /// the soft-delete field) of a row that may never have reached Salesforce (outside
+    /// the filter, which a delete under a non-FULL replica identity cannot check).
+    pub existing_only: bool,
 }
 
 impl MappedChange {

@@ -65,6 +65,9 @@ impl Coalesce for Pending {
         if self.change.write_back.is_none() {
             self.change.write_back = older.change.write_back;
         }
+        // A soft delete of a row upserted earlier in the epoch creates the record (marked),
+        // as it would have with an epoch boundary between the two.
+        self.change.existing_only &= older.change.existing_only;
     }
 
     /// Bulk CSV reads a cell of exactly `#N/A` as NULL, so a text (or key) holding it
@@ -112,6 +115,10 @@ impl FlushChange for Pending {
 
     fn resolves_dead_letters(&self) -> bool {
         !self.newer_failed
+    }
+
+    fn existing_only(&self) -> bool {
+        self.change.existing_only
     }
 
     fn write_back(&self) -> Option<WriteBackTarget> {

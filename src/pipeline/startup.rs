@@ -25,8 +25,9 @@ use crate::metrics as m;
 use crate::pgoutput::assembler::{Assembler, AssemblerConfig};
 use crate::replication::{
     backfill, connect_client, ensure_publication, ensure_slot, preflight, BackfillOptions,
-    BackfillSnapshot, ConnectOptions, PgProgressStore, PreflightSpec, PublicationPolicy,
-    ReplicationConnection, ReplicationStream, SlotState, StreamOptions,
+    BackfillSnapshot, ConnectOptions, PgProgressStore, PreflightError, PreflightErrors,
+    PreflightSpec, PublicationPolicy, ReplicationConnection, ReplicationError, ReplicationStream,
+    SlotState, StreamOptions,
 };
 use crate::server::PipelineState;
 use crate::sink::{Flusher, FlusherOptions, SalesforceDestination};
@@ -98,6 +99,39 @@ pub(super) struct SlotStart {
     pub resume: Option<EpochPlan>,
 }
 
+/// [`preflight`], waiting (up to a minute) while the slot is active: this process holds the
+/// pipeline's lock, so an active slot is the previous owner still stopping (a fenced
+/// process finishes its flush, without writing, before its stream closes).
+async fn preflight_after_takeover(
+    pg: &tokio_postgres::Client,
+    spec: &PreflightSpec,
+) -> Result<(), ReplicationError> {
+    let mut attempts = 0;
+    loop {
+        let err = match preflight(pg, spec).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let only_active = match &err {
+            ReplicationError::Preflight(e) => matches!(e, PreflightError::SlotActive { .. }),
+            ReplicationError::PreflightMany(PreflightErrors(v)) => v
+                .iter()
+                .all(|e| matches!(e, PreflightError::SlotActive { .. })),
+            _ => false,
+        };
+        if !only_active || attempts >= 60 {
+            return Err(err);
+        }
+        if attempts == 0 {
+            info!(
+                "the slot is still active in the previous owner's session; waiting for it to stop"
+            );
+        }
+        attempts += 1;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// Make sure the publication (when managed) and the slot exist and fit, and work out where
 /// to start from the slot and the checkpoint.
 pub(super) async fn prepare_slot(
@@ -119,7 +153,9 @@ pub(super) async fn prepare_slot(
         tables: tables.clone(),
         manage_publication: cfg.manage_publication,
     };
-    preflight(&pg, &spec).await.map_err(err_repl(p))?;
+    preflight_after_takeover(&pg, &spec)
+        .await
+        .map_err(err_repl(p))?;
     let mut repl = ReplicationConnection::connect_with(conn_opts)
         .await
         .map_err(err_repl(p))?;

@@ -193,6 +193,8 @@ fn removal(m: &MappingConfig, key: String) -> MappedChange {
         fields,
         parents: Vec::new(),
         write_back: None,
+        // A soft delete marks a record that exists; it never creates a stub.
+        existing_only: op == MappedOp::Upsert,
     }
 }
 

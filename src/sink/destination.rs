@@ -68,6 +68,10 @@ pub enum SinkError {
         object: String,
         message: String,
     },
+    /// This process no longer holds the pipeline's lock (its state-store session died; a
+    /// standby may own the pipeline now): it writes nothing more to Salesforce.
+    #[error("pipeline {pipeline} is fenced: {reason}; another replica may own it now, so this one writes nothing more to Salesforce and waits for the lock again")]
+    Fenced { pipeline: String, reason: String },
     /// The epoch-end check found changes without a recorded outcome; the epoch does not
     /// finish and the checkpoint does not move (a bug in pgforce: please report it).
     #[error("epoch ending at {end_lsn}: {count} change(s) without a recorded outcome, first {object} {key:?} (mapping {mapping}); the checkpoint was not moved")]
@@ -144,6 +148,9 @@ impl crate::error_class::Classify for SinkError {
             // reconciles it.
             SinkError::Job { .. } => ErrorClass::Transient,
             SinkError::Unsettled { .. } => ErrorClass::Permanent,
+            // Restarted after a backoff, the pipeline waits for the lock as a standby (it
+            // does not spin); a lost session with no successor takes the lock back.
+            SinkError::Fenced { .. } => ErrorClass::Transient,
         }
     }
 }

@@ -36,6 +36,12 @@ pub trait FlushChange: Coalesce {
     fn resolves_dead_letters(&self) -> bool {
         true
     }
+    /// Update the record only if it exists in Salesforce, never create it (a soft delete).
+    /// When it does not exist (neither in the id map nor found by external id), the
+    /// change's outcome is "filtered": nothing to do.
+    fn existing_only(&self) -> bool {
+        false
+    }
     /// The REST-shaped record (absent field = unchanged, null = set null), including the
     /// external id field.
     fn record(&self) -> Map<String, Value>;
@@ -236,7 +242,8 @@ pub(super) struct StepDone {
 }
 
 /// The invariant: every change of a step ended with exactly one recorded outcome (applied,
-/// dead-lettered or parked) before the epoch may finish. A change without one stops the
+/// dead-lettered, parked, or filtered: a soft delete of a record that does not exist)
+/// before the epoch may finish. A change without one stops the
 /// epoch, and the checkpoint does not move.
 pub(super) fn check_settled<C: FlushChange>(
     end_lsn: Lsn,

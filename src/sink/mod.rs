@@ -7,6 +7,8 @@
 
 mod csv;
 mod destination;
+mod existing;
+mod fence;
 mod flusher;
 mod parked;
 mod poll;
@@ -18,6 +20,7 @@ mod writeback;
 
 pub use csv::{records_to_csv, NULL_CELL};
 pub use destination::{Destination, JobStatus, Outcome, RecordFailure, SinkError};
+pub use fence::fence;
 pub use flusher::{
     FlushChange, FlushReport, Flusher, FlusherOptions, WriteBackTarget, MAX_STEP_BYTES,
 };

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use super::destination::{Destination, SinkError};
+use super::fence::fence;
 use super::flusher::{FlushChange, FlushReport, Flusher};
 use crate::checkpoint::{DeadLetter, ParkedChange};
 use crate::lsn::Lsn;
@@ -72,6 +73,7 @@ impl<D: Destination> Flusher<D> {
                 .iter()
                 .filter_map(|p| p.row.get(PARKED_RECORD).and_then(Value::as_object).cloned())
                 .collect();
+            fence(&self.state).await?;
             let outcomes = self
                 .dest
                 .upsert_records(&object, &ext_field, &records)

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use tracing::{info, info_span, warn, Instrument};
 
 use super::destination::{Destination, JobStatus, Outcome, SinkError};
+use super::fence::fence;
 use super::flusher::{FlushChange, FlushReport, Flusher, StepDone};
 use crate::batch::{Step, StepKind};
 use crate::checkpoint::{EpochPlan, StepPath, StepPlan, StepState};
@@ -162,8 +163,15 @@ impl<D: Destination> Flusher<D> {
         report: &mut FlushReport,
     ) -> Result<StepDone, SinkError> {
         let ext_field = step.key_field.as_str();
-        let records: Vec<Map<String, Value>> = step.changes.iter().map(|c| c.record()).collect();
+        let absent = self.absent_records(step).await?;
+        let sent: Vec<&C> = step
+            .changes
+            .iter()
+            .filter(|c| !absent.contains(c.key()))
+            .collect();
+        let records: Vec<Map<String, Value>> = sent.iter().map(|c| c.record()).collect();
         let (mut outcomes, mut unprocessed) = match plan.path {
+            _ if records.is_empty() => (Vec::new(), Vec::new()),
             StepPath::Bulk => {
                 self.bulk(
                     end_lsn,
@@ -179,19 +187,24 @@ impl<D: Destination> Flusher<D> {
                 self.state
                     .set_step(end_lsn, plan.step, StepState::Uploaded, None)
                     .await?;
+                fence(&self.state).await?;
                 let sent = self.dest.upsert_records(&step.object, ext_field, &records);
                 (sent.await?, Vec::new())
             }
         };
-        let keys = step.changes.iter().map(|c| c.key().to_string());
+        let keys = sent.iter().map(|c| c.key().to_string());
         unprocessed.extend(without_outcome(keys, &outcomes, &unprocessed));
         outcomes.extend(
             self.retry_transient(&step.object, ext_field, step, &outcomes, &unprocessed)
                 .await?,
         );
-        let by_key: HashMap<&str, &C> = step.changes.iter().map(|c| (c.key(), c)).collect();
-        self.settle_upserts(&step.object, &by_key, outcomes, report)
-            .await
+        let by_key: HashMap<&str, &C> = sent.iter().map(|c| (c.key(), *c)).collect();
+        let mut done = self
+            .settle_upserts(&step.object, &by_key, outcomes, report)
+            .await?;
+        // Filtered: a soft delete of a record that does not exist has nothing to do.
+        done.settled.extend(absent);
+        Ok(done)
     }
 
     async fn delete_step<C: FlushChange>(
@@ -240,6 +253,7 @@ impl<D: Destination> Flusher<D> {
             self.state
                 .set_step(end_lsn, plan.step, StepState::Uploaded, None)
                 .await?;
+            fence(&self.state).await?;
             (self.dest.delete_ids(&id_list).await?, Vec::new())
         };
         unprocessed.extend(without_outcome(
@@ -294,6 +308,7 @@ impl<D: Destination> Flusher<D> {
         metrics::gauge!(m::BULK_JOBS_IN_FLIGHT, "pipeline" => self.opts.pipeline.clone())
             .increment(1.0);
         let result = async {
+            fence(&self.state).await?;
             self.dest
                 .upload_and_close(&job, kind, ext_field, records)
                 .await?;

@@ -7,6 +7,7 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use super::destination::{Destination, Outcome, RecordFailure, SinkError};
+use super::fence::fence;
 use super::flusher::{FlushChange, Flusher};
 use crate::batch::Step;
 
@@ -54,6 +55,7 @@ impl<D: Destination> Flusher<D> {
         while !pending.is_empty() && attempt < self.opts.transient_retries {
             attempt += 1;
             tokio::time::sleep(RECORD_RETRY.delay(attempt)).await;
+            fence(&self.state).await?;
             let results = send(pending.clone()).await?;
             pending.clear();
             for o in results {

@@ -4,6 +4,7 @@
 //! (parked children: a resumed `done` step, grandchildren, a second lookup) is reproduced by
 //! the torture harness's `grandchildren`, `two_lookups` and `kill` vocabulary (tests/torture).
 
+use crate::support::config::Mapping;
 use crate::support::pipeline::*;
 use pgforce_emulator::{FaultKind, FaultSpec};
 use serde_json::Value;
@@ -282,4 +283,168 @@ async fn a_retry_requested_while_running_is_done_by_the_pipeline() {
     })
     .await;
     run.stop().await.expect("clean stop");
+}
+
+/// Accounts with a filter (`rating != 'Cold'`) and a soft-delete policy that marks the
+/// record's Description, under the default replica identity (deletes carry only the key,
+/// so the filter cannot be checked on them).
+fn soft_delete_accounts() -> String {
+    Mapping::new("accounts", "public.accounts", "Account")
+        .field("name", "Name")
+        .field("rating", "Rating")
+        .set(
+            "filter",
+            r#"[{ column = "rating", op = "!=", value = "Cold" }]"#,
+        )
+        .set(
+            "delete",
+            r#"{ soft = { field = "Description", value = "deleted in Postgres" } }"#,
+        )
+        .toml()
+}
+
+/// Defect 11: a soft delete only updates a record that exists. Deleting a row that never
+/// passed the filter (so never reached Salesforce) must not create a stub record holding
+/// only the external id and the soft-delete field; a synced row's record is marked. (The
+/// emulator's Account requires Name, so the old code's stub attempt ended as a dead letter;
+/// on an object without required fields it creates the stub.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soft_delete_of_a_never_synced_row_creates_no_stub() {
+    for batching in [Batching::default(), bulk_always()] {
+        let h = Harness::start(SCHEMA).await;
+        let run = h.run(h.config(&soft_delete_accounts(), &batching)).await;
+        h.sql(
+            "INSERT INTO accounts (id, name, rating) VALUES
+               (1, 'Synced', 'Hot'), (2, 'Filtered out', 'Cold'), (3, 'Also out', 'Cold')",
+        )
+        .await;
+        wait_until("account 1 synced", DEADLINE, || async {
+            h.record("Account", "1")
+                .map(|_| ())
+                .ok_or_else(|| "no record 1".to_string())
+        })
+        .await;
+        h.sql("DELETE FROM accounts WHERE id IN (1, 2, 3)").await;
+        h.sql("INSERT INTO accounts (id, name, rating) VALUES (4, 'Marker', 'Hot')")
+            .await;
+        wait_until("the deletes and the marker flushed", DEADLINE, || async {
+            let marked = h.record("Account", "1").and_then(|r| {
+                r.get("Description")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
+            match (marked.as_deref(), h.record("Account", "4")) {
+                (Some("deleted in Postgres"), Some(_)) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        assert_eq!(h.record("Account", "2"), None, "a stub record was created");
+        assert_eq!(h.record("Account", "3"), None, "a stub record was created");
+        assert_eq!(h.records("Account", true).len(), 2, "records 1 and 4 only");
+        let open = h.dead_letters("open").await;
+        assert!(open.is_empty(), "{open:#?}");
+        run.stop().await.expect("clean stop");
+    }
+}
+
+/// The session holding the pipeline's advisory lock (the active pipeline's state store).
+const LOCK_HOLDER: &str = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+    AND objsubid = 1
+    AND ((classid::int8 << 32) | objid::int8) = hashtextextended('pgforce:pipeline:e2e', 0)";
+
+/// Defect 12: a pipeline whose state-store session died (so a standby may own the
+/// pipeline) writes nothing more to Salesforce. Its Bulk job fails, so the job's rows go
+/// again through Collections after a backoff, with no state-store query in between (slow
+/// job polls keep the step in flight); its state session is killed while the step waits,
+/// and the retry must not be sent. The standby then takes over and syncs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_that_lost_its_lock_writes_nothing_more() {
+    let h = Harness::start(SCHEMA).await;
+    let cfg = h.config(&mappings(), &bulk_always());
+    let a = h.run(cfg.clone()).await;
+    let b = h.spawn(cfg);
+    wait_until("the second pipeline stands by", DEADLINE, || async {
+        match b.health.get(PIPELINE).map(|s| s.state) {
+            Some(pgforce::server::PipelineState::Standby) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let jobs = "/services/data/v62.0/jobs/ingest/";
+    h.emulator.add_fault(
+        FaultSpec::always(FaultKind::BulkJobFailed { message: None })
+            .matching(Some("PATCH"), jobs)
+            .times(1),
+    );
+    h.emulator
+        .add_fault(FaultSpec::always(FaultKind::Latency { ms: 1500 }).matching(Some("GET"), jobs));
+    h.sql("INSERT INTO accounts (id, name) VALUES (1, 'v1'), (2, 'v1')")
+        .await;
+    wait_until("the Bulk step is uploaded", DEADLINE, || async {
+        let rows =
+            h.pg.query(
+                "SELECT 1 FROM pgforce.inflight WHERE path = 'bulk' AND state = 'uploaded'",
+                &[],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        check(!rows.is_empty(), || "no uploaded Bulk step yet".into())
+    })
+    .await;
+    let before = h.calls("collections");
+    let killed =
+        h.pg.query(
+            &format!("SELECT pg_terminate_backend(pid) FROM ({LOCK_HOLDER}) l"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(killed.len(), 1, "one session holds the lock");
+    let error = wait_until("the first pipeline stops", DEADLINE, || async {
+        a.health
+            .get(PIPELINE)
+            .and_then(|s| s.last_error)
+            .ok_or_else(|| "still running".to_string())
+    })
+    .await;
+    assert_eq!(
+        h.calls("collections"),
+        before,
+        "the pipeline wrote after it lost its lock ({error})"
+    );
+    assert!(error.contains("fenced"), "{error}");
+    h.emulator.clear_faults();
+    h.sql("UPDATE accounts SET name = 'v2' WHERE id = 1").await;
+    wait_in_sync(&h).await;
+    assert!(h.dead_letters("open").await.is_empty());
+    a.stop().await.expect("clean stop");
+    b.stop().await.expect("clean stop");
+}
+
+/// Defect 12, the check itself: a state store passes the fence only while its session
+/// holds the pipeline's lock; never taken, or the session gone, it is fenced (transient:
+/// the supervisor restarts the pipeline after a backoff, as a standby).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fence_passes_only_while_the_session_holds_the_lock() {
+    use pgforce::error_class::{Classify, ErrorClass};
+    let h = Harness::start(SCHEMA).await;
+    let state = h.state().await;
+    let fenced = pgforce::sink::fence(&state).await.unwrap_err();
+    assert!(fenced.to_string().contains("no longer holds"), "{fenced}");
+    assert_eq!(fenced.class(), ErrorClass::Transient);
+    assert!(state.try_lock_pipeline().await.unwrap());
+    pgforce::sink::fence(&state).await.expect("holds the lock");
+    h.sql(&format!(
+        "SELECT pg_terminate_backend(pid) FROM ({LOCK_HOLDER}) l"
+    ))
+    .await;
+    let fenced = pgforce::sink::fence(&state).await.unwrap_err();
+    assert!(fenced.to_string().contains("session is gone"), "{fenced}");
+    let successor = h.state().await;
+    assert!(successor.try_lock_pipeline().await.unwrap());
+    assert!(pgforce::sink::fence(&state).await.is_err());
+    pgforce::sink::fence(&successor)
+        .await
+        .expect("the successor holds it");
 }
