@@ -476,15 +476,15 @@ fn filter_problem(f: &str) -> Option<String> {
         match c {
             '\\' => escaped = true,
             '\'' => quotes += 1,
-            '(' if quotes % 2 == 0 => depth += 1,
-            ')' if quotes % 2 == 0 => depth -= 1,
+            '(' if quotes.is_multiple_of(2) => depth += 1,
+            ')' if quotes.is_multiple_of(2) => depth -= 1,
             _ => {}
         }
         if depth < 0 {
             return Some("has a `)` without its `(`".into());
         }
     }
-    if quotes % 2 != 0 {
+    if !quotes.is_multiple_of(2) {
         return Some("has an unterminated string literal".into());
     }
     if depth != 0 {

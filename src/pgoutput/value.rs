@@ -304,7 +304,7 @@ pub(crate) fn decode_hex(hex: &str) -> Option<Vec<u8>> {
         }
     }
     let b = hex.as_bytes();
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return None;
     }
     b.chunks_exact(2)
