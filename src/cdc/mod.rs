@@ -334,9 +334,9 @@ impl CdcSource {
             .collect();
         let mut schemas = std::collections::HashMap::new();
         for id in ids {
-            if !schemas.contains_key(&id) {
-                let s = self.schema(&id).await?;
-                schemas.insert(id, s);
+            if let std::collections::hash_map::Entry::Vacant(slot) = schemas.entry(id) {
+                let s = self.schema(slot.key()).await?;
+                slot.insert(s);
             }
         }
         let Some(r) = &self.pending else {

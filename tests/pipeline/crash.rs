@@ -59,7 +59,7 @@ async fn kill9_at_random_points_loses_and_duplicates_nothing() {
             // Targeted: wait until this child recorded a Bulk job of its own and uploaded
             // its data (or, every other time, just created it), then kill.
             1 => {
-                let want = if (kills / 3) % 2 == 0 {
+                let want = if (kills / 3).is_multiple_of(2) {
                     "uploaded"
                 } else {
                     "job_created"
