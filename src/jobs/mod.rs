@@ -25,6 +25,7 @@ mod metrics;
 pub mod query;
 pub mod runner;
 pub mod send;
+pub mod status;
 pub mod store;
 pub mod trigger;
 pub mod update;

@@ -22,24 +22,31 @@ use tokio::task::JoinSet;
 
 use super::error::JobError;
 use super::runner::{JobRunOptions, JobRunner};
+use super::status::{self, JobStatus};
 use crate::backoff::RetryPolicy;
 use crate::config::jobs::{normalise_cron, JobConfig, TriggerConfig};
 use crate::config::PipelineConfig;
 use crate::error_class::Classify;
+use crate::server::Health;
 
-/// Run every job of `pipeline` on its trigger until `shutdown` is true. Returns when all
-/// job loops stopped; fails only when the jobs cannot start (state store, config).
+/// Run every job of `pipeline` on its trigger until `shutdown` is true, publishing each
+/// job's last and next run to `health` (as `<pipeline>/jobs`). Returns when all job loops
+/// stopped; fails only when the jobs cannot start (state store, config).
 pub async fn run_scheduled(
     pipeline: PipelineConfig,
+    health: Health,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), JobError> {
     if pipeline.jobs.is_empty() {
         return Ok(());
     }
+    status::register(&health, &pipeline.name, &pipeline.jobs);
     let runner = Arc::new(connect_with_retries(&pipeline, shutdown.clone()).await?);
+    status::set_connected(&health, &pipeline.name);
     let mut tasks = JoinSet::new();
     for job in pipeline.jobs.clone() {
-        tasks.spawn(job_loop(runner.clone(), job, shutdown.clone()));
+        let st = JobStatus::new(health.clone(), &pipeline.name, &job.name);
+        tasks.spawn(job_loop(runner.clone(), job, st, shutdown.clone()));
     }
     while tasks.join_next().await.is_some() {}
     Ok(())
@@ -71,12 +78,17 @@ async fn connect_with_retries(
 }
 
 /// One job's loop: wait for the trigger, run, repeat.
-async fn job_loop(runner: Arc<JobRunner>, job: JobConfig, mut shutdown: watch::Receiver<bool>) {
+async fn job_loop(
+    runner: Arc<JobRunner>,
+    job: JobConfig,
+    st: JobStatus,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let pipeline = runner.pipeline().name.clone();
     let mut waiter = Waiter::new(&job);
     loop {
         let fire = tokio::select! {
-            f = waiter.wait(&runner, &pipeline, &job) => f,
+            f = waiter.wait(&runner, &pipeline, &job, &st) => f,
             _ = shutdown.changed() => false,
         };
         if *shutdown.borrow() {
@@ -85,7 +97,12 @@ async fn job_loop(runner: Arc<JobRunner>, job: JobConfig, mut shutdown: watch::R
         if !fire {
             continue;
         }
-        if let Err(e) = runner.run(&job.name, JobRunOptions::default()).await {
+        let started = Utc::now();
+        st.started(started);
+        let result = runner.run(&job.name, JobRunOptions::default()).await;
+        let took = (Utc::now() - started).num_milliseconds().max(0) as f64 / 1000.0;
+        st.finished(&result, took);
+        if let Err(e) = result {
             tracing::warn!(pipeline = %pipeline, job = %job.name, error = %e, "job run failed; it runs again at its next trigger");
         }
     }
@@ -116,7 +133,13 @@ impl Waiter {
     }
 
     /// Wait until the trigger fires (true) or a poll found nothing (false).
-    async fn wait(&mut self, runner: &JobRunner, pipeline: &str, job: &JobConfig) -> bool {
+    async fn wait(
+        &mut self,
+        runner: &JobRunner,
+        pipeline: &str,
+        job: &JobConfig,
+        st: &JobStatus,
+    ) -> bool {
         let first = std::mem::replace(&mut self.first, false);
         match &job.trigger {
             TriggerConfig::Schedule { cron } => {
@@ -130,6 +153,7 @@ impl Waiter {
                     return false;
                 };
                 super::metrics::next_run(pipeline, &job.name, Some(next));
+                st.set_next(Some(next));
                 let wait = (next - Utc::now()).to_std().unwrap_or_default();
                 tokio::time::sleep(wait).await;
                 true
@@ -138,6 +162,7 @@ impl Waiter {
                 if !first {
                     let next = Utc::now() + chrono::Duration::seconds(*seconds as i64);
                     super::metrics::next_run(pipeline, &job.name, Some(next));
+                    st.set_next(Some(next));
                     tokio::time::sleep(Duration::from_secs(*seconds)).await;
                 }
                 true
@@ -147,6 +172,7 @@ impl Waiter {
                 poll_seconds,
             } => {
                 super::metrics::next_run(pipeline, &job.name, None);
+                st.set_next(None);
                 if !first {
                     tokio::time::sleep(Duration::from_secs(*poll_seconds)).await;
                 }
@@ -159,6 +185,7 @@ impl Waiter {
             }
             TriggerConfig::LeadCreated { poll_seconds, .. } => {
                 super::metrics::next_run(pipeline, &job.name, None);
+                st.set_next(None);
                 if !first {
                     tokio::time::sleep(Duration::from_secs(*poll_seconds)).await;
                 }
