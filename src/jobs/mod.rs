@@ -20,6 +20,7 @@
 pub mod check;
 pub mod enrich;
 pub mod error;
+mod lead_events;
 pub mod membership;
 mod metrics;
 pub mod query;

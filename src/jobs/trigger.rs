@@ -21,9 +21,11 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::error::JobError;
+use super::lead_events::LeadEvents;
 use super::runner::{JobRunOptions, JobRunner};
 use super::status::{self, JobStatus};
 use crate::backoff::RetryPolicy;
+use crate::config::inbound::InboundSource;
 use crate::config::jobs::{normalise_cron, JobConfig, TriggerConfig};
 use crate::config::PipelineConfig;
 use crate::error_class::Classify;
@@ -122,6 +124,8 @@ struct Waiter {
     first: bool,
     /// The table's modification count at the last poll (`table_changed`).
     last_count: Option<i64>,
+    /// The Lead change-event subscription (`lead_created` with `events = "cdc"`).
+    lead_events: Option<LeadEvents>,
 }
 
 impl Waiter {
@@ -129,6 +133,7 @@ impl Waiter {
         Waiter {
             first: true,
             last_count: None,
+            lead_events: None,
         }
     }
 
@@ -183,11 +188,24 @@ impl Waiter {
                 }
                 changed
             }
-            TriggerConfig::LeadCreated { poll_seconds, .. } => {
+            TriggerConfig::LeadCreated {
+                poll_seconds,
+                events,
+                ..
+            } => {
                 super::metrics::next_run(pipeline, &job.name, None);
                 st.set_next(None);
-                if !first {
-                    tokio::time::sleep(Duration::from_secs(*poll_seconds)).await;
+                let poll = Duration::from_secs(*poll_seconds);
+                if first && *events == InboundSource::Cdc {
+                    // Open before the first run, so every Lead after it wakes the job.
+                    let client = runner.salesforce().clone();
+                    self.lead_events =
+                        Some(LeadEvents::subscribe(runner.pipeline(), client, &job.name).await);
+                }
+                match (&self.lead_events, first) {
+                    (_, true) => {}
+                    (Some(events), false) => events.wait(poll).await,
+                    (None, false) => tokio::time::sleep(poll).await,
                 }
                 true
             }
