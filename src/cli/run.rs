@@ -71,7 +71,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             });
         }
         if !p.jobs.is_empty() {
-            tasks.spawn(run_jobs(p.clone(), stop_rx.clone()));
+            tasks.spawn(run_jobs(p.clone(), health.clone(), stop_rx.clone()));
         }
         // Only a pipeline with mappings replicates (it owns a slot).
         if !p.mappings.is_empty() {
@@ -134,15 +134,16 @@ async fn wait_for_pipelines(
 /// no state that needs draining: a run cut short is resent by the next.
 async fn run_jobs(
     p: pgforce::config::PipelineConfig,
+    health: Health,
     stop: watch::Receiver<bool>,
 ) -> Result<(), pgforce::pipeline::PipelineError> {
     let pipeline = p.name.clone();
-    pgforce::jobs::run_scheduled(p, stop).await.map_err(|e| {
-        pgforce::pipeline::PipelineError::Config {
+    pgforce::jobs::run_scheduled(p, health, stop)
+        .await
+        .map_err(|e| pgforce::pipeline::PipelineError::Config {
             pipeline,
             message: e.to_string(),
-        }
-    })
+        })
 }
 
 fn spawn_signal_handler(stop: watch::Sender<bool>) {

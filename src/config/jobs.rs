@@ -75,8 +75,10 @@ pub enum TriggerConfig {
         poll_seconds: u64,
     },
     /// `{ type = "lead_created" }`: for each new Lead (enrich jobs only). pgforce polls
-    /// `SELECT … FROM Lead WHERE CreatedDate >= <last seen>` until the Change Data Capture
-    /// subscriber can deliver Lead events, and records each Lead it has handled.
+    /// `SELECT … FROM Lead WHERE CreatedDate >= <last seen>` and records each Lead it has
+    /// handled. With `events = "cdc"` a Lead change event (Pub/Sub API,
+    /// `/data/LeadChangeEvent`) wakes the job within seconds; the poll stays as the safety
+    /// net for a dropped subscription.
     LeadCreated {
         /// Seconds between polls. Default 30.
         #[serde(default = "default_lead_poll_seconds")]
@@ -85,6 +87,10 @@ pub enum TriggerConfig {
         /// Default 24.
         #[serde(default = "default_lookback_hours")]
         lookback_hours: u64,
+        /// What wakes the job besides the poll: `poll` (nothing) or `cdc` (Lead change
+        /// events). Default `poll`.
+        #[serde(default)]
+        events: crate::config::inbound::InboundSource,
     },
 }
 

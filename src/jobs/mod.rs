@@ -20,11 +20,13 @@
 pub mod check;
 pub mod enrich;
 pub mod error;
+mod lead_events;
 pub mod membership;
 mod metrics;
 pub mod query;
 pub mod runner;
 pub mod send;
+pub mod status;
 pub mod store;
 pub mod trigger;
 pub mod update;

@@ -21,25 +21,34 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::error::JobError;
+use super::lead_events::LeadEvents;
 use super::runner::{JobRunOptions, JobRunner};
+use super::status::{self, JobStatus};
 use crate::backoff::RetryPolicy;
+use crate::config::inbound::InboundSource;
 use crate::config::jobs::{normalise_cron, JobConfig, TriggerConfig};
 use crate::config::PipelineConfig;
 use crate::error_class::Classify;
+use crate::server::Health;
 
-/// Run every job of `pipeline` on its trigger until `shutdown` is true. Returns when all
-/// job loops stopped; fails only when the jobs cannot start (state store, config).
+/// Run every job of `pipeline` on its trigger until `shutdown` is true, publishing each
+/// job's last and next run to `health` (as `<pipeline>/jobs`). Returns when all job loops
+/// stopped; fails only when the jobs cannot start (state store, config).
 pub async fn run_scheduled(
     pipeline: PipelineConfig,
+    health: Health,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), JobError> {
     if pipeline.jobs.is_empty() {
         return Ok(());
     }
+    status::register(&health, &pipeline.name, &pipeline.jobs);
     let runner = Arc::new(connect_with_retries(&pipeline, shutdown.clone()).await?);
+    status::set_connected(&health, &pipeline.name);
     let mut tasks = JoinSet::new();
     for job in pipeline.jobs.clone() {
-        tasks.spawn(job_loop(runner.clone(), job, shutdown.clone()));
+        let st = JobStatus::new(health.clone(), &pipeline.name, &job.name);
+        tasks.spawn(job_loop(runner.clone(), job, st, shutdown.clone()));
     }
     while tasks.join_next().await.is_some() {}
     Ok(())
@@ -71,12 +80,17 @@ async fn connect_with_retries(
 }
 
 /// One job's loop: wait for the trigger, run, repeat.
-async fn job_loop(runner: Arc<JobRunner>, job: JobConfig, mut shutdown: watch::Receiver<bool>) {
+async fn job_loop(
+    runner: Arc<JobRunner>,
+    job: JobConfig,
+    st: JobStatus,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let pipeline = runner.pipeline().name.clone();
     let mut waiter = Waiter::new(&job);
     loop {
         let fire = tokio::select! {
-            f = waiter.wait(&runner, &pipeline, &job) => f,
+            f = waiter.wait(&runner, &pipeline, &job, &st) => f,
             _ = shutdown.changed() => false,
         };
         if *shutdown.borrow() {
@@ -85,7 +99,12 @@ async fn job_loop(runner: Arc<JobRunner>, job: JobConfig, mut shutdown: watch::R
         if !fire {
             continue;
         }
-        if let Err(e) = runner.run(&job.name, JobRunOptions::default()).await {
+        let started = Utc::now();
+        st.started(started);
+        let result = runner.run(&job.name, JobRunOptions::default()).await;
+        let took = (Utc::now() - started).num_milliseconds().max(0) as f64 / 1000.0;
+        st.finished(&result, took);
+        if let Err(e) = result {
             tracing::warn!(pipeline = %pipeline, job = %job.name, error = %e, "job run failed; it runs again at its next trigger");
         }
     }
@@ -105,6 +124,8 @@ struct Waiter {
     first: bool,
     /// The table's modification count at the last poll (`table_changed`).
     last_count: Option<i64>,
+    /// The Lead change-event subscription (`lead_created` with `events = "cdc"`).
+    lead_events: Option<LeadEvents>,
 }
 
 impl Waiter {
@@ -112,11 +133,18 @@ impl Waiter {
         Waiter {
             first: true,
             last_count: None,
+            lead_events: None,
         }
     }
 
     /// Wait until the trigger fires (true) or a poll found nothing (false).
-    async fn wait(&mut self, runner: &JobRunner, pipeline: &str, job: &JobConfig) -> bool {
+    async fn wait(
+        &mut self,
+        runner: &JobRunner,
+        pipeline: &str,
+        job: &JobConfig,
+        st: &JobStatus,
+    ) -> bool {
         let first = std::mem::replace(&mut self.first, false);
         match &job.trigger {
             TriggerConfig::Schedule { cron } => {
@@ -130,6 +158,7 @@ impl Waiter {
                     return false;
                 };
                 super::metrics::next_run(pipeline, &job.name, Some(next));
+                st.set_next(Some(next));
                 let wait = (next - Utc::now()).to_std().unwrap_or_default();
                 tokio::time::sleep(wait).await;
                 true
@@ -138,6 +167,7 @@ impl Waiter {
                 if !first {
                     let next = Utc::now() + chrono::Duration::seconds(*seconds as i64);
                     super::metrics::next_run(pipeline, &job.name, Some(next));
+                    st.set_next(Some(next));
                     tokio::time::sleep(Duration::from_secs(*seconds)).await;
                 }
                 true
@@ -147,6 +177,7 @@ impl Waiter {
                 poll_seconds,
             } => {
                 super::metrics::next_run(pipeline, &job.name, None);
+                st.set_next(None);
                 if !first {
                     tokio::time::sleep(Duration::from_secs(*poll_seconds)).await;
                 }
@@ -157,10 +188,24 @@ impl Waiter {
                 }
                 changed
             }
-            TriggerConfig::LeadCreated { poll_seconds, .. } => {
+            TriggerConfig::LeadCreated {
+                poll_seconds,
+                events,
+                ..
+            } => {
                 super::metrics::next_run(pipeline, &job.name, None);
-                if !first {
-                    tokio::time::sleep(Duration::from_secs(*poll_seconds)).await;
+                st.set_next(None);
+                let poll = Duration::from_secs(*poll_seconds);
+                if first && *events == InboundSource::Cdc {
+                    // Open before the first run, so every Lead after it wakes the job.
+                    let client = runner.salesforce().clone();
+                    self.lead_events =
+                        Some(LeadEvents::subscribe(runner.pipeline(), client, &job.name).await);
+                }
+                match (&self.lead_events, first) {
+                    (_, true) => {}
+                    (Some(events), false) => events.wait(poll).await,
+                    (None, false) => tokio::time::sleep(poll).await,
                 }
                 true
             }

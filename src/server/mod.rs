@@ -17,6 +17,7 @@ pub use routes::{
     router, HEALTHZ_PATH, METRICS_PATH, PATHS, PROMETHEUS_CONTENT_TYPE, READYZ_PATH, STATUS_PATH,
 };
 pub use status::{
-    Health, InboundEntryStatus, InboundState, NotReadyReason, ParkedReason, PipelineReadiness,
-    PipelineState, PipelineStatus, Readiness, StatusReport, StuckDeadLetter, MAX_ERROR_LEN,
+    Health, InboundEntryStatus, InboundState, JobEntryStatus, NotReadyReason, ParkedReason,
+    PipelineReadiness, PipelineState, PipelineStatus, Readiness, StatusReport, StuckDeadLetter,
+    MAX_ERROR_LEN,
 };

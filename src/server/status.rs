@@ -90,6 +90,35 @@ pub struct PipelineStatus {
     /// (published as `<pipeline>/inbound`); `None` for the replication side.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inbound: Option<Vec<InboundEntryStatus>>,
+    /// Query-driven jobs, when this status is a pipeline's jobs side (published as
+    /// `<pipeline>/jobs`); `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<Vec<JobEntryStatus>>,
+}
+
+/// One query-driven job in `/status`: its last run and its next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobEntryStatus {
+    /// The job name from the config.
+    pub job: String,
+    /// `update`, `membership` or `enrich`.
+    pub target: String,
+    /// A run of this job is under way.
+    pub running: bool,
+    /// When the last run in this process started.
+    pub last_run_at: Option<DateTime<Utc>>,
+    /// How the last run ended: `done`, `done_with_errors` or the error kind.
+    pub last_result: Option<String>,
+    /// How long the last run took, in seconds.
+    pub last_duration_seconds: Option<f64>,
+    /// Records the last run sent (acknowledged by Salesforce).
+    pub last_sent: u64,
+    /// Rows the last run could not send.
+    pub last_errors: u64,
+    /// When the job runs next; `None` for event triggers (it runs when the event comes).
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// The last failed run's error, sanitized (no row values, no secrets).
+    pub last_error: Option<String>,
 }
 
 /// One Salesforce → Postgres entry in `/status`.
@@ -156,6 +185,7 @@ impl PipelineStatus {
             last_error: None,
             updated_at: Utc::now(),
             inbound: None,
+            jobs: None,
         }
     }
 
@@ -190,6 +220,11 @@ impl PipelineStatus {
         }
         if !self.salesforce_connected {
             reasons.push(NotReadyReason::SalesforceDisconnected);
+        }
+        // A job's failed run is an alert (metrics, `last_error`), not a reason to take the
+        // process out of service: the next trigger retries it.
+        if self.jobs.is_some() {
+            return reasons;
         }
         if let Some(entries) = &self.inbound {
             if entries

@@ -5,7 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use super::*;
-use crate::support::pipeline::Harness;
+use crate::support::pipeline::{wait_until, Harness, DEADLINE};
 
 const SCHEMA: &str = "
 CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL, plan text NOT NULL,
@@ -84,4 +84,61 @@ async fn a_new_lead_is_enriched_once_even_when_the_trigger_fires_twice() {
             .unwrap()
             .get(0);
     assert_eq!(n, 2);
+}
+
+/// With `events = "cdc"` a Lead change event wakes the job: a Lead created over REST after
+/// the first run is enriched although the next poll is an hour away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lead_change_events_wake_the_enrichment_before_the_poll() {
+    let h = Harness::start(SCHEMA).await;
+    let job = JOB.replace(
+        "poll_seconds = 5 }",
+        "poll_seconds = 3600, events = \"cdc\" }",
+    );
+    let mut cfg = config(&h, &job);
+    cfg.salesforce.pubsub_endpoint = format!("http://{}", h.emulator.pubsub_addr());
+    let r = runner(&cfg).await;
+    let health = pgforce::server::Health::new();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(pgforce::jobs::run_scheduled(
+        cfg.clone(),
+        health.clone(),
+        shutdown,
+    ));
+    let first_run_done = || {
+        let report = serde_json::to_value(health.report()).unwrap();
+        async move {
+            let last = &report["pipelines"][0]["jobs"][0]["last_result"];
+            if last == "done" {
+                Ok(())
+            } else {
+                Err(format!("{report}"))
+            }
+        }
+    };
+    wait_until("the first run", DEADLINE, first_run_done).await;
+
+    let body = json!({"LastName": "Lovelace", "Company": "Engines", "Email": "ada@example.com"});
+    let ada = r
+        .salesforce()
+        .create_record("Lead", body.as_object().unwrap())
+        .await
+        .unwrap();
+    wait_until("the new Lead is enriched", DEADLINE, || {
+        let rec = lead(&h, &ada);
+        async move {
+            if rec.get("Plan_Tier__c").and_then(|v| v.as_str()) == Some("pro") {
+                Ok(())
+            } else {
+                Err(format!("{rec:?}"))
+            }
+        }
+    })
+    .await;
+    let _ = stop.send(true);
+    tokio::time::timeout(std::time::Duration::from_secs(30), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }

@@ -109,7 +109,8 @@ async fn subscription_figures_template_follows_table_changes() {
     seed_accounts(&h, 2);
     let cfg = template_config(&h, "subscription-figures.toml").unwrap();
     let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(pgforce::jobs::run_scheduled(cfg, shutdown));
+    let health = pgforce::server::Health::new();
+    let task = tokio::spawn(pgforce::jobs::run_scheduled(cfg, health.clone(), shutdown));
     let mrr = |h: &Harness| {
         h.record("Account", "1")
             .and_then(|a| a.get("MRR__c").map(|v| v.to_string()))
@@ -147,6 +148,34 @@ async fn subscription_figures_template_follows_table_changes() {
     assert!(h.record("Account", "1").unwrap()["ARR__c"]
         .to_string()
         .starts_with("1788"));
+    // `/status` serves the registry: the job's last run is there, and the jobs side is ready.
+    wait_until("the last run shows in /status", DEADLINE, || {
+        let report = serde_json::to_value(health.report()).unwrap();
+        let ready = health.readiness().ready;
+        async move {
+            let jobs = report["pipelines"]
+                .as_array()
+                .and_then(|ps| {
+                    ps.iter()
+                        .find(|p| p["name"].as_str().is_some_and(|n| n.ends_with("/jobs")))
+                })
+                .map(|p| p["jobs"].clone());
+            let done = jobs.as_ref().and_then(|j| j.as_array()).is_some_and(|j| {
+                j.iter().any(|e| {
+                    e["last_result"] == "done"
+                        && e["last_run_at"].is_string()
+                        && e["last_duration_seconds"].is_number()
+                        && e["target"] == "update"
+                })
+            });
+            if done && ready {
+                Ok(())
+            } else {
+                Err(format!("ready {ready}: {jobs:?}"))
+            }
+        }
+    })
+    .await;
     let _ = stop.send(true);
     tokio::time::timeout(Duration::from_secs(30), task)
         .await
