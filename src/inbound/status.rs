@@ -103,6 +103,19 @@ impl EntryStatus {
         });
     }
 
+    /// The source lost (`true`) or regained (`false`) its connection: a streaming entry
+    /// shows `reconnecting` (not ready) until its source delivers again. Other states
+    /// (loading, resyncing) are left alone.
+    pub fn set_reconnecting(&self, reconnecting: bool) {
+        self.update(|s| {
+            s.state = match (s.state, reconnecting) {
+                (InboundState::Streaming, true) => InboundState::Reconnecting,
+                (InboundState::Reconnecting, false) => InboundState::Streaming,
+                (other, _) => other,
+            };
+        });
+    }
+
     pub fn set_position(&self, p: &Position, at: DateTime<Utc>) {
         *self.stored_at.lock() = Some(at);
         let text = position_text(p);
