@@ -5,6 +5,9 @@
 //! the Bulk initial load, the templates end to end, `pgforce schema`, and both directions
 //! in one pipeline without echo (`origin`).
 
+mod cdc;
+mod cdc_crash;
+mod cdc_ops;
 mod config;
 mod crash;
 mod load_resume;
