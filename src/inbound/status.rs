@@ -134,3 +134,37 @@ impl EntryStatus {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry_state(health: &Health) -> InboundState {
+        health.get("p/inbound").unwrap().inbound.unwrap()[0].state
+    }
+
+    #[test]
+    fn a_lost_stream_makes_a_streaming_entry_not_ready_until_it_delivers() {
+        let health = Health::new();
+        let cfg: InboundConfig = toml::from_str(
+            "object = \"Opportunity\"\ntable = \"sf.opps\"\nsource = \"cdc\"\nfields = { Name = \"name\" }",
+        )
+        .unwrap();
+        register(&health, "p", &[cfg]);
+        set_side(&health, "p", PipelineState::Streaming, true, None);
+        let s = EntryStatus::new(health.clone(), "p", "Opportunity", 0);
+        s.set_state(InboundState::Streaming);
+        assert!(health.readiness().ready);
+        s.set_reconnecting(true);
+        assert_eq!(entry_state(&health), InboundState::Reconnecting);
+        assert!(!health.readiness().ready);
+        s.set_reconnecting(false);
+        assert_eq!(entry_state(&health), InboundState::Streaming);
+        assert!(health.readiness().ready);
+        // Loading and resyncing are not overwritten by the source's connection.
+        s.set_state(InboundState::Resyncing);
+        s.set_reconnecting(true);
+        s.set_reconnecting(false);
+        assert_eq!(entry_state(&health), InboundState::Resyncing);
+    }
+}
