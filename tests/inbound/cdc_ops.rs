@@ -1,6 +1,7 @@
 //! What an operator sees of a CDC entry, through the ops server over HTTP: the
 //! `pgforce_inbound_*` metrics count CDC events received and applied per object and
-//! change type, the lag and the replay position's age, gap events; `/readyz` is ready
+//! change type, the lag and the replay position's age, gap and overflow events and the
+//! resyncs they cause; `/readyz` is ready
 //! while the subscription streams, not ready while its stream is dropped and cannot be
 //! re-established, and ready again once it delivers.
 
@@ -48,6 +49,25 @@ async fn cdc_metrics_and_readiness_over_http() {
         col(r, "stage") == Some("Closed Won")
     })
     .await;
+    // An overflow: three changes in one transaction, one published in full.
+    env.admin(
+        reqwest::Method::PUT,
+        "/__emulator/cdc/overflow",
+        Some(json!({"threshold": 1})),
+    )
+    .await;
+    let ids = env
+        .upsert_collection(
+            "Opportunity",
+            (0..3)
+                .map(|i| json!({"External_Id__c": format!("m-{i}"), "Name": format!("M {i}"), "StageName": "Prospecting", "CloseDate": "2025-01-01"}))
+                .collect(),
+        )
+        .await;
+    wait_row(&pg, ROW, &ids[2], "the overflow re-read", |r| {
+        col(r, "name") == Some("M 2")
+    })
+    .await;
 
     let labels = |t: &'static str| {
         [
@@ -85,6 +105,14 @@ async fn cdc_metrics_and_readiness_over_http() {
                 m("pgforce_inbound_events_applied_total", &labels("UPDATE")),
             ),
             ("gaps", m("pgforce_inbound_gaps_total", &entry)),
+            ("overflows", m("pgforce_inbound_overflows_total", &entry)),
+            (
+                "overflow resyncs",
+                m(
+                    "pgforce_inbound_resyncs_total",
+                    &[("pipeline", "incdcops"), ("reason", "overflow")],
+                ),
+            ),
             (
                 "lag observations",
                 m("pgforce_inbound_lag_seconds_count", &entry),
