@@ -2,38 +2,45 @@
 //! are noisy: ratios, no absolute claims, no assertions on timing).
 //!
 //! pgforce's inbound engine runs in this process through the library entry point
-//! `pgforce run` uses ([`pgforce::inbound::supervise`] with poll sources), against a
+//! `pgforce run` uses ([`pgforce::inbound::supervise`] with
+//! [`pgforce::cdc::entry::start_entry`]: each entry with its configured source), against a
 //! throwaway Postgres (TempCluster) and the Salesforce emulator (in this process too, with
-//! the latency profile `PGFORCE_BENCH_PROFILE`, default `realistic`: round trips,
-//! per-record server time, Bulk jobs that queue and process at a bounded rate; see the
-//! emulator's `latency` module).
+//! a latency profile: `instant`, or `realistic` with round trips, per-record server time,
+//! Bulk jobs that queue and process at a bounded rate; see the emulator's `latency`
+//! module). The emulator's Pub/Sub keepalive is 1 s (Salesforce: within 270 s); it only
+//! shortens how long a CDC entry waits for its first position on a quiet topic.
 //!
 //! Scenarios:
-//! - **latency**: Accounts created through REST one every 500 ms; the instant each create
-//!   returns is its commit instant, and a watcher in this process (one query every 20 ms)
-//!   takes the instant its row appears in Postgres. pgforce polls at its shortest interval
-//!   (`poll_interval_secs = 1`). Baseline, at the same time on the same changes: a plain
-//!   SOQL poll on `LastModifiedDate` every `PGFORCE_BENCH_BASELINE_SECS` (default 10 s, a
-//!   scaled-down stand-in for the minutes Heroku Connect (10 min default) or a scheduled
-//!   ELT tool waits), upserting into its own table.
+//! - **latency**, once under each profile (`instant`, then `realistic`): Accounts created
+//!   through REST one every 500 ms; the instant each create returns is its commit instant,
+//!   and a watcher in this process (one query every 20 ms) takes the instant its row
+//!   appears in each Postgres table. At the same time, on the same changes: pgforce with
+//!   `source = "cdc"` (Pub/Sub API subscription), pgforce polling at its shortest interval
+//!   (`poll_interval_secs = 1`), and the baseline, a plain SOQL poll on `LastModifiedDate`
+//!   every `PGFORCE_BENCH_BASELINE_SECS` (default 10 s, a scaled-down stand-in for the
+//!   minutes Heroku Connect (10 min default) or a scheduled ELT tool waits), upserting into
+//!   its own table. The watcher's 20 ms query interval is the resolution of every figure,
+//!   and the emulator publishes change events at commit with no event-bus delay (neither
+//!   profile models one), so the CDC figures are pgforce's share of the latency.
 //! - **initial load**: `PGFORCE_BENCH_LOAD_ROWS` existing Accounts loaded by a fresh
 //!   pipeline with `initial_load = "bulk"` (Bulk 2.0 query) and, as the baseline, with
 //!   `initial_load = "soql"` (paged REST query), timed from start to the last row in
-//!   Postgres.
-//! - **cdc**: not measured until the CDC subscriber (`src/cdc/`) and the emulator's Pub/Sub
-//!   service exist on this branch; the bench prints `cdc: not measured (not built)`.
+//!   Postgres, under `PGFORCE_BENCH_PROFILE` (default `realistic`).
 //!
 //! Keys of `target/bench/inbound.json` (`null` when not measured):
-//! `profile`, `changes`, `baseline_interval_secs`, `poll_p50_ms`, `poll_p99_ms`,
-//! `baseline_p50_ms`, `baseline_p99_ms`, `p50_ratio_vs_baseline` (baseline ÷ pgforce),
-//! `poll_missing` / `baseline_missing` (changes not seen by the deadline), `load_rows`,
-//! `load_rows_per_sec_bulk`, `load_rows_per_sec_soql`, `load_bulk_speedup` (bulk ÷ soql),
-//! `cdc_p50_ms`, `cdc_p99_ms`, `load_average`.
+//! `profile` (of the top-level latency keys and the load), `changes`,
+//! `baseline_interval_secs`, `cdc_p50_ms`, `cdc_p99_ms`, `poll_p50_ms`, `poll_p99_ms`,
+//! `baseline_p50_ms`, `baseline_p99_ms`, `p50_ratio_vs_baseline` (baseline ÷ pgforce
+//! polling), `cdc_p50_ratio_vs_baseline` (baseline ÷ pgforce CDC), `cdc_missing` /
+//! `poll_missing` / `baseline_missing` (changes not seen by the deadline);
+//! `latency_by_profile.<instant|realistic>` holds the same latency keys per profile;
+//! `load_rows`, `load_rows_per_sec_bulk`, `load_rows_per_sec_soql`, `load_bulk_speedup`
+//! (bulk ÷ soql), `load_average`.
 //!
 //! Env: `PGFORCE_BENCH_PROFILE` (`instant` or `realistic`), `PGFORCE_BENCH_CHANGES`
-//! (default 40, i.e. a 20 s steady run), `PGFORCE_BENCH_BASELINE_SECS` (default 10),
-//! `PGFORCE_BENCH_LOAD_ROWS` (default 20,000). A default run takes about two minutes.
-//! Run: `cargo bench --bench inbound`.
+//! (default 40 per profile, i.e. a 20 s steady run each), `PGFORCE_BENCH_BASELINE_SECS`
+//! (default 10), `PGFORCE_BENCH_LOAD_ROWS` (default 20,000). A default run takes about
+//! three minutes. Run: `cargo bench --bench inbound`.
 
 mod support;
 
@@ -42,8 +49,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
+use pgforce::cdc::entry::start_entry;
 use pgforce::config::{Config, PipelineConfig, SecretRef, SecretResolver};
-use pgforce::inbound::{supervise, EntryFuture, InboundError, Runtime};
+use pgforce::inbound::{supervise, InboundError};
 use pgforce::salesforce::rest::Record;
 use pgforce::salesforce::SalesforceClient;
 use pgforce::server::Health;
@@ -123,23 +131,16 @@ async fn bench() {
     };
     println!("inbound bench, profile {profile:?}");
 
-    let lat = latency(&ctx, changes, Duration::from_secs(baseline_secs)).await;
-    let (poll_p50, poll_p99) = (pct(&lat.poll, 50.0), pct(&lat.poll, 99.0));
-    let (base_p50, base_p99) = (pct(&lat.baseline, 50.0), pct(&lat.baseline, 99.0));
-    println!(
-        "latency, Salesforce commit → Postgres row, {changes} changes:\n  \
-         pgforce poll (1 s):      p50 {} ms  p99 {} ms  (missing {})\n  \
-         SOQL poll every {baseline_secs} s:  p50 {} ms  p99 {} ms  (missing {})\n  \
-         p50 ratio (baseline / pgforce): {}",
-        ms(poll_p50),
-        ms(poll_p99),
-        lat.poll_missing,
-        ms(base_p50),
-        ms(base_p99),
-        lat.baseline_missing,
-        ratio(base_p50, poll_p50),
-    );
-    println!("cdc: not measured (not built)");
+    let mut by_profile = Map::new();
+    let mut main = Value::Null;
+    for p in [ProfileName::Instant, ProfileName::Realistic] {
+        let lat = latency(&ctx, p, changes, Duration::from_secs(baseline_secs)).await;
+        let figures = lat.report(p, changes, baseline_secs);
+        if p == profile {
+            main = figures.clone();
+        }
+        by_profile.insert(profile_name(p), figures);
+    }
 
     let bulk = initial_load(&ctx, load_rows, "bulk").await;
     let soql = initial_load(&ctx, load_rows, "soql").await;
@@ -156,28 +157,23 @@ async fn bench() {
         ),
     );
 
-    support::write_json(
-        "inbound",
-        &json!({
-            "profile": format!("{profile:?}").to_lowercase(),
-            "changes": changes,
-            "baseline_interval_secs": baseline_secs,
-            "poll_p50_ms": poll_p50,
-            "poll_p99_ms": poll_p99,
-            "baseline_p50_ms": base_p50,
-            "baseline_p99_ms": base_p99,
-            "p50_ratio_vs_baseline": ratio_num(base_p50, poll_p50),
-            "poll_missing": lat.poll_missing,
-            "baseline_missing": lat.baseline_missing,
-            "load_rows": load_rows,
-            "load_rows_per_sec_bulk": bulk_rate,
-            "load_rows_per_sec_soql": soql_rate,
-            "load_bulk_speedup": ratio_num(bulk_rate, soql_rate),
-            "cdc_p50_ms": Value::Null,
-            "cdc_p99_ms": Value::Null,
-            "load_average": support::load_average(),
-        }),
+    let mut out = match main {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    out.insert("profile".into(), json!(profile_name(profile)));
+    out.insert("changes".into(), json!(changes));
+    out.insert("baseline_interval_secs".into(), json!(baseline_secs));
+    out.insert("latency_by_profile".into(), Value::Object(by_profile));
+    out.insert("load_rows".into(), json!(load_rows));
+    out.insert("load_rows_per_sec_bulk".into(), json!(bulk_rate));
+    out.insert("load_rows_per_sec_soql".into(), json!(soql_rate));
+    out.insert(
+        "load_bulk_speedup".into(),
+        json!(ratio_num(bulk_rate, soql_rate)),
     );
+    out.insert("load_average".into(), json!(support::load_average()));
+    support::write_json("inbound", &Value::Object(out));
     drop(cluster);
 }
 
@@ -213,26 +209,34 @@ fn pct(samples: &[Duration], p: f64) -> Option<f64> {
     v.get(rank.saturating_sub(1).min(v.len() - 1)).copied()
 }
 
+fn profile_name(p: ProfileName) -> String {
+    format!("{p:?}").to_lowercase()
+}
+
 async fn emulator(profile: ProfileName) -> EmulatorHandle {
-    let config = EmulatorConfig {
+    let mut config = EmulatorConfig {
         daily_api_limit: 100_000_000,
         profile,
         ..EmulatorConfig::default()
     };
+    config.pubsub.keepalive_ms = 1000;
     Emulator::start(config, "127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("emulator")
 }
 
-/// A pipeline `name` with one Account entry into `table` (`extra` adds entry keys).
+/// A pipeline `name` with one Account entry into `table` read with `source` (`poll` or
+/// `cdc`; `extra` adds entry keys).
 fn pipeline(
     ctx: &Ctx,
     emulator: &EmulatorHandle,
     name: &str,
     table: &str,
+    source: &str,
     extra: &str,
 ) -> PipelineConfig {
     let base = emulator.base_url();
+    let pubsub = emulator.pubsub_url();
     let text = format!(
         r#"[[pipelines]]
 name = "{name}"
@@ -244,12 +248,13 @@ replication_origin = "pgforce_{name}"
 login_url = "{base}"
 instance_url = "{base}"
 api_version = "62.0"
+pubsub_endpoint = "{pubsub}"
 auth = {{ type = "client_credentials", client_id = "{id}", client_secret = "env:{SECRET_ENV}" }}
 
 [[pipelines.inbound]]
 object = "Account"
 table = "{table}"
-source = "poll"
+source = "{source}"
 poll_interval_secs = 1
 poll_overlap_secs = 5
 {extra}
@@ -285,15 +290,6 @@ async fn create_table(ctx: &Ctx, p: &PipelineConfig, sf: &SalesforceClient) {
     }
 }
 
-fn poll_entry(rt: Arc<Runtime>, index: usize, stop: watch::Receiver<bool>) -> EntryFuture {
-    Box::pin(async move {
-        rt.entry(index, rt.poll_source(index))
-            .await?
-            .run(stop)
-            .await
-    })
-}
-
 struct Inbound {
     stop: watch::Sender<bool>,
     task: JoinHandle<Result<(), InboundError>>,
@@ -306,7 +302,7 @@ fn start_inbound(p: &PipelineConfig, sf: &SalesforceClient) -> Inbound {
         sf.clone(),
         Health::new(),
         rx,
-        poll_entry,
+        start_entry,
     ));
     Inbound { stop, task }
 }
@@ -330,41 +326,113 @@ async fn count(pg: &Client, sql: &str) -> i64 {
     pg.query_one(sql, &[]).await.map(|r| r.get(0)).unwrap_or(0)
 }
 
+/// Commit → row latencies of one profile's run.
 struct Latency {
+    cdc: Vec<Duration>,
     poll: Vec<Duration>,
     baseline: Vec<Duration>,
+    cdc_missing: usize,
     poll_missing: usize,
     baseline_missing: usize,
 }
 
-async fn latency(ctx: &Ctx, changes: usize, baseline_every: Duration) -> Latency {
-    let emulator = emulator(ctx.profile).await;
+impl Latency {
+    /// Prints the figures and returns them under their `inbound.json` keys.
+    fn report(&self, profile: ProfileName, changes: usize, baseline_secs: u64) -> Value {
+        let (cdc_p50, cdc_p99) = (pct(&self.cdc, 50.0), pct(&self.cdc, 99.0));
+        let (poll_p50, poll_p99) = (pct(&self.poll, 50.0), pct(&self.poll, 99.0));
+        let (base_p50, base_p99) = (pct(&self.baseline, 50.0), pct(&self.baseline, 99.0));
+        println!(
+            "latency ({}), Salesforce commit → Postgres row, {changes} changes:\n  \
+             pgforce CDC (Pub/Sub):   p50 {} ms  p99 {} ms  (missing {})\n  \
+             pgforce poll (1 s):      p50 {} ms  p99 {} ms  (missing {})\n  \
+             SOQL poll every {baseline_secs} s:  p50 {} ms  p99 {} ms  (missing {})\n  \
+             p50 ratio (baseline / pgforce): CDC {}, poll {}",
+            profile_name(profile),
+            ms(cdc_p50),
+            ms(cdc_p99),
+            self.cdc_missing,
+            ms(poll_p50),
+            ms(poll_p99),
+            self.poll_missing,
+            ms(base_p50),
+            ms(base_p99),
+            self.baseline_missing,
+            ratio(base_p50, cdc_p50),
+            ratio(base_p50, poll_p50),
+        );
+        json!({
+            "cdc_p50_ms": cdc_p50,
+            "cdc_p99_ms": cdc_p99,
+            "poll_p50_ms": poll_p50,
+            "poll_p99_ms": poll_p99,
+            "baseline_p50_ms": base_p50,
+            "baseline_p99_ms": base_p99,
+            "p50_ratio_vs_baseline": ratio_num(base_p50, poll_p50),
+            "cdc_p50_ratio_vs_baseline": ratio_num(base_p50, cdc_p50),
+            "cdc_missing": self.cdc_missing,
+            "poll_missing": self.poll_missing,
+            "baseline_missing": self.baseline_missing,
+        })
+    }
+}
+
+async fn latency(
+    ctx: &Ctx,
+    profile: ProfileName,
+    changes: usize,
+    baseline_every: Duration,
+) -> Latency {
+    let emulator = emulator(profile).await;
+    let name = profile_name(profile);
+    let (poll_table, cdc_table, base_table) = (
+        format!("bench.lat_poll_{name}"),
+        format!("bench.lat_cdc_{name}"),
+        format!("bench.lat_baseline_{name}"),
+    );
+    let load = "initial_load = \"soql\"";
     let p = pipeline(
         ctx,
         &emulator,
-        "lat",
-        "bench.lat_accounts",
-        "initial_load = \"soql\"",
+        &format!("lat_poll_{name}"),
+        &poll_table,
+        "poll",
+        load,
+    );
+    let c = pipeline(
+        ctx,
+        &emulator,
+        &format!("lat_cdc_{name}"),
+        &cdc_table,
+        "cdc",
+        load,
     );
     let sf = client(&p);
     sf.login().await.expect("log in");
     create_table(ctx, &p, &sf).await;
+    create_table(ctx, &c, &sf).await;
     ctx.pg
-        .batch_execute("CREATE TABLE bench.baseline_accounts (id text PRIMARY KEY, name text)")
+        .batch_execute(&format!(
+            "CREATE TABLE {base_table} (id text PRIMARY KEY, name text)"
+        ))
         .await
         .expect("baseline table");
     let seed = Record::from_iter([("Name".to_string(), json!("seed"))]);
     sf.create_record("Account", &seed).await.expect("seed");
     let inbound = start_inbound(&p, &sf);
+    let cdc_inbound = start_inbound(&c, &client(&c));
     let deadline = Instant::now() + Duration::from_secs(120);
-    while count(&ctx.pg, "SELECT count(*) FROM bench.lat_accounts").await < 1 {
-        assert!(Instant::now() < deadline, "the initial load did not finish");
-        tokio::time::sleep(WATCH_EVERY).await;
+    for t in [&poll_table, &cdc_table] {
+        while count(&ctx.pg, &format!("SELECT count(*) FROM {t}")).await < 1 {
+            assert!(Instant::now() < deadline, "the initial load did not finish");
+            tokio::time::sleep(WATCH_EVERY).await;
+        }
     }
     let (stop_base, base_rx) = watch::channel(false);
     let baseline = tokio::spawn(soql_poller(
         sf.clone(),
         ctx.db_url.clone(),
+        base_table.clone(),
         baseline_every,
         base_rx,
     ));
@@ -386,12 +454,16 @@ async fn latency(ctx: &Ctx, changes: usize, baseline_every: Duration) -> Latency
         + CHANGE_EVERY * changes as u32
         + baseline_every * 2
         + Duration::from_secs(15);
+    let mut cdc_seen: HashMap<String, Instant> = HashMap::new();
     let mut poll_seen: HashMap<String, Instant> = HashMap::new();
     let mut base_seen: HashMap<String, Instant> = HashMap::new();
-    while Instant::now() < give_up && (poll_seen.len() < changes || base_seen.len() < changes) {
+    while Instant::now() < give_up
+        && (cdc_seen.len() < changes || poll_seen.len() < changes || base_seen.len() < changes)
+    {
         for (table, seen) in [
-            ("bench.lat_accounts", &mut poll_seen),
-            ("bench.baseline_accounts", &mut base_seen),
+            (&cdc_table, &mut cdc_seen),
+            (&poll_table, &mut poll_seen),
+            (&base_table, &mut base_seen),
         ] {
             let sql = format!("SELECT name FROM {table} WHERE name LIKE 'lat-%'");
             let rows = ctx.pg.query(sql.as_str(), &[]).await.unwrap_or_default();
@@ -409,6 +481,7 @@ async fn latency(ctx: &Ctx, changes: usize, baseline_every: Duration) -> Latency
     let _ = stop_base.send(true);
     let _ = baseline.await;
     inbound.stop().await;
+    cdc_inbound.stop().await;
     let commits = commits.lock().await.clone();
     let lat = |seen: &HashMap<String, Instant>| -> Vec<Duration> {
         seen.iter()
@@ -416,18 +489,21 @@ async fn latency(ctx: &Ctx, changes: usize, baseline_every: Duration) -> Latency
             .collect()
     };
     Latency {
+        cdc: lat(&cdc_seen),
         poll: lat(&poll_seen),
         baseline: lat(&base_seen),
+        cdc_missing: changes.saturating_sub(cdc_seen.len()),
         poll_missing: changes.saturating_sub(poll_seen.len()),
         baseline_missing: changes.saturating_sub(base_seen.len()),
     }
 }
 
 /// The baseline: every `every`, `SELECT Id, Name, LastModifiedDate FROM Account WHERE
-/// LastModifiedDate >= <last seen>`, upserted into `bench.baseline_accounts`.
+/// LastModifiedDate >= <last seen>`, upserted into `table`.
 async fn soql_poller(
     sf: SalesforceClient,
     db_url: String,
+    table: String,
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -446,7 +522,7 @@ async fn soql_poller(
         match sf.query(soql).try_collect::<Vec<Record>>().await {
             Ok(records) => {
                 for r in &records {
-                    upsert(&pg, r).await;
+                    upsert(&pg, &table, r).await;
                     let at = r
                         .get("LastModifiedDate")
                         .and_then(Value::as_str)
@@ -472,13 +548,15 @@ fn soql_datetime(s: &str) -> String {
     format!("{}Z", s.get(..19).unwrap_or(s))
 }
 
-async fn upsert(pg: &Client, r: &Map<String, Value>) {
+async fn upsert(pg: &Client, table: &str, r: &Map<String, Value>) {
     let id = r.get("Id").and_then(Value::as_str).unwrap_or_default();
     let name = r.get("Name").and_then(Value::as_str);
     let _ = pg
         .execute(
-            "INSERT INTO bench.baseline_accounts (id, name) VALUES ($1, $2) \
-             ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name",
+            &format!(
+                "INSERT INTO {table} (id, name) VALUES ($1, $2) \
+                 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name"
+            ),
             &[&id, &name],
         )
         .await;
@@ -505,6 +583,7 @@ async fn initial_load(ctx: &Ctx, rows: usize, how: &str) -> Option<Duration> {
         &emulator,
         &name,
         &table,
+        "poll",
         &format!("initial_load = \"{how}\""),
     );
     let sf = client(&p);

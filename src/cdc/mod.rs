@@ -16,7 +16,8 @@
 //! - an undecodable event is [`SourceError::Permanent`] naming the topic and the replay
 //!   id; nothing received from the network can panic the decoder.
 //!
-//! Layout: [`endpoint`] (the `pubsub_endpoint` and TLS), [`subscription`] (one Subscribe
+//! Layout: [`entry`] (an inbound entry started with its configured source), [`endpoint`]
+//! (the `pubsub_endpoint` and TLS), [`subscription`] (one Subscribe
 //! stream, its auth metadata), [`flow`] (flow-control arithmetic), [`status`] (what a gRPC
 //! error means), [`schema`] (writer schemas by id), [`decode`], [`bitmap`] and [`values`]
 //! (Avro → `InboundEvent`), [`proto`] (generated from the published proto).
@@ -24,6 +25,7 @@
 pub mod bitmap;
 pub mod decode;
 pub mod endpoint;
+pub mod entry;
 pub mod flow;
 pub mod proto;
 pub mod schema;
@@ -77,7 +79,15 @@ pub struct CdcSource {
     stream: Option<Subscription>,
     /// A response taken off the stream and not yet returned (see the cancel-safety note).
     pending: Option<FetchResponse>,
+    /// Told when the stream is lost (`true`) and when it delivers again (`false`).
+    on_connection: Option<ConnectionHook>,
+    /// Whether the hook was last told the stream is lost.
+    lost: bool,
 }
+
+/// Called with `true` when the main stream is lost and with `false` once it delivers
+/// again (e.g. to show the entry as reconnecting).
+pub type ConnectionHook = Box<dyn Fn(bool) + Send + Sync>;
 
 /// Why one attempt failed: a gRPC status to classify, or a final error.
 enum Attempt {
@@ -119,6 +129,24 @@ impl CdcSource {
             cursor: None,
             stream: None,
             pending: None,
+            on_connection: None,
+            lost: false,
+        }
+    }
+
+    /// Calls `hook(true)` when the main stream is lost (before each reconnect attempt) and
+    /// `hook(false)` once a reconnected stream delivers a response.
+    pub fn with_connection_hook(mut self, hook: ConnectionHook) -> CdcSource {
+        self.on_connection = Some(hook);
+        self
+    }
+
+    fn connection(&mut self, lost: bool) {
+        if self.lost != lost {
+            self.lost = lost;
+            if let Some(hook) = &self.on_connection {
+                hook(lost);
+            }
         }
     }
 
@@ -269,10 +297,14 @@ impl CdcSource {
         let mut attempts = Attempts::default();
         loop {
             match self.try_receive().await {
-                Ok(r) => return Ok(r),
+                Ok(r) => {
+                    self.connection(false);
+                    return Ok(r);
+                }
                 Err(Attempt::Fatal(e)) => return Err(e),
                 Err(Attempt::Status(s)) => {
                     self.stream = None;
+                    self.connection(true);
                     self.recover(s, &mut attempts).await?;
                 }
             }

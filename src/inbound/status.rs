@@ -103,6 +103,19 @@ impl EntryStatus {
         });
     }
 
+    /// The source lost (`true`) or regained (`false`) its connection: a streaming entry
+    /// shows `reconnecting` (not ready) until its source delivers again. Other states
+    /// (loading, resyncing) are left alone.
+    pub fn set_reconnecting(&self, reconnecting: bool) {
+        self.update(|s| {
+            s.state = match (s.state, reconnecting) {
+                (InboundState::Streaming, true) => InboundState::Reconnecting,
+                (InboundState::Reconnecting, false) => InboundState::Streaming,
+                (other, _) => other,
+            };
+        });
+    }
+
     pub fn set_position(&self, p: &Position, at: DateTime<Utc>) {
         *self.stored_at.lock() = Some(at);
         let text = position_text(p);
@@ -119,5 +132,39 @@ impl EntryStatus {
             let age = (Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0;
             metrics::gauge!(m::INBOUND_POSITION_AGE, "pipeline" => self.pipeline.clone(), "object" => self.object.clone()).set(age);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry_state(health: &Health) -> InboundState {
+        health.get("p/inbound").unwrap().inbound.unwrap()[0].state
+    }
+
+    #[test]
+    fn a_lost_stream_makes_a_streaming_entry_not_ready_until_it_delivers() {
+        let health = Health::new();
+        let cfg: InboundConfig = toml::from_str(
+            "object = \"Opportunity\"\ntable = \"sf.opps\"\nsource = \"cdc\"\nfields = { Name = \"name\" }",
+        )
+        .unwrap();
+        register(&health, "p", &[cfg]);
+        set_side(&health, "p", PipelineState::Streaming, true, None);
+        let s = EntryStatus::new(health.clone(), "p", "Opportunity", 0);
+        s.set_state(InboundState::Streaming);
+        assert!(health.readiness().ready);
+        s.set_reconnecting(true);
+        assert_eq!(entry_state(&health), InboundState::Reconnecting);
+        assert!(!health.readiness().ready);
+        s.set_reconnecting(false);
+        assert_eq!(entry_state(&health), InboundState::Streaming);
+        assert!(health.readiness().ready);
+        // Loading and resyncing are not overwritten by the source's connection.
+        s.set_state(InboundState::Resyncing);
+        s.set_reconnecting(true);
+        s.set_reconnecting(false);
+        assert_eq!(entry_state(&health), InboundState::Resyncing);
     }
 }

@@ -157,6 +157,9 @@ pub enum InboundState {
     Starting,
     Loading,
     Streaming,
+    /// The source lost its connection (a dropped Pub/Sub stream) and is reconnecting;
+    /// not ready until it delivers again.
+    Reconnecting,
     Resyncing,
     Failed,
 }

@@ -3,10 +3,8 @@
 //! Opportunity mirror equals Salesforce — nothing lost, nothing written twice (the
 //! position commits in the same transaction as the rows).
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use pgforce_emulator::config as emu;
 use rand::Rng;
 use serde_json::json;
 
@@ -39,39 +37,9 @@ const UPDATES: usize = 3;
 async fn kill_9_while_applying_writes_nothing_twice_and_loses_nothing() {
     let env = Env::start("incrash", ENTRIES).await;
     env.create_tables().await;
-    let dir = tempfile::Builder::new()
-        .prefix("pgforce-inbound-crash-")
-        .tempdir()
-        .unwrap();
-    let config = dir.path().join("pgforce.toml");
-    env.builder.write(&config);
-    let log = dir.path().join("run.log");
-    let spawn = || {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        Command::new(env!("CARGO_BIN_EXE_pgforce"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("PGFORCE_TEST_DATABASE_URL", &env.db_url)
-            .env("PGFORCE_TEST_SF_SECRET", emu::DEMO_CLIENT_SECRET)
-            .env_remove("PGFORCE_OPS_LISTEN")
-            .env("RUST_LOG", "info,tokio_postgres=warn")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("spawn pgforce run")
-    };
+    let bin = env.binary();
     let pg = env.client().await;
-    let mut child = spawn();
-    let tail = || {
-        let t = std::fs::read_to_string(&log).unwrap_or_default();
-        t[t.len().saturating_sub(3000)..].to_string()
-    };
+    let mut child = bin.spawn();
     // The entries have taken their tip (history starts there for the audit).
     wait_until(
         "the entries started",
@@ -87,7 +55,7 @@ async fn kill_9_while_applying_writes_nothing_twice_and_loses_nothing() {
                 .get(0);
             (n == 2)
                 .then_some(())
-                .ok_or_else(|| format!("{n} entries streaming\n{}", tail()))
+                .ok_or_else(|| format!("{n} entries streaming\n{}", bin.tail()))
         },
     )
     .await;
@@ -117,7 +85,7 @@ async fn kill_9_while_applying_writes_nothing_twice_and_loses_nothing() {
             tokio::time::sleep(Duration::from_millis(pause)).await;
             let _ = child.kill();
             let _ = child.wait();
-            child = spawn();
+            child = bin.spawn();
             let want = versions;
             wait_until(
                 "the version applied after a kill -9",
@@ -133,7 +101,7 @@ async fn kill_9_while_applying_writes_nothing_twice_and_loses_nothing() {
                         .get(0);
                     (n >= want)
                         .then_some(())
-                        .ok_or_else(|| format!("{n} audit rows of {want}\n{}", tail()))
+                        .ok_or_else(|| format!("{n} audit rows of {want}\n{}", bin.tail()))
                 },
             )
             .await;

@@ -152,6 +152,7 @@ pub struct ConfigBuilder {
     instance_url: Option<String>,
     api_version: Option<String>,
     limit_exceeded_pause_secs: Option<u64>,
+    pubsub_endpoint: Option<String>,
     auth: Auth,
     batching: Batching,
     shutdown_grace_seconds: Option<u64>,
@@ -172,6 +173,7 @@ impl ConfigBuilder {
             instance_url: None,
             api_version: None,
             limit_exceeded_pause_secs: None,
+            pubsub_endpoint: None,
             auth: Auth::ClientCredentials {
                 client_id: "x".into(),
                 client_secret: "env:SECRET".into(),
@@ -206,6 +208,12 @@ impl ConfigBuilder {
 
     pub fn api_version(mut self, version: &str) -> ConfigBuilder {
         self.api_version = Some(version.to_string());
+        self
+    }
+
+    /// `salesforce.pubsub_endpoint` (the emulator's Pub/Sub API for CDC entries).
+    pub fn pubsub_endpoint(mut self, url: &str) -> ConfigBuilder {
+        self.pubsub_endpoint = Some(url.to_string());
         self
     }
 
@@ -302,6 +310,10 @@ impl ConfigBuilder {
             (
                 "limit_exceeded_pause_secs",
                 self.limit_exceeded_pause_secs.map(|v| v.to_string()),
+            ),
+            (
+                "pubsub_endpoint",
+                self.pubsub_endpoint.as_ref().map(|v| format!("\"{v}\"")),
             ),
         ];
         for (key, value) in optional {

@@ -1,17 +1,22 @@
 //! The Salesforce → Postgres harness (`tests/inbound`): a throwaway Postgres and the
 //! in-process emulator, a pipeline config with `[[pipelines.inbound]]` entries, the target
 //! tables created through `pgforce schema`'s planner, the inbound entries run in-process
-//! (poll sources, as `pgforce run` starts them), and a Salesforce client for making
-//! changes through REST, Collections and Bulk.
+//! (each with its configured source, CDC or poll, through the same
+//! [`pgforce::cdc::entry::start_entry`] `pgforce run` uses) or as the real binary
+//! ([`Binary`], for kill -9), a Salesforce client for making changes through REST,
+//! Collections and Bulk, and the emulator's CDC admin routes.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use pgforce::cdc::entry::start_entry;
 use pgforce::config::PipelineConfig;
-use pgforce::inbound::{supervise, EntryFuture, InboundError, Runtime};
+use pgforce::inbound::{supervise, InboundError};
 use pgforce::salesforce::rest::Record;
 use pgforce::salesforce::{IngestJobRequest, IngestOperation, PollPolicy, SalesforceClient};
-use pgforce::server::Health;
+use pgforce::server::{Health, OpsServer, OpsServerHandle};
 use pgforce::testing::TempCluster;
 use pgforce_emulator::{config as emu, EmulatorConfig, EmulatorHandle};
 use serde_json::Value;
@@ -21,6 +26,7 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::support::config::{ConfigBuilder, Secrets};
 use crate::support::start;
+use crate::support::wait::{wait_until, DEADLINE};
 
 /// Postgres, the emulator, the pipeline config and a client for making changes.
 pub struct Env {
@@ -58,11 +64,7 @@ impl Env {
     /// Like [`Env::start`], with `[[pipelines.mappings]]` TOML too (a pipeline with both
     /// directions).
     pub async fn start_with(name: &str, mappings: &str, inbound: &str) -> Env {
-        let emulator = EmulatorConfig {
-            daily_api_limit: 50_000_000,
-            ..EmulatorConfig::default()
-        };
-        Env::start_on(name, mappings, inbound, emulator).await
+        Env::start_on(name, mappings, inbound, emulator_config()).await
     }
 
     /// Like [`Env::start_with`], the emulator started with `emulator` (e.g. a latency
@@ -78,6 +80,7 @@ impl Env {
         let emulator = start::emulator(emulator).await;
         let builder = ConfigBuilder::new(name, "PGFORCE_TEST_DATABASE_URL")
             .emulator(emulator.base_url(), "PGFORCE_TEST_SF_SECRET")
+            .pubsub_endpoint(&emulator.pubsub_url())
             .mappings_toml(mappings)
             .inbound_toml(inbound);
         let pipeline = builder
@@ -120,7 +123,7 @@ impl Env {
         }
     }
 
-    /// Runs the inbound entries in-process with poll sources.
+    /// Runs the inbound entries in-process, each with its configured source.
     pub fn run(&self) -> Running {
         let (stop, rx) = watch::channel(false);
         let health = Health::new();
@@ -129,9 +132,70 @@ impl Env {
             self.sf.clone(),
             health.clone(),
             rx,
-            poll_entry,
+            start_entry,
         ));
         Running { stop, task, health }
+    }
+
+    /// The real `pgforce run` on this env's config (written to a temporary directory),
+    /// not started yet.
+    pub fn binary(&self) -> Binary {
+        let dir = tempfile::Builder::new()
+            .prefix("pgforce-inbound-")
+            .tempdir()
+            .expect("a temporary directory");
+        let config = dir.path().join("pgforce.toml");
+        self.builder.write(&config);
+        let log = dir.path().join("run.log");
+        Binary {
+            dir,
+            config,
+            log,
+            db_url: self.db_url.clone(),
+        }
+    }
+
+    /// The emulator's admin API at `path` (`/__emulator/...`) with method `method` and
+    /// JSON `body`; panics unless it answers 2xx.
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) {
+        let url = format!("{}{path}", self.emulator.base_url());
+        let mut req = reqwest::Client::new().request(method, &url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        assert!(status.is_success(), "{url}: {status} {text}");
+    }
+
+    /// Shrinks (or grows) the CDC retention window through the admin route; the emulator
+    /// drops what falls out of it at once.
+    pub async fn set_retention(&self, secs: u64) {
+        self.admin(
+            reqwest::Method::PUT,
+            "/__emulator/cdc/retention",
+            Some(serde_json::json!({ "secs": secs })),
+        )
+        .await;
+    }
+
+    /// How often the installed faults of `kind` (`"cdc_gap"`, …) fired so far.
+    pub fn faults_fired(&self, kind: &str) -> u64 {
+        self.emulator
+            .state()
+            .faults
+            .list()
+            .iter()
+            .filter(|f| serde_json::to_value(f).is_ok_and(|v| v["kind"] == kind))
+            .map(|f| f.fired)
+            .sum()
+    }
+
+    /// Installs an emulator fault (`{"kind": "cdc_gap", ...}`) through the admin route.
+    pub async fn fault(&self, spec: Value) {
+        self.admin(reqwest::Method::POST, "/__emulator/faults", Some(spec))
+            .await;
     }
 
     /// REST create; the new Id.
@@ -210,13 +274,60 @@ impl Env {
     }
 }
 
-fn poll_entry(rt: Arc<Runtime>, index: usize, stop: watch::Receiver<bool>) -> EntryFuture {
-    Box::pin(async move {
-        rt.entry(index, rt.poll_source(index))
-            .await?
-            .run(stop)
-            .await
-    })
+/// The emulator the inbound tests run against: a generous API limit, and a Pub/Sub
+/// keepalive of 250 ms (Salesforce sends one within 270 s) so a quiet topic's tip and
+/// position come back quickly.
+pub fn emulator_config() -> EmulatorConfig {
+    let mut c = EmulatorConfig {
+        daily_api_limit: 50_000_000,
+        ..EmulatorConfig::default()
+    };
+    c.pubsub.keepalive_ms = 250;
+    c
+}
+
+/// The real `pgforce run` binary on an env's config, its output appended to one log.
+pub struct Binary {
+    /// Held so the config and the log live as long as the test.
+    #[allow(dead_code)]
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    log: PathBuf,
+    db_url: String,
+}
+
+impl Binary {
+    /// Starts `pgforce run` (ops server on a free port).
+    pub fn spawn(&self) -> Child {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open the run log");
+        Command::new(env!("CARGO_BIN_EXE_pgforce"))
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("PGFORCE_TEST_DATABASE_URL", &self.db_url)
+            .env("PGFORCE_TEST_SF_SECRET", emu::DEMO_CLIENT_SECRET)
+            .env_remove("PGFORCE_OPS_LISTEN")
+            .env("RUST_LOG", "info,tokio_postgres=warn")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("clone the log handle"))
+            .stderr(out)
+            .spawn()
+            .expect("spawn pgforce run")
+    }
+
+    /// The log's last 3,000 bytes (for a failing wait's message).
+    pub fn tail(&self) -> String {
+        let t = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut at = t.len().saturating_sub(3000);
+        while !t.is_char_boundary(at) {
+            at += 1;
+        }
+        t[at..].to_string()
+    }
 }
 
 /// The secrets the test configs reference.
@@ -233,4 +344,107 @@ pub fn record(v: Value) -> Record {
         Value::Object(m) => m,
         other => panic!("a record is a JSON object, not {other}"),
     }
+}
+
+/// One row of `select` (text-valued columns, `$1` the record Id) by column name; `None`
+/// when there is no such row.
+pub async fn text_row(
+    pg: &Client,
+    select: &str,
+    id: &str,
+) -> Option<BTreeMap<String, Option<String>>> {
+    let r = pg
+        .query_opt(select, &[&id])
+        .await
+        .unwrap_or_else(|e| panic!("{select}: {e}"))?;
+    Some(
+        r.columns()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name().to_string(), r.get::<_, Option<String>>(i)))
+            .collect(),
+    )
+}
+
+/// Waits until [`text_row`] finds the row and `check` accepts it.
+pub async fn wait_row(
+    pg: &Client,
+    select: &str,
+    id: &str,
+    what: &str,
+    check: impl Fn(&BTreeMap<String, Option<String>>) -> bool,
+) {
+    wait_until(what, DEADLINE, || async {
+        match text_row(pg, select, id).await {
+            Some(r) if check(&r) => Ok(()),
+            other => Err(format!("{what}: row {id} is {other:?}")),
+        }
+    })
+    .await;
+}
+
+/// Waits until [`text_row`] finds no row.
+pub async fn wait_gone(pg: &Client, select: &str, id: &str, what: &str) {
+    wait_until(what, DEADLINE, || async {
+        match text_row(pg, select, id).await {
+            None => Ok(()),
+            Some(r) => Err(format!("{what}: row {id} still there: {r:?}")),
+        }
+    })
+    .await;
+}
+
+/// A column of a [`text_row`] row.
+pub fn col<'a>(r: &'a BTreeMap<String, Option<String>>, k: &str) -> Option<&'a str> {
+    r.get(k).and_then(|v| v.as_deref())
+}
+
+/// The ops server (`/metrics`, `/readyz`, `/status`) on a free loopback port, serving
+/// `health` and the process-wide recorder (installed here); its base URL.
+pub async fn ops_server(health: Health) -> (OpsServerHandle, String) {
+    pgforce::metrics::install();
+    let addr = "127.0.0.1:0".parse().expect("a socket address");
+    let server = OpsServer::start(addr, health)
+        .await
+        .expect("the ops server starts");
+    let base = format!("http://{}", server.local_addr());
+    (server, base)
+}
+
+/// `GET base + path`: the status code and the body.
+pub async fn http_get(base: &str, path: &str) -> (u16, String) {
+    let url = format!("{base}{path}");
+    let resp = reqwest::get(&url)
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap_or_default())
+}
+
+/// The value of the sample `name` whose labels include every `labels` pair, in a
+/// Prometheus text exposition; the sum when several samples match.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let (label_text, value) = match rest.strip_prefix('{') {
+            Some(r) => match r.split_once("} ") {
+                Some(parts) => parts,
+                None => continue,
+            },
+            None => match rest.strip_prefix(' ') {
+                Some(v) => ("", v),
+                None => continue,
+            },
+        };
+        let all = labels
+            .iter()
+            .all(|(k, v)| label_text.split(',').any(|l| l == format!("{k}=\"{v}\"")));
+        if let (true, Ok(v)) = (all, value.trim().parse::<f64>()) {
+            found = Some(found.unwrap_or(0.0) + v);
+        }
+    }
+    found
 }

@@ -11,7 +11,9 @@
 //! - With nothing to send for the keepalive interval, an empty FetchResponse carries the
 //!   latest replay id (the stream's position moves past events of other topics).
 //! - Faults: `pubsub_drop_stream` ends the stream with UNAVAILABLE after N delivered events;
-//!   `pubsub_slow` delays each response.
+//!   `pubsub_slow` delays each response. A stream takes its faults when it opens and, for
+//!   a fault installed later, before its next delivery (as a network drop hits a stream
+//!   already open); a drop taken later counts N events from then.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,7 +64,8 @@ pub fn start(
 /// How the stream is to be treated by faults.
 #[derive(Debug, Default, Clone, Copy)]
 struct StreamFaults {
-    drop_after: Option<u64>,
+    /// Drop the stream once this many events were delivered in all.
+    drop_at: Option<u64>,
     slow: Option<Duration>,
 }
 
@@ -93,11 +96,12 @@ impl Subscription {
             Ok(None) | Err(_) => return Ok(()),
         };
         let mut pos = self.open(&first)?;
-        let faults = self.stream_faults(&pos.topic_name);
+        let mut faults = StreamFaults::default();
         let mut watch = self.state.cdc.log.watch();
         let keepalive = self.state.config.pubsub.keepalive();
         let mut last_sent = Instant::now();
         loop {
+            self.take_faults(&pos, &mut faults);
             if pos.pending > 0 && self.deliver(&mut pos, faults).await? {
                 last_sent = Instant::now();
                 continue;
@@ -147,21 +151,25 @@ impl Subscription {
         })
     }
 
-    fn stream_faults(&self, topic: &str) -> StreamFaults {
+    /// Takes the stream faults installed for this topic that the stream has not taken
+    /// yet (each firing counts once per stream).
+    fn take_faults(&self, pos: &Position, taken: &mut StreamFaults) {
         let faults = &self.state.faults;
-        let drop_after = faults
-            .stream_fault(topic, |k| matches!(k, FaultKind::PubsubDropStream { .. }))
-            .and_then(|k| match k {
-                FaultKind::PubsubDropStream { after_events } => Some(after_events),
+        let topic = pos.topic_name.as_str();
+        if taken.drop_at.is_none() && faults.has(is_drop) {
+            taken.drop_at = faults.stream_fault(topic, is_drop).and_then(|k| match k {
+                FaultKind::PubsubDropStream { after_events } => {
+                    Some(pos.delivered.saturating_add(after_events))
+                }
                 _ => None,
             });
-        let slow = faults
-            .stream_fault(topic, |k| matches!(k, FaultKind::PubsubSlow { .. }))
-            .and_then(|k| match k {
+        }
+        if taken.slow.is_none() && faults.has(is_slow) {
+            taken.slow = faults.stream_fault(topic, is_slow).and_then(|k| match k {
                 FaultKind::PubsubSlow { ms } => Some(Duration::from_millis(ms)),
                 _ => None,
             });
-        StreamFaults { drop_after, slow }
+        }
     }
 
     /// A later FetchRequest: more flow-control credit; the topic may not change.
@@ -194,8 +202,8 @@ impl Subscription {
             return Ok(false);
         }
         let mut drop_now = false;
-        if let Some(after) = faults.drop_after {
-            let room = usize::try_from(after.saturating_sub(pos.delivered)).unwrap_or(usize::MAX);
+        if let Some(at) = faults.drop_at {
+            let room = usize::try_from(at.saturating_sub(pos.delivered)).unwrap_or(usize::MAX);
             if read.events.len() >= room {
                 read.events.truncate(room);
                 drop_now = true;
@@ -253,6 +261,14 @@ impl Subscription {
         let _ = self.tx.send(Ok(resp)).await;
         Ok(())
     }
+}
+
+fn is_drop(k: &FaultKind) -> bool {
+    matches!(k, FaultKind::PubsubDropStream { .. })
+}
+
+fn is_slow(k: &FaultKind) -> bool {
+    matches!(k, FaultKind::PubsubSlow { .. })
 }
 
 fn consumer_event(e: &Arc<StoredEvent>) -> ConsumerEvent {
