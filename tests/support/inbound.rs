@@ -122,16 +122,7 @@ impl Env {
 
     /// Runs the inbound entries in-process with poll sources.
     pub fn run(&self) -> Running {
-        let (stop, rx) = watch::channel(false);
-        let health = Health::new();
-        let task = tokio::spawn(supervise(
-            self.pipeline.clone(),
-            self.sf.clone(),
-            health.clone(),
-            rx,
-            poll_entry,
-        ));
-        Running { stop, task, health }
+        run_entries(&self.pipeline, &self.sf)
     }
 
     /// REST create; the new Id.
@@ -208,6 +199,21 @@ impl Env {
     pub fn next_minute(&self) {
         self.emulator.advance_clock(chrono::Duration::seconds(61));
     }
+}
+
+/// Runs `pipeline`'s inbound entries in-process with poll sources, through `sf` (as
+/// `pgforce run` starts them).
+pub fn run_entries(pipeline: &PipelineConfig, sf: &SalesforceClient) -> Running {
+    let (stop, rx) = watch::channel(false);
+    let health = Health::new();
+    let task = tokio::spawn(supervise(
+        pipeline.clone(),
+        sf.clone(),
+        health.clone(),
+        rx,
+        poll_entry,
+    ));
+    Running { stop, task, health }
 }
 
 fn poll_entry(rt: Arc<Runtime>, index: usize, stop: watch::Receiver<bool>) -> EntryFuture {
