@@ -97,6 +97,13 @@ async fn wait_field(h: &Harness, email: &str, field: &str, want: &str) {
 
 /// Postgres and Salesforce hold the same values for every paired field.
 async fn assert_equal(h: &Harness) {
+    if let Err(d) = differences(h).await {
+        panic!("{d}");
+    }
+}
+
+/// The first paired field Postgres and Salesforce disagree on.
+async fn differences(h: &Harness) -> Result<(), String> {
     let rows = h
         .pg
         .query(
@@ -105,10 +112,20 @@ async fn assert_equal(h: &Harness) {
         )
         .await
         .unwrap();
-    assert_eq!(rows.len(), h.count("Contact"), "one row per Contact");
+    if rows.len() != h.count("Contact") {
+        return Err(format!(
+            "{} rows, {} Contacts",
+            rows.len(),
+            h.count("Contact")
+        ));
+    }
     for r in rows {
         let email: String = r.get(0);
-        let c = contact(h, &email);
+        let mut found = records_where(&h.emulator, "Contact", "Email", &email);
+        if found.len() != 1 {
+            return Err(format!("{} Contacts {email}", found.len()));
+        }
+        let c = found.remove(0);
         let pairs = [
             ("FirstName", 1),
             ("LastName", 2),
@@ -120,9 +137,14 @@ async fn assert_equal(h: &Harness) {
         for (field, i) in pairs {
             let pg: Option<String> = r.get(i);
             let sf = c.get(field).and_then(Value::as_str).map(str::to_string);
-            assert_eq!(pg, sf, "{email} {field}");
+            if pg != sf {
+                return Err(format!(
+                    "{email} {field}: Postgres {pg:?}, Salesforce {sf:?}"
+                ));
+            }
         }
     }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,4 +270,135 @@ async fn users_and_contacts_sync_both_ways_once_without_echo_and_converge() {
     assert!(open.is_empty(), "{open:?}");
     inb.stop().await.expect("inbound stops");
     out.stop().await.expect("outbound stops");
+}
+
+/// A small deterministic pseudo-random sequence (xorshift), so a failing storm replays.
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_storm_on_both_sides_ends_equal_with_writes_bounded_by_the_changes() {
+    let opts = ClusterOptions {
+        extra_conf: vec!["track_commit_timestamp = on".into()],
+        ..ClusterOptions::default()
+    };
+    let h = Harness::start_on(USERS, opts).await;
+    let person = human(&h.emulator).await;
+    let cfg = config(&h);
+    let out = h.run_named(cfg.clone()).await;
+    let emails = [
+        "a@example.com",
+        "b@example.com",
+        "c@example.com",
+        "marker@example.com",
+    ];
+    for e in emails {
+        h.sql(&format!(
+            "INSERT INTO users (email, first_name, last_name) VALUES ('{e}', 'F', 'L')"
+        ))
+        .await;
+    }
+    let mut ids = Vec::new();
+    for e in emails {
+        wait_until(&format!("{e} linked"), DEADLINE, || async {
+            column(&h, e, "salesforce_id")
+                .await
+                .ok_or_else(|| "not yet".to_string())
+        })
+        .await;
+        ids.push(column(&h, e, "salesforce_id").await.unwrap());
+    }
+    let inb = inbound(&cfg);
+    let (pg_writes_before, calls_before) = (total_writes(&h).await, h.calls("collections"));
+
+    // The storm: 60 edits, each a random field of a random record on a random side
+    // (often the same field of the same record on both sides in a row).
+    let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
+    let (mut pg_edits, mut sf_edits) = (0i64, 0u64);
+    for n in 0..60 {
+        let i = dice.next(3) as usize;
+        let value = format!("v{n}");
+        if dice.next(2) == 0 {
+            let col = ["first_name", "phone", "plan"][dice.next(3) as usize];
+            h.sql(&format!(
+                "UPDATE users SET {col} = '{value}' WHERE email = '{}'",
+                emails[i]
+            ))
+            .await;
+            pg_edits += 1;
+        } else {
+            let (field, v) = match dice.next(3) {
+                0 => ("FirstName", json!(value)),
+                1 => ("Phone", json!(value)),
+                _ => (
+                    "LeadSource",
+                    json!(["Web", "Other", "Partner Referral"][dice.next(3) as usize]),
+                ),
+            };
+            let mut r = serde_json::Map::new();
+            r.insert(field.into(), v);
+            person.update_record("Contact", &ids[i], &r).await.unwrap();
+            sf_edits += 1;
+        }
+        // Pacing, not synchronisation: edits spread over a few poll intervals.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // Quiet: both sides end equal, field by field.
+    wait_until("both sides are equal", DEADLINE, || async {
+        differences(&h).await
+    })
+    .await;
+    let pg_by_pgforce = total_writes(&h).await - pg_writes_before - pg_edits;
+    let calls = h.calls("collections") - calls_before;
+    println!(
+        "storm: {pg_edits} Postgres edits -> {calls} Salesforce write calls; \
+         {sf_edits} Salesforce edits -> {pg_by_pgforce} Postgres writes by pgforce"
+    );
+    assert!(
+        calls <= pg_edits as u64,
+        "{calls} Salesforce writes for {pg_edits} Postgres edits"
+    );
+    assert!(
+        pg_by_pgforce <= sf_edits as i64,
+        "{pg_by_pgforce} Postgres writes by pgforce for {sf_edits} Salesforce edits"
+    );
+
+    // Nothing keeps going: one change each way is one write each way.
+    let (writes_then, calls_then) = (total_writes(&h).await, h.calls("collections"));
+    h.sql("UPDATE users SET plan = 'm1' WHERE email = 'marker@example.com'")
+        .await;
+    wait_field(&h, "marker@example.com", "Department", "m1").await;
+    let mut r = serde_json::Map::new();
+    r.insert("Phone".into(), json!("m2"));
+    person.update_record("Contact", &ids[3], &r).await.unwrap();
+    wait_column(&h, "marker@example.com", "phone", "m2").await;
+    assert_eq!(
+        h.calls("collections") - calls_then,
+        1,
+        "one Salesforce write"
+    );
+    assert_eq!(
+        total_writes(&h).await - writes_then,
+        2,
+        "the edit and its one inbound write"
+    );
+    differences(&h).await.expect("still equal");
+    inb.stop().await.expect("inbound stops");
+    out.stop().await.expect("outbound stops");
+}
+
+async fn total_writes(h: &Harness) -> i64 {
+    h.pg.query_one("SELECT coalesce(sum(n), 0)::bigint FROM user_writes", &[])
+        .await
+        .unwrap()
+        .get(0)
 }
