@@ -13,7 +13,7 @@ use super::conflict::{self, Decision, Winner};
 use super::synced::{self, Side, Synced, Write};
 use super::values::{canonical_text, hash, hash_json};
 use crate::checkpoint::{quote_ident, StateError, StateStore};
-use crate::config::pair::{Conflict, PairConfig, PairDelete};
+use crate::config::pair::{Conflict, Owner, PairConfig, PairDelete};
 
 /// One record's change as the filter sees it (an event naming several records is one
 /// candidate per record).
@@ -76,7 +76,14 @@ impl EchoFilter {
             .fields
             .iter()
             .filter(|(_, f)| f.owner.inbound())
-            .map(|(c, f)| (f.field.as_str(), c.as_str(), f.conflict))
+            .map(|(c, f)| {
+                // Postgres does not own a Salesforce-owned field: its value always wins.
+                let policy = match f.owner {
+                    Owner::Salesforce => Conflict::Salesforce,
+                    _ => f.conflict,
+                };
+                (f.field.as_str(), c.as_str(), policy)
+            })
             .collect();
         out.push((
             &self.pair.key.field,
@@ -295,5 +302,113 @@ impl EchoFilter {
             );
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lsn::Lsn;
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    fn filter() -> EchoFilter {
+        let pair: PairConfig = toml::from_str(
+            r#"
+name = "users"
+table = "public.users"
+object = "Contact"
+key = { column = "email", match_by = "Email" }
+id_column = "salesforce_id"
+[fields]
+first_name = "FirstName"
+phone = { field = "Phone", conflict = "salesforce" }
+lead_source = { field = "LeadSource", owner = "salesforce" }
+"#,
+        )
+        .unwrap();
+        EchoFilter::new("p", pair)
+    }
+
+    fn candidate(origin: &str, values: serde_json::Value) -> Candidate {
+        Candidate {
+            record_id: "003A".into(),
+            values: serde_json::from_value(values).unwrap(),
+            change_origin: origin.into(),
+            commit_timestamp: Utc.timestamp_opt(100, 0).unwrap(),
+            delete: false,
+        }
+    }
+
+    fn synced(fields: &[(&str, serde_json::Value)]) -> HashMap<(String, String), Synced> {
+        fields
+            .iter()
+            .map(|(f, v)| {
+                let s = Synced {
+                    hash: hash_json(v),
+                    side: Side::Postgres,
+                    wal_lsn: Lsn(1),
+                };
+                (("003A".to_string(), f.to_string()), s)
+            })
+            .collect()
+    }
+
+    fn row(fields: &[(&str, &str)]) -> Row {
+        Row {
+            by_field: fields
+                .iter()
+                .map(|(f, v)| (f.to_string(), Some(v.to_string())))
+                .collect(),
+            committed: None,
+        }
+    }
+
+    #[test]
+    fn pgforce_s_own_change_events_are_dropped() {
+        let mut c = candidate(
+            "com/salesforce/api/rest/62.0;client=pgforce-p",
+            json!({"FirstName": "Ann"}),
+        );
+        assert!(!filter().one(&mut c, &HashMap::new(), None, &mut Vec::new()));
+    }
+
+    #[test]
+    fn a_combined_change_lets_only_the_person_s_field_through() {
+        // pgforce wrote FirstName = Ann; a person set LeadSource in the same change.
+        let known = synced(&[("FirstName", json!("Ann")), ("Email", json!("a@x.com"))]);
+        let r = row(&[("FirstName", "Ann"), ("Email", "a@x.com")]);
+        let mut c = candidate(
+            "",
+            json!({"FirstName": "Ann", "Email": "a@x.com", "LeadSource": "Web"}),
+        );
+        let mut remember = Vec::new();
+        assert!(filter().one(&mut c, &known, Some(&r), &mut remember));
+        assert_eq!(c.values["LeadSource"], json!("Web"));
+        // Unchanged fields are given the row's own values (a no-op for NOT NULL columns).
+        assert_eq!(c.values["FirstName"], json!("Ann"));
+        assert_eq!(remember.len(), 1, "only LeadSource is newly synced");
+    }
+
+    #[test]
+    fn an_echo_with_nothing_new_is_not_applied() {
+        let known = synced(&[("FirstName", json!("Ann")), ("Phone", json!("1"))]);
+        let mut c = candidate(
+            "",
+            json!({"FirstName": "Ann", "Phone": "1", "LeadSource": null}),
+        );
+        assert!(!filter().one(&mut c, &known, Some(&row(&[])), &mut Vec::new()));
+    }
+
+    #[test]
+    fn a_field_both_sides_changed_follows_its_policy() {
+        // Synced "1"; Postgres now holds "2" (not sent yet); Salesforce says "3".
+        let known = synced(&[("Phone", json!("1")), ("FirstName", json!("A"))]);
+        let r = row(&[("Phone", "2"), ("FirstName", "B")]);
+        let mut c = candidate("", json!({"Phone": "3", "FirstName": "C"}));
+        assert!(filter().one(&mut c, &known, Some(&r), &mut Vec::new()));
+        // Phone: conflict = "salesforce" wins; FirstName: newest, Postgres time unknown → Postgres.
+        assert_eq!(c.values["Phone"], json!("3"));
+        assert_eq!(c.values["FirstName"], json!("B"));
     }
 }
