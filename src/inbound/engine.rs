@@ -56,6 +56,12 @@ impl<S: ChangeSource> Entry<S> {
 
     /// Runs until `shutdown` turns true or an error stops it.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), InboundError> {
+        if self.echo.is_some() {
+            // A pair's synced values older than their retention go at each start.
+            crate::bidi::synced::prune(&self.state)
+                .await
+                .map_err(self.ctx().state())?;
+        }
         let stored = self.stored().await?;
         let start = match stored {
             None => self.first_start().await?,
