@@ -20,12 +20,16 @@
 //! - [`change`] (the change model and [`change::Value`]), [`batch`], [`checkpoint`]: `lsn`.
 //! - [`pgoutput`] (the decoder): `change`, `lsn`. [`config`]: `change`.
 //!   [`server`]: `metrics`.
+//! - [`bidi`] (two-way pairs: echo suppression, synced values, conflicts): `checkpoint`,
+//!   `config`, `metrics`, `lsn`.
 //! - [`mapping`]: `change`, `config`, `pgoutput`. [`replication`]: `change`, `pgoutput`,
-//!   `lsn`. [`sink`]: `batch`, `checkpoint`, `salesforce`, `metrics`, `lsn`.
+//!   `lsn`. [`sink`]: `batch`, `checkpoint`, `salesforce`, `metrics`, `lsn`, `bidi`
+//!   (synced values of paired objects).
 //! - [`journal`]: `sink` (the change interface it encodes), `lsn`.
 //! - [`inbound`] (Salesforce → Postgres: the event model and source contract, the poller,
 //!   the applier and the engine): `config`, `checkpoint`, `salesforce`, `sink` (the
-//!   replication origin), `server` (status), `metrics`, `backoff`, `error_class`.
+//!   replication origin), `bidi` (a pair's echo filter), `server` (status), `metrics`,
+//!   `backoff`, `error_class`.
 //! - [`cdc`] (the Pub/Sub API subscriber, a `ChangeSource`): `inbound`, `salesforce`.
 //! - [`pipeline`]: everything above.
 //! - [`replay`]: `pipeline` and everything above.
@@ -39,6 +43,7 @@
 
 pub mod backoff;
 pub mod batch;
+pub mod bidi;
 pub mod cdc;
 pub mod change;
 pub mod checkpoint;

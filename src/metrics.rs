@@ -44,6 +44,8 @@ pub const JOB_ERRORS: &str = "pgforce_job_errors_total";
 pub const JOB_LAST_RUN_DURATION: &str = "pgforce_job_last_run_duration_seconds";
 pub const JOB_LAST_SUCCESS: &str = "pgforce_job_last_success_timestamp_seconds";
 pub const JOB_NEXT_RUN: &str = "pgforce_job_next_run_timestamp_seconds";
+pub const BIDI_CONFLICTS: &str = "pgforce_bidi_conflicts_total";
+pub const BIDI_ECHOES: &str = "pgforce_bidi_echoes_skipped_total";
 
 /// Every metric name above, for tools and tests that check dashboards and alerts against the
 /// catalogue. Keep it in step with the constants.
@@ -83,6 +85,8 @@ pub const ALL: &[&str] = &[
     JOB_LAST_RUN_DURATION,
     JOB_LAST_SUCCESS,
     JOB_NEXT_RUN,
+    BIDI_CONFLICTS,
+    BIDI_ECHOES,
 ];
 
 /// Latency buckets (seconds) for commit → applied: 10 ms to 10 min.
@@ -250,5 +254,13 @@ fn describe_jobs() {
         JOB_NEXT_RUN,
         Unit::Seconds,
         "Unix time of the job's next scheduled run (0 when it waits for an event)."
+    );
+    describe_counter!(
+        BIDI_CONFLICTS,
+        "Two-way fields both sides changed between syncs, by the side whose value won."
+    );
+    describe_counter!(
+        BIDI_ECHOES,
+        "Salesforce changes of paired records not applied to Postgres: pgforce's own writes coming back, or values equal to the last synced ones."
     );
 }

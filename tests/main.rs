@@ -22,6 +22,7 @@
 
 mod support;
 
+mod bidi;
 mod checkpoint_store;
 mod cli;
 mod config;

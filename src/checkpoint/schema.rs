@@ -5,7 +5,7 @@ use super::error::{q, StateError};
 use super::store::StateStore;
 
 /// The version [`migrations`] brings a database to.
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// Quote an SQL identifier (schema names come from config).
 pub fn quote_ident(name: &str) -> String {
@@ -190,6 +190,25 @@ CREATE TABLE IF NOT EXISTS {s}.job_cursors (
     position text NOT NULL,
     PRIMARY KEY (pipeline, job)
 );
+"#
+        ),
+        // 6: two-way pairs (`bidi::synced`): the last value each paired record field was
+        // synced with, as a hash, so echoes and unchanged values are not sent back.
+        format!(
+            r#"
+CREATE TABLE IF NOT EXISTS {s}.synced_values (
+    pipeline   text NOT NULL,
+    object     text NOT NULL,
+    record_id  text NOT NULL,
+    field      text NOT NULL,
+    value_hash text NOT NULL,
+    side       text NOT NULL,
+    wal_lsn    pg_lsn NOT NULL,
+    changed_at timestamptz,
+    synced_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, object, record_id, field)
+);
+CREATE INDEX IF NOT EXISTS synced_values_age ON {s}.synced_values (pipeline, synced_at);
 "#
         ),
     ]

@@ -17,6 +17,7 @@ pub mod inbound;
 pub mod jobs;
 pub mod model;
 pub mod order;
+pub mod pair;
 mod rules;
 pub mod secret;
 mod source_map;
@@ -78,11 +79,27 @@ impl Config {
     }
 
     /// The TOML itself (types, unknown keys); the first syntax error stops parsing.
+    /// Pairs are expanded into their mappings and inbound entries here.
     fn parse_toml(text: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
             let map = SourceMap::new(text);
             ConfigError::Invalid(vec![toml_error(&map, &e)])
-        })
+        })?;
+        let mut errors = Vec::new();
+        for (i, p) in config.pipelines.iter_mut().enumerate() {
+            let key = format!("pipelines[{i}]");
+            errors.extend(pair::expand_into(
+                &key,
+                &p.pairs,
+                &mut p.mappings,
+                &mut p.inbound,
+            ));
+        }
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(locate(&SourceMap::new(text), errors)))
+        }
     }
 
     /// Resolve every secret reference; one error per reference that failed.

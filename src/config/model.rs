@@ -134,6 +134,10 @@ pub struct PipelineConfig {
     /// Query-driven jobs on this pipeline's database and org (see [`super::jobs`]).
     #[serde(default)]
     pub jobs: Vec<super::jobs::JobConfig>,
+    /// Two-way pairs, table ⇄ object (`[[pipelines.pairs]]`, see [`super::pair`]). Each
+    /// adds a mapping and an inbound entry named after it when the config is loaded.
+    #[serde(default)]
+    pub pairs: Vec<super::pair::PairConfig>,
 }
 
 /// Where to replicate from.
@@ -334,14 +338,59 @@ pub struct MappingConfig {
     pub timezone: Option<Zone>,
 }
 
-/// The record key.
+/// The record key: an External ID field records are upserted by
+/// (`{ column = "id", field = "External_Id__c" }`), or an ordinary field records are
+/// matched by (`{ column = "email", match_by = "Email" }`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, try_from = "ExternalIdTable")]
 pub struct ExternalIdConfig {
     /// Source column (ideally the primary key or another unique, non-null column).
     pub column: String,
-    /// Salesforce field marked External ID and Unique, e.g. `External_Id__c`.
+    /// The key field: a Salesforce field marked External ID and Unique, e.g.
+    /// `External_Id__c`, or (with [`match_by`](Self::match_by)) the field records are
+    /// matched by.
     pub field: String,
+    /// The key field is not an External ID (`match_by = "Email"`): records are found by a
+    /// batched SOQL lookup on it (the id map first), then updated by Id, or created when
+    /// none matches; two records with one value are dead-lettered with both Ids, never
+    /// guessed. The column's value is sent as the field (do not map it again in `fields`).
+    pub match_by: bool,
+}
+
+/// Table form of [`ExternalIdConfig`]: exactly one of `field` and `match_by`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExternalIdTable {
+    column: String,
+    field: Option<String>,
+    match_by: Option<String>,
+}
+
+impl TryFrom<ExternalIdTable> for ExternalIdConfig {
+    type Error = String;
+    fn try_from(t: ExternalIdTable) -> Result<Self, String> {
+        let (field, match_by) = match (t.field, t.match_by) {
+            (Some(f), None) => (f, false),
+            (None, Some(f)) => (f, true),
+            (Some(_), Some(_)) => {
+                return Err(
+                    "external_id takes `field` (an External ID field) or `match_by` \
+                            (an ordinary field records are matched by), not both"
+                        .into(),
+                )
+            }
+            (None, None) => {
+                return Err("external_id needs `field` (an External ID field, e.g. \
+                            \"External_Id__c\") or `match_by` (e.g. \"Email\")"
+                    .into())
+            }
+        };
+        Ok(ExternalIdConfig {
+            column: t.column,
+            field,
+            match_by,
+        })
+    }
 }
 
 /// Where a column goes and how it is converted.

@@ -106,6 +106,7 @@ fn check_pipeline(key: &str, p: &PipelineConfig, errs: &mut Vec<KeyError>) {
         );
     }
     super::inbound::check_entries(&p.inbound, &mut err);
+    super::pair::check_pairs(&p.pairs, &mut err);
     let mut mapping_names = BTreeSet::new();
     let objects: BTreeSet<&str> = p.mappings.iter().map(|m| m.object.as_str()).collect();
     for (j, m) in p.mappings.iter().enumerate() {

@@ -85,6 +85,9 @@ pub fn validate_pipeline(
     ctx.out.extend(super::inbound::validate_entries(
         index, &p.inbound, catalog, describe,
     ));
+    ctx.out.extend(super::pair::validate_pairs(
+        index, &p.pairs, catalog, describe,
+    ));
     ctx.out
 }
 
@@ -280,12 +283,21 @@ impl Ctx<'_> {
                     .into(),
             );
         }
-        self.check_external_id(
-            &format!("{key}.external_id.field"),
-            &o.name,
-            o.field(&m.external_id.field),
-            &m.external_id.field,
-        );
+        if m.external_id.match_by {
+            self.check_match_field(
+                &format!("{key}.external_id.match_by"),
+                &o.name,
+                o.field(&m.external_id.field),
+                &m.external_id.field,
+            );
+        } else {
+            self.check_external_id(
+                &format!("{key}.external_id.field"),
+                &o.name,
+                o.field(&m.external_id.field),
+                &m.external_id.field,
+            );
+        }
         for (col, spec) in &m.fields {
             let k = format!("{key}.fields.{}", quote_key(col));
             let Some(f) = self.writable_field(&k, o, &spec.field) else {
@@ -366,6 +378,19 @@ impl Ctx<'_> {
             Some(f) if !(f.external_id && f.unique) => self.push(Severity::Error, "sf.external_id_not_unique", key.to_string(),
                 format!("{object}.{} is not marked External ID and Unique, so it cannot key upserts", f.name),
                 format!("mark {} as External ID and Unique in Setup > Object Manager > {object} > Fields", f.name)),
+            Some(_) => {}
+        }
+    }
+
+    /// A `match_by` field must exist and be writable (new records get the key's value).
+    fn check_match_field(&mut self, key: &str, object: &str, f: Option<&SfField>, name: &str) {
+        match f {
+            None => self.push(Severity::Error, "sf.match_field_missing", key.to_string(),
+                format!("{object} has no field {name}"),
+                format!("match by a field {object} has, e.g. Email")),
+            Some(f) if !(f.createable && f.updateable) => self.push(Severity::Error, "sf.match_field_not_writable", key.to_string(),
+                format!("{object}.{} is not createable and updateable, so records created by the match cannot carry it", f.name),
+                "grant Edit on the field to the integration user".into()),
             Some(_) => {}
         }
     }

@@ -89,6 +89,10 @@ pub struct Applied {
     pub stale: u64,
     /// Rows deleted or marked deleted.
     pub deleted: u64,
+    /// The WAL insert position after the rows were written, inside their transaction: a
+    /// Postgres change committed before it is older than what this batch wrote (two-way
+    /// pairs compare with it).
+    pub wal_lsn: Option<crate::lsn::Lsn>,
 }
 
 /// Applies batches for one entry.
@@ -124,6 +128,11 @@ impl Applier {
                 InboundMode::Mirror => self.mirror(&tx, e, &mut applied).await?,
                 InboundMode::Audit => self.audit(&tx, e, &mut applied).await?,
             }
+        }
+        if !events.is_empty() {
+            applied.wal_lsn = wal_position(&tx)
+                .await
+                .map_err(self.ctx.pg("reading the WAL position"))?;
         }
         save(&tx, &self.key, phase, position, load_after)
             .await
@@ -322,6 +331,16 @@ impl Applier {
             }),
         })
     }
+}
+
+/// The current WAL insert position (`None` if Postgres sends one that does not parse).
+async fn wal_position(
+    tx: &impl GenericClient,
+) -> Result<Option<crate::lsn::Lsn>, tokio_postgres::Error> {
+    let row = tx
+        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+        .await?;
+    Ok(row.get::<_, String>(0).parse().ok())
 }
 
 /// A field's value, matched case-insensitively like Salesforce.

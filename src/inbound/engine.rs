@@ -22,6 +22,7 @@ use super::position::{self, position_text, Phase, Stored};
 use super::record::{flatten, record_event, select_list, soql_datetime, soql_literal};
 use super::source::{ChangeSource, SourceError};
 use super::status::EntryStatus;
+use crate::bidi::echo::{Candidate, EchoFilter, Filtered};
 use crate::checkpoint::StateStore;
 use crate::config::inbound::{InboundConfig, InboundMode, InboundSource, InitialLoad};
 use crate::metrics as m;
@@ -39,6 +40,9 @@ pub struct Entry<S: ChangeSource> {
     pub client: SalesforceClient,
     pub state: Arc<StateStore>,
     pub status: EntryStatus,
+    /// Set for the inbound half of a two-way pair: pgforce's own writes and unchanged
+    /// values are dropped, conflicts decided, before a batch is applied.
+    pub echo: Option<EchoFilter>,
 }
 
 impl<S: ChangeSource> Entry<S> {
@@ -52,6 +56,12 @@ impl<S: ChangeSource> Entry<S> {
 
     /// Runs until `shutdown` turns true or an error stops it.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), InboundError> {
+        if self.echo.is_some() {
+            // A pair's synced values older than their retention go at each start.
+            crate::bidi::synced::prune(&self.state)
+                .await
+                .map_err(self.ctx().state())?;
+        }
         let stored = self.stored().await?;
         let start = match stored {
             None => self.first_start().await?,
@@ -183,6 +193,7 @@ impl<S: ChangeSource> Entry<S> {
                 .collect();
             let last = events.last().and_then(|e| e.record_ids.first().cloned());
             let done = records.len() < LOAD_PAGE || last.is_none();
+            let (events, echo) = self.suppress_echoes(events).await?;
             let phase = if done {
                 Phase::Streaming
             } else {
@@ -194,6 +205,7 @@ impl<S: ChangeSource> Entry<S> {
                 .apply(&mut client, &events, phase, Some(tip), last.as_deref())
                 .await?;
             drop(client);
+            self.remember_applied(echo, applied.wal_lsn).await?;
             loaded += applied.written;
             self.loaded(applied.written);
             if done {
@@ -240,12 +252,14 @@ impl<S: ChangeSource> Entry<S> {
                 .collect();
             // A bulk load restarts from the beginning after a crash (its results are
             // not in Id order); rewriting a row with the same version changes nothing.
+            let (events, echo) = self.suppress_echoes(events).await?;
             let mut client = self.state.session().await;
             let applied = self
                 .applier
                 .apply(&mut client, &events, Phase::Loading, Some(tip), None)
                 .await?;
             drop(client);
+            self.remember_applied(echo, applied.wal_lsn).await?;
             loaded += applied.written;
             self.loaded(applied.written);
         }
@@ -291,6 +305,7 @@ impl<S: ChangeSource> Entry<S> {
             let received = batch.events.len();
             self.count_received(&batch.events);
             let events = self.resolve(batch.events).await?;
+            let (events, echo) = self.suppress_echoes(events).await?;
             if events.is_empty() && position.as_ref().is_none_or(|p| *p == last) {
                 self.status.age_metric();
                 continue;
@@ -302,6 +317,7 @@ impl<S: ChangeSource> Entry<S> {
                 .apply(&mut client, &events, Phase::Streaming, Some(&stored), None)
                 .await?;
             drop(client);
+            self.remember_applied(echo, applied.wal_lsn).await?;
             self.applied(&events, &applied, received);
             self.status.set_position(&stored, Utc::now());
             last = stored;
@@ -361,6 +377,73 @@ impl<S: ChangeSource> Entry<S> {
             }
         });
         tracing::debug!(object = %o, received, written = applied.written, stale = applied.stale, deleted = applied.deleted, "batch applied");
+    }
+
+    // ---- two-way pairs -------------------------------------------------------------
+
+    /// A paired entry's events through its [`EchoFilter`] (one event per record); other
+    /// entries' events as they are.
+    async fn suppress_echoes(
+        &self,
+        events: Vec<InboundEvent>,
+    ) -> Result<(Vec<InboundEvent>, Option<Filtered>), InboundError> {
+        let Some(echo) = &self.echo else {
+            return Ok((events, None));
+        };
+        let per_record: Vec<InboundEvent> = events
+            .into_iter()
+            .flat_map(|e| {
+                let ids = e.record_ids.clone();
+                ids.into_iter().map(move |id| InboundEvent {
+                    record_ids: vec![id],
+                    ..e.clone()
+                })
+            })
+            .collect();
+        let mut candidates: Vec<Candidate> = per_record
+            .iter()
+            .map(|e| Candidate {
+                record_id: e.record_ids[0].clone(),
+                values: e.values.clone(),
+                change_origin: e.change_origin.clone(),
+                commit_timestamp: e.commit_timestamp,
+                delete: e.kind == ChangeKind::Delete,
+            })
+            .collect();
+        let filtered = echo
+            .filter(&self.state, &mut candidates)
+            .await
+            .map_err(self.ctx().state())?;
+        let kept = per_record
+            .into_iter()
+            .zip(candidates)
+            .zip(&filtered.keep)
+            .filter(|(_, keep)| **keep)
+            .map(|((mut e, c), _)| {
+                e.values = c.values;
+                e
+            })
+            .collect();
+        Ok((kept, Some(filtered)))
+    }
+
+    /// Records what a paired entry applied (at `wal_lsn`, inside its transaction) as
+    /// synced, after the batch committed: a crash in between costs one redundant write
+    /// of the same values, never a loop.
+    async fn remember_applied(
+        &self,
+        filtered: Option<Filtered>,
+        wal_lsn: Option<crate::lsn::Lsn>,
+    ) -> Result<(), InboundError> {
+        match (&self.echo, filtered) {
+            (Some(echo), Some(mut f)) => {
+                f.before = wal_lsn.or(f.before);
+                echo.applied(&self.state, &f)
+                    .await
+                    .map_err(self.ctx().state())
+            }
+            _ => Ok(()),
+        }
     }
 
     // ---- resolving events --------------------------------------------------------

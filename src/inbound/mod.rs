@@ -116,6 +116,7 @@ impl Runtime {
         };
         let status =
             status::EntryStatus::new(self.health.clone(), &self.pipeline.name, &cfg.object, index);
+        let echo = self.echo_filter(&cfg);
         Ok(engine::Entry {
             applier: apply::Applier {
                 entry: cfg,
@@ -127,7 +128,20 @@ impl Runtime {
             client: self.client.clone(),
             state: self.state.clone(),
             status,
+            echo,
         })
+    }
+
+    /// The two-way filter of an entry that is the inbound half of a pair.
+    fn echo_filter(
+        &self,
+        entry: &crate::config::inbound::InboundConfig,
+    ) -> Option<crate::bidi::echo::EchoFilter> {
+        self.pipeline
+            .pairs
+            .iter()
+            .find(|p| p.object == entry.object && p.qualified_table() == entry.qualified_table())
+            .map(|p| crate::bidi::echo::EchoFilter::new(&self.pipeline.name, p.clone()))
     }
 
     /// The polling source for entry `index`.

@@ -26,6 +26,8 @@ pub struct CompiledMapping {
     name: Arc<str>,
     object: Arc<str>,
     external_id_field: Arc<str>,
+    /// The key field is matched by value, not upserted by (`external_id.match_by`).
+    match_by: bool,
     relation: Arc<Relation>,
     key: Column,
     /// Whether the old row of UPDATE/DELETE carries the external id column.
@@ -127,6 +129,7 @@ impl CompiledMapping {
             name: mapping.name.as_str().into(),
             object: mapping.object.as_str().into(),
             external_id_field: mapping.external_id.field.as_str().into(),
+            match_by: mapping.external_id.match_by,
             relation,
             key,
             key_in_old,
@@ -383,6 +386,7 @@ impl CompiledMapping {
             parents,
             write_back,
             existing_only: false,
+            match_by: self.match_by,
         }
     }
 

@@ -155,6 +155,9 @@ pub struct MappedChange {
     /// the soft-delete field) of a row that may never have reached Salesforce (outside
     /// the filter, which a delete under a non-FULL replica identity cannot check).
     pub existing_only: bool,
+    /// The key field is an ordinary field records are matched by (SOQL, then by Id), not
+    /// an External ID upserts can key on (`external_id.match_by`).
+    pub match_by: bool,
 }
 
 impl MappedChange {

@@ -121,6 +121,10 @@ impl FlushChange for Pending {
         self.change.existing_only
     }
 
+    fn match_by(&self) -> bool {
+        self.change.match_by
+    }
+
     fn write_back(&self) -> Option<WriteBackTarget> {
         let wb = self.change.write_back.as_ref()?;
         let key = wb

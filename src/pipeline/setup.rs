@@ -63,6 +63,8 @@ pub fn salesforce_client(p: &PipelineConfig) -> Result<SalesforceClient, Pipelin
     let mut config = ClientConfig::new(credentials);
     config.api_version = sf.api_version.clone();
     config.pipeline = p.name.clone();
+    // Change events carry it back in `changeOrigin`: how a pair recognises its own writes.
+    config.client_name = Some(crate::bidi::client_tag(&p.name));
     config.governor = GovernorConfig {
         reserve_fraction: f64::from(sf.api_reserve_percent) / 100.0,
         limit_exceeded_backoff: std::time::Duration::from_secs(sf.limit_exceeded_pause_secs),

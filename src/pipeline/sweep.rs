@@ -195,6 +195,7 @@ fn removal(m: &MappingConfig, key: String) -> MappedChange {
         write_back: None,
         // A soft delete marks a record that exists; it never creates a stub.
         existing_only: op == MappedOp::Upsert,
+        match_by: m.external_id.match_by,
     }
 }
 

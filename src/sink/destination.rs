@@ -133,6 +133,16 @@ pub trait Destination: Sync {
         external_id_field: &str,
         keys: &[String],
     ) -> impl Future<Output = Result<HashMap<String, String>, SinkError>> + Send;
+    /// Every live record whose `field` (any filterable field, not only an External ID)
+    /// holds one of `keys`, by batched SOQL with each value written as the field's type
+    /// wants: key → Ids (several when records share a value; missing keys are absent).
+    /// Text matches case-insensitively, as SOQL compares.
+    fn find_matches(
+        &self,
+        object: &str,
+        field: &str,
+        keys: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, Vec<String>>, SinkError>> + Send;
 }
 
 impl crate::error_class::Classify for SinkError {

@@ -42,6 +42,14 @@ pub trait FlushChange: Coalesce {
     fn existing_only(&self) -> bool {
         false
     }
+    /// The key field is not an External ID but an ordinary field records are matched by:
+    /// the sink finds each record's Id (the id map, then a batched SOQL lookup by value)
+    /// and upserts by `Id` (a blank Id creates); a value two records share is
+    /// dead-lettered with both Ids. Every change of one step agrees on this (one mapping
+    /// per object and key field).
+    fn match_by(&self) -> bool {
+        false
+    }
     /// The REST-shaped record (absent field = unchanged, null = set null), including the
     /// external id field.
     fn record(&self) -> Map<String, Value>;
@@ -86,6 +94,10 @@ pub struct FlusherOptions {
     pub transient_retries: u32,
     /// Most steps of one epoch in flight at once (Bulk jobs, or Collections steps).
     pub max_bulk_jobs: usize,
+    /// Objects of two-way pairs: what pgforce writes to them is recorded as synced
+    /// (`bidi::synced`), and a change older than a value pgforce applied from Salesforce
+    /// since does not overwrite it (`bidi::conflict::drop_superseded`).
+    pub paired_objects: Vec<String>,
 }
 
 /// What one flush did.

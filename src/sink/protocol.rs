@@ -50,8 +50,11 @@ impl<D: Destination> Flusher<D> {
             .collect()
     }
 
-    fn path_for<C>(&self, step: &Step<C>) -> StepPath {
-        if step.json_only || step.changes.len() < self.opts.collections_threshold {
+    /// Matched steps (`match_by`) go through Collections: a Bulk upsert by `Id` needs an
+    /// `Id` column even when every record is new.
+    fn path_for<C: FlushChange>(&self, step: &Step<C>) -> StepPath {
+        let matched = step.changes.first().is_some_and(|c| c.match_by());
+        if matched || step.json_only || step.changes.len() < self.opts.collections_threshold {
             StepPath::Collections
         } else {
             StepPath::Bulk
@@ -164,12 +167,22 @@ impl<D: Destination> Flusher<D> {
     ) -> Result<StepDone, SinkError> {
         let ext_field = step.key_field.as_str();
         let absent = self.absent_records(step).await?;
-        let sent: Vec<&C> = step
+        let mut sent: Vec<&C> = step
             .changes
             .iter()
             .filter(|c| !absent.contains(c.key()))
             .collect();
-        let records: Vec<Map<String, Value>> = sent.iter().map(|c| c.record()).collect();
+        let matching = sent.first().is_some_and(|c| c.match_by());
+        let (mut records, ambiguous) = if matching {
+            self.matched(step, &mut sent).await?
+        } else {
+            (sent.iter().map(|c| c.record()).collect(), Vec::new())
+        };
+        if self.opts.paired_objects.contains(&step.object) {
+            self.drop_superseded(step, &sent, &mut records).await?;
+        }
+        // What the records are upserted by: the key field, or `Id` once matched.
+        let upsert_field = if matching { "Id" } else { ext_field };
         let (mut outcomes, mut unprocessed) = match plan.path {
             _ if records.is_empty() => (Vec::new(), Vec::new()),
             StepPath::Bulk => {
@@ -188,23 +201,134 @@ impl<D: Destination> Flusher<D> {
                     .set_step(end_lsn, plan.step, StepState::Uploaded, None)
                     .await?;
                 fence(&self.state).await?;
-                let sent = self.dest.upsert_records(&step.object, ext_field, &records);
-                (sent.await?, Vec::new())
+                let keyed = self.upsert_keyed(&step.object, upsert_field, ext_field, &records);
+                (keyed.await?, Vec::new())
             }
         };
         let keys = sent.iter().map(|c| c.key().to_string());
         unprocessed.extend(without_outcome(keys, &outcomes, &unprocessed));
-        outcomes.extend(
-            self.retry_transient(&step.object, ext_field, step, &outcomes, &unprocessed)
-                .await?,
-        );
         let by_key: HashMap<&str, &C> = sent.iter().map(|c| (c.key(), *c)).collect();
+        let records_by_key: HashMap<&str, &Map<String, Value>> =
+            sent.iter().map(|c| c.key()).zip(&records).collect();
+        outcomes.extend(
+            self.retry_transient(
+                &step.object,
+                (upsert_field, ext_field),
+                &records_by_key,
+                &outcomes,
+                &unprocessed,
+            )
+            .await?,
+        );
         let mut done = self
             .settle_upserts(&step.object, &by_key, outcomes, report)
             .await?;
         // Filtered: a soft delete of a record that does not exist has nothing to do.
         done.settled.extend(absent);
+        done.settled
+            .extend(self.ambiguous(step, ambiguous, report).await?);
         Ok(done)
+    }
+
+    /// Matches a `match_by` step's records: the ones a value of several records names
+    /// leave `sent` (returned with those Ids), the rest are upserted by `Id` (absent for
+    /// a record no one matched: created).
+    async fn matched<'c, C: FlushChange>(
+        &self,
+        step: &Step<C>,
+        sent: &mut Vec<&'c C>,
+    ) -> Result<(Vec<Map<String, Value>>, Vec<(&'c C, Vec<String>)>), SinkError> {
+        let mut m = self.match_records(step, sent).await?;
+        let mut ambiguous = Vec::new();
+        sent.retain(
+            |c| match m.ambiguous.iter().position(|(k, _)| k == c.key()) {
+                Some(i) => {
+                    ambiguous.push((*c, m.ambiguous.swap_remove(i).1));
+                    false
+                }
+                None => true,
+            },
+        );
+        let records = sent
+            .iter()
+            .map(|c| {
+                let mut r = c.record();
+                if let Some(id) = m.ids.get(c.key()) {
+                    r.insert("Id".into(), Value::String(id.clone()));
+                }
+                r
+            })
+            .collect();
+        Ok((records, ambiguous))
+    }
+
+    /// Two-way pairs: removes from each record the fields Salesforce set (and pgforce
+    /// applied to Postgres) after the change was committed, so the older change cannot
+    /// overwrite them.
+    async fn drop_superseded<C: FlushChange>(
+        &self,
+        step: &Step<C>,
+        sent: &[&C],
+        records: &mut [Map<String, Value>],
+    ) -> Result<(), SinkError> {
+        let keys: Vec<String> = sent.iter().map(|c| c.key().to_string()).collect();
+        let ids = self.state.lookup_ids(&step.object, &keys).await?;
+        let known: Vec<String> = ids.values().cloned().collect();
+        let synced = crate::bidi::synced::load(&self.state, &step.object, &known).await?;
+        for (c, r) in sent.iter().zip(records.iter_mut()) {
+            let Some(id) = ids.get(c.key()) else { continue };
+            let dropped = crate::bidi::conflict::drop_superseded(&synced, id, c.lsn(), r);
+            if !dropped.is_empty() {
+                info!(object = %step.object, record_id = %id, fields = ?dropped,
+                    "not sending fields Salesforce changed after this change (it won)");
+            }
+        }
+        Ok(())
+    }
+
+    /// Dead-letters changes whose value several records share, naming every Id; returns
+    /// their keys (settled).
+    async fn ambiguous<C: FlushChange>(
+        &self,
+        step: &Step<C>,
+        ambiguous: Vec<(&C, Vec<String>)>,
+        report: &mut FlushReport,
+    ) -> Result<Vec<String>, SinkError> {
+        let keys = ambiguous.iter().map(|(c, _)| c.key().to_string()).collect();
+        let dead = ambiguous
+            .into_iter()
+            .map(|(c, ids)| {
+                let f = super::existing::ambiguous_failure(&step.object, &step.key_field, &ids);
+                self.dead_letter(&step.object, c, "upsert", f)
+            })
+            .collect();
+        self.record_losses(Vec::new(), dead, report).await?;
+        Ok(keys)
+    }
+
+    /// Collections upsert by `upsert_field`, outcomes keyed by the records' `key_field`
+    /// (by position: a record created by a blank `Id` has no Id to be keyed by).
+    pub(super) async fn upsert_keyed(
+        &self,
+        object: &str,
+        upsert_field: &str,
+        key_field: &str,
+        records: &[Map<String, Value>],
+    ) -> Result<Vec<Outcome>, SinkError> {
+        let mut outcomes = self
+            .dest
+            .upsert_records(object, upsert_field, records)
+            .await?;
+        if upsert_field != key_field {
+            for (o, r) in outcomes.iter_mut().zip(records) {
+                o.key = match r.get(key_field) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Null) | None => String::new(),
+                    Some(v) => v.to_string(),
+                };
+            }
+        }
+        Ok(outcomes)
     }
 
     async fn delete_step<C: FlushChange>(

@@ -2,34 +2,39 @@
 //! through sObject Collections with exponential backoff; what is still unprocessed after
 //! the last attempt comes back as an `UNPROCESSED` failure, so it is dead-lettered, never lost.
 
+use std::collections::HashMap;
+
 use crate::backoff::RetryPolicy;
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use super::destination::{Destination, Outcome, RecordFailure, SinkError};
 use super::fence::fence;
-use super::flusher::{FlushChange, Flusher};
-use crate::batch::Step;
+use super::flusher::Flusher;
 
 impl<D: Destination> Flusher<D> {
     /// Records failing transiently (or never processed) are sent again through
     /// Collections, up to the configured number of times.
-    pub(super) async fn retry_transient<C: FlushChange>(
+    /// `fields` is (what the records are upserted by, what their outcomes are keyed by),
+    /// see [`Self::upsert_keyed`]; `records` are the records as sent, by key.
+    pub(super) async fn retry_transient(
         &self,
         object: &str,
-        ext_field: &str,
-        step: &Step<C>,
+        fields: (&str, &str),
+        records: &HashMap<&str, &Map<String, Value>>,
         outcomes: &[Outcome],
         unprocessed: &[String],
     ) -> Result<Vec<Outcome>, SinkError> {
+        let (upsert_field, key_field) = fields;
         self.retry_loop(outcomes, unprocessed, |pending: Vec<String>| {
-            let records: Vec<Map<String, Value>> = step
-                .changes
+            let again: Vec<Map<String, Value>> = pending
                 .iter()
-                .filter(|c| pending.iter().any(|k| k == c.key()))
-                .map(|c| c.record())
+                .filter_map(|k| records.get(k.as_str()).map(|r| (*r).clone()))
                 .collect();
-            Box::pin(async move { self.dest.upsert_records(object, ext_field, &records).await })
+            Box::pin(async move {
+                self.upsert_keyed(object, upsert_field, key_field, &again)
+                    .await
+            })
         })
         .await
     }

@@ -39,9 +39,9 @@ pub struct SalesforceDestination {
     uploads: Arc<DashMap<String, (u64, Instant)>>,
     /// Collections calls of one step in flight at once.
     calls_in_flight: usize,
-    /// Whether an (object, external id field) is numeric, from describe, so SOQL lookups
-    /// write its values unquoted (Salesforce rejects a quoted value for a Number field).
-    numeric_keys: Arc<DashMap<(String, String), bool>>,
+    /// How an (object, key field)'s values are written in SOQL, from describe (Salesforce
+    /// rejects a quoted value for a Number, Date or Checkbox field).
+    literal_kinds: Arc<DashMap<(String, String), LiteralKind>>,
 }
 
 impl SalesforceDestination {
@@ -51,7 +51,7 @@ impl SalesforceDestination {
             pacer: Arc::new(Pacer::new(POLL_INITIAL, POLL_MAX)),
             uploads: Arc::new(DashMap::new()),
             calls_in_flight: 1,
-            numeric_keys: Arc::new(DashMap::new()),
+            literal_kinds: Arc::new(DashMap::new()),
         }
     }
 
@@ -89,20 +89,73 @@ impl SalesforceDestination {
         }
     }
 
-    /// Whether `object.field` holds numbers (double, int, currency, percent), per describe.
-    async fn numeric_key(&self, object: &str, field: &str) -> Result<bool, SinkError> {
+    /// How `object.field`'s values are written in SOQL, per describe.
+    async fn literal_kind(&self, object: &str, field: &str) -> Result<LiteralKind, SinkError> {
         let key = (object.to_string(), field.to_string());
-        if let Some(v) = self.numeric_keys.get(&key) {
+        if let Some(v) = self.literal_kinds.get(&key) {
             return Ok(*v);
         }
         let describe = self.client.describe_json(object).await.map_err(remote)?;
-        let numeric = describe["fields"]
+        let kind = describe["fields"]
             .as_array()
-            .and_then(|fs| fs.iter().find(|f| f["name"].as_str() == Some(field)))
+            .and_then(|fs| {
+                fs.iter().find(|f| {
+                    f["name"]
+                        .as_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(field))
+                })
+            })
             .and_then(|f| f["type"].as_str())
-            .is_some_and(|t| matches!(t, "double" | "int" | "long" | "currency" | "percent"));
-        self.numeric_keys.insert(key, numeric);
-        Ok(numeric)
+            .map_or(LiteralKind::Text, LiteralKind::of);
+        self.literal_kinds.insert(key, kind);
+        Ok(kind)
+    }
+
+    /// Records whose `field` holds one of `keys`: (the key it matched, Id) pairs.
+    async fn query_matches(
+        &self,
+        object: &str,
+        field: &str,
+        keys: &[String],
+    ) -> Result<Vec<(String, String)>, SinkError> {
+        let kind = self.literal_kind(object, field).await?;
+        // Values come back in the field's own form (`42.0` for 42, `A@x.com` for
+        // `a@x.com`): match them to the keys by their canonical text.
+        let by_value: HashMap<String, Vec<&String>> =
+            keys.iter().fold(HashMap::new(), |mut m, k| {
+                if let Some(c) = kind.canonical(k) {
+                    m.entry(c).or_default().push(k);
+                }
+                m
+            });
+        let mut found = Vec::new();
+        for chunk in keys.chunks(200) {
+            let list: Vec<String> = chunk.iter().filter_map(|k| kind.literal(k)).collect();
+            if list.is_empty() {
+                continue;
+            }
+            let soql = format!(
+                "SELECT Id, {field} FROM {object} WHERE {field} IN ({})",
+                list.join(",")
+            );
+            let records: Vec<Map<String, Value>> = self
+                .client
+                .query(&soql)
+                .try_collect()
+                .await
+                .map_err(remote)?;
+            for r in records {
+                let Some(Value::String(id)) = r.get("Id") else {
+                    continue;
+                };
+                let value = key_of(&r, field);
+                let keys = kind.canonical(&value).and_then(|c| by_value.get(&c));
+                for k in keys.into_iter().flatten() {
+                    found.push(((*k).clone(), id.clone()));
+                }
+            }
+        }
+        Ok(found)
     }
 
     pub fn client(&self) -> &SalesforceClient {
@@ -144,14 +197,65 @@ fn soql_quote(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
+/// How a field's values are written as SOQL literals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LiteralKind {
+    /// Quoted (`'a@x.com'`); compared case-insensitively.
+    Text,
+    /// Bare numbers (double, int, currency, percent).
+    Number,
+    /// Bare date, datetime or checkbox values (`2024-01-31`, `true`).
+    Bare,
+}
+
+impl LiteralKind {
+    /// The kind for a describe `type`.
+    fn of(field_type: &str) -> LiteralKind {
+        match field_type {
+            "double" | "int" | "long" | "currency" | "percent" => LiteralKind::Number,
+            "date" | "datetime" | "boolean" => LiteralKind::Bare,
+            _ => LiteralKind::Text,
+        }
+    }
+
+    /// A key as a literal; `None` when it cannot match such a field (never spliced).
+    fn literal(self, key: &str) -> Option<String> {
+        match self {
+            LiteralKind::Text => Some(soql_quote(key)),
+            LiteralKind::Number => numeric_text(key),
+            LiteralKind::Bare => bare_literal(key),
+        }
+    }
+
+    /// The form two equal values share (what SOQL's `=` compares).
+    fn canonical(self, v: &str) -> Option<String> {
+        match self {
+            LiteralKind::Text => Some(v.to_lowercase()),
+            LiteralKind::Number => numeric_text(v),
+            LiteralKind::Bare => bare_literal(v).map(|s| s.to_lowercase()),
+        }
+    }
+}
+
+/// A date, datetime or boolean key as a bare SOQL literal: only digits, letters, `-`,
+/// `:`, `.`, `+` and `Z` pass, so nothing else can be spliced into the query.
+fn bare_literal(v: &str) -> Option<String> {
+    let ok = !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | ':' | '.' | '+'));
+    ok.then(|| v.to_string())
+}
+
 /// A key as a SOQL literal for a text or a numeric field. A key that is not a number
 /// cannot match a numeric field, so it has no literal (and no record).
+#[cfg(test)]
 fn soql_literal(key: &str, numeric: bool) -> Option<String> {
-    if numeric {
-        numeric_text(key)
+    let kind = if numeric {
+        LiteralKind::Number
     } else {
-        Some(soql_quote(key))
-    }
+        LiteralKind::Text
+    };
+    kind.literal(key)
 }
 
 /// A number's canonical text (`42`, `-1.5`), or `None` when `v` is not a number.
@@ -346,45 +450,24 @@ impl Destination for SalesforceDestination {
         external_id_field: &str,
         keys: &[String],
     ) -> Result<HashMap<String, String>, SinkError> {
-        let numeric = self.numeric_key(object, external_id_field).await?;
-        // A numeric field's values come back as JSON numbers (`42.0`): match them to the
-        // keys by value.
-        let by_value: HashMap<String, &String> = keys
-            .iter()
-            .filter_map(|k| numeric_text(k).map(|n| (n, k)))
-            .collect();
-        let mut found = HashMap::new();
-        for chunk in keys.chunks(200) {
-            let list: Vec<String> = chunk
-                .iter()
-                .filter_map(|k| soql_literal(k, numeric))
-                .collect();
-            if list.is_empty() {
-                continue;
-            }
-            let soql = format!(
-                "SELECT Id, {external_id_field} FROM {object} WHERE {external_id_field} IN ({})",
-                list.join(",")
-            );
-            let records: Vec<Map<String, Value>> = self
-                .client
-                .query(&soql)
-                .try_collect()
-                .await
-                .map_err(remote)?;
-            for r in records {
-                if let Some(Value::String(id)) = r.get("Id") {
-                    let mut key = key_of(&r, external_id_field);
-                    if numeric {
-                        if let Some(k) = numeric_text(&key).and_then(|n| by_value.get(&n)) {
-                            key = (*k).clone();
-                        }
-                    }
-                    found.insert(key, id.clone());
-                }
+        let found = self.query_matches(object, external_id_field, keys).await?;
+        Ok(found.into_iter().collect())
+    }
+
+    async fn find_matches(
+        &self,
+        object: &str,
+        field: &str,
+        keys: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, SinkError> {
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        for (key, id) in self.query_matches(object, field, keys).await? {
+            let ids = out.entry(key).or_default();
+            if !ids.contains(&id) {
+                ids.push(id);
             }
         }
-        Ok(found)
+        Ok(out)
     }
 }
 
@@ -400,6 +483,21 @@ mod tests {
         assert_eq!(soql_literal("42.50", true).as_deref(), Some("42.5"));
         // Not a number: cannot match a Number field, and is never spliced into SOQL.
         assert_eq!(soql_literal("1 OR Id != null", true), None);
+    }
+
+    #[test]
+    fn match_values_are_written_as_their_field_type_wants() {
+        assert_eq!(LiteralKind::of("email"), LiteralKind::Text);
+        assert_eq!(LiteralKind::of("date"), LiteralKind::Bare);
+        assert_eq!(
+            LiteralKind::Bare.literal("2024-01-31").as_deref(),
+            Some("2024-01-31")
+        );
+        assert_eq!(LiteralKind::Bare.literal("true OR Id != null"), None);
+        assert_eq!(
+            LiteralKind::Text.canonical("A@X.com"),
+            LiteralKind::Text.canonical("a@x.COM")
+        );
     }
 
     #[test]

@@ -57,6 +57,14 @@ impl<D: Destination> Flusher<D> {
                 Err(f) => dead.push(self.dead_letter(object, *change, "upsert", f)),
             }
         }
+        // A pair's inbound side compares what comes back with this: recorded first, so
+        // a record polled before its Id is written back is already known.
+        if self.opts.paired_objects.iter().any(|o| o == object) {
+            let written = ids
+                .iter()
+                .filter_map(|(k, id)| Some((id.as_str(), by_key.get(k.as_str())?.record())));
+            crate::bidi::synced::remember_outbound(&self.state, object, written).await?;
+        }
         self.write_back(by_key, &ids).await?;
         self.state.store_ids(object, &ids).await?;
         for (mapping, keys) in &resolving {
@@ -161,7 +169,7 @@ impl<D: Destination> Flusher<D> {
         Ok(())
     }
 
-    fn dead_letter<C: FlushChange>(
+    pub(super) fn dead_letter<C: FlushChange>(
         &self,
         object: &str,
         change: &C,

@@ -125,11 +125,13 @@ fn missing_key_is_named() {
         msg.contains("required when the pipeline has mappings"),
         "{msg}"
     );
-    let (key, _, _) = error_of(&variant(
+    // `field` or `match_by`: the table names which one is missing.
+    let (key, msg, _) = error_of(&variant(
         "external_id = { column = \"id\", field = \"External_Id__c\" }\nlookups",
         "external_id = { column = \"id\" }\nlookups",
     ));
-    assert_eq!(key, "pipelines[0].mappings[1].external_id.field");
+    assert_eq!(key, "pipelines[0].mappings[1].external_id");
+    assert!(msg.contains("needs `field`"), "{msg}");
 }
 
 #[test]

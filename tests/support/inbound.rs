@@ -125,16 +125,7 @@ impl Env {
 
     /// Runs the inbound entries in-process, each with its configured source.
     pub fn run(&self) -> Running {
-        let (stop, rx) = watch::channel(false);
-        let health = Health::new();
-        let task = tokio::spawn(supervise(
-            self.pipeline.clone(),
-            self.sf.clone(),
-            health.clone(),
-            rx,
-            start_entry,
-        ));
-        Running { stop, task, health }
+        run_entries(&self.pipeline, &self.sf)
     }
 
     /// The real `pgforce run` on this env's config (written to a temporary directory),
@@ -328,6 +319,21 @@ impl Binary {
         }
         t[at..].to_string()
     }
+}
+
+/// Runs `pipeline`'s inbound entries in-process through `sf`, each with its configured
+/// source, as `pgforce run` starts them.
+pub fn run_entries(pipeline: &PipelineConfig, sf: &SalesforceClient) -> Running {
+    let (stop, rx) = watch::channel(false);
+    let health = Health::new();
+    let task = tokio::spawn(supervise(
+        pipeline.clone(),
+        sf.clone(),
+        health.clone(),
+        rx,
+        start_entry,
+    ));
+    Running { stop, task, health }
 }
 
 /// The secrets the test configs reference.

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests. Each module serves the areas named in its own
 //! docs; nothing here is a test.
 
+pub mod bidi;
 pub mod compare;
 pub mod config;
 pub mod crash;

@@ -147,8 +147,14 @@ pub fn init_tracing() {
 impl Harness {
     /// Start Postgres and the emulator, and create `schema` (SQL).
     pub async fn start(schema: &str) -> Harness {
+        Harness::start_on(schema, pgforce::testing::pg::ClusterOptions::default()).await
+    }
+
+    /// Like [`Harness::start`], Postgres started with `opts` (e.g.
+    /// `track_commit_timestamp = on`).
+    pub async fn start_on(schema: &str, opts: pgforce::testing::pg::ClusterOptions) -> Harness {
         init_tracing();
-        let cluster = start::postgres().await;
+        let cluster = start::postgres_with(opts).await;
         let emulator = start::emulator(EmulatorConfig::default()).await;
         let db_url = cluster.url("postgres");
         let (pg, conn) = tokio_postgres::connect(&db_url, NoTls)

@@ -13,6 +13,14 @@ pub async fn postgres() -> TempCluster {
         .expect("start a throwaway Postgres")
 }
 
+/// A fresh throwaway cluster with `opts` (extra `postgresql.conf` lines, TLS, …).
+pub async fn postgres_with(opts: pgforce::testing::pg::ClusterOptions) -> TempCluster {
+    tokio::task::spawn_blocking(move || TempCluster::start_with(opts))
+        .await
+        .expect("the cluster start-up does not panic")
+        .expect("start a throwaway Postgres")
+}
+
 /// The emulator with `config` on `127.0.0.1:0`.
 pub async fn emulator(config: EmulatorConfig) -> EmulatorHandle {
     Emulator::start(config, "127.0.0.1:0".parse().expect("a socket address"))

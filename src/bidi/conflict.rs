@@ -1,0 +1,163 @@
+//! Deciding a conflict: both sides changed one field of one record between syncs. The
+//! field's [`Conflict`] policy picks the winner (newest by commit time, Postgres on a
+//! tie or when its commit time is unknown); every decision is logged with the record,
+//! the field, both values' hashes and the winner, and counted in
+//! `pgforce_bidi_conflicts_total{pipeline,object,field,winner}`.
+//!
+//! The outbound half lives here too: a Postgres change older than a Salesforce value
+//! pgforce already applied to that field (it lost the conflict, or the row was
+//! overwritten after it) is not sent ([`drop_superseded`]).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use tracing::info;
+
+use super::synced::{Side, Synced};
+use crate::config::pair::Conflict;
+use crate::lsn::Lsn;
+
+/// The side whose value a conflict keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Winner {
+    Postgres,
+    Salesforce,
+}
+
+impl Winner {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Winner::Postgres => "postgres",
+            Winner::Salesforce => "salesforce",
+        }
+    }
+}
+
+/// Who wins under `policy`, given the Salesforce change's commit time and the Postgres
+/// row version's (when known: `track_commit_timestamp`).
+pub fn decide(
+    policy: Conflict,
+    salesforce_at: DateTime<Utc>,
+    postgres_at: Option<DateTime<Utc>>,
+) -> Winner {
+    match policy {
+        Conflict::Postgres => Winner::Postgres,
+        Conflict::Salesforce => Winner::Salesforce,
+        Conflict::Newest => match postgres_at {
+            Some(pg) if salesforce_at > pg => Winner::Salesforce,
+            _ => Winner::Postgres,
+        },
+    }
+}
+
+/// One decided conflict, for the log and the metric.
+#[derive(Debug)]
+pub struct Decision<'a> {
+    pub pipeline: &'a str,
+    pub object: &'a str,
+    pub record_id: &'a str,
+    pub field: &'a str,
+    pub postgres_hash: &'a str,
+    pub salesforce_hash: &'a str,
+    pub winner: Winner,
+    pub policy: Conflict,
+}
+
+/// Logs and counts `d` (value hashes only: row values never go to logs).
+pub fn report(d: &Decision<'_>) {
+    info!(
+        pipeline = d.pipeline,
+        object = d.object,
+        record_id = d.record_id,
+        field = d.field,
+        postgres_value = d.postgres_hash,
+        salesforce_value = d.salesforce_hash,
+        winner = d.winner.as_str(),
+        policy = d.policy.as_str(),
+        "two-way conflict decided"
+    );
+    metrics::counter!(crate::metrics::BIDI_CONFLICTS, "pipeline" => d.pipeline.to_string(),
+        "object" => d.object.to_string(), "field" => d.field.to_string(),
+        "winner" => d.winner.as_str())
+    .increment(1);
+}
+
+/// Removes from an outbound `record` (of Salesforce record `id`, from a Postgres change
+/// committed at `lsn`) every field whose last synced value came from Salesforce after
+/// that change: Postgres holds that value now, so the older change must not overwrite it
+/// in Salesforce. Returns the fields removed.
+pub fn drop_superseded(
+    synced: &HashMap<(String, String), Synced>,
+    id: &str,
+    lsn: Lsn,
+    record: &mut Map<String, Value>,
+) -> Vec<String> {
+    let stale: Vec<String> = record
+        .keys()
+        .filter(|f| {
+            synced
+                .get(&(id.to_string(), (*f).clone()))
+                .is_some_and(|s| s.side == Side::Salesforce && s.wal_lsn > lsn)
+        })
+        .cloned()
+        .collect();
+    for f in &stale {
+        record.remove(f);
+    }
+    stale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(s, 0).unwrap()
+    }
+
+    #[test]
+    fn newest_wins_and_ties_go_to_postgres() {
+        assert_eq!(
+            decide(Conflict::Newest, at(10), Some(at(9))),
+            Winner::Salesforce
+        );
+        assert_eq!(
+            decide(Conflict::Newest, at(9), Some(at(10))),
+            Winner::Postgres
+        );
+        assert_eq!(
+            decide(Conflict::Newest, at(10), Some(at(10))),
+            Winner::Postgres
+        );
+        assert_eq!(decide(Conflict::Newest, at(10), None), Winner::Postgres);
+        assert_eq!(
+            decide(Conflict::Salesforce, at(1), Some(at(9))),
+            Winner::Salesforce
+        );
+        assert_eq!(
+            decide(Conflict::Postgres, at(9), Some(at(1))),
+            Winner::Postgres
+        );
+    }
+
+    #[test]
+    fn only_fields_salesforce_overwrote_later_are_dropped() {
+        let mut synced = HashMap::new();
+        let s = |side, lsn| Synced {
+            hash: "h".into(),
+            side,
+            wal_lsn: Lsn(lsn),
+        };
+        synced.insert(("003".into(), "Phone".into()), s(Side::Salesforce, 20));
+        synced.insert(("003".into(), "LastName".into()), s(Side::Salesforce, 5));
+        synced.insert(("003".into(), "FirstName".into()), s(Side::Postgres, 20));
+        let mut r: Map<String, Value> = serde_json::from_str(
+            r#"{"Phone": "1", "LastName": "L", "FirstName": "F", "Email": "e"}"#,
+        )
+        .unwrap();
+        assert_eq!(drop_superseded(&synced, "003", Lsn(10), &mut r), ["Phone"]);
+        assert_eq!(r.len(), 3);
+    }
+}

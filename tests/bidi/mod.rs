@@ -1,0 +1,6 @@
+//! Both ways: matching records by an ordinary field on first contact (`match_by`), pairs
+//! of a table and an object, echo suppression and conflicts, against a real Postgres and
+//! the emulator.
+
+mod match_by;
+mod pair;
