@@ -1,0 +1,60 @@
+//! Defect 2, the resync after the slot was dropped (or lost) and recreated: every row that
+//! exists reaches Salesforce again, and every record pgforce wrote whose row is gone is
+//! removed, however the records were written and whenever the start that created the new
+//! slot stopped. A real Postgres, the emulator over real HTTP, the pipeline in-process.
+
+use crate::support::config::Mapping;
+use crate::support::pipeline::*;
+
+const SLOT: &str = "pgforce_e2e";
+
+/// Drop the slot the way an operator does after it was invalidated.
+async fn drop_slot(h: &Harness) {
+    h.sql(&format!("SELECT pg_drop_replication_slot('{SLOT}')"))
+        .await;
+}
+
+async fn wait_live(h: &Harness, key: &str, live: bool) {
+    wait_until(
+        &format!("Account {key} live in Salesforce: {live}"),
+        DEADLINE,
+        || async {
+            check(h.record("Account", key).is_some() == live, || {
+                format!("Account {key}: {:?}", h.record("Account", key))
+            })
+        },
+    )
+    .await;
+}
+
+/// Two mappings write Account (`accounts` and `vip_accounts`, both keyed by
+/// `External_Id__c`): a row deleted from either table while there was no slot has its
+/// record removed by the resync; a key still present in the other table keeps its record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resync_removes_records_of_an_object_with_two_mappings() {
+    let h = Harness::start(&format!(
+        "{SCHEMA} CREATE TABLE vip_accounts (id bigint PRIMARY KEY, name text NOT NULL);"
+    ))
+    .await;
+    let vip = Mapping::new("vip_accounts", "public.vip_accounts", "Account").field("name", "Name");
+    let maps = format!("{}\n{}", mappings(), vip.toml());
+    h.sql(
+        "INSERT INTO accounts (id, name) VALUES (1, 'Kept'), (2, 'Deleted while no slot');
+         INSERT INTO vip_accounts (id, name) VALUES (10, 'VIP deleted while no slot'),
+                                                   (11, 'VIP kept');",
+    )
+    .await;
+    let run = h.run(h.config(&maps, &Batching::default())).await;
+    for key in ["1", "2", "10", "11"] {
+        wait_live(&h, key, true).await;
+    }
+    run.stop().await.expect("clean stop");
+    drop_slot(&h).await;
+    h.sql("DELETE FROM accounts WHERE id = 2; DELETE FROM vip_accounts WHERE id = 10;")
+        .await;
+    let run = h.run(h.config(&maps, &Batching::default())).await;
+    wait_live(&h, "2", false).await;
+    wait_live(&h, "10", false).await;
+    assert!(h.record("Account", "1").is_some() && h.record("Account", "11").is_some());
+    run.stop().await.expect("clean stop");
+}
