@@ -170,6 +170,9 @@ impl<D: Destination> Flusher<D> {
             .filter(|c| !absent.contains(c.key()))
             .collect();
         let records: Vec<Map<String, Value>> = sent.iter().map(|c| c.record()).collect();
+        // Known before anything can create them, so a record whose result is lost is not.
+        let keys: Vec<&str> = sent.iter().map(|c| c.key()).collect();
+        self.state.note_keys(&step.object, &keys).await?;
         let (mut outcomes, mut unprocessed) = match plan.path {
             _ if records.is_empty() => (Vec::new(), Vec::new()),
             StepPath::Bulk => {

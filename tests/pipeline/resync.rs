@@ -5,13 +5,21 @@
 
 use crate::support::config::Mapping;
 use crate::support::pipeline::*;
+use pgforce_emulator::{FaultKind, FaultSpec};
 
 const SLOT: &str = "pgforce_e2e";
 
-/// Drop the slot the way an operator does after it was invalidated.
+/// Drop the slot the way an operator does after it was invalidated (once the stopped
+/// pipeline's walsender let go of it).
 async fn drop_slot(h: &Harness) {
-    h.sql(&format!("SELECT pg_drop_replication_slot('{SLOT}')"))
-        .await;
+    let sql = format!("SELECT pg_drop_replication_slot('{SLOT}')");
+    wait_until("the slot is dropped", DEADLINE, || async {
+        h.pg.execute(&sql, &[])
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}"))
+    })
+    .await;
 }
 
 async fn wait_live(h: &Harness, key: &str, live: bool) {
@@ -56,5 +64,40 @@ async fn a_resync_removes_records_of_an_object_with_two_mappings() {
     wait_live(&h, "2", false).await;
     wait_live(&h, "10", false).await;
     assert!(h.record("Account", "1").is_some() && h.record("Account", "11").is_some());
+    run.stop().await.expect("clean stop");
+}
+
+fn bulk_always() -> Batching {
+    Batching {
+        collections_threshold: 1,
+        ..Batching::default()
+    }
+}
+
+/// A record whose write landed but whose result never came back (job polls fail until
+/// the pipeline stops, as after a crash) is removed by the resync when its row was
+/// deleted while there was no slot: the id map knew its key before the write was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resync_removes_a_record_whose_result_was_never_read() {
+    let h = Harness::start(SCHEMA).await;
+    h.sql("INSERT INTO accounts (id, name) VALUES (1, 'Synced')")
+        .await;
+    let run = h.run(h.config(&mappings(), &bulk_always())).await;
+    wait_live(&h, "1", true).await;
+    // Job status polls and result downloads fail: the job lands, its results never come.
+    h.emulator.add_fault(
+        FaultSpec::always(FaultKind::HttpStatus { status: 503 })
+            .matching(Some("GET"), "/services/data/v62.0/jobs/ingest/"),
+    );
+    h.sql("INSERT INTO accounts (id, name) VALUES (2, 'Result lost')")
+        .await;
+    wait_live(&h, "2", true).await;
+    let _ = run.stop().await;
+    h.emulator.clear_faults();
+    drop_slot(&h).await;
+    h.sql("DELETE FROM accounts WHERE id = 2").await;
+    let run = h.run(h.config(&mappings(), &bulk_always())).await;
+    wait_live(&h, "2", false).await;
+    assert!(h.record("Account", "1").is_some());
     run.stop().await.expect("clean stop");
 }
