@@ -551,3 +551,25 @@ async fn a_pipeline_without_the_lock_neither_creates_nor_aborts_a_bulk_job() {
     assert_eq!(client.job_info(&open).await.unwrap().state, JobState::Open);
     assert_eq!(jobs(), 1);
 }
+
+/// Two changes of one contact in one epoch, the later one clearing its lookup: the
+/// record's lookup is cleared (the older change's parent reference does not survive the
+/// coalescing under its other column name), and it waits on no parent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_cleared_by_a_later_change_in_the_epoch_is_cleared() {
+    let h = Harness::start(SCHEMA).await;
+    let run = h.run(h.config(&mappings(), &Batching::default())).await;
+    h.sql(
+        "INSERT INTO accounts (id, name) VALUES (1, 'Parent');
+         INSERT INTO contacts (id, last_name) VALUES (10, 'Child');",
+    )
+    .await;
+    wait_in_sync(&h).await;
+    h.sql(
+        "BEGIN; UPDATE contacts SET account_id = 1 WHERE id = 10;
+         UPDATE contacts SET account_id = NULL, last_name = 'Orphaned' WHERE id = 10; COMMIT;",
+    )
+    .await;
+    wait_in_sync(&h).await;
+    run.stop().await.expect("clean stop");
+}
