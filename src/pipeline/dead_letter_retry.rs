@@ -75,6 +75,7 @@ async fn retry_one<D: Destination>(
         return Ok(false);
     };
     let lsn: Lsn = r.lsn.parse().unwrap_or_default();
+    state.note_keys(&m.object, &[&r.external_id]).await?;
     crate::sink::fence(state).await?;
     let outcome = dest
         .upsert_records(

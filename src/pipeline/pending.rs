@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use crate::batch::Coalesce;
 use crate::lsn::Lsn;
-use crate::mapping::{FieldValue, MappedChange, MappedOp};
+use crate::mapping::{FieldName, FieldValue, MappedChange, MappedOp};
 use crate::pgoutput::value::Value as PgValue;
 use crate::sink::NULL_CELL as CSV_NULL;
 use crate::sink::{FlushChange, WriteBackTarget};
@@ -49,16 +49,41 @@ impl Coalesce for Pending {
 
     /// Fields this (newer) change leaves unchanged take the older change's value; fields the
     /// older one set that this one does not mention are kept too.
+    ///
+    /// A lookup is one field under two names (the parent reference `Account`, or null on
+    /// `AccountId`): a newer value under either name supersedes the older one under the
+    /// other, and the older parent reference goes with it.
     fn absorb_older(&mut self, older: Self) {
+        let mut superseded = Vec::new();
         for (name, old_value) in older.change.fields {
-            match self.change.fields.iter_mut().find(|(n, _)| *n == name) {
-                Some((_, v)) if *v == FieldValue::Unchanged => *v = old_value,
-                Some(_) => {}
+            let slot = field_slot(&name);
+            let newer = self.change.fields.iter_mut().find(|(n, _)| {
+                *n == name
+                    || (matches!(name, FieldName::Parent { .. })
+                        != matches!(n, FieldName::Parent { .. })
+                        && field_slot(n) == slot)
+            });
+            match newer {
+                Some((n, v)) if *v == FieldValue::Unchanged && *n == name => *v = old_value,
+                Some(_) => {
+                    if let (
+                        FieldName::Parent {
+                            external_id_field, ..
+                        },
+                        FieldValue::Text(id),
+                    ) = (&name, &old_value)
+                    {
+                        superseded.push((external_id_field.clone(), id.clone()));
+                    }
+                }
                 None => self.change.fields.push((name, old_value)),
             }
         }
         for p in older.change.parents {
-            if !self.change.parents.iter().any(|q| q.object == p.object) {
+            let replaced = superseded
+                .iter()
+                .any(|(f, id)| *f == *p.external_id_field && *id == p.external_id);
+            if !replaced && !self.change.parents.iter().any(|q| q.object == p.object) {
                 self.change.parents.push(p);
             }
         }
@@ -148,6 +173,18 @@ impl FlushChange for Pending {
         );
         m.extend(self.change.json_fields());
         m
+    }
+}
+
+/// The field a column name writes: a parent reference's relationship names its lookup
+/// field by Salesforce's convention (`Contact__r` → `Contact__c`, `Account` → `AccountId`).
+fn field_slot(name: &FieldName) -> String {
+    match name {
+        FieldName::Field(f) => f.clone(),
+        FieldName::Parent { relationship, .. } => match relationship.strip_suffix("__r") {
+            Some(base) => format!("{base}__c"),
+            None => format!("{relationship}Id"),
+        },
     }
 }
 

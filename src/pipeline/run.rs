@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::error::{err_repl, err_state};
+use super::error::err_repl;
 use super::lock::acquire_lock;
 use super::setup::database_url;
 use super::startup::{
@@ -60,7 +60,7 @@ pub async fn run_pipeline(cfg: &PipelineConfig, opts: &RunOptions) -> Result<(),
         repl,
         snapshot,
         start_lsn,
-        created,
+        fresh,
         checkpoint,
         mut resume,
     } = prepare_slot(cfg, &conn_opts, &state).await?;
@@ -71,17 +71,10 @@ pub async fn run_pipeline(cfg: &PipelineConfig, opts: &RunOptions) -> Result<(),
         &conn_opts,
         &flusher,
         &mut mapper,
-        (snapshot, created),
+        (snapshot, fresh.then_some(start_lsn)),
         &mut resume,
     )
     .await?;
-    if created {
-        // Everything before the new slot's consistent point is in through the backfill.
-        state
-            .store_checkpoint(start_lsn)
-            .await
-            .map_err(err_state(p))?;
-    }
     let (stream, assembler) = start_stream(cfg, opts, &pg, repl, start_lsn).await?;
     let mut streamer = Streamer {
         cfg,

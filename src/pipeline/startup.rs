@@ -92,8 +92,10 @@ pub(super) struct SlotStart {
     pub snapshot: BackfillSnapshot,
     /// The position streaming starts from.
     pub start_lsn: Lsn,
-    /// The slot was created by this start.
-    pub created: bool,
+    /// The slot is new to this pipeline: created by this start, or an existing slot it
+    /// never confirmed (created by a start that stopped before its resync began, by hand,
+    /// or advanced past the checkpoint). Its consistent point starts a resync.
+    pub fresh: bool,
     /// The stored checkpoint ([`Lsn::ZERO`] when there is none).
     pub checkpoint: Lsn,
     /// An epoch a previous run left in flight.
@@ -169,7 +171,7 @@ pub(super) async fn prepare_slot(
         .map_err(err_state(p))?
         .unwrap_or(Lsn::ZERO);
     let resume = state.open_epoch().await.map_err(err_state(p))?;
-    let (snapshot, start_lsn, created) = match slot {
+    let (snapshot, start_lsn, fresh) = match slot {
         SlotState::Created(c) => {
             info!(lsn = %c.consistent_point, "created replication slot; backfilling existing rows");
             let snap = c
@@ -178,20 +180,28 @@ pub(super) async fn prepare_slot(
                 .map_or(BackfillSnapshot::Fresh, BackfillSnapshot::Exported);
             (snap, c.consistent_point, true)
         }
-        SlotState::Existing(info) => (
-            BackfillSnapshot::Fresh,
-            info.confirmed_flush_lsn
-                .unwrap_or(Lsn::ZERO)
-                .max(checkpoint),
-            false,
-        ),
+        SlotState::Existing(info) => {
+            let confirmed = info.confirmed_flush_lsn.unwrap_or(Lsn::ZERO);
+            // This pipeline confirms a position only after its checkpoint got there, so a
+            // slot ahead of the checkpoint holds nothing this pipeline saw before it.
+            let unconfirmed = confirmed > checkpoint;
+            if unconfirmed {
+                info!(slot_lsn = %confirmed, checkpoint = %checkpoint,
+                    "the slot is ahead of the checkpoint (new to this pipeline); resyncing");
+            }
+            (
+                BackfillSnapshot::Fresh,
+                confirmed.max(checkpoint),
+                unconfirmed,
+            )
+        }
     };
     Ok(SlotStart {
         pg,
         repl,
         snapshot,
         start_lsn,
-        created,
+        fresh,
         checkpoint,
         resume,
     })
@@ -199,17 +209,19 @@ pub(super) async fn prepare_slot(
 
 /// Backfill the tables (resumable: progress is kept per table) through the same mapping and
 /// flusher as the stream. A plan left in flight by an interrupted backfill (end LSN zero)
-/// is taken out of `resume` and finished here. A freshly created slot (`fresh_slot`) comes
-/// with a new consistent snapshot: progress of an earlier slot's backfill is forgotten and
-/// every table is read again (idempotent upserts), so nothing written while there was no
-/// slot is lost.
+/// is taken out of `resume` and finished here. A slot new to this pipeline (`fresh_slot`:
+/// its consistent point) comes with a new consistent snapshot: progress of an earlier
+/// slot's backfill is forgotten and every table is read again (idempotent upserts), so
+/// nothing written while there was no slot is lost. Once the resync is set up (progress
+/// reset, sweep armed) the checkpoint moves to the slot's start, so a start after a crash
+/// from here on resumes this resync instead of beginning another.
 pub(super) async fn backfill_existing(
     cfg: &PipelineConfig,
     opts: &RunOptions,
     conn_opts: &ConnectOptions,
     flusher: &Flusher<SalesforceDestination>,
     mapper: &mut Mapper,
-    (snapshot, fresh_slot): (BackfillSnapshot, bool),
+    (snapshot, fresh_slot): (BackfillSnapshot, Option<Lsn>),
     resume: &mut Option<EpochPlan>,
 ) -> Result<(), PipelineError> {
     let p = cfg.name.as_str();
@@ -221,7 +233,7 @@ pub(super) async fn backfill_existing(
         .map_err(err_repl(p))?;
     let mut bf_client = connect_client(conn_opts).await.map_err(err_repl(p))?;
     let mut gone = None;
-    if fresh_slot {
+    if let Some(slot_start) = fresh_slot {
         progress.reset(p).await.map_err(err_repl(p))?;
         // A resync (records from an earlier slot exist) sweeps deleted rows afterwards,
         // read in the new slot's snapshot; a first start has nothing to sweep.
@@ -232,6 +244,11 @@ pub(super) async fn backfill_existing(
                     Some(super::sweep::gone_in_snapshot(cfg, &mut bf_client, name, flusher).await?);
             }
         }
+        flusher
+            .state()
+            .store_checkpoint(slot_start)
+            .await
+            .map_err(err_state(p))?;
     }
     let bf_resume = if resume.as_ref().is_some_and(|r| r.end_lsn == Lsn::ZERO) {
         resume.take()

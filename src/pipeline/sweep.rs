@@ -6,7 +6,8 @@
 //! soft-delete field set), through the same flusher and with the same outcomes as a
 //! streamed delete. The sweep is armed when the new slot's backfill progress is reset and
 //! disarmed only once it finished, so a crash in between sweeps again (deletes are
-//! idempotent). A first start (an empty id map) is not armed.
+//! idempotent). A first start (an empty id map) is not armed. An object several mappings
+//! write is swept too: a key is gone when no table of that object holds it.
 //!
 //! Which records are gone is read **in the slot's exported snapshot** ([`gone_in_snapshot`],
 //! before the backfill), so the sweep agrees with the stream that starts at the snapshot's
@@ -134,15 +135,11 @@ pub(super) async fn has_records(
     Ok(row.get(0))
 }
 
-/// A mapping whose records can be told apart in the id map: it has a delete policy, and no
-/// other mapping of the pipeline writes the same object (the id map is keyed by object).
-fn sweepable(cfg: &PipelineConfig, m: &MappingConfig) -> bool {
-    m.delete != DeletePolicy::Ignore
-        && cfg.mappings.iter().filter(|o| o.object == m.object).count() == 1
-}
-
-/// Per sweepable mapping, the external ids pgforce has a record for whose source row is
-/// not visible to `client`.
+/// Per mapping with a delete policy, the external ids pgforce has a record for whose
+/// source row is not visible to `client`. The id map is keyed by object, so when several
+/// mappings write one object a key is gone only when no table of that object holds it
+/// (each compared by its own external-id column); it is then removed under every such
+/// mapping's policy (a mapping that ignores deletes removes nothing).
 async fn gone_keys<C: tokio_postgres::GenericClient>(
     cfg: &PipelineConfig,
     client: &C,
@@ -150,18 +147,28 @@ async fn gone_keys<C: tokio_postgres::GenericClient>(
     pipeline: &str,
 ) -> Result<GoneKeys, PipelineError> {
     let mut out = Vec::new();
-    for m in cfg.mappings.iter().filter(|m| sweepable(cfg, m)) {
-        let (schema, table) = m.table.split_once('.').unwrap_or(("public", &m.table));
+    let mut objects: Vec<&str> = cfg.mappings.iter().map(|m| m.object.as_str()).collect();
+    objects.sort_unstable();
+    objects.dedup();
+    for object in objects {
+        let writers: Vec<&MappingConfig> =
+            cfg.mappings.iter().filter(|m| m.object == object).collect();
+        let removers: Vec<&MappingConfig> = writers
+            .iter()
+            .copied()
+            .filter(|m| m.delete != DeletePolicy::Ignore)
+            .collect();
+        if removers.is_empty() {
+            continue;
+        }
+        let absent: Vec<String> = writers.iter().map(|m| absent_from(m)).collect();
         let sql = format!(
             "SELECT i.external_id FROM {state_schema}.id_map i
-              WHERE i.pipeline = $1 AND i.object = $2
-                AND NOT EXISTS (SELECT 1 FROM {}.{} t WHERE t.{}::text = i.external_id)",
-            quote_ident(schema),
-            quote_ident(table),
-            quote_ident(&m.external_id.column)
+              WHERE i.pipeline = $1 AND i.object = $2 AND {}",
+            absent.join(" AND ")
         );
         let rows = client
-            .query(&sql, &[&pipeline, &m.object])
+            .query(&sql, &[&pipeline, &object])
             .await
             .map_err(|e| {
                 sweep_error(
@@ -170,9 +177,23 @@ async fn gone_keys<C: tokio_postgres::GenericClient>(
                     e,
                 )
             })?;
-        out.push((m.name.clone(), rows.iter().map(|r| r.get(0)).collect()));
+        let keys: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        for m in removers {
+            out.push((m.name.clone(), keys.clone()));
+        }
     }
     Ok(out)
+}
+
+/// SQL: the id map row `i` has no source row in `m`'s table.
+fn absent_from(m: &MappingConfig) -> String {
+    let (schema, table) = m.table.split_once('.').unwrap_or(("public", &m.table));
+    format!(
+        "NOT EXISTS (SELECT 1 FROM {}.{} t WHERE t.{}::text = i.external_id)",
+        quote_ident(schema),
+        quote_ident(table),
+        quote_ident(&m.external_id.column)
+    )
 }
 
 /// The record removal for `key` under the mapping's delete policy.

@@ -1,5 +1,5 @@
-//! Fencing: before each Salesforce write (a Bulk upload, a Collections upsert or delete, a
-//! retry of failed, parked or dead-lettered records) the sink checks that this process
+//! Fencing: before each Salesforce write (a Bulk job created, uploaded or aborted, a
+//! Collections upsert or delete, a retry of failed, parked or dead-lettered records) the sink checks that this process
 //! still holds the pipeline's advisory lock, with one cheap query on the state-store
 //! session that took it. A process whose session died (a standby may own the pipeline by
 //! now) writes nothing more: [`fence`] fails with [`SinkError::Fenced`], the pipeline

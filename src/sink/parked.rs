@@ -73,6 +73,8 @@ impl<D: Destination> Flusher<D> {
                 .iter()
                 .filter_map(|p| p.row.get(PARKED_RECORD).and_then(Value::as_object).cloned())
                 .collect();
+            let keys: Vec<&str> = group.iter().map(|p| p.external_id.as_str()).collect();
+            self.state.note_keys(&object, &keys).await?;
             fence(&self.state).await?;
             let outcomes = self
                 .dest

@@ -98,7 +98,10 @@ impl<D: Destination> Flusher<D> {
             };
             match self.dest.job_status(job).await? {
                 // Never got its data: abort it rather than leave it open for a day.
-                JobStatus::Open => self.dest.abort_job(job).await?,
+                JobStatus::Open => {
+                    fence(&self.state).await?;
+                    self.dest.abort_job(job).await?
+                }
                 // Wait for it so it cannot race the new plan; its rows are sent again by
                 // the new plan (idempotent upserts), so the results themselves are unused.
                 JobStatus::Running => {
@@ -183,6 +186,9 @@ impl<D: Destination> Flusher<D> {
         }
         // What the records are upserted by: the key field, or `Id` once matched.
         let upsert_field = if matching { "Id" } else { ext_field };
+        // Known before anything can create them, so a record whose result is lost is not.
+        let keys: Vec<&str> = sent.iter().map(|c| c.key()).collect();
+        self.state.note_keys(&step.object, &keys).await?;
         let (mut outcomes, mut unprocessed) = match plan.path {
             _ if records.is_empty() => (Vec::new(), Vec::new()),
             StepPath::Bulk => {
@@ -420,11 +426,13 @@ impl<D: Destination> Flusher<D> {
                 }
                 JobStatus::Open => {
                     info!(job_id = %job, "aborting a Bulk job that never got its data; sending the step again");
+                    fence(&self.state).await?;
                     self.dest.abort_job(&job).await?;
                 }
                 JobStatus::Gone => {}
             }
         }
+        fence(&self.state).await?;
         let job = self.dest.create_job(&plan.object, kind, ext_field).await?;
         self.state
             .set_step(end_lsn, plan.step, StepState::JobCreated, Some(&job))

@@ -6,6 +6,7 @@ mod crash;
 mod e2e;
 mod ha;
 mod reliability;
+mod resync;
 mod signals;
 mod templates_e2e;
 mod throughput;

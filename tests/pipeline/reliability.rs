@@ -448,3 +448,128 @@ async fn the_fence_passes_only_while_the_session_holds_the_lock() {
         .await
         .expect("the successor holds it");
 }
+
+/// A flusher on `state` (which may not hold the lock) writing through the emulator.
+async fn flusher_on(
+    h: &Harness,
+    state: std::sync::Arc<pgforce::checkpoint::StateStore>,
+) -> pgforce::sink::Flusher<pgforce::sink::SalesforceDestination> {
+    use pgforce::sink::{Flusher, FlusherOptions, SalesforceDestination, MAX_STEP_BYTES};
+    let client = pgforce::pipeline::salesforce_client(&h.config(&mappings(), &bulk_always()))
+        .expect("a client for the emulator");
+    client.login().await.expect("log in to the emulator");
+    Flusher::new(
+        SalesforceDestination::new(client),
+        state,
+        FlusherOptions {
+            pipeline: PIPELINE.into(),
+            collections_threshold: 1,
+            max_rows: 100,
+            max_step_bytes: MAX_STEP_BYTES,
+            object_order: vec!["Account".into()],
+            transient_retries: 0,
+            max_bulk_jobs: 1,
+        },
+    )
+}
+
+/// An epoch of one Account upsert, ending at `lsn`.
+fn one_upsert(lsn: u64) -> pgforce::batch::Epoch<pgforce::pipeline::Pending> {
+    use pgforce::mapping::{FieldName, FieldValue, MappedChange, MappedOp};
+    let mut epoch = pgforce::batch::Epoch::new();
+    let change = MappedChange {
+        mapping: "accounts".into(),
+        object: "Account".into(),
+        external_id_field: "External_Id__c".into(),
+        external_id: "1".into(),
+        op: MappedOp::Upsert,
+        fields: vec![(
+            FieldName::Field("Name".into()),
+            FieldValue::Text("x".into()),
+        )],
+        parents: Vec::new(),
+        write_back: None,
+        existing_only: false,
+    };
+    epoch.push(pgforce::pipeline::Pending::new(
+        change,
+        pgforce::lsn::Lsn(lsn),
+    ));
+    epoch.commit(pgforce::lsn::Lsn(lsn), chrono::Utc::now());
+    epoch
+}
+
+/// Defect 12, the Bulk job calls: a process without the lock neither creates a Bulk job
+/// nor aborts one a previous owner left open (the owner may be using it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_without_the_lock_neither_creates_nor_aborts_a_bulk_job() {
+    use pgforce::batch::StepKind;
+    use pgforce::checkpoint::{EpochPlan, RecordedStep, StepPath, StepPlan, StepState};
+    use pgforce::salesforce::{IngestJobRequest, JobState};
+    let h = Harness::start(SCHEMA).await;
+    let flusher = flusher_on(&h, h.state().await).await;
+    let jobs = || {
+        h.emulator
+            .state()
+            .ext::<pgforce_emulator::bulk::BulkState>()
+            .ingest
+            .len()
+    };
+    let err = flusher.flush(&mut one_upsert(10), None).await.unwrap_err();
+    assert!(err.to_string().contains("fenced"), "{err}");
+    assert_eq!(jobs(), 0, "a Bulk job was created without the lock");
+
+    // A job a previous owner recorded and left Open, in a plan that differs from the
+    // rebuilt epoch: it is left alone.
+    let client = flusher.destination().client();
+    let open = client
+        .create_ingest_job(&IngestJobRequest::upsert("Account", "External_Id__c"))
+        .await
+        .unwrap()
+        .id;
+    let resume = EpochPlan {
+        end_lsn: pgforce::lsn::Lsn(20),
+        steps: vec![RecordedStep {
+            plan: StepPlan {
+                step: 0,
+                object: "Account".into(),
+                key_field: "External_Id__c".into(),
+                operation: StepKind::Upsert,
+                path: StepPath::Bulk,
+                rows: 99,
+                keys_digest: "another plan".into(),
+            },
+            job_id: Some(open.clone()),
+            state: StepState::JobCreated,
+        }],
+    };
+    let err = flusher
+        .flush(&mut one_upsert(20), Some(resume))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("fenced"), "{err}");
+    assert_eq!(client.job_info(&open).await.unwrap().state, JobState::Open);
+    assert_eq!(jobs(), 1);
+}
+
+/// Two changes of one contact in one epoch, the later one clearing its lookup: the
+/// record's lookup is cleared (the older change's parent reference does not survive the
+/// coalescing under its other column name), and it waits on no parent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_cleared_by_a_later_change_in_the_epoch_is_cleared() {
+    let h = Harness::start(SCHEMA).await;
+    let run = h.run(h.config(&mappings(), &Batching::default())).await;
+    h.sql(
+        "INSERT INTO accounts (id, name) VALUES (1, 'Parent');
+         INSERT INTO contacts (id, last_name) VALUES (10, 'Child');",
+    )
+    .await;
+    wait_in_sync(&h).await;
+    h.sql(
+        "BEGIN; UPDATE contacts SET account_id = 1 WHERE id = 10;
+         UPDATE contacts SET account_id = NULL, last_name = 'Orphaned' WHERE id = 10; COMMIT;",
+    )
+    .await;
+    wait_in_sync(&h).await;
+    run.stop().await.expect("clean stop");
+}

@@ -191,6 +191,16 @@ fn decimal_text(s: Option<String>) -> Option<String> {
     })
 }
 
+/// When a record was created and last changed, and its Name (which write it holds).
+fn record_dates(r: &Record) -> String {
+    format!(
+        "created {} modified {} Name {}",
+        show(&sf_text(r.get("CreatedDate"))),
+        show(&sf_text(r.get("LastModifiedDate"))),
+        show(&sf_text(r.get("Name")))
+    )
+}
+
 /// Short form of a value for a diff line.
 pub fn show(v: &Option<String>) -> String {
     match v {
@@ -319,7 +329,11 @@ pub async fn check(pg: &Client, emulator: &EmulatorHandle) -> Verdict {
                     kind: Kind::Extra,
                     object: spec.object,
                     key: ext.clone(),
-                    detail: format!("live in Salesforce ({} record(s)), no row", recs.len()),
+                    detail: format!(
+                        "live in Salesforce ({} record(s)), no row; {}",
+                        recs.len(),
+                        record_dates(&recs[0])
+                    ),
                 });
             }
         }

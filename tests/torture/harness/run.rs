@@ -310,7 +310,12 @@ pub async fn run_seed(s: &Settings) -> Result<Outcome, String> {
     };
     note(
         s.seed,
-        format!("vocab {} txns {} config {opts:?}", s.vocab, s.txns),
+        format!(
+            "vocab {} txns {} config {opts:?}; started {}",
+            s.vocab,
+            s.txns,
+            chrono::Utc::now().format("%H:%M:%S%.3f")
+        ),
     );
     let env = Env::start(&opts).await;
     let mut pg = env.client().await;
