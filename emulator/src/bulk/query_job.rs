@@ -184,25 +184,39 @@ impl Stream {
             now: state.clock.now(),
             api_version: version.to_string(),
         };
-        let records = if want == 0 {
-            Vec::new()
-        } else {
-            soql::execute(&self.query.capped(want), catalog.as_ref(), &source, &opts)
-                .map_err(soql_error)?
-                .records
-        };
         let mut w = dialect.writer();
         w.row(columns.iter());
-        write_rows(&mut w, &records, columns, &self.datetime);
-        let end = offset + records.len();
+        let query = self.query.capped(want);
+        let plain = columns.iter().all(|c| !c.contains('.'));
+        let mut n = 0usize;
+        let visited = want > 0
+            && plain
+            && soql::visit_matches(&query, catalog.as_ref(), &source, &opts, &mut |rec| {
+                n += 1;
+                w.row(
+                    columns
+                        .iter()
+                        .zip(&self.datetime)
+                        .map(|(c, dt)| cell_text(rec.field(c).as_deref(), *dt)),
+                );
+            })
+            .map_err(soql_error)?;
+        if want > 0 && !visited {
+            let records = soql::execute(&query, catalog.as_ref(), &source, &opts)
+                .map_err(soql_error)?
+                .records;
+            n = records.len();
+            write_rows(&mut w, &records, columns, &self.datetime);
+        }
+        let end = offset + n;
         let next = match source.last.get() {
-            Some(last) if records.len() == want && end < self.total => {
+            Some(last) if n == want && end < self.total => {
                 self.bookmarks.insert(end, last);
                 Some(encode_locator(end))
             }
             _ => None,
         };
-        Ok((w.into_bytes(), records.len(), next))
+        Ok((w.into_bytes(), n, next))
     }
 }
 

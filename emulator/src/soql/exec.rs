@@ -71,6 +71,47 @@ pub fn count_rows(
     Ok(ctx.count(source, opts.include_deleted))
 }
 
+/// Visits the records `q` matches (after OFFSET, up to LIMIT) in scan order without
+/// shaping them, for callers that render rows themselves (Bulk query pages). Returns false,
+/// visiting nothing, for queries this does not apply to: ORDER BY, aggregates, `COUNT()`.
+pub fn visit_matches(
+    q: &Query,
+    catalog: &dyn Catalog,
+    source: &dyn RecordSource,
+    opts: &ExecOptions,
+    visit: &mut dyn FnMut(&dyn Fields),
+) -> Result<bool, SoqlError> {
+    let plan = compile(q, catalog, source, opts)?;
+    if !plan.order.is_empty() || !matches!(plan.shape, Shape::Rows(_)) {
+        return Ok(false);
+    }
+    let parents = Parents::new(source);
+    let ctx = Ctx {
+        plan: &plan,
+        parents: &parents,
+        api_version: &opts.api_version,
+        source,
+        opts,
+    };
+    if plan.limit == Some(0) {
+        return Ok(true);
+    }
+    let (mut skipped, mut n) = (0usize, 0usize);
+    ctx.scan(source, opts.include_deleted, &mut |rec| {
+        if !ctx.passes(rec) {
+            return true;
+        }
+        if skipped < plan.offset {
+            skipped += 1;
+            return true;
+        }
+        visit(rec);
+        n += 1;
+        plan.limit.is_none_or(|l| n < l)
+    });
+    Ok(true)
+}
+
 /// Scans and shapes the result of a compiled plan.
 fn run(plan: &Plan, source: &dyn RecordSource, opts: &ExecOptions) -> QueryOutput {
     let parents = Parents::new(source);
