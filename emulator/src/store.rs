@@ -368,6 +368,15 @@ impl Store {
         Ok(Arc::new(r.to_map()))
     }
 
+    /// NOT_FOUND / ENTITY_IS_DELETED unless a live record has this id (without copying it).
+    fn check_live(&self, id: &Id) -> Result<(), FieldError> {
+        match self.row(id) {
+            None => Err(FieldError::not_found()),
+            Some(r) if r.is_deleted() => Err(FieldError::entity_is_deleted()),
+            Some(_) => Ok(()),
+        }
+    }
+
     /// The object name of an id's key prefix.
     pub fn object_of(&self, id: &Id) -> Option<&str> {
         self.schema
@@ -692,7 +701,7 @@ impl Store {
     ) -> Result<(), Vec<FieldError>> {
         let table = self.table(object).map_err(|e| vec![e])?;
         self.check_id_object(table, id).map_err(|e| vec![e])?;
-        self.get_live(id).map_err(|e| vec![e])?;
+        self.check_live(id).map_err(|e| vec![e])?;
         let body = normalize(&table.object, fields, WriteKind::Update)?;
         let values = self.resolve(&table.object, body)?;
         self.apply_update(table, *id, values, &writer.into())
@@ -721,7 +730,7 @@ impl Store {
                         format!("Id: id value of incorrect type: {value}"),
                     )]
                 })?;
-                self.get_live(&id).map_err(|e| vec![e])?;
+                self.check_live(&id).map_err(|e| vec![e])?;
                 vec![id]
             }
         } else {
