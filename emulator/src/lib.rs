@@ -6,7 +6,8 @@
 //! - [`ids`]: 15/18-char ids, key prefixes, checksum, generator.
 //! - [`schema`] + [`standard`]: object/field definitions (describe), built-ins, schema file.
 //! - [`validation`]: value normalization and Salesforce's field errors.
-//! - [`store`]: the record store (see its docs for the record contract).
+//! - [`store`]: the record store (see its docs for the record contract); [`row`]: the
+//!   sparse stored form of one record.
 //! - [`error`]: error codes, [`error::FieldError`], [`error::ApiError`].
 //! - [`state`]: [`state::EmulatorState`], shared by all handlers as [`state::AppState`].
 //! - [`auth`]: OAuth token endpoint and sessions; [`oauth_web`]: authorize/consent and userinfo;
@@ -41,6 +42,7 @@ pub mod limits;
 pub mod oauth_web;
 pub mod request_log;
 pub mod rest;
+pub mod row;
 pub mod schema;
 pub mod server;
 pub mod snapshot;

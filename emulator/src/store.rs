@@ -3,12 +3,16 @@
 //!
 //! # Record contract
 //!
-//! A [`Record`] is a `serde_json::Map` keyed by canonical field API names holding **every**
-//! field of its object, values in REST JSON wire format (see [`super::validation`]): datetime
-//! `"2024-01-01T00:00:00.000+0000"`, date `"2024-01-01"`, numbers as JSON numbers,
-//! multipicklist `"A;B"`, explicit `null`, compound address fields as nested objects. Records
-//! never contain `attributes`. Readers (REST, SOQL, Bulk) get `Arc<Record>` snapshots: a
-//! write replaces the `Arc`, it never mutates a record a reader holds.
+//! Records are stored sparse, as [`Row`]s: only the fields that hold a value, names interned
+//! as slots of the object's describe order, values in REST JSON wire format (see
+//! [`super::validation`]): datetime `"2024-01-01T00:00:00.000+0000"`, date `"2024-01-01"`,
+//! numbers as JSON numbers, multipicklist `"A;B"`, compound address fields as nested objects;
+//! a missing field is null. The hot readers (SOQL, Bulk, Change Data Capture) read
+//! `Arc<Row>` snapshots ([`Store::row`], [`Store::scan_rows`]); the convenience readers
+//! ([`Store::get`], [`Store::scan`]) hand out a [`Record`]: a `serde_json::Map` keyed by
+//! canonical field API names holding **every** field of its object (explicit `null`s) in
+//! describe order, never `attributes`. A write replaces the `Arc`, it never mutates a row a
+//! reader holds.
 //!
 //! # Concurrency and cost
 //!
@@ -44,13 +48,14 @@ use serde_json::{Map, Value};
 use super::clock::Clock;
 use super::error::{ErrorCode, FieldError};
 use super::ids::{Id, IdGenerator};
+use super::row::Row;
 use super::schema::{Derived, FieldDef, FieldType, ObjectDef, Schema};
 use super::txn::{Change, ChangeKind, ChangeSink, TxnInfo, Writer};
 use super::validation::{
     self, format_datetime, normalize, Normalized, ParentRef, RefState, WriteKind,
 };
 
-/// A stored record; see the module docs for the contract.
+/// A record as the convenience readers return it (every field); see the module docs.
 pub type Record = Map<String, Value>;
 
 /// How many records [`Store::scan`] copies per lock acquisition.
@@ -144,7 +149,7 @@ impl FieldIndex {
 #[derive(Debug, Default)]
 struct TableData {
     /// All records (live and soft-deleted) by id.
-    rows: BTreeMap<Id, Arc<Record>>,
+    rows: BTreeMap<Id, Arc<Row>>,
     /// Number of soft-deleted rows.
     deleted: usize,
     /// Field name → value index, for external-id and unique fields (live rows only).
@@ -192,18 +197,14 @@ impl Table {
 
 impl TableData {
     /// Adds a live record to the secondary indexes.
-    fn index(&mut self, id: Id, r: &Record) {
+    fn index(&mut self, id: Id, r: &Row) {
         for (name, idx) in self.indexes.iter_mut() {
             if let Some(v) = r.get(name) {
-                idx.add(v, id);
+                idx.add(&v, id);
             }
         }
         for (name, set) in self.refs.iter_mut() {
-            if let Some(parent) = r
-                .get(name)
-                .and_then(Value::as_str)
-                .and_then(|s| Id::parse(s).ok())
-            {
+            if let Some(parent) = r.get_str(name).and_then(|s| Id::parse(s).ok()) {
                 set.insert((parent, id));
             }
         }
@@ -213,18 +214,14 @@ impl TableData {
     }
 
     /// Removes a record from the secondary indexes.
-    fn unindex(&mut self, id: Id, r: &Record) {
+    fn unindex(&mut self, id: Id, r: &Row) {
         for (name, idx) in self.indexes.iter_mut() {
             if let Some(v) = r.get(name) {
-                idx.remove(v, id);
+                idx.remove(&v, id);
             }
         }
         for (name, set) in self.refs.iter_mut() {
-            if let Some(parent) = r
-                .get(name)
-                .and_then(Value::as_str)
-                .and_then(|s| Id::parse(s).ok())
-            {
+            if let Some(parent) = r.get_str(name).and_then(|s| Id::parse(s).ok()) {
                 set.remove(&(parent, id));
             }
         }
@@ -234,12 +231,12 @@ impl TableData {
     }
 
     /// DUPLICATE_VALUE if a unique field of `r` collides with another live record.
-    fn check_unique(&self, object: &ObjectDef, id: Id, r: &Record) -> Result<(), FieldError> {
+    fn check_unique(&self, object: &ObjectDef, id: Id, r: &Row) -> Result<(), FieldError> {
         for f in object.fields.iter().filter(|f| f.unique) {
             let (Some(idx), Some(v)) = (self.indexes.get(&f.name), r.get(&f.name)) else {
                 continue;
             };
-            if let Some(other) = idx.get(v).iter().find(|x| **x != id) {
+            if let Some(other) = idx.get(&v).iter().find(|x| **x != id) {
                 return Err(FieldError::with_fields(
                     ErrorCode::DuplicateValue,
                     format!(
@@ -255,9 +252,8 @@ impl TableData {
 }
 
 /// SystemModstamp of a record in epoch ms.
-fn modstamp_ms(r: &Record) -> Option<i64> {
-    r.get("SystemModstamp")
-        .and_then(Value::as_str)
+fn modstamp_ms(r: &Row) -> Option<i64> {
+    r.get_str("SystemModstamp")
         .and_then(validation::parse_datetime)
         .map(|d| d.timestamp_millis())
 }
@@ -353,18 +349,32 @@ impl Store {
         self.tables.get(&object.name.to_ascii_lowercase())
     }
 
-    /// The record with this id, live or soft-deleted.
+    /// The record with this id, live or soft-deleted, with every field.
     pub fn get(&self, id: &Id) -> Option<Arc<Record>> {
+        self.row(id).map(|r| Arc::new(r.to_map()))
+    }
+
+    /// The stored row with this id, live or soft-deleted.
+    pub fn row(&self, id: &Id) -> Option<Arc<Row>> {
         self.table_of(id)?.data.read().rows.get(id).cloned()
     }
 
     /// The live record with this id, or NOT_FOUND / ENTITY_IS_DELETED.
     pub fn get_live(&self, id: &Id) -> Result<Arc<Record>, FieldError> {
-        let r = self.get(id).ok_or_else(FieldError::not_found)?;
-        if is_deleted(&r) {
+        let r = self.row(id).ok_or_else(FieldError::not_found)?;
+        if r.is_deleted() {
             return Err(FieldError::entity_is_deleted());
         }
-        Ok(r)
+        Ok(Arc::new(r.to_map()))
+    }
+
+    /// NOT_FOUND / ENTITY_IS_DELETED unless a live record has this id (without copying it).
+    fn check_live(&self, id: &Id) -> Result<(), FieldError> {
+        match self.row(id) {
+            None => Err(FieldError::not_found()),
+            Some(r) if r.is_deleted() => Err(FieldError::entity_is_deleted()),
+            Some(_) => Ok(()),
+        }
     }
 
     /// The object name of an id's key prefix.
@@ -390,7 +400,7 @@ impl Store {
                     .read()
                     .rows
                     .get(id)
-                    .is_some_and(|r| !is_deleted(r))
+                    .is_some_and(|r| !r.is_deleted())
             });
             return Ok(found.into_iter().collect());
         }
@@ -402,6 +412,44 @@ impl Store {
             return Err(not_external_id(&f.name));
         };
         Ok(idx.get(&Value::String(value.to_string())).to_vec())
+    }
+
+    /// The rows of `object` whose `field` may equal one of `values`, in id order, found
+    /// through an index: `Id` (live and soft-deleted rows), or a case-insensitive external-id
+    /// or unique field (live rows only, so `None` when `include_deleted`). `None` when there
+    /// is no such index; the caller then scans. Values are matched as the index keys them
+    /// (ASCII case folded); callers re-check their own comparison on every row.
+    pub fn lookup_rows(
+        &self,
+        object: &str,
+        field: &str,
+        values: &[&str],
+        include_deleted: bool,
+    ) -> Option<Vec<Arc<Row>>> {
+        let table = self.table(object).ok()?;
+        let data = table.data.read();
+        let mut ids: Vec<Id> = if field.eq_ignore_ascii_case("Id") {
+            values.iter().filter_map(|v| Id::parse(v).ok()).collect()
+        } else {
+            let f = table.object.field(field)?;
+            let idx = data.indexes.get(&f.name)?;
+            if include_deleted || idx.case_sensitive || !values.iter().all(|v| v.is_ascii()) {
+                return None;
+            }
+            values
+                .iter()
+                .flat_map(|v| idx.get(&Value::String((*v).to_string())).iter().copied())
+                .collect()
+        };
+        ids.sort_unstable();
+        ids.dedup();
+        Some(
+            ids.iter()
+                .filter_map(|id| data.rows.get(id))
+                .filter(|r| include_deleted || !r.is_deleted())
+                .cloned()
+                .collect(),
+        )
     }
 
     /// Live children of `parent` through `object.field` (e.g. Contacts of an Account via
@@ -425,6 +473,12 @@ impl Store {
             .collect())
     }
 
+    /// The newest id of `object` (ids grow in creation order), if it has any record.
+    pub fn last_id(&self, object: &str) -> Option<Id> {
+        let data = self.table(object).ok()?.data.read();
+        data.rows.keys().next_back().copied()
+    }
+
     /// Number of records of `object` (live only, or also soft-deleted).
     pub fn count(&self, object: &str, include_deleted: bool) -> Result<usize, FieldError> {
         let data = self.table(object)?.data.read();
@@ -436,17 +490,18 @@ impl Store {
     }
 
     /// Calls `f` for each record of `object` in id order (live only unless
-    /// `include_deleted`), until it returns `ControlFlow::Break`. No lock is held while `f`
-    /// runs; records written during the scan may or may not be seen.
-    pub fn scan<F>(&self, object: &str, include_deleted: bool, f: F) -> Result<(), FieldError>
+    /// `include_deleted`), with every field, until it returns `ControlFlow::Break`. No lock
+    /// is held while `f` runs; records written during the scan may or may not be seen.
+    pub fn scan<F>(&self, object: &str, include_deleted: bool, mut f: F) -> Result<(), FieldError>
     where
         F: FnMut(&Arc<Record>) -> ControlFlow<()>,
     {
-        self.scan_from(object, None, include_deleted, f)
+        self.scan_rows(object, None, include_deleted, |r| f(&Arc::new(r.to_map())))
     }
 
-    /// Like [`Store::scan`], starting after `after` (for chunked scans by id range).
-    pub fn scan_from<F>(
+    /// Like [`Store::scan`] over the stored rows, starting after `after` (for chunked scans
+    /// by id range): no copy of any record is made.
+    pub fn scan_rows<F>(
         &self,
         object: &str,
         after: Option<Id>,
@@ -454,12 +509,12 @@ impl Store {
         mut f: F,
     ) -> Result<(), FieldError>
     where
-        F: FnMut(&Arc<Record>) -> ControlFlow<()>,
+        F: FnMut(&Arc<Row>) -> ControlFlow<()>,
     {
         let table = self.table(object)?;
         let mut cursor = after;
         loop {
-            let chunk: Vec<(Id, Arc<Record>)> = {
+            let chunk: Vec<(Id, Arc<Row>)> = {
                 let data = table.data.read();
                 let lower = match cursor {
                     Some(c) => Bound::Excluded(c),
@@ -476,7 +531,7 @@ impl Store {
             };
             cursor = Some(*last);
             for (_, r) in &chunk {
-                if !include_deleted && is_deleted(r) {
+                if !include_deleted && r.is_deleted() {
                     continue;
                 }
                 if f(r).is_break() {
@@ -496,9 +551,9 @@ impl Store {
             .rows
             .values()
             .rev()
-            .filter(|r| !is_deleted(r))
+            .filter(|r| !r.is_deleted())
             .take(n)
-            .cloned()
+            .map(|r| Arc::new(r.to_map()))
             .collect())
     }
 
@@ -579,7 +634,7 @@ impl Store {
         };
         let mut results: Vec<Option<Result<Id, Vec<FieldError>>>> = Vec::new();
         results.resize_with(bodies.len(), || None);
-        let mut pending: Vec<(usize, Id, Record)> = Vec::new();
+        let mut pending: Vec<(usize, Id, Row)> = Vec::new();
         for (i, fields) in bodies.iter().enumerate() {
             let body = match normalize(&table.object, fields, WriteKind::Insert) {
                 Ok(b) => b,
@@ -613,7 +668,7 @@ impl Store {
     fn write_pending(
         &self,
         table: &Table,
-        pending: &mut Vec<(usize, Id, Record)>,
+        pending: &mut Vec<(usize, Id, Row)>,
         results: &mut [Option<Result<Id, Vec<FieldError>>>],
         w: &Writer,
     ) {
@@ -646,7 +701,7 @@ impl Store {
     ) -> Result<(), Vec<FieldError>> {
         let table = self.table(object).map_err(|e| vec![e])?;
         self.check_id_object(table, id).map_err(|e| vec![e])?;
-        self.get_live(id).map_err(|e| vec![e])?;
+        self.check_live(id).map_err(|e| vec![e])?;
         let body = normalize(&table.object, fields, WriteKind::Update)?;
         let values = self.resolve(&table.object, body)?;
         self.apply_update(table, *id, values, &writer.into())
@@ -675,7 +730,7 @@ impl Store {
                         format!("Id: id value of incorrect type: {value}"),
                     )]
                 })?;
-                self.get_live(&id).map_err(|e| vec![e])?;
+                self.check_live(&id).map_err(|e| vec![e])?;
                 vec![id]
             }
         } else {
@@ -729,16 +784,16 @@ impl Store {
             .get(id)
             .cloned()
             .ok_or_else(FieldError::not_found)?;
-        if is_deleted(&old) {
+        if old.is_deleted() {
             return Err(FieldError::entity_is_deleted());
         }
         data.unindex(*id, &old);
-        let mut r = (*old).clone();
+        let mut r = old.to_sparse_map();
         r.insert("IsDeleted".into(), Value::Bool(true));
-        stamp(&mut r, now, user);
+        stamp(&table.object, &mut r, now, user);
         data.deleted += 1;
         data.deletions.insert((now.timestamp_millis(), *id));
-        let r = Arc::new(r);
+        let r = Arc::new(Row::from_map(table.object.clone(), &r));
         data.rows.insert(*id, r.clone());
         self.emit(
             &w,
@@ -765,7 +820,7 @@ impl Store {
     pub fn hard_delete_by(&self, id: &Id, writer: impl Into<Writer>) -> Result<(), FieldError> {
         let w = writer.into();
         let (table, old, now) = self.remove_row(id)?;
-        if !is_deleted(&old) {
+        if !old.is_deleted() {
             self.emit(
                 &w,
                 Change {
@@ -782,12 +837,12 @@ impl Store {
     }
 
     /// The removal both hard deletes share.
-    fn remove_row(&self, id: &Id) -> Result<(&Table, Arc<Record>, DateTime<Utc>), FieldError> {
+    fn remove_row(&self, id: &Id) -> Result<(&Table, Arc<Row>, DateTime<Utc>), FieldError> {
         let table = self.table_of(id).ok_or_else(FieldError::not_found)?;
         let now = self.clock.now();
         let mut data = table.data.write();
         let old = data.rows.remove(id).ok_or_else(FieldError::not_found)?;
-        if is_deleted(&old) {
+        if old.is_deleted() {
             data.deleted -= 1;
         } else {
             data.unindex(*id, &old);
@@ -809,15 +864,16 @@ impl Store {
             .get(id)
             .cloned()
             .ok_or_else(FieldError::not_found)?;
-        if !is_deleted(&old) {
+        if !old.is_deleted() {
             return Err(FieldError::new(
                 ErrorCode::UnknownException,
                 "record is not deleted",
             ));
         }
-        let mut r = (*old).clone();
+        let mut r = old.to_sparse_map();
         r.insert("IsDeleted".into(), Value::Bool(false));
-        stamp(&mut r, now, user);
+        stamp(&table.object, &mut r, now, user);
+        let r = Row::from_map(table.object.clone(), &r);
         data.check_unique(&table.object, *id, &r)?;
         data.deleted -= 1;
         data.deletions.retain(|(_, d)| d != id);
@@ -848,22 +904,20 @@ impl Store {
             .and_then(|s| Id::parse(s).ok())
             .ok_or_else(|| FieldError::new(ErrorCode::MalformedId, "record has no valid Id"))?;
         self.check_id_object(table, &id)?;
-        for f in &table.object.fields {
-            record.entry(f.name.clone()).or_insert(Value::Null);
-        }
         record.insert("Id".into(), Value::String(id.to_string()));
+        let record = Row::from_map(table.object.clone(), &record);
         if let Some(n) = super::ids::counter_of(&id) {
             self.ids.bump_past(n);
         }
         let mut data = table.data.write();
         if let Some(old) = data.rows.remove(&id) {
-            if is_deleted(&old) {
+            if old.is_deleted() {
                 data.deleted -= 1;
             } else {
                 data.unindex(id, &old);
             }
         }
-        if is_deleted(&record) {
+        if record.is_deleted() {
             data.deleted += 1;
         } else {
             data.index(id, &record);
@@ -922,9 +976,9 @@ impl Store {
     /// Checks one lookup value (an 18-char id string) against the store.
     fn check_lookup(&self, f: &FieldDef, value: &str) -> Result<(), FieldError> {
         let id = Id::parse(value).map_err(|_| validation::malformed_id(f, value))?;
-        let state = match self.get(&id) {
+        let state = match self.row(&id) {
             None => RefState::Missing,
-            Some(r) if is_deleted(&r) => RefState::Deleted,
+            Some(r) if r.is_deleted() => RefState::Deleted,
             Some(_) => RefState::Live,
         };
         validation::check_reference(f, self.object_of(&id), value, state)
@@ -954,38 +1008,40 @@ impl Store {
         }
     }
 
-    /// A complete new record: nulls, defaults, the given values, system and derived fields.
+    /// A new record: defaults, the given values, system and derived fields.
     fn new_record(
         &self,
-        object: &ObjectDef,
+        object: &Arc<ObjectDef>,
         id: Id,
         values: Map<String, Value>,
         user: Id,
-    ) -> Record {
+    ) -> Row {
         let now = self.clock.now();
-        let mut r = Record::with_capacity(object.fields.len());
+        let mut r = Map::with_capacity(values.len() + 12);
         for f in &object.fields {
-            r.insert(f.name.clone(), f.default_value().unwrap_or(Value::Null));
+            if let Some(v) = f.default_value() {
+                r.insert(f.name.clone(), v);
+            }
         }
         for (k, v) in values {
             r.insert(k, v);
         }
         let ts = Value::String(format_datetime(now));
-        set(&mut r, "Id", Value::String(id.to_string()));
-        set(&mut r, "IsDeleted", Value::Bool(false));
-        if r.contains_key("CreatedDate") {
-            set(&mut r, "CreatedDate", ts);
-            set(&mut r, "CreatedById", Value::String(user.to_string()));
+        r.insert("Id".into(), Value::String(id.to_string()));
+        r.insert("IsDeleted".into(), Value::Bool(false));
+        if has(object, "CreatedDate") {
+            r.insert("CreatedDate".into(), ts);
+            r.insert("CreatedById".into(), Value::String(user.to_string()));
         }
-        if r.get("OwnerId").is_some_and(Value::is_null) {
-            set(&mut r, "OwnerId", Value::String(user.to_string()));
+        if has(object, "OwnerId") && r.get("OwnerId").is_none_or(Value::is_null) {
+            r.insert("OwnerId".into(), Value::String(user.to_string()));
         }
-        if object.custom && r.get("Name").is_some_and(Value::is_null) {
-            set(&mut r, "Name", Value::String(id.to_string()));
+        if object.custom && has(object, "Name") && r.get("Name").is_none_or(Value::is_null) {
+            r.insert("Name".into(), Value::String(id.to_string()));
         }
-        stamp(&mut r, now, user);
+        stamp(object, &mut r, now, user);
         derive(object, &mut r);
-        r
+        Row::from_map(object.clone(), &r)
     }
 
     /// Merges `values` into the live record under the write lock.
@@ -1004,15 +1060,16 @@ impl Store {
             .get(&id)
             .cloned()
             .ok_or_else(|| vec![FieldError::not_found()])?;
-        if is_deleted(&old) {
+        if old.is_deleted() {
             return Err(vec![FieldError::entity_is_deleted()]);
         }
-        let mut r = (*old).clone();
+        let mut r = old.to_sparse_map();
         for (k, v) in values {
             r.insert(k, v);
         }
-        stamp(&mut r, now, user);
+        stamp(&table.object, &mut r, now, user);
         derive(&table.object, &mut r);
+        let r = Row::from_map(table.object.clone(), &r);
         data.check_unique(&table.object, id, &r)
             .map_err(|e| vec![e])?;
         data.unindex(id, &old);
@@ -1035,7 +1092,7 @@ impl Store {
 }
 
 /// The CREATE change of a new record.
-fn created(table: &Table, id: Id, record: Arc<Record>, at: DateTime<Utc>) -> Change {
+fn created(table: &Table, id: Id, record: Arc<Row>, at: DateTime<Utc>) -> Change {
     Change {
         object: table.object.clone(),
         id,
@@ -1078,21 +1135,26 @@ pub fn is_deleted(r: &Record) -> bool {
     r.get("IsDeleted").and_then(Value::as_bool).unwrap_or(false)
 }
 
-/// Sets LastModifiedDate/ById and SystemModstamp (when the object has them).
-fn stamp(r: &mut Record, now: DateTime<Utc>, user: Id) {
+/// Whether `object` has a field called exactly `name`.
+fn has(object: &ObjectDef, name: &str) -> bool {
+    object.slot(name).is_some()
+}
+
+/// Sets LastModifiedDate/ById and SystemModstamp (when the object has them) on a draft.
+fn stamp(object: &ObjectDef, r: &mut Map<String, Value>, now: DateTime<Utc>, user: Id) {
     let ts = Value::String(format_datetime(now));
-    if r.contains_key("LastModifiedDate") {
+    if has(object, "LastModifiedDate") {
         set(r, "LastModifiedDate", ts.clone());
         set(r, "LastModifiedById", Value::String(user.to_string()));
     }
-    if r.contains_key("SystemModstamp") {
+    if has(object, "SystemModstamp") {
         set(r, "SystemModstamp", ts);
     }
 }
 
-/// `r.insert(key, v)` without allocating the key when it is already present (it always is
-/// in a complete record); the entry keeps its position either way.
-fn set(r: &mut Record, key: &str, v: Value) {
+/// `r.insert(key, v)` without allocating the key when it is already present; the entry
+/// keeps its position either way.
+fn set(r: &mut Map<String, Value>, key: &str, v: Value) {
     match r.get_mut(key) {
         Some(slot) => *slot = v,
         None => {
@@ -1101,8 +1163,8 @@ fn set(r: &mut Record, key: &str, v: Value) {
     }
 }
 
-/// Recomputes derived fields (person Name, compound addresses).
-fn derive(object: &ObjectDef, r: &mut Record) {
+/// Recomputes derived fields (person Name, compound addresses) on a draft.
+fn derive(object: &ObjectDef, r: &mut Map<String, Value>) {
     for f in &object.fields {
         let v = match &f.derived {
             Some(Derived::PersonName) => person_name(r),
@@ -1113,7 +1175,7 @@ fn derive(object: &ObjectDef, r: &mut Record) {
     }
 }
 
-fn person_name(r: &Record) -> Value {
+fn person_name(r: &Map<String, Value>) -> Value {
     let parts: Vec<&str> = ["FirstName", "LastName"]
         .iter()
         .filter_map(|k| r.get(*k).and_then(Value::as_str))
@@ -1128,7 +1190,7 @@ fn person_name(r: &Record) -> Value {
 
 /// The compound address of `prefix` (`Billing`): `null` when every component is null, else
 /// the object of all eight components in this key order.
-fn address(r: &Record, prefix: &str) -> Value {
+fn address(r: &Map<String, Value>, prefix: &str) -> Value {
     const PARTS: [(&str, &str); 8] = [
         ("city", "City"),
         ("country", "Country"),

@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
 use super::ids::Id;
+use super::row::Row;
 use super::schema::ObjectDef;
-use super::store::Record;
 
 /// What happened to a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,9 +41,9 @@ pub struct Change {
     /// What happened.
     pub kind: ChangeKind,
     /// The record before the change (none for a create).
-    pub before: Option<Arc<Record>>,
+    pub before: Option<Arc<Row>>,
     /// The record after the change (none for a hard delete).
-    pub after: Option<Arc<Record>>,
+    pub after: Option<Arc<Row>>,
     /// When the store made the change.
     pub at: DateTime<Utc>,
 }

@@ -546,3 +546,74 @@ async fn query_all_job_and_abort() {
     let list = emu.get("/jobs/query").await.json();
     assert_eq!(list["records"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn query_job_streams_pages_of_its_snapshot() {
+    let emu = Emu::start().await;
+    for i in 0..5 {
+        emu.insert(
+            "Account",
+            json!({"Name": format!("S{i}"), "External_Id__c": format!("S-{i}")}),
+        )
+        .await;
+    }
+    let r = create_query(&emu, "SELECT Name FROM Account WHERE Name LIKE 'S%'").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let (seen, info) = emu.wait_job("query", &id).await;
+    assert_eq!(seen.last().unwrap(), "JobComplete", "{seen:?}");
+    assert_eq!(info["numberRecordsProcessed"], 5);
+    emu.insert("Account", json!({"Name": "S-late"})).await;
+
+    let mut names = Vec::new();
+    let mut locator: Option<String> = None;
+    let mut second_page = None;
+    for _ in 0..5 {
+        let url = match &locator {
+            Some(l) => format!("/jobs/query/{id}/results?maxRecords=2&locator={l}"),
+            None => format!("/jobs/query/{id}/results?maxRecords=2"),
+        };
+        let page = emu.get(&url).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        let rows: Vec<String> = page.text.lines().skip(1).map(str::to_string).collect();
+        assert_eq!(
+            page.header("sforce-numberofrecords").unwrap(),
+            rows.len().to_string()
+        );
+        if locator.is_some() && second_page.is_none() {
+            second_page = Some((url.clone(), page.text.clone()));
+        }
+        names.extend(rows);
+        match page.header("sforce-locator").filter(|l| l != "null") {
+            Some(l) => locator = Some(l),
+            None => break,
+        }
+    }
+    assert_eq!(names, ["\"S0\"", "\"S1\"", "\"S2\"", "\"S3\"", "\"S4\""]);
+    let (url, text) = second_page.unwrap();
+    assert_eq!(
+        emu.get(&url).await.text,
+        text,
+        "a locator can be read again"
+    );
+    let unknown = emu
+        .get(&format!("/jobs/query/{id}/results?locator=OTk"))
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+
+    let r = create_query(
+        &emu,
+        "SELECT Id, Name FROM Account WHERE External_Id__c = 's-3'",
+    )
+    .await;
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let (_, info) = emu.wait_job("query", &id).await;
+    assert_eq!(info["numberRecordsProcessed"], 1);
+    let page = emu.get(&format!("/jobs/query/{id}/results")).await;
+    assert!(
+        page.text.lines().nth(1).unwrap().ends_with(",\"S3\""),
+        "{}",
+        page.text
+    );
+    assert_eq!(page.header("sforce-locator").unwrap(), "null");
+}

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use pgforce_emulator::soql::{
-    execute, flatten, parse, Catalog, ExecOptions, FieldInfo, FieldKind, ObjectInfo, QueryOutput,
-    Record, RecordSource, SoqlError,
+    execute, flatten, parse, Catalog, ExecOptions, FieldInfo, FieldKind, Fields, ObjectInfo,
+    QueryOutput, Record, RecordSource, SoqlError,
 };
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -33,7 +33,12 @@ struct TestSource {
 }
 
 impl RecordSource for TestSource {
-    fn scan(&self, object: &str, include_deleted: bool, visit: &mut dyn FnMut(&Record) -> bool) {
+    fn scan(
+        &self,
+        object: &str,
+        include_deleted: bool,
+        visit: &mut dyn FnMut(&dyn Fields) -> bool,
+    ) {
         for r in self.records.get(object).into_iter().flatten() {
             if !include_deleted && r.get("IsDeleted") == Some(&Value::Bool(true)) {
                 continue;

@@ -1,10 +1,18 @@
-//! Bulk API 2.0 query jobs: the SOQL is validated at create, evaluated once by the SOQL
-//! engine when the job runs, and its rows rendered to CSV lines right away; result pages are
-//! then byte ranges of that buffer, addressed by an opaque locator (base64 of the row offset).
+//! Bulk API 2.0 query jobs: the SOQL is validated at create and counted when the job runs;
+//! result pages are addressed by an opaque locator (base64 of the row offset).
+//!
+//! Results stream: a query without ORDER BY is read page by page when a page is asked for,
+//! resuming the id-ordered scan after the last row of the page before (each locator handed
+//! out remembers that id), so the first page is ready as soon as the job is counted and no
+//! page is kept. The job fixes the newest record id when it runs, so records created later
+//! never appear; records updated or deleted while a client pages appear as they are when
+//! their page is read (Salesforce serves a snapshot). A query with ORDER BY is evaluated and
+//! rendered once when the job runs, and its pages are byte ranges of that buffer.
 //!
 //! Unsupported in Bulk query (as in Salesforce): `COUNT()` and other aggregates, `OFFSET`,
 //! and compound (address) fields; each is refused with 400 at create.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,10 +25,13 @@ use super::csv_io::Dialect;
 use super::ingest::STATE_DWELL;
 use super::job::{dialect_from_request, required_str, JobMeta, JobState};
 use super::BulkError;
+use crate::ids::Id;
 use crate::latency::Delay;
+use crate::query::catalog::StoreSource;
 use crate::query::{self as rest_query, QueryState};
-use crate::soql::{self, Catalog, FieldKind, ObjectInfo, Record, RecordSource};
+use crate::soql::{self, Catalog, FieldKind, Fields, ObjectInfo, Record, RecordSource};
 use crate::state::EmulatorState;
+use crate::store::Store;
 
 /// Default `maxRecords` of a results page.
 pub const DEFAULT_PAGE: usize = 50_000;
@@ -34,10 +45,29 @@ pub struct QueryJob {
     pub soql: String,
     /// Header row (column paths in SELECT order).
     pub columns: Vec<String>,
-    /// Every result row as CSV, rendered once.
+    /// Every result row as CSV, rendered once (ordered queries).
     pub body: Vec<u8>,
-    /// End offset of each row in `body`.
+    /// End offset of each row in `body` (ordered queries).
     pub row_ends: Vec<usize>,
+    /// The streamed result (queries without ORDER BY), once the job ran.
+    pub stream: Option<Stream>,
+}
+
+/// A result read page by page; see the module docs.
+#[derive(Debug)]
+pub struct Stream {
+    /// The query.
+    query: soql::Query,
+    /// `queryAll`.
+    include_deleted: bool,
+    /// Which columns hold datetimes (rendered `…Z`).
+    datetime: Vec<bool>,
+    /// The newest record id when the job ran: the scan never goes past it.
+    until: Option<Id>,
+    /// Rows in the result.
+    total: usize,
+    /// Row offset → id of the row just before it, for every locator handed out.
+    bookmarks: HashMap<usize, Id>,
 }
 
 /// A query job shared between handlers and its runner.
@@ -73,6 +103,7 @@ impl QueryJob {
             columns: Vec::new(),
             body: Vec::new(),
             row_ends: Vec::new(),
+            stream: None,
         })
     }
 
@@ -95,17 +126,23 @@ impl QueryJob {
 
     /// One results page: the CSV bytes, the row count, and the next locator (`None` at end).
     pub fn page(
-        &self,
+        &mut self,
+        state: &EmulatorState,
         locator: Option<&str>,
         max_records: Option<usize>,
     ) -> Result<(Vec<u8>, usize, Option<String>), BulkError> {
+        let max = max_records.unwrap_or(DEFAULT_PAGE).max(1);
+        let dialect = self.meta.dialect;
+        let version = self.meta.api_version.clone();
+        if let Some(stream) = &mut self.stream {
+            return stream.page(state, &self.columns, dialect, &version, locator, max);
+        }
         let offset = match locator.filter(|l| !l.is_empty()) {
             Some(l) => decode_locator(l)
                 .filter(|o| *o <= self.row_ends.len())
                 .ok_or_else(|| BulkError::InvalidLocator(l.to_string()))?,
             None => 0,
         };
-        let max = max_records.unwrap_or(DEFAULT_PAGE).max(1);
         let end = (offset + max).min(self.row_ends.len());
         let from_byte = offset.checked_sub(1).map_or(0, |i| self.row_ends[i]);
         let to_byte = end.checked_sub(1).map_or(0, |i| self.row_ends[i]);
@@ -115,6 +152,161 @@ impl QueryJob {
         out.extend_from_slice(self.body.get(from_byte..to_byte).unwrap_or_default());
         let next = (end < self.row_ends.len()).then(|| encode_locator(end));
         Ok((out, end - offset, next))
+    }
+}
+
+impl Stream {
+    /// Reads the page at `locator`: resumes the scan after the bookmarked row, renders up
+    /// to `max` rows and bookmarks the next page.
+    fn page(
+        &mut self,
+        state: &EmulatorState,
+        columns: &[String],
+        dialect: Dialect,
+        version: &str,
+        locator: Option<&str>,
+        max: usize,
+    ) -> Result<(Vec<u8>, usize, Option<String>), BulkError> {
+        let (offset, after) = match locator.filter(|l| !l.is_empty()) {
+            Some(l) => {
+                let invalid = || BulkError::InvalidLocator(l.to_string());
+                let offset = decode_locator(l).ok_or_else(invalid)?;
+                let after = *self.bookmarks.get(&offset).ok_or_else(invalid)?;
+                (offset, Some(after))
+            }
+            None => (0, None),
+        };
+        let want = max.min(self.total.saturating_sub(offset));
+        let source = Bounded::new(&state.store, after, self.until);
+        let catalog = state.ext::<QueryState>().catalog(&state.schema);
+        let opts = soql::ExecOptions {
+            include_deleted: self.include_deleted,
+            now: state.clock.now(),
+            api_version: version.to_string(),
+        };
+        let mut w = dialect.writer();
+        w.row(columns.iter());
+        let query = self.query.capped(want);
+        let plain = columns.iter().all(|c| !c.contains('.'));
+        let mut n = 0usize;
+        let visited = want > 0
+            && plain
+            && soql::visit_matches(&query, catalog.as_ref(), &source, &opts, &mut |rec| {
+                n += 1;
+                w.row(
+                    columns
+                        .iter()
+                        .zip(&self.datetime)
+                        .map(|(c, dt)| cell_text(rec.field(c).as_deref(), *dt)),
+                );
+            })
+            .map_err(soql_error)?;
+        if want > 0 && !visited {
+            let records = soql::execute(&query, catalog.as_ref(), &source, &opts)
+                .map_err(soql_error)?
+                .records;
+            n = records.len();
+            write_rows(&mut w, &records, columns, &self.datetime);
+        }
+        let end = offset + n;
+        let next = match source.last.get() {
+            Some(last) if n == want && end < self.total => {
+                self.bookmarks.insert(end, last);
+                Some(encode_locator(end))
+            }
+            _ => None,
+        };
+        Ok((w.into_bytes(), n, next))
+    }
+}
+
+/// The store seen from one results page: the rows after `after` up to `until` in id order,
+/// remembering the last row the engine visited (where the next page resumes).
+struct Bounded<'a> {
+    /// The store.
+    store: &'a Store,
+    /// Resume after this id.
+    after: Option<Id>,
+    /// Never past this id.
+    until: Option<Id>,
+    /// The last row visited.
+    last: std::cell::Cell<Option<Id>>,
+}
+
+impl<'a> Bounded<'a> {
+    fn new(store: &'a Store, after: Option<Id>, until: Option<Id>) -> Self {
+        Bounded {
+            store,
+            after,
+            until,
+            last: std::cell::Cell::new(None),
+        }
+    }
+
+    /// Whether `id` lies in the window.
+    fn inside(&self, id: Id) -> bool {
+        self.after.is_none_or(|a| id > a) && self.until.is_some_and(|u| id <= u)
+    }
+
+    /// Visits one row if it lies in the window; false once past it or when `visit` stops.
+    fn visit_row(&self, row: &crate::row::Row, visit: &mut dyn FnMut(&dyn Fields) -> bool) -> bool {
+        let Some(id) = row.get_str("Id").and_then(|s| Id::parse(s).ok()) else {
+            return true;
+        };
+        if self.until.is_none_or(|u| id > u) {
+            return false;
+        }
+        self.last.set(Some(id));
+        visit(row)
+    }
+}
+
+impl RecordSource for Bounded<'_> {
+    fn scan(
+        &self,
+        object: &str,
+        include_deleted: bool,
+        visit: &mut dyn FnMut(&dyn Fields) -> bool,
+    ) {
+        let _ = self
+            .store
+            .scan_rows(object, self.after, include_deleted, |r| {
+                if self.visit_row(r, visit) {
+                    std::ops::ControlFlow::Continue(())
+                } else {
+                    std::ops::ControlFlow::Break(())
+                }
+            });
+    }
+
+    fn get(&self, id: &str) -> Option<Record> {
+        StoreSource(self.store).get(id)
+    }
+
+    fn lookup(
+        &self,
+        object: &str,
+        field: &str,
+        values: &[&str],
+        include_deleted: bool,
+        visit: &mut dyn FnMut(&dyn Fields) -> bool,
+    ) -> bool {
+        let Some(rows) = self
+            .store
+            .lookup_rows(object, field, values, include_deleted)
+        else {
+            return false;
+        };
+        for r in &rows {
+            let inside = r
+                .get_str("Id")
+                .and_then(|s| Id::parse(s).ok())
+                .is_some_and(|id| self.inside(id));
+            if inside && !self.visit_row(r, visit) {
+                break;
+            }
+        }
+        true
     }
 }
 
@@ -168,7 +360,7 @@ fn validate(state: &EmulatorState, soql_text: &str, version: &str) -> Result<Str
 struct NoRecords;
 
 impl RecordSource for NoRecords {
-    fn scan(&self, _: &str, _: bool, _: &mut dyn FnMut(&Record) -> bool) {}
+    fn scan(&self, _: &str, _: bool, _: &mut dyn FnMut(&dyn Fields) -> bool) {}
     fn get(&self, _: &str) -> Option<Record> {
         None
     }
@@ -226,14 +418,16 @@ pub async fn run(state: Arc<EmulatorState>, job: SharedQueryJob) {
         )
     };
     let st = state.clone();
-    let rendered = tokio::task::spawn_blocking(move || {
-        render(&st, &soql_text, include_deleted, &version, dialect)
+    let prepared = tokio::task::spawn_blocking(move || {
+        prepare(&st, &soql_text, include_deleted, &version, dialect)
     })
     .await
     .unwrap_or_else(|e| Err(format!("InternalServerError : {e}")));
-    if let Ok(r) = &rendered {
-        let rows = r.row_ends.len() as u64;
-        state.latency.wait(Delay::BulkQueryRows(rows)).await;
+    if let Ok(p) = &prepared {
+        state
+            .latency
+            .wait(Delay::BulkQueryRows(p.rows() as u64))
+            .await;
     }
     tokio::time::sleep(STATE_DWELL.saturating_sub(started.elapsed())).await;
     let mut j = job.lock();
@@ -241,12 +435,20 @@ pub async fn run(state: Arc<EmulatorState>, job: SharedQueryJob) {
         return;
     }
     j.meta.processing_ms = started.elapsed().as_millis() as u64;
-    match rendered {
-        Ok(r) => {
-            j.meta.processed = r.row_ends.len() as u64;
-            j.columns = r.columns;
-            j.body = r.body;
-            j.row_ends = r.row_ends;
+    match prepared {
+        Ok(p) => {
+            j.meta.processed = p.rows() as u64;
+            match p {
+                Prepared::Rendered(r) => {
+                    j.columns = r.columns;
+                    j.body = r.body;
+                    j.row_ends = r.row_ends;
+                }
+                Prepared::Streamed(columns, stream) => {
+                    j.columns = columns;
+                    j.stream = Some(*stream);
+                }
+            }
             j.meta.set_state(JobState::JobComplete, state.clock.now());
         }
         Err(message) => {
@@ -263,6 +465,110 @@ struct Rendered {
     row_ends: Vec<usize>,
 }
 
+/// What a job's run leaves for its result pages.
+enum Prepared {
+    /// Every row rendered (ordered queries).
+    Rendered(Rendered),
+    /// The columns and the stream the pages read.
+    Streamed(Vec<String>, Box<Stream>),
+}
+
+impl Prepared {
+    /// Rows in the result.
+    fn rows(&self) -> usize {
+        match self {
+            Prepared::Rendered(r) => r.row_ends.len(),
+            Prepared::Streamed(_, s) => s.total,
+        }
+    }
+}
+
+/// The job's failure message for SOQL that does not run.
+fn failed_query(e: soql::SoqlError) -> String {
+    format!(
+        "InvalidBatch : Failed to process query: {}: {}",
+        e.code, e.message
+    )
+}
+
+/// Counts a streamable query (no ORDER BY) or renders an ordered one.
+fn prepare(
+    state: &EmulatorState,
+    soql_text: &str,
+    include_deleted: bool,
+    version: &str,
+    dialect: Dialect,
+) -> Result<Prepared, String> {
+    let query = soql::parse(soql_text).map_err(failed_query)?;
+    if query.is_ordered() {
+        return render(state, soql_text, include_deleted, version, dialect).map(Prepared::Rendered);
+    }
+    let catalog = state.ext::<QueryState>().catalog(&state.schema);
+    let object = query
+        .resolve_object(catalog.as_ref())
+        .map_err(failed_query)?;
+    let opts = soql::ExecOptions {
+        include_deleted,
+        now: state.clock.now(),
+        api_version: version.to_string(),
+    };
+    let columns = soql::execute(&query, catalog.as_ref(), &NoRecords, &opts)
+        .map_err(failed_query)?
+        .columns;
+    let until = state.store.last_id(&object.name);
+    let source = Bounded::new(&state.store, None, until);
+    let total = soql::count_rows(&query, catalog.as_ref(), &source, &opts).map_err(failed_query)?;
+    let stream = Stream {
+        datetime: datetime_columns(catalog.as_ref(), Some(&object), &columns),
+        query,
+        include_deleted,
+        until,
+        total,
+        bookmarks: HashMap::new(),
+    };
+    Ok(Prepared::Streamed(columns, Box::new(stream)))
+}
+
+/// Which of `columns` hold datetimes.
+fn datetime_columns(
+    catalog: &dyn Catalog,
+    object: Option<&Arc<ObjectInfo>>,
+    columns: &[String],
+) -> Vec<bool> {
+    columns
+        .iter()
+        .map(|c| object.and_then(|o| column_kind(catalog, o, c)) == Some(FieldKind::DateTime))
+        .collect()
+}
+
+/// Appends result records as CSV rows; returns nothing, `w.len()` tells where each ends.
+fn write_rows(
+    w: &mut super::csv_io::QuotedWriter,
+    records: &[Record],
+    columns: &[String],
+    datetime: &[bool],
+) {
+    for r in records {
+        write_row(w, r, columns, datetime);
+    }
+}
+
+/// Appends one result record as a CSV row.
+fn write_row(
+    w: &mut super::csv_io::QuotedWriter,
+    record: &Record,
+    columns: &[String],
+    datetime: &[bool],
+) {
+    let cells = soql::flatten(record, columns);
+    w.row(
+        cells
+            .iter()
+            .zip(datetime)
+            .map(|(v, dt)| cell_text(v.as_ref(), *dt)),
+    );
+}
+
 /// Evaluates the SOQL and renders every row: every value quoted, null and empty both empty,
 /// datetimes as `2024-01-02T17:38:59.000Z`.
 fn render(
@@ -272,36 +578,17 @@ fn render(
     version: &str,
     dialect: Dialect,
 ) -> Result<Rendered, String> {
-    let out = rest_query::execute(state, soql_text, include_deleted, version).map_err(|e| {
-        format!(
-            "InvalidBatch : Failed to process query: {}: {}",
-            e.code, e.message
-        )
-    })?;
+    let out =
+        rest_query::execute(state, soql_text, include_deleted, version).map_err(failed_query)?;
     let catalog = state.ext::<QueryState>().catalog(&state.schema);
     let object = soql::parse(soql_text)
         .ok()
         .and_then(|q| q.resolve_object(catalog.as_ref()).ok());
-    let datetime: Vec<bool> = out
-        .columns
-        .iter()
-        .map(|c| {
-            object
-                .as_ref()
-                .and_then(|o| column_kind(catalog.as_ref(), o, c))
-                == Some(FieldKind::DateTime)
-        })
-        .collect();
+    let datetime = datetime_columns(catalog.as_ref(), object.as_ref(), &out.columns);
     let mut w = dialect.writer();
     let mut row_ends = Vec::with_capacity(out.records.len());
     for r in &out.records {
-        let cells = soql::flatten(r, &out.columns);
-        w.row(
-            cells
-                .iter()
-                .zip(&datetime)
-                .map(|(v, dt)| cell_text(v.as_ref(), *dt)),
-        );
+        write_row(&mut w, r, &out.columns, &datetime);
         row_ends.push(w.len());
     }
     Ok(Rendered {

@@ -431,16 +431,8 @@ struct ResultsParams {
     locator: Option<String>,
 }
 
-/// `GET /jobs/query/{id}/results`.
-async fn query_results(
-    State(state): State<AppState>,
-    Extension(version): Extension<ApiVersion>,
-    Path((_, id)): Path<(String, String)>,
-    Query(params): Query<ResultsParams>,
-    request: HeaderMap,
-) -> Result<Response, BulkError> {
-    let job = state.ext::<BulkState>().query_job(&id)?;
-    let j = job.lock();
+/// The version and state checks of a results request.
+fn check_results_ready(j: &QueryJob, version: &ApiVersion) -> Result<(), BulkError> {
     if j.meta.api_version != version.number() {
         return Err(BulkError::VersionMismatch(format!(
             "The API version {} of this request does not match the version {} the job was created with",
@@ -455,6 +447,19 @@ async fn query_results(
             j.meta.state.as_api()
         )));
     }
+    Ok(())
+}
+
+/// `GET /jobs/query/{id}/results`.
+async fn query_results(
+    State(state): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
+    Path((_, id)): Path<(String, String)>,
+    Query(params): Query<ResultsParams>,
+    request: HeaderMap,
+) -> Result<Response, BulkError> {
+    let job = state.ext::<BulkState>().query_job(&id)?;
+    check_results_ready(&job.lock(), &version)?;
     let max =
         match params.max_records.as_deref() {
             None | Some("") => None,
@@ -462,7 +467,11 @@ async fn query_results(
                 BulkError::InvalidJob(format!("Invalid value for maxRecords: {s}"))
             })?),
         };
-    let (csv, n, next) = j.page(params.locator.as_deref(), max)?;
+    let st = state.clone();
+    let (csv, n, next) =
+        tokio::task::spawn_blocking(move || job.lock().page(&st, params.locator.as_deref(), max))
+            .await
+            .unwrap_or_else(|e| Err(BulkError::InvalidJob(format!("results page failed: {e}"))))?;
     let locator = next.unwrap_or_else(|| "null".to_string());
     Ok(csv_response(
         csv,

@@ -19,7 +19,7 @@ use serde_json::Value as Json;
 
 use super::bitmap::FieldBits;
 use super::schema::{EventSchema, Kind, Scalar, Slot, CHANGE_TYPES};
-use crate::store::Record;
+use crate::row::Row as Record;
 use crate::validation::parse_datetime;
 
 /// Longest text sent in full in an UPDATE; longer changed text goes as a diff.
@@ -162,14 +162,14 @@ fn header_value(h: &Header, changed: &FieldBits, nulled: &FieldBits, diffed: &Fi
 /// The value of a slot taken whole from a record.
 fn full_slot(slot: &Slot, r: &Record) -> Option<Avro> {
     match slot {
-        Slot::Field(s) => scalar(s, r.get(&s.source)?),
+        Slot::Field(s) => scalar(s, &r.get(&s.source)?),
         Slot::Compound { parts, .. } => {
             let nested: Vec<(String, Avro)> = parts
                 .iter()
                 .map(|p| {
                     (
                         p.name.clone(),
-                        optional(r.get(&p.source).and_then(|v| scalar(p, v))),
+                        optional(r.get(&p.source).and_then(|v| scalar(p, &v))),
                     )
                 })
                 .collect();
@@ -198,11 +198,11 @@ fn diff_slot(
                 bits.nulled.set(pos);
                 return None;
             }
-            if let Some(diff) = long_text_diff(s, old, new) {
+            if let Some(diff) = long_text_diff(s, &old, &new) {
                 bits.diffed.set(pos);
                 return Some(Avro::String(diff));
             }
-            scalar(s, new)
+            scalar(s, &new)
         }
         Slot::Compound { parts, .. } => {
             let mut nested = Vec::with_capacity(parts.len());
@@ -218,7 +218,7 @@ fn diff_slot(
                     if new.is_null() {
                         nulled_parts.push(j);
                     }
-                    scalar(p, new)
+                    scalar(p, &new)
                 };
                 nested.push((p.name.clone(), optional(v)));
             }
@@ -235,8 +235,9 @@ fn diff_slot(
     }
 }
 
-fn field<'a>(r: &'a Record, name: &str) -> &'a Json {
-    r.get(name).unwrap_or(&Json::Null)
+/// The value of `name` (null when unset).
+fn field(r: &Record, name: &str) -> Json {
+    r.get(name).unwrap_or(Json::Null)
 }
 
 /// A unified-diff-style value for changed long text (old value known, new one long).

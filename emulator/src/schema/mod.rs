@@ -321,6 +321,9 @@ pub struct ObjectDef {
     pub child_relationships: Vec<ChildRelationship>,
     /// Lower-cased field name → index in `fields`.
     field_index: HashMap<String, usize>,
+    /// Canonical field name → index in `fields` (the allocation-free fast path of lookups;
+    /// the index is the field's slot in stored rows, see [`crate::row`]).
+    exact_index: HashMap<String, usize>,
     /// Lower-cased relationship name → index of its reference field.
     relationship_index: HashMap<String, usize>,
 }
@@ -343,6 +346,7 @@ impl ObjectDef {
             fields,
             child_relationships: Vec::new(),
             field_index: HashMap::new(),
+            exact_index: HashMap::new(),
             relationship_index: HashMap::new(),
         };
         def.reindex();
@@ -356,6 +360,12 @@ impl ObjectDef {
             .iter()
             .enumerate()
             .map(|(i, f)| (f.name.to_ascii_lowercase(), i))
+            .collect();
+        self.exact_index = self
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.clone(), i))
             .collect();
         self.relationship_index = self
             .fields
@@ -380,9 +390,16 @@ impl ObjectDef {
 
     /// The field with this name, case-insensitively.
     pub fn field(&self, name: &str) -> Option<&FieldDef> {
-        self.field_index
-            .get(&name.to_ascii_lowercase())
-            .map(|&i| &self.fields[i])
+        self.slot(name).and_then(|i| self.fields.get(i))
+    }
+
+    /// The position of field `name` (any case) in `fields`: its slot in stored rows.
+    /// Canonical names are found without allocating.
+    pub fn slot(&self, name: &str) -> Option<usize> {
+        if let Some(&i) = self.exact_index.get(name) {
+            return Some(i);
+        }
+        self.field_index.get(&name.to_ascii_lowercase()).copied()
     }
 
     /// The reference field whose relationship name is `name` (`Account` → `AccountId`).

@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use serde_json::{json, Map, Value};
 
 use super::eval::{cmp_sort, decimal_of, read, sort_val, FieldRef, Parents, SortVal};
-use super::schema::{Record, RecordSource};
+use super::schema::{Fields, Record, RecordSource};
 
 /// An aggregate function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,7 +117,7 @@ impl AggPlan {
         source: &dyn RecordSource,
         object: &str,
         deleted: bool,
-        passes: &dyn Fn(&Record) -> bool,
+        passes: &dyn Fn(&dyn Fields) -> bool,
         parents: &Parents<'_>,
     ) -> Vec<(Vec<Value>, Record)> {
         let mut groups: Vec<Group> = Vec::new();
@@ -157,7 +157,7 @@ impl AggPlan {
             .collect()
     }
 
-    fn accumulate(&self, accs: &mut [Acc], rec: &Record, parents: &Parents<'_>) {
+    fn accumulate(&self, accs: &mut [Acc], rec: &dyn Fields, parents: &Parents<'_>) {
         let funcs = self.outputs.iter().filter_map(|o| match o {
             AggOut::Func { func, field, .. } => Some((func, field)),
             AggOut::Group { .. } => None,

@@ -64,7 +64,6 @@ impl Query {
         }) || !self.group_by.is_empty()
     }
 
-    /// The OFFSET, if any.
     /// Whether the select list has a parent-to-child relationship subquery.
     pub fn has_subquery(&self) -> bool {
         self.select
@@ -72,8 +71,28 @@ impl Query {
             .any(|s| matches!(s, SelectItem::Subquery(_)))
     }
 
+    /// The OFFSET, if any.
     pub fn offset(&self) -> Option<u64> {
         self.offset
+    }
+
+    /// The LIMIT, if any.
+    pub fn limit(&self) -> Option<u64> {
+        self.limit
+    }
+
+    /// Whether the query has an ORDER BY.
+    pub fn is_ordered(&self) -> bool {
+        !self.order_by.is_empty()
+    }
+
+    /// This query with its LIMIT lowered to at most `n` (to read its rows page by page).
+    pub fn capped(&self, n: usize) -> Query {
+        let n = u64::try_from(n).unwrap_or(u64::MAX);
+        Query {
+            limit: Some(self.limit.map_or(n, |l| l.min(n))),
+            ..self.clone()
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::literals::{self, LikeTok};
-use super::schema::{FieldInfo, FieldKind, ObjectInfo, Record, RecordSource};
+use super::schema::{FieldInfo, FieldKind, Fields, ObjectInfo, Record, RecordSource};
 
 /// The JSON null every missing field reads as.
 static NULL: Value = Value::Null;
@@ -86,27 +86,29 @@ impl<'a> Parents<'a> {
     }
 
     /// The parent reached from `record` through `hop`, if the lookup is set and exists.
-    pub fn follow(&self, record: &Record, hop: &Hop) -> Option<Rc<Record>> {
-        let id = record.get(&hop.ref_field)?.as_str()?;
-        self.get(id)
+    pub fn follow(&self, record: &dyn Fields, hop: &Hop) -> Option<Rc<Record>> {
+        let id = record.field(&hop.ref_field)?;
+        self.get(id.as_str()?)
     }
 }
 
 /// The value of `field` on `record`, following parent hops; null when any link is missing.
 pub(crate) fn read<'r>(
-    record: &'r Record,
+    record: &'r dyn Fields,
     field: &FieldRef,
     parents: &Parents<'_>,
 ) -> Cow<'r, Value> {
     let Some((first, rest)) = field.hops.split_first() else {
-        return Cow::Borrowed(record.get(&field.field.name).unwrap_or(&NULL));
+        return record
+            .field(&field.field.name)
+            .unwrap_or(Cow::Borrowed(&NULL));
     };
     let mut current = match parents.follow(record, first) {
         Some(p) => p,
         None => return Cow::Borrowed(&NULL),
     };
     for hop in rest {
-        current = match parents.follow(&current, hop) {
+        current = match parents.follow(&*current, hop) {
             Some(p) => p,
             None => return Cow::Borrowed(&NULL),
         };
@@ -196,8 +198,32 @@ pub(crate) enum Filter {
 }
 
 impl Filter {
+    /// The field of the queried object and the values an index could find every match by:
+    /// `field = 'v'` or `field IN ('v', …)` on text or id values, alone or as one term of
+    /// an AND. Matches found this way must still pass [`Filter::matches`].
+    pub fn index_keys(&self) -> Option<(&str, Vec<&str>)> {
+        fn key(a: &Atom) -> Option<&str> {
+            match a {
+                Atom::Value(Scalar::Text(s) | Scalar::Id(s)) => Some(s.as_str()),
+                _ => None,
+            }
+        }
+        match self {
+            Self::And(all) => all.iter().find_map(Filter::index_keys),
+            Self::Test(field, pred) if field.hops.is_empty() => {
+                let values = match pred {
+                    Pred::Compare(CmpOp::Eq, atom) => vec![key(atom)?],
+                    Pred::AnyOf(atoms, false) => atoms.iter().map(key).collect::<Option<_>>()?,
+                    _ => return None,
+                };
+                Some((field.field.name.as_str(), values))
+            }
+            _ => None,
+        }
+    }
+
     /// Whether `record` passes. Recursion depth is bounded by the parser's nesting cap.
-    pub fn matches(&self, record: &Record, parents: &Parents<'_>) -> bool {
+    pub fn matches(&self, record: &dyn Fields, parents: &Parents<'_>) -> bool {
         match self {
             Self::And(all) => all.iter().all(|f| f.matches(record, parents)),
             Self::Or(any) => any.iter().any(|f| f.matches(record, parents)),

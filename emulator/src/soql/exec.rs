@@ -11,7 +11,7 @@ use super::ast::Query;
 use super::error::SoqlError;
 use super::eval::{cmp_sort, read, sort_val, Parents, SortVal};
 use super::plan::{compile, OutNode, Plan, Shape, SortKey};
-use super::schema::{Catalog, Record, RecordSource};
+use super::schema::{Catalog, Fields, Record, RecordSource};
 
 /// How to run a query.
 #[derive(Clone, Debug)]
@@ -49,6 +49,67 @@ pub fn execute(
 ) -> Result<QueryOutput, SoqlError> {
     let plan = compile(q, catalog, source, opts)?;
     Ok(run(&plan, source, opts))
+}
+
+/// The number of rows `q` returns (after OFFSET and LIMIT) without shaping any: the size of
+/// a result read later page by page.
+pub fn count_rows(
+    q: &Query,
+    catalog: &dyn Catalog,
+    source: &dyn RecordSource,
+    opts: &ExecOptions,
+) -> Result<usize, SoqlError> {
+    let plan = compile(q, catalog, source, opts)?;
+    let parents = Parents::new(source);
+    let ctx = Ctx {
+        plan: &plan,
+        parents: &parents,
+        api_version: &opts.api_version,
+        source,
+        opts,
+    };
+    Ok(ctx.count(source, opts.include_deleted))
+}
+
+/// Visits the records `q` matches (after OFFSET, up to LIMIT) in scan order without
+/// shaping them, for callers that render rows themselves (Bulk query pages). Returns false,
+/// visiting nothing, for queries this does not apply to: ORDER BY, aggregates, `COUNT()`.
+pub fn visit_matches(
+    q: &Query,
+    catalog: &dyn Catalog,
+    source: &dyn RecordSource,
+    opts: &ExecOptions,
+    visit: &mut dyn FnMut(&dyn Fields),
+) -> Result<bool, SoqlError> {
+    let plan = compile(q, catalog, source, opts)?;
+    if !plan.order.is_empty() || !matches!(plan.shape, Shape::Rows(_)) {
+        return Ok(false);
+    }
+    let parents = Parents::new(source);
+    let ctx = Ctx {
+        plan: &plan,
+        parents: &parents,
+        api_version: &opts.api_version,
+        source,
+        opts,
+    };
+    if plan.limit == Some(0) {
+        return Ok(true);
+    }
+    let (mut skipped, mut n) = (0usize, 0usize);
+    ctx.scan(source, opts.include_deleted, &mut |rec| {
+        if !ctx.passes(rec) {
+            return true;
+        }
+        if skipped < plan.offset {
+            skipped += 1;
+            return true;
+        }
+        visit(rec);
+        n += 1;
+        plan.limit.is_none_or(|l| n < l)
+    });
+    Ok(true)
 }
 
 /// Scans and shapes the result of a compiled plan.
@@ -104,9 +165,14 @@ struct ChildrenOf<'a> {
 }
 
 impl RecordSource for ChildrenOf<'_> {
-    fn scan(&self, object: &str, include_deleted: bool, visit: &mut dyn FnMut(&Record) -> bool) {
+    fn scan(
+        &self,
+        object: &str,
+        include_deleted: bool,
+        visit: &mut dyn FnMut(&dyn Fields) -> bool,
+    ) {
         self.inner.scan(object, include_deleted, &mut |rec| {
-            if rec.get(self.field).and_then(Value::as_str) == Some(self.id) {
+            if rec.field(self.field).as_deref().and_then(Value::as_str) == Some(self.id) {
                 visit(rec)
             } else {
                 true
@@ -134,8 +200,25 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Visits the records of the queried object the WHERE clause may match: through the
+    /// source's index when the clause pins an indexed field, else by a scan.
+    fn scan(
+        &self,
+        source: &dyn RecordSource,
+        deleted: bool,
+        visit: &mut dyn FnMut(&dyn Fields) -> bool,
+    ) {
+        let object = &self.plan.object.name;
+        if let Some((field, values)) = self.plan.filter.as_ref().and_then(|f| f.index_keys()) {
+            if source.lookup(object, field, &values, deleted, visit) {
+                return;
+            }
+        }
+        source.scan(object, deleted, visit);
+    }
+
     /// Whether `record` passes the WHERE clause.
-    fn passes(&self, record: &Record) -> bool {
+    fn passes(&self, record: &dyn Fields) -> bool {
         self.plan
             .filter
             .as_ref()
@@ -154,7 +237,7 @@ impl Ctx<'_> {
     fn count(&self, source: &dyn RecordSource, deleted: bool) -> usize {
         let cap = self.cap();
         let mut n = 0usize;
-        source.scan(&self.plan.object.name, deleted, &mut |rec| {
+        self.scan(source, deleted, &mut |rec| {
             if self.passes(rec) {
                 n += 1;
             }
@@ -170,7 +253,7 @@ impl Ctx<'_> {
 
     /// AggregateResult rows: grouped, ordered by grouped fields, then OFFSET and LIMIT.
     fn aggregate(&self, source: &dyn RecordSource, deleted: bool, agg: &AggPlan) -> Vec<Record> {
-        let passes = |rec: &Record| self.passes(rec);
+        let passes = |rec: &dyn Fields| self.passes(rec);
         let mut rows = agg.rows(
             source,
             &self.plan.object.name,
@@ -217,7 +300,7 @@ impl Ctx<'_> {
         if self.plan.limit == Some(0) {
             return out;
         }
-        source.scan(&self.plan.object.name, deleted, &mut |rec| {
+        self.scan(source, deleted, &mut |rec| {
             if !self.passes(rec) {
                 return true;
             }
@@ -258,7 +341,7 @@ impl Ctx<'_> {
         nodes: &[OutNode],
     ) -> Vec<Entry<'_>> {
         let mut rows = Vec::new();
-        source.scan(&self.plan.object.name, deleted, &mut |rec| {
+        self.scan(source, deleted, &mut |rec| {
             if self.passes(rec) {
                 let seq = rows.len();
                 rows.push(self.entry(rec, seq, Some(nodes)));
@@ -279,7 +362,7 @@ impl Ctx<'_> {
     ) -> Vec<Entry<'_>> {
         let mut heap: BinaryHeap<Entry<'_>> = BinaryHeap::new();
         let mut seq = 0usize;
-        source.scan(&self.plan.object.name, deleted, &mut |rec| {
+        self.scan(source, deleted, &mut |rec| {
             if !self.passes(rec) {
                 return true;
             }
@@ -299,7 +382,7 @@ impl Ctx<'_> {
     }
 
     /// A sort entry for `record`, projected when `nodes` are given.
-    fn entry(&self, record: &Record, seq: usize, nodes: Option<&[OutNode]>) -> Entry<'_> {
+    fn entry(&self, record: &dyn Fields, seq: usize, nodes: Option<&[OutNode]>) -> Entry<'_> {
         Entry {
             keys: &self.plan.order,
             vals: self.sort_vals(record),
@@ -309,7 +392,7 @@ impl Ctx<'_> {
     }
 
     /// The ORDER BY values of `record`.
-    fn sort_vals(&self, record: &Record) -> Vec<SortVal> {
+    fn sort_vals(&self, record: &dyn Fields) -> Vec<SortVal> {
         self.plan
             .order
             .iter()
@@ -318,23 +401,23 @@ impl Ctx<'_> {
     }
 
     /// `record` in REST shape for the queried object.
-    fn project(&self, record: &Record, nodes: &[OutNode]) -> Record {
+    fn project(&self, record: &dyn Fields, nodes: &[OutNode]) -> Record {
         self.shape(record, &self.plan.object.name, nodes)
     }
 
     /// `record` of type `object` in REST shape: attributes, then each selected key.
-    fn shape(&self, record: &Record, object: &str, nodes: &[OutNode]) -> Record {
+    fn shape(&self, record: &dyn Fields, object: &str, nodes: &[OutNode]) -> Record {
         let mut out = Record::new();
         out.insert("attributes".into(), self.attributes(record, object));
         for node in nodes {
             match node {
                 OutNode::Field(name) => {
-                    let v = record.get(name).cloned().unwrap_or(Value::Null);
+                    let v = record.field(name).map_or(Value::Null, |v| v.into_owned());
                     out.insert(name.clone(), v);
                 }
                 OutNode::Parent(hop, children) => {
                     let v = match self.parents.follow(record, hop) {
-                        Some(p) => Value::Object(self.shape(&p, &hop.target.name, children)),
+                        Some(p) => Value::Object(self.shape(&*p, &hop.target.name, children)),
                         None => Value::Null,
                     };
                     out.insert(hop.relationship.clone(), v);
@@ -349,8 +432,11 @@ impl Ctx<'_> {
 
     /// The child rows of `parent` for a relationship subquery, as a nested query result
     /// (`{totalSize, done, records}`), or null when there are none.
-    fn children(&self, parent: &Record, field: &str, plan: &Plan) -> Value {
-        let Some(id) = parent.get("Id").and_then(Value::as_str) else {
+    fn children(&self, parent: &dyn Fields, field: &str, plan: &Plan) -> Value {
+        let Some(id) = parent.field("Id") else {
+            return Value::Null;
+        };
+        let Some(id) = id.as_str() else {
             return Value::Null;
         };
         let source = ChildrenOf {
@@ -366,10 +452,11 @@ impl Ctx<'_> {
     }
 
     /// `{"type": …, "url": "/services/data/vNN.N/sobjects/Type/Id"}`.
-    fn attributes(&self, record: &Record, object: &str) -> Value {
+    fn attributes(&self, record: &dyn Fields, object: &str) -> Value {
         let mut attrs = serde_json::Map::new();
         attrs.insert("type".into(), Value::from(object));
-        if let Some(id) = record.get("Id").and_then(Value::as_str) {
+        let id = record.field("Id");
+        if let Some(id) = id.as_deref().and_then(Value::as_str) {
             let url = format!(
                 "/services/data/v{}/sobjects/{object}/{id}",
                 self.api_version

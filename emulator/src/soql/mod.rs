@@ -61,8 +61,8 @@ pub use error::{
     SoqlError, INVALID_FIELD, INVALID_QUERY_FILTER_OPERATOR, INVALID_TYPE, MALFORMED_QUERY,
     NUMBER_OUTSIDE_VALID_RANGE,
 };
-pub use exec::{execute, ExecOptions, QueryOutput};
-pub use schema::{Catalog, FieldInfo, FieldKind, ObjectInfo, Record, RecordSource};
+pub use exec::{count_rows, execute, visit_matches, ExecOptions, QueryOutput};
+pub use schema::{Catalog, FieldInfo, FieldKind, Fields, ObjectInfo, Record, RecordSource};
 
 /// Parses SOQL text. Never panics; malformed text is `MALFORMED_QUERY` with Salesforce's
 /// `unexpected token: 'X'` message, and an OFFSET over 2,000 is `NUMBER_OUTSIDE_VALID_RANGE`.

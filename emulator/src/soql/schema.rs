@@ -1,6 +1,7 @@
 //! The schema and data seams the engine reads through: [`Catalog`] for describe facts,
 //! [`RecordSource`] for records.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// One stored record: canonical field API name → value in Salesforce REST JSON wire form.
@@ -173,13 +174,42 @@ pub trait Catalog {
     }
 }
 
+/// Field access by canonical name on a record the engine reads: a [`Record`] (where a
+/// missing key is null) or any stored form of one.
+pub trait Fields {
+    /// The value of field `name`; `None` means null.
+    fn field(&self, name: &str) -> Option<Cow<'_, serde_json::Value>>;
+}
+
+impl Fields for Record {
+    fn field(&self, name: &str) -> Option<Cow<'_, serde_json::Value>> {
+        self.get(name).map(Cow::Borrowed)
+    }
+}
+
 /// Data access.
 pub trait RecordSource {
     /// Visit every record of `object` (canonical name); include soft-deleted
     /// (`IsDeleted = true`) ones only if `include_deleted`. Return false from the callback to
     /// stop.
-    fn scan(&self, object: &str, include_deleted: bool, visit: &mut dyn FnMut(&Record) -> bool);
+    fn scan(&self, object: &str, include_deleted: bool, visit: &mut dyn FnMut(&dyn Fields) -> bool);
 
     /// Fetch any record by 18-char id (for parent relationship paths).
     fn get(&self, id: &str) -> Option<Record>;
+
+    /// Visit, in scan order, every record of `object` whose `field` may equal one of
+    /// `values` (text compared ignoring case, ids as SOQL compares them), found through an
+    /// index, and return true; or return false without visiting anything when there is no
+    /// such index (the engine then scans). Visiting a superset is allowed: the engine
+    /// re-checks its filter on every record. No index by default.
+    fn lookup(
+        &self,
+        _object: &str,
+        _field: &str,
+        _values: &[&str],
+        _include_deleted: bool,
+        _visit: &mut dyn FnMut(&dyn Fields) -> bool,
+    ) -> bool {
+        false
+    }
 }

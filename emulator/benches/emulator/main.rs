@@ -1,26 +1,33 @@
 //! Emulator throughput, each figure printed beside a baseline measured in the same run.
 //!
 //! - Bulk API 2.0 ingest: `rows` CSV rows of 10 Account columns (create job → PUT →
-//!   UploadComplete → JobComplete) in rows/s, against the time the `csv` crate alone takes to
-//!   parse the same bytes.
+//!   UploadComplete → JobComplete, one job per 400,000 rows so each upload stays under the
+//!   100 MB limit) in rows/s, against the time the `csv` crate alone takes to parse the same
+//!   bytes.
 //! - REST query paging: pages of 2,000 records per second following `nextRecordsUrl`, against
 //!   a raw in-memory scan that clones and serializes the same pages without HTTP or SOQL.
+//! - Bulk API 2.0 query: a query job over every ingested row (`SELECT Id, Name, Phone FROM
+//!   Account`), the time from create to its first results page of 2,000 records, then pages
+//!   of 2,000 per second following `Sforce-Locator`, against the same raw scan baseline.
 //! - Memory: resident set growth across the ingest, per stored record (includes the job's
-//!   kept upload, about 100 bytes a row).
+//!   kept upload, about 100 bytes a row, and the change events Change Data Capture keeps).
 //!
 //! Plain `main` (`harness = false`); no assertions on timing. `PGFORCE_BENCH_ROWS` overrides
-//! the row count (default 1,000,000). Run with `cargo bench --bench emulator`.
+//! the row count (default 1,000,000). Run with `cargo bench -p pgforce-emulator --bench
+//! emulator` (it builds the emulator crate only, nothing of pgforce's).
 //!
-//! # `target/bench/emulator.json`
+//! # `target/bench/emulator.json` (the workspace's target directory)
 //!
 //! One object: `rows`, `columns`; `ingest_secs`, `ingest_rows_per_sec`, `parse_secs`,
 //! `parse_rows_per_sec`, `ingest_vs_parse_ratio` (ingest rate / parse rate); `query_pages`,
 //! `query_first_page_secs` (including the query itself), `query_pages_per_sec`,
-//! `raw_pages_per_sec`, `query_vs_raw_ratio`; `rss_before_bytes`, `rss_after_ingest_bytes`,
+//! `raw_pages_per_sec`, `query_vs_raw_ratio`; `bulk_query_pages`,
+//! `bulk_query_first_page_secs` (create → first page), `bulk_query_pages_per_sec`,
+//! `bulk_query_vs_raw_ratio`; `rss_before_bytes`, `rss_after_ingest_bytes`,
 //! `rss_per_record_bytes` (null where /proc is unavailable); `load_average_1m` (the machine's
 //! load when the run ended).
 
-mod support;
+mod figures;
 
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
@@ -42,13 +49,25 @@ const COLUMNS: [&str; 10] = [
     "Description",
 ];
 
-/// Builds the ingest CSV.
-fn make_csv(rows: usize) -> String {
+/// Rows per ingest job: one upload must stay under the emulator's 100 MB of raw CSV, as
+/// Salesforce's 150 MB of base64.
+const ROWS_PER_JOB: usize = 400_000;
+
+/// Builds the ingest CSVs, one per job of at most [`ROWS_PER_JOB`] rows.
+fn make_csvs(rows: usize) -> Vec<String> {
+    (0..rows)
+        .step_by(ROWS_PER_JOB)
+        .map(|start| make_csv(start..rows.min(start + ROWS_PER_JOB)))
+        .collect()
+}
+
+/// Builds the CSV of rows `range`.
+fn make_csv(range: std::ops::Range<usize>) -> String {
     use std::fmt::Write as _;
-    let mut s = String::with_capacity(rows * 160);
+    let mut s = String::with_capacity(range.len() * 160);
     s.push_str(&COLUMNS.join(","));
     s.push('\n');
-    for i in 0..rows {
+    for i in range {
         let _ = writeln!(
             s,
             "Account {i},ext-{i},555-{:04},555-9{:03},https://a{i}.example,AN{i},Site {},{},City {},Customer since {}",
@@ -88,12 +107,16 @@ async fn main() {
     let token = emu.issue_default_token().expect("token");
     let base = format!("{}/services/data/v60.0", emu.base_url());
     let client = reqwest::Client::new();
-    let csv = make_csv(rows);
+    let csvs = make_csvs(rows);
 
-    let baseline = parse_only(&csv);
-    let rss_before = support::rss_bytes();
-    let ingest = ingest(&client, &base, &token, csv).await;
-    let rss_after = support::rss_bytes();
+    let baseline: Duration = csvs.iter().map(|c| parse_only(c)).sum();
+    let rss_before = figures::rss_bytes();
+    let mut ingest_time = Duration::ZERO;
+    for csv in csvs {
+        ingest_time += ingest(&client, &base, &token, csv).await;
+    }
+    let ingest = ingest_time;
+    let rss_after = figures::rss_bytes();
     let ingest_rate = rows as f64 / ingest.as_secs_f64();
     let parse_rate = rows as f64 / baseline.as_secs_f64();
     println!(
@@ -119,7 +142,13 @@ async fn main() {
         "query paging {pages} pages x 2000: {http_rate:.1} pages/s (first page incl. query {first:.2?}) | baseline raw scan+serialize {raw_rate:.1} pages/s | ratio {:.3}",
         http_rate / raw_rate
     );
-    support::write_json(
+    let (bulk, bulk_first) = bulk_query_pages(&client, &base, &token, pages).await;
+    let bulk_rate = pages.saturating_sub(1).max(1) as f64 / bulk.as_secs_f64();
+    println!(
+        "bulk query {pages} pages x 2000: first page {bulk_first:.2?} after create, then {bulk_rate:.1} pages/s | ratio to raw {:.3}",
+        bulk_rate / raw_rate
+    );
+    figures::write_json(
         "emulator",
         &json!({
             "rows": rows,
@@ -134,10 +163,14 @@ async fn main() {
             "query_pages_per_sec": http_rate,
             "raw_pages_per_sec": raw_rate,
             "query_vs_raw_ratio": http_rate / raw_rate,
+            "bulk_query_pages": pages,
+            "bulk_query_first_page_secs": bulk_first.as_secs_f64(),
+            "bulk_query_pages_per_sec": bulk_rate,
+            "bulk_query_vs_raw_ratio": bulk_rate / raw_rate,
             "rss_before_bytes": rss_before,
             "rss_after_ingest_bytes": rss_after,
             "rss_per_record_bytes": per_record,
-            "load_average_1m": support::load_average(),
+            "load_average_1m": figures::load_average(),
         }),
     );
 }
@@ -227,15 +260,84 @@ async fn query_pages(
     (t.elapsed(), first)
 }
 
+/// Runs a Bulk query job over every Account and reads `pages` result pages of 2,000;
+/// returns (time for the pages after the first, time from create to the first page).
+async fn bulk_query_pages(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    pages: usize,
+) -> (Duration, Duration) {
+    let t = Instant::now();
+    let job: Value = client
+        .post(format!("{base}/jobs/query"))
+        .bearer_auth(token)
+        .json(&json!({"operation": "query", "query": "SELECT Id, Name, Phone FROM Account"}))
+        .send()
+        .await
+        .expect("create query job")
+        .json()
+        .await
+        .expect("job json");
+    let id = job["id"].as_str().expect("job id").to_string();
+    loop {
+        let info: Value = client
+            .get(format!("{base}/jobs/query/{id}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("poll")
+            .json()
+            .await
+            .expect("info");
+        match info["state"].as_str() {
+            Some("JobComplete") => break,
+            Some("Failed") | Some("Aborted") => panic!("query job ended {}", info["state"]),
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    let mut locator: Option<String> = None;
+    let mut first = Duration::ZERO;
+    let mut rest = Instant::now();
+    for i in 0..pages {
+        let mut url = format!("{base}/jobs/query/{id}/results?maxRecords=2000");
+        if let Some(l) = &locator {
+            url.push_str("&locator=");
+            url.push_str(l);
+        }
+        let resp = client
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("results");
+        let next = resp
+            .headers()
+            .get("sforce-locator")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        std::hint::black_box(resp.bytes().await.expect("page body").len());
+        if i == 0 {
+            first = t.elapsed();
+            rest = Instant::now();
+        }
+        match next.filter(|l| l != "null") {
+            Some(l) => locator = Some(l),
+            None => break,
+        }
+    }
+    (rest.elapsed().max(Duration::from_micros(1)), first)
+}
+
 /// Baseline: clone and serialize `pages` pages of 2,000 records straight from the store.
 fn raw_pages(state: &pgforce_emulator::AppState, pages: usize) -> Duration {
     let t = Instant::now();
     let mut page = Vec::with_capacity(2_000);
     let mut done = 0;
-    let _ = state.store.scan("Account", false, |r| {
+    let _ = state.store.scan_rows("Account", None, false, |r| {
         let mut m = serde_json::Map::new();
         for k in ["Id", "Name", "Phone"] {
-            m.insert(k.to_string(), r.get(k).cloned().unwrap_or(Value::Null));
+            m.insert(k.to_string(), r.get(k).unwrap_or(Value::Null));
         }
         page.push(Value::Object(m));
         if page.len() == 2_000 {
