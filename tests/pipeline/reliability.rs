@@ -469,6 +469,7 @@ async fn flusher_on(
             object_order: vec!["Account".into()],
             transient_retries: 0,
             max_bulk_jobs: 1,
+            paired_objects: Vec::new(),
         },
     )
 }
@@ -490,6 +491,7 @@ fn one_upsert(lsn: u64) -> pgforce::batch::Epoch<pgforce::pipeline::Pending> {
         parents: Vec::new(),
         write_back: None,
         existing_only: false,
+        match_by: false,
     };
     epoch.push(pgforce::pipeline::Pending::new(
         change,
