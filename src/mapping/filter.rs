@@ -66,8 +66,22 @@ fn condition_holds(cond: &FilterCondition, value: &Value) -> Result<bool, ErrorK
         Value::Null => None,
         v => Some(scalar_text(v).ok_or(ErrorKind::FilterType)?),
     };
+    Ok(text_holds(cond, text))
+}
+
+/// Whether every condition holds for a row whose filter columns are given as Postgres'
+/// text output (`column::text`, NULL as `None`), in the order of `conds`: the same
+/// comparison as [`CompiledFilter::matches`], for rows read with SQL (the resync sweep).
+pub fn text_row_passes(conds: &[FilterCondition], values: &[Option<String>]) -> bool {
+    conds
+        .iter()
+        .zip(values)
+        .all(|(c, v)| text_holds(c, v.clone()))
+}
+
+fn text_holds(cond: &FilterCondition, text: Option<String>) -> bool {
     let any_equal = |list: &[Scalar], t: &str| list.iter().any(|s| equal(t, s));
-    Ok(match (cond.op, &cond.value, text) {
+    match (cond.op, &cond.value, text) {
         (FilterOp::IsNull, _, t) => t.is_none(),
         (FilterOp::IsNotNull, _, t) => t.is_some(),
         (_, _, None) => false,
@@ -77,7 +91,7 @@ fn condition_holds(cond: &FilterCondition, value: &Value) -> Result<bool, ErrorK
         (FilterOp::NotIn, Some(FilterValue::List(l)), Some(t)) => !any_equal(l, &t),
         // Shapes the config checks reject; treat as not matching.
         _ => false,
-    })
+    }
 }
 
 /// Text equality, or numeric equality when both sides are decimals.

@@ -38,6 +38,7 @@ pub mod error;
 mod filter;
 /// Object order lives with the config it is computed from; re-exported at its old path.
 pub use crate::config::order;
+pub use filter::text_row_passes;
 pub mod record;
 
 use std::collections::HashMap;

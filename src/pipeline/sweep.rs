@@ -17,6 +17,7 @@
 //! early whose row's later changes are still to stream (they then recreate it, and its
 //! streamed delete removes it again), never leave one behind.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use tracing::info;
@@ -26,8 +27,9 @@ use super::pending::Pending;
 use super::PipelineError;
 use crate::batch::Epoch;
 use crate::checkpoint::quote_ident;
-use crate::config::{DeletePolicy, MappingConfig, PipelineConfig, Scalar};
+use crate::config::{DeletePolicy, FilterExit, MappingConfig, PipelineConfig, Scalar};
 use crate::lsn::Lsn;
+use crate::mapping::text_row_passes;
 use crate::mapping::{FieldName, FieldValue, MappedChange, MappedOp};
 use crate::replication::PgProgressStore;
 use crate::sink::{Flusher, SalesforceDestination};
@@ -177,12 +179,62 @@ async fn gone_keys<C: tokio_postgres::GenericClient>(
                     e,
                 )
             })?;
-        let keys: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        let mut keys: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        keys.extend(filtered_out(cfg, client, state_schema, pipeline, &writers).await?);
         for m in removers {
             out.push((m.name.clone(), keys.clone()));
         }
     }
     Ok(out)
+}
+
+/// Keys of the object whose rows exist but pass no writer's filter (a row that left the
+/// filter while there was no slot: the backfill does not send it, so nothing else would
+/// remove its record). A writer without a filter, or whose `on_filter_exit` is `ignore`,
+/// holds every row it has. Rows are read with SQL and compared as text, as the stream's
+/// filter compares them.
+async fn filtered_out<C: tokio_postgres::GenericClient>(
+    cfg: &PipelineConfig,
+    client: &C,
+    state_schema: &str,
+    pipeline: &str,
+    writers: &[&MappingConfig],
+) -> Result<Vec<String>, PipelineError> {
+    let gated = |m: &MappingConfig| !m.filter.is_empty() && m.on_filter_exit == FilterExit::Delete;
+    if !writers.iter().any(|m| gated(m)) {
+        return Ok(Vec::new());
+    }
+    let mut present = HashSet::new();
+    let mut held = HashSet::new();
+    for m in writers {
+        let (schema, table) = m.table.split_once('.').unwrap_or(("public", &m.table));
+        let columns: String = m
+            .filter
+            .iter()
+            .map(|c| format!(", t.{}::text", quote_ident(&c.column)))
+            .collect();
+        let sql = format!(
+            "SELECT i.external_id{columns} FROM {state_schema}.id_map i
+               JOIN {}.{} t ON t.{}::text = i.external_id
+              WHERE i.pipeline = $1 AND i.object = $2",
+            quote_ident(schema),
+            quote_ident(table),
+            quote_ident(&m.external_id.column)
+        );
+        let rows = client
+            .query(&sql, &[&pipeline, &m.object])
+            .await
+            .map_err(|e| sweep_error(&cfg.name, "finding rows that left the filter", e))?;
+        for r in rows {
+            let key: String = r.get(0);
+            let values: Vec<Option<String>> = (1..r.len()).map(|i| r.get(i)).collect();
+            if !gated(m) || text_row_passes(&m.filter, &values) {
+                held.insert(key.clone());
+            }
+            present.insert(key);
+        }
+    }
+    Ok(present.difference(&held).cloned().collect())
 }
 
 /// SQL: the id map row `i` has no source row in `m`'s table.

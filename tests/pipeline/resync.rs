@@ -148,3 +148,39 @@ async fn a_slot_created_by_a_start_that_stopped_before_the_resync_is_resynced() 
         "only the streamed row was sent"
     );
 }
+
+/// A row that leaves its mapping's filter while there was no slot is treated as gone by
+/// the resync (the backfill sends only rows that pass, so nothing else would remove its
+/// record); a row still passing keeps its record. Found by the torture's seed 2
+/// (`Extra Ticket__c: filtered out but live in Salesforce`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resync_removes_records_whose_rows_left_the_filter() {
+    let h = Harness::start(&format!(
+        "{SCHEMA} CREATE TABLE gated (id bigint PRIMARY KEY, name text NOT NULL, status text);"
+    ))
+    .await;
+    let gated = Mapping::new("gated", "public.gated", "Account")
+        .field("name", "Name")
+        .set(
+            "filter",
+            r#"[{ column = "status", op = "!=", value = "hidden" }]"#,
+        );
+    let maps = format!("{}\n{}", mappings(), gated.toml());
+    h.sql(
+        "INSERT INTO gated (id, name, status) VALUES (20, 'Hidden while no slot', 'open'),
+                                                    (21, 'Still open', 'open');",
+    )
+    .await;
+    let run = h.run(h.config(&maps, &Batching::default())).await;
+    for key in ["20", "21"] {
+        wait_live(&h, key, true).await;
+    }
+    run.stop().await.expect("clean stop");
+    drop_slot(&h).await;
+    h.sql("UPDATE gated SET status = 'hidden' WHERE id = 20")
+        .await;
+    let run = h.run(h.config(&maps, &Batching::default())).await;
+    wait_live(&h, "20", false).await;
+    assert!(h.record("Account", "21").is_some());
+    run.stop().await.expect("clean stop");
+}
