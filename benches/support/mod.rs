@@ -3,43 +3,6 @@
 //! process's resident memory.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-
-use serde_json::Value;
-
-/// `$CARGO_TARGET_DIR/bench` or `<workspace>/target/bench`.
-pub fn out_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target")));
-    target.join("bench")
-}
-
-/// Writes `figures` to `target/bench/<bench>.json` and says where; a failure to write is
-/// printed, not fatal (the figures were already printed).
-pub fn write_json(bench: &str, figures: &Value) {
-    let dir = out_dir();
-    let path = dir.join(format!("{bench}.json"));
-    let written = std::fs::create_dir_all(&dir).and_then(|()| {
-        let text = serde_json::to_string_pretty(figures).unwrap_or_default();
-        std::fs::write(&path, text + "\n")
-    });
-    match written {
-        Ok(()) => println!("figures written to {}", path.display()),
-        Err(e) => eprintln!("cannot write {}: {e}", path.display()),
-    }
-}
-
-/// Resident set size of this process in bytes (`VmRSS` of /proc/self/status), if known.
-pub fn rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
-/// The 1-minute load average (the machine's business during the run), if known.
-pub fn load_average() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
-    text.split_whitespace().next()?.parse().ok()
-}
+#[path = "../../emulator/benches/emulator/figures.rs"]
+mod figures;
+pub use figures::{load_average, rss_bytes, write_json};

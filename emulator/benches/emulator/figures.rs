@@ -1,16 +1,23 @@
-//! Where the bench's figures go and the process facts it reports: one JSON object in
+//! Where the benches' figures go and the process facts they report: one JSON object in
 //! `<workspace target>/bench/<bench>.json` (so runs compare across commits), the resident set
-//! size and the load average.
+//! size and the load average. Shared by the emulator's bench and pgforce's (whose
+//! `benches/support` includes this file), so there is one writer of `target/bench`.
 
 use std::path::PathBuf;
 
 use serde_json::Value;
 
-/// `$CARGO_TARGET_DIR/bench`, else the workspace's `target/bench`.
+/// `$CARGO_TARGET_DIR/bench`, else the `bench` folder of the target dir this bench runs
+/// from (`<target>/<profile>/deps/<bench>`), so every crate of the workspace writes to
+/// the same `target/bench`.
 fn out_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")))
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir).join("bench");
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()))
+        .unwrap_or_else(|| PathBuf::from("target"))
         .join("bench")
 }
 
