@@ -5,4 +5,6 @@
 
 #[path = "../../emulator/benches/emulator/figures.rs"]
 mod figures;
+// Each bench uses some of these.
+#[allow(unused_imports)]
 pub use figures::{load_average, rss_bytes, write_json};
