@@ -82,7 +82,29 @@ async fn kill_9_mid_run_then_the_next_run_completes_without_duplicates() {
     .await;
     child.kill().unwrap();
     child.wait().unwrap();
-    let partial = count(&h);
+    // A call the killed process had in flight is still finished by the emulator (as by
+    // Salesforce): count the members once nothing changes any more (well past the
+    // injected 400 ms per call).
+    let mut last = (count(&h), std::time::Instant::now());
+    let partial = wait_until(
+        "the killed run's last call settled",
+        Deadline::secs(60),
+        || {
+            let n = count(&h);
+            if n != last.0 {
+                last = (n, std::time::Instant::now());
+            }
+            let settled = last.1.elapsed() >= std::time::Duration::from_millis(1500);
+            async move {
+                if settled {
+                    Ok(n)
+                } else {
+                    Err(format!("{n} members, still changing"))
+                }
+            }
+        },
+    )
+    .await;
     assert!(partial < 1000, "killed mid-run ({partial} of 1000 created)");
     h.emulator.clear_faults();
 
