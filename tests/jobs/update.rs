@@ -6,7 +6,7 @@ use pgforce::jobs::{JobError, JobRunOptions};
 use pgforce_emulator::faults::{FaultKind, FaultSpec};
 
 use super::*;
-use crate::support::pipeline::Harness;
+use crate::support::pipeline::{Batching, Harness};
 
 const SCHEMA: &str = "
 CREATE TABLE usage (account_id bigint PRIMARY KEY, seats int NOT NULL, logins int NOT NULL);
@@ -126,6 +126,34 @@ async fn a_failed_run_is_not_recorded_as_done_and_the_next_resends() {
     let next = run(&r, "usage").await;
     assert_eq!(next.sent, 1000, "nothing was recorded as sent");
     assert_eq!(run_states(&h, "usage").await, ["failed", "done"]);
+}
+
+/// The org's API limit reached mid-run (`REQUEST_LIMIT_EXCEEDED`): the run pauses (the
+/// shared governor, `salesforce.limit_exceeded_pause_secs`), then goes on and sends every
+/// row once; the next run has nothing to send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_limit_pauses_the_run_which_then_sends_every_row_once() {
+    let h = Harness::start(SCHEMA).await;
+    seed_accounts(&h, 1000);
+    let batching = Batching {
+        limit_pause_secs: 1,
+        ..Batching::default()
+    };
+    let cfg = h
+        .builder(&batching)
+        .job_toml(&job(5000))
+        .pipeline(&h.secrets());
+    let r = runner(&cfg.expect("the job config parses")).await;
+    h.emulator.add_fault(
+        FaultSpec::always(FaultKind::RequestLimitExceeded)
+            .matching(Some("PATCH"), "/services/data/v62.0/composite/sobjects")
+            .times(1),
+    );
+    let report = run(&r, "usage").await;
+    assert_eq!(report.sent, 1000, "every row, after the pause");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(run(&r, "usage").await.sent, 0, "nothing twice");
+    assert_eq!(run_states(&h, "usage").await, ["done", "done"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
