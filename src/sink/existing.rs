@@ -14,9 +14,10 @@ use tracing::{info, warn};
 
 use super::destination::{Destination, RecordFailure, SinkError};
 use super::flusher::{FlushChange, Flusher};
+use super::state::SinkState;
 use crate::batch::Step;
 
-impl<D: Destination> Flusher<D> {
+impl<D: Destination, S: SinkState> Flusher<D, S> {
     /// Keys of the step's update-only changes whose record is not in Salesforce.
     pub(super) async fn absent_records<C: FlushChange>(
         &self,
@@ -67,7 +68,7 @@ pub(super) struct Matched {
     pub ambiguous: Vec<(String, Vec<String>)>,
 }
 
-impl<D: Destination> Flusher<D> {
+impl<D: Destination, S: SinkState> Flusher<D, S> {
     /// The Ids of a `match_by` step's records (the id map first, then one batched SOQL
     /// lookup by value for the rest).
     pub(super) async fn match_records<C: FlushChange>(

@@ -10,10 +10,10 @@
 use tracing::warn;
 
 use super::destination::SinkError;
-use crate::checkpoint::StateStore;
+use super::state::SinkState;
 
 /// `Ok` when this process still owns the pipeline; [`SinkError::Fenced`] otherwise.
-pub async fn fence(state: &StateStore) -> Result<(), SinkError> {
+pub async fn fence<S: SinkState>(state: &S) -> Result<(), SinkError> {
     let reason = match state.holds_pipeline_lock().await {
         Ok(true) => return Ok(()),
         Ok(false) => "its state-store session no longer holds the pipeline's lock".to_string(),

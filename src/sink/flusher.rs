@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use tracing::{info_span, Instrument};
 
 use super::destination::{Destination, SinkError};
+use super::state::SinkState;
 use crate::batch::{plan_steps, Coalesce, Epoch, Step, StepKind, StepLimits};
 use crate::checkpoint::{EpochPlan, StateStore, StepPlan};
 use crate::lsn::Lsn;
@@ -122,14 +123,16 @@ impl FlushReport {
 }
 
 /// Drives epochs into a [`Destination`].
-pub struct Flusher<D> {
+/// Generic over where it writes ([`Destination`]) and where it keeps its bookkeeping
+/// ([`SinkState`]; the service uses the Postgres [`StateStore`]).
+pub struct Flusher<D, S = StateStore> {
     pub(super) dest: D,
-    pub(super) state: Arc<StateStore>,
+    pub(super) state: Arc<S>,
     pub(super) opts: FlusherOptions,
 }
 
-impl<D: Destination> Flusher<D> {
-    pub fn new(dest: D, state: Arc<StateStore>, opts: FlusherOptions) -> Self {
+impl<D: Destination, S: SinkState> Flusher<D, S> {
+    pub fn new(dest: D, state: Arc<S>, opts: FlusherOptions) -> Self {
         Flusher { dest, state, opts }
     }
 
@@ -137,7 +140,7 @@ impl<D: Destination> Flusher<D> {
         &self.dest
     }
 
-    pub fn state(&self) -> &Arc<StateStore> {
+    pub fn state(&self) -> &Arc<S> {
         &self.state
     }
 
@@ -230,7 +233,7 @@ pub(super) fn concurrent_groups<C: FlushChange>(steps: &[Step<C>]) -> Vec<usize>
     groups
 }
 
-impl<D: Destination> Flusher<D> {
+impl<D: Destination, S: SinkState> Flusher<D, S> {
     /// [`Self::run_step`] with its own report (steps of a group run concurrently).
     async fn run_counted<'s, C: FlushChange>(
         &self,

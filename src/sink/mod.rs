@@ -13,9 +13,12 @@ mod flusher;
 mod parked;
 mod poll;
 mod protocol;
+#[cfg(test)]
+mod protocol_tests;
 mod retry;
 mod salesforce;
 mod settle;
+mod state;
 mod writeback;
 
 pub use csv::{records_to_csv, NULL_CELL};
@@ -25,4 +28,5 @@ pub use flusher::{
     FlushChange, FlushReport, Flusher, FlusherOptions, WriteBackTarget, MAX_STEP_BYTES,
 };
 pub use salesforce::SalesforceDestination;
+pub use state::{SinkState, SyncedValues};
 pub use writeback::use_origin;

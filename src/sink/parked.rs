@@ -8,13 +8,14 @@ use serde_json::{Map, Value};
 use super::destination::{Destination, SinkError};
 use super::fence::fence;
 use super::flusher::{FlushChange, FlushReport, Flusher};
+use super::state::SinkState;
 use crate::checkpoint::{DeadLetter, ParkedChange};
 use crate::lsn::Lsn;
 
 const PARKED_RECORD: &str = "record";
 const PARKED_EXT_FIELD: &str = "external_id_field";
 
-impl<D: Destination> Flusher<D> {
+impl<D: Destination, S: SinkState> Flusher<D, S> {
     pub(super) fn parked<C: FlushChange>(&self, object: &str, change: &C) -> ParkedChange {
         let mut row = Map::new();
         row.insert(
@@ -75,7 +76,7 @@ impl<D: Destination> Flusher<D> {
                 .collect();
             let keys: Vec<&str> = group.iter().map(|p| p.external_id.as_str()).collect();
             self.state.note_keys(&object, &keys).await?;
-            fence(&self.state).await?;
+            fence(&*self.state).await?;
             let outcomes = self
                 .dest
                 .upsert_records(&object, &ext_field, &records)

@@ -11,6 +11,7 @@ use tracing::{info, info_span, warn, Instrument};
 use super::destination::{Destination, JobStatus, Outcome, SinkError};
 use super::fence::fence;
 use super::flusher::{FlushChange, FlushReport, Flusher, StepDone};
+use super::state::SinkState;
 use crate::batch::{Step, StepKind};
 use crate::checkpoint::{EpochPlan, StepPath, StepPlan, StepState};
 use crate::lsn::Lsn;
@@ -19,7 +20,7 @@ use crate::metrics as m;
 /// A recorded step's job and state, as handed to the step that resumes it.
 pub(super) type Recorded = Option<(Option<String>, StepState)>;
 
-impl<D: Destination> Flusher<D> {
+impl<D: Destination, S: SinkState> Flusher<D, S> {
     /// The plan of each step. A step whose content matches the recorded step at the same
     /// position keeps that step's path (its job is reconciled on that path).
     pub(super) fn plan<C: FlushChange>(
@@ -99,7 +100,7 @@ impl<D: Destination> Flusher<D> {
             match self.dest.job_status(job).await? {
                 // Never got its data: abort it rather than leave it open for a day.
                 JobStatus::Open => {
-                    fence(&self.state).await?;
+                    fence(&*self.state).await?;
                     self.dest.abort_job(job).await?
                 }
                 // Wait for it so it cannot race the new plan; its rows are sent again by
@@ -206,7 +207,7 @@ impl<D: Destination> Flusher<D> {
                 self.state
                     .set_step(end_lsn, plan.step, StepState::Uploaded, None)
                     .await?;
-                fence(&self.state).await?;
+                fence(&*self.state).await?;
                 let keyed = self.upsert_keyed(&step.object, upsert_field, ext_field, &records);
                 (keyed.await?, Vec::new())
             }
@@ -280,7 +281,7 @@ impl<D: Destination> Flusher<D> {
         let keys: Vec<String> = sent.iter().map(|c| c.key().to_string()).collect();
         let ids = self.state.lookup_ids(&step.object, &keys).await?;
         let known: Vec<String> = ids.values().cloned().collect();
-        let synced = crate::bidi::synced::load(&self.state, &step.object, &known).await?;
+        let synced = self.state.synced_values(&step.object, &known).await?;
         for (c, r) in sent.iter().zip(records.iter_mut()) {
             let Some(id) = ids.get(c.key()) else { continue };
             let dropped = crate::bidi::conflict::drop_superseded(&synced, id, c.lsn(), r);
@@ -383,7 +384,7 @@ impl<D: Destination> Flusher<D> {
             self.state
                 .set_step(end_lsn, plan.step, StepState::Uploaded, None)
                 .await?;
-            fence(&self.state).await?;
+            fence(&*self.state).await?;
             (self.dest.delete_ids(&id_list).await?, Vec::new())
         };
         unprocessed.extend(without_outcome(
@@ -426,13 +427,13 @@ impl<D: Destination> Flusher<D> {
                 }
                 JobStatus::Open => {
                     info!(job_id = %job, "aborting a Bulk job that never got its data; sending the step again");
-                    fence(&self.state).await?;
+                    fence(&*self.state).await?;
                     self.dest.abort_job(&job).await?;
                 }
                 JobStatus::Gone => {}
             }
         }
-        fence(&self.state).await?;
+        fence(&*self.state).await?;
         let job = self.dest.create_job(&plan.object, kind, ext_field).await?;
         self.state
             .set_step(end_lsn, plan.step, StepState::JobCreated, Some(&job))
@@ -440,7 +441,7 @@ impl<D: Destination> Flusher<D> {
         metrics::gauge!(m::BULK_JOBS_IN_FLIGHT, "pipeline" => self.opts.pipeline.clone())
             .increment(1.0);
         let result = async {
-            fence(&self.state).await?;
+            fence(&*self.state).await?;
             self.dest
                 .upload_and_close(&job, kind, ext_field, records)
                 .await?;

@@ -11,8 +11,9 @@ use serde_json::{Map, Value};
 use super::destination::{Destination, Outcome, RecordFailure, SinkError};
 use super::fence::fence;
 use super::flusher::Flusher;
+use super::state::SinkState;
 
-impl<D: Destination> Flusher<D> {
+impl<D: Destination, S: SinkState> Flusher<D, S> {
     /// Records failing transiently (or never processed) are sent again through
     /// Collections, up to the configured number of times.
     /// `fields` is (what the records are upserted by, what their outcomes are keyed by),
@@ -60,7 +61,7 @@ impl<D: Destination> Flusher<D> {
         while !pending.is_empty() && attempt < self.opts.transient_retries {
             attempt += 1;
             tokio::time::sleep(RECORD_RETRY.delay(attempt)).await;
-            fence(&self.state).await?;
+            fence(&*self.state).await?;
             let results = send(pending.clone()).await?;
             pending.clear();
             for o in results {

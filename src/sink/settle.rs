@@ -9,11 +9,12 @@ use tracing::{info, warn};
 
 use super::destination::{Destination, Outcome, RecordFailure, SinkError};
 use super::flusher::{FlushChange, FlushReport, Flusher, StepDone};
+use super::state::SinkState;
 use crate::batch::Step;
 use crate::checkpoint::{DeadLetter, ParkedChange};
 use crate::metrics as m;
 
-impl<D: Destination> Flusher<D> {
+impl<D: Destination, S: SinkState> Flusher<D, S> {
     pub(super) async fn settle_upserts<C: FlushChange>(
         &self,
         object: &str,
@@ -62,8 +63,9 @@ impl<D: Destination> Flusher<D> {
         if self.opts.paired_objects.iter().any(|o| o == object) {
             let written = ids
                 .iter()
-                .filter_map(|(k, id)| Some((id.as_str(), by_key.get(k.as_str())?.record())));
-            crate::bidi::synced::remember_outbound(&self.state, object, written).await?;
+                .filter_map(|(k, id)| Some((id.clone(), by_key.get(k.as_str())?.record())))
+                .collect();
+            self.state.remember_outbound(object, written).await?;
         }
         self.write_back(by_key, &ids).await?;
         self.state.store_ids(object, &ids).await?;

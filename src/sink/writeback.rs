@@ -11,9 +11,10 @@ use std::collections::HashMap;
 
 use super::destination::{Destination, SinkError};
 use super::flusher::{FlushChange, Flusher};
+use super::state::SinkState;
 use crate::checkpoint::{quote_ident, StateError, StateStore};
 
-impl<D: Destination> Flusher<D> {
+impl<D: Destination, S: SinkState> Flusher<D, S> {
     /// Write Salesforce Ids back into the source rows that ask for it, where the row's
     /// column does not hold that Id already.
     pub(super) async fn write_back<C: FlushChange>(
@@ -26,8 +27,7 @@ impl<D: Destination> Flusher<D> {
                 continue;
             };
             if target.current.as_deref() != Some(id.as_str()) {
-                update_source_row(&self.state, &target.table, &target.column, &target.key, id)
-                    .await?;
+                self.state.write_back_id(&target, id).await?;
             }
         }
         Ok(())
@@ -67,7 +67,7 @@ pub async fn use_origin(state: &StateStore, name: &str) -> Result<(), StateError
 
 /// Write a Salesforce Id into the source row (`UPDATE table SET column = id WHERE key`),
 /// under this session's replication origin. Returns the rows updated.
-async fn update_source_row(
+pub(super) async fn update_source_row(
     state: &StateStore,
     table: &str,
     column: &str,

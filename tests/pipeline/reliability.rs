@@ -430,21 +430,21 @@ async fn the_fence_passes_only_while_the_session_holds_the_lock() {
     use pgforce::error_class::{Classify, ErrorClass};
     let h = Harness::start(SCHEMA).await;
     let state = h.state().await;
-    let fenced = pgforce::sink::fence(&state).await.unwrap_err();
+    let fenced = pgforce::sink::fence(&*state).await.unwrap_err();
     assert!(fenced.to_string().contains("no longer holds"), "{fenced}");
     assert_eq!(fenced.class(), ErrorClass::Transient);
     assert!(state.try_lock_pipeline().await.unwrap());
-    pgforce::sink::fence(&state).await.expect("holds the lock");
+    pgforce::sink::fence(&*state).await.expect("holds the lock");
     h.sql(&format!(
         "SELECT pg_terminate_backend(pid) FROM ({LOCK_HOLDER}) l"
     ))
     .await;
-    let fenced = pgforce::sink::fence(&state).await.unwrap_err();
+    let fenced = pgforce::sink::fence(&*state).await.unwrap_err();
     assert!(fenced.to_string().contains("session is gone"), "{fenced}");
     let successor = h.state().await;
     assert!(successor.try_lock_pipeline().await.unwrap());
-    assert!(pgforce::sink::fence(&state).await.is_err());
-    pgforce::sink::fence(&successor)
+    assert!(pgforce::sink::fence(&*state).await.is_err());
+    pgforce::sink::fence(&*successor)
         .await
         .expect("the successor holds it");
 }
