@@ -53,6 +53,15 @@ impl Running {
         let _ = self.stop.send(true);
         self.task.await.expect("the inbound task does not panic")
     }
+
+    /// Waits until `/readyz` counts every inbound entry (each streams or polls).
+    pub async fn wait_ready(&self) {
+        wait_until("the inbound side is ready", DEADLINE, || async {
+            let r = self.health.readiness();
+            r.ready.then_some(()).ok_or(format!("{r:?}"))
+        })
+        .await;
+    }
 }
 
 impl Env {
