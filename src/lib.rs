@@ -25,7 +25,7 @@
 //! - [`mapping`]: `change`, `config`, `pgoutput`. [`replication`]: `change`, `pgoutput`,
 //!   `lsn`. [`sink`]: `batch`, `checkpoint`, `salesforce`, `metrics`, `lsn`, `bidi`
 //!   (synced values of paired objects).
-//! - [`journal`]: `sink` (the change interface it encodes), `lsn`.
+//! - [`journal`] (segments of opaque payloads by LSN): `lsn`.
 //! - [`inbound`] (Salesforce → Postgres: the event model and source contract, the poller,
 //!   the applier and the engine): `config`, `checkpoint`, `salesforce`, `sink` (the
 //!   replication origin), `bidi` (a pair's echo filter), `server` (status), `metrics`,

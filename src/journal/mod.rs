@@ -7,7 +7,8 @@
 //! covers lsn, time and payload. A torn or corrupt tail (a crash mid-append) is cut off
 //! when the journal is opened; nothing before it is lost. Segments roll at a size limit;
 //! retention drops whole segments, oldest first. Payloads are opaque bytes to the journal;
-//! what the pipeline stores in them (JSON of a change) is [`codec`]'s.
+//! what the pipeline stores in them is `pipeline::pending_codec`'s (the journal sits below
+//! the pipeline and knows nothing of changes).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
@@ -15,10 +16,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::lsn::Lsn;
-
-mod codec;
-
-pub use codec::{decode_change, encode_change, JournaledChange};
 
 const HEADER: usize = 4 + 4 + 8 + 8;
 /// Largest record accepted (a guard against reading garbage lengths).

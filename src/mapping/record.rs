@@ -12,8 +12,10 @@ use crate::pgoutput::value::Value;
 /// Bulk CSV cell meaning "set to null".
 pub const CSV_NULL: &str = "#N/A";
 
-/// A field's value in a record.
-#[derive(Debug, Clone, PartialEq)]
+/// A field's value in a record. Its serde form (snake-case variant names) is what the
+/// change journal stores: renaming a variant breaks reading older journals.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FieldValue {
     /// Leave the field alone (an unchanged TOASTed value): empty CSV cell, omitted in JSON.
     Unchanged,
@@ -75,8 +77,10 @@ impl FieldValue {
     }
 }
 
-/// Where a value goes in the record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a value goes in the record. Serialized (snake case) in the change journal, like
+/// [`FieldValue`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FieldName {
     /// A plain field, e.g. `Email` or `Plan__c`.
     Field(String),

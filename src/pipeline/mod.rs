@@ -26,6 +26,7 @@ mod dead_letter_retry;
 mod error;
 mod lock;
 mod pending;
+pub mod pending_codec;
 mod progress;
 mod run;
 mod setup;

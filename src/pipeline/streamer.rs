@@ -186,7 +186,7 @@ impl Streamer<'_> {
 
     fn journal_append(&mut self, pending: &Pending) -> Result<(), PipelineError> {
         if let Some(j) = self.journal.as_mut() {
-            let payload = crate::journal::encode_change(pending);
+            let payload = super::pending_codec::encode(pending);
             j.append(pending.lsn, &payload)
                 .map_err(|e| PipelineError::Journal {
                     pipeline: self.cfg.name.clone(),

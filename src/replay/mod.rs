@@ -1,7 +1,8 @@
 //! `pgforce replay`: re-apply a range of the change journal to Salesforce.
 //!
-//! The journal (see [`crate::journal`]) holds every mapped change with its commit LSN. A
-//! replay reads `[from, to]`, coalesces per object and external id in LSN order (the latest
+//! The journal (see [`crate::journal`]) holds every mapped change with its commit LSN, in
+//! the live pipeline's own change type ([`Pending`], encoded by
+//! [`crate::pipeline::pending_codec`]). A replay reads `[from, to]`, coalesces per object and external id in LSN order (the latest
 //! change wins, a delete supersedes earlier upserts: the same rules as a live epoch, through
 //! [`Epoch`]), and applies the result through the same sink as the live pipeline
 //! ([`Flusher`] over [`SalesforceDestination`]): upserts parents first, deletes children
@@ -34,13 +35,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::batch::{plan_steps, Coalesce, Epoch, Step, StepKind, StepLimits};
 use crate::checkpoint::{StateError, StateStore};
 use crate::config::{JournalConfig, PipelineConfig};
-use crate::journal::{decode_change, Journal, JournalError, JournalOptions, JournaledChange};
+use crate::journal::{Journal, JournalError, JournalOptions};
 use crate::lsn::Lsn;
+use crate::pipeline::{pending_codec, Pending};
 use crate::salesforce::SalesforceError;
 use crate::sink::{FlushChange, Flusher, FlusherOptions, SalesforceDestination, SinkError};
 
@@ -108,84 +110,6 @@ pub struct ReplayRequest {
     pub mapping: Option<String>,
 }
 
-/// A journaled change as the batcher and sink see it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReplayChange {
-    pub lsn: Lsn,
-    pub change: JournaledChange,
-}
-
-impl Coalesce for ReplayChange {
-    fn object(&self) -> &str {
-        &self.change.object
-    }
-
-    fn key_field(&self) -> &str {
-        &self.change.external_id_field
-    }
-
-    fn key(&self) -> &str {
-        &self.change.external_id
-    }
-
-    fn is_delete(&self) -> bool {
-        self.change.op == "delete"
-    }
-
-    /// Fields the newer record does not mention (unchanged TOAST, partial updates) keep the
-    /// older record's value.
-    fn absorb_older(&mut self, older: Self) {
-        for (name, value) in older.change.record {
-            self.change.record.entry(name).or_insert(value);
-        }
-        if self.change.parents.is_empty() {
-            self.change.parents = older.change.parents;
-        }
-    }
-
-    fn approx_bytes(&self) -> usize {
-        self.change
-            .record
-            .iter()
-            .map(|(k, v)| k.len() + v.to_string().len() + 3)
-            .sum::<usize>()
-            + self.change.external_id.len()
-            + 2
-    }
-}
-
-impl FlushChange for ReplayChange {
-    fn mapping(&self) -> &str {
-        &self.change.mapping
-    }
-
-    fn external_id_field(&self) -> &str {
-        &self.change.external_id_field
-    }
-
-    fn lsn(&self) -> Lsn {
-        self.lsn
-    }
-
-    fn parents(&self) -> Vec<(String, String)> {
-        self.change.parents.clone()
-    }
-
-    fn record(&self) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert(
-            self.change.external_id_field.clone(),
-            Value::String(self.change.external_id.clone()),
-        );
-        for (k, v) in &self.change.record {
-            if *k != self.change.external_id_field {
-                m.insert(k.clone(), v.clone());
-            }
-        }
-        m
-    }
-}
-
 /// The coalesced range, cut into the steps it will be applied in.
 #[derive(Debug)]
 pub struct ReplayPlan {
@@ -196,7 +120,7 @@ pub struct ReplayPlan {
     /// Journal entries read (before coalescing and the mapping filter).
     pub entries: usize,
     /// Upserts parents first, then deletes children first.
-    pub steps: Vec<Step<ReplayChange>>,
+    pub steps: Vec<Step<Pending>>,
 }
 
 /// One object's share of a plan.
@@ -255,7 +179,7 @@ impl ReplayPlan {
                 match s.kind {
                     StepKind::Upsert => objects[i].1.push(Value::Object(c.record())),
                     StepKind::Delete => objects[i].2.push(json!({
-                        c.change.external_id_field.clone(): c.change.external_id.clone()
+                        c.change.external_id_field.to_string(): c.change.external_id.clone()
                     })),
                 }
             }
@@ -312,16 +236,20 @@ pub fn plan(
         message: e.to_string(),
     })?;
     let entries = read_entries(&dir, req.from, to)?;
-    let mut epoch: Epoch<ReplayChange> = Epoch::new();
+    let mut epoch: Epoch<Pending> = Epoch::new();
     let mut last = None;
     for e in &entries {
-        let change = decode_change(&e.payload)
+        let change = pending_codec::decode(&e.payload, e.lsn)
             .map_err(|source| ReplayError::Decode { lsn: e.lsn, source })?;
         last = Some(e.lsn);
-        if req.mapping.as_ref().is_some_and(|m| *m != change.mapping) {
+        if req
+            .mapping
+            .as_ref()
+            .is_some_and(|m| **m != *change.change.mapping)
+        {
             continue;
         }
-        epoch.push(ReplayChange { lsn: e.lsn, change });
+        epoch.push(change);
     }
     let max_rows = cfg.batching.max_batch_rows.max(1);
     Ok(ReplayPlan {
@@ -473,7 +401,7 @@ pub async fn apply(
         steps,
         ..Default::default()
     };
-    let mut parked: Vec<ReplayChange> = Vec::new();
+    let mut parked: Vec<Pending> = Vec::new();
     for (i, step) in plan.steps.into_iter().enumerate() {
         let (object, kind, rows) = (step.object.clone(), step.kind, step.changes.len());
         let keys: Vec<String> = step.changes.iter().map(|c| c.key().to_string()).collect();
@@ -482,7 +410,7 @@ pub async fn apply(
             // re-created) since.
             state.forget_ids(&object, &keys).await?;
         }
-        let with_parent: Vec<ReplayChange> = step
+        let with_parent: Vec<Pending> = step
             .changes
             .iter()
             .filter(|c| !c.parents().is_empty())
@@ -554,15 +482,15 @@ pub async fn apply(
 /// dropped from the replay state, so no later replay re-sends a stale record.
 async fn unpark(
     state: &StateStore,
-    candidates: Vec<ReplayChange>,
+    candidates: Vec<Pending>,
 ) -> Result<Vec<ReplayFailure>, ReplayError> {
     let mut by_parent: BTreeMap<String, HashSet<String>> = BTreeMap::new();
-    let mut wanted: HashMap<(String, String), &ReplayChange> = HashMap::new();
+    let mut wanted: HashMap<(String, String), &Pending> = HashMap::new();
     for c in &candidates {
         for (po, pk) in c.parents() {
             by_parent.entry(po).or_default().insert(pk);
         }
-        wanted.insert((c.change.mapping.clone(), c.key().to_string()), c);
+        wanted.insert((c.change.mapping.to_string(), c.key().to_string()), c);
     }
     let mut out = Vec::new();
     let mut drop: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -602,34 +530,41 @@ async fn unpark(
 mod tests {
     use super::*;
 
-    fn change(op: &str, key: &str, fields: &[(&str, Value)]) -> ReplayChange {
-        ReplayChange {
-            lsn: Lsn(1),
-            change: JournaledChange {
-                mapping: "accounts".into(),
-                object: "Account".into(),
-                external_id_field: "External_Id__c".into(),
-                external_id: key.into(),
-                op: op.into(),
-                record: fields
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.clone()))
-                    .collect(),
-                parents: Vec::new(),
+    fn change(op: &str, key: &str, fields: &[(&str, &str)]) -> Pending {
+        use crate::mapping::{FieldName, FieldValue, MappedChange, MappedOp};
+        let change = MappedChange {
+            mapping: Arc::from("accounts"),
+            object: Arc::from("Account"),
+            external_id_field: Arc::from("External_Id__c"),
+            external_id: key.into(),
+            op: if op == "delete" {
+                MappedOp::Delete
+            } else {
+                MappedOp::Upsert
             },
-        }
+            fields: fields
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        FieldName::Field(k.to_string()),
+                        FieldValue::Text(v.to_string()),
+                    )
+                })
+                .collect(),
+            parents: Vec::new(),
+            write_back: None,
+            existing_only: false,
+            match_by: false,
+        };
+        Pending::new(change, Lsn(1))
     }
 
     #[test]
     fn coalesces_latest_wins_keeps_unmentioned_fields_and_delete_supersedes() {
         let mut e = Epoch::new();
-        e.push(change(
-            "upsert",
-            "1",
-            &[("Name", json!("a")), ("Phone", json!("1"))],
-        ));
-        e.push(change("upsert", "1", &[("Name", json!("b"))]));
-        e.push(change("upsert", "2", &[("Name", json!("x"))]));
+        e.push(change("upsert", "1", &[("Name", "a"), ("Phone", "1")]));
+        e.push(change("upsert", "1", &[("Name", "b")]));
+        e.push(change("upsert", "2", &[("Name", "x")]));
         e.push(change("delete", "2", &[]));
         let steps = plan_steps(e.drain(), &["Account".into()], StepLimits::rows(100));
         assert_eq!(steps.len(), 2);
