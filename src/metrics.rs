@@ -15,6 +15,7 @@ pub const SLOT_ACTIVE: &str = "pgforce_slot_active";
 pub const CHANGES_DECODED: &str = "pgforce_changes_decoded_total";
 pub const CHANGES_APPLIED: &str = "pgforce_changes_applied_total";
 pub const BATCHES: &str = "pgforce_batches_total";
+pub const TRANSACTION_SPLITS: &str = "pgforce_transaction_splits_total";
 pub const BULK_JOBS_IN_FLIGHT: &str = "pgforce_bulk_jobs_in_flight";
 pub const BULK_JOBS: &str = "pgforce_bulk_jobs_total";
 pub const FLUSH_LATENCY: &str = "pgforce_flush_latency_seconds";
@@ -56,6 +57,7 @@ pub const ALL: &[&str] = &[
     CHANGES_DECODED,
     CHANGES_APPLIED,
     BATCHES,
+    TRANSACTION_SPLITS,
     BULK_JOBS_IN_FLIGHT,
     BULK_JOBS,
     FLUSH_LATENCY,
@@ -254,6 +256,10 @@ fn describe_jobs() {
         JOB_NEXT_RUN,
         Unit::Seconds,
         "Unix time of the job's next scheduled run (0 when it waits for an event)."
+    );
+    describe_counter!(
+        TRANSACTION_SPLITS,
+        "Epochs cut inside a transaction larger than the batch limits (sent in parts; the checkpoint stays before it until its last part)."
     );
     describe_counter!(
         BIDI_CONFLICTS,

@@ -73,7 +73,8 @@ impl<C> GroupChanges<C> {
 /// A drained epoch.
 pub type Drained<C> = BTreeMap<Group, GroupChanges<C>>;
 
-/// When an epoch is flushed. An epoch is only cut at a commit.
+/// When an epoch is flushed: at a commit once it is due; inside a transaction only when it
+/// reaches the size limits (the pipeline then finishes the part before the transaction).
 #[derive(Debug, Clone)]
 pub struct FlushPolicy {
     pub max_rows: usize,

@@ -1,6 +1,16 @@
 //! [`Streamer`]: the stream loop. Decodes the replication stream into transactions, maps
 //! their rows into the open epoch, flushes the epoch when it is due, and confirms the slot's
 //! position only once what precedes it is finished in the state store.
+//!
+//! Memory stays bounded on any transaction size: an epoch is cut at a commit when it is
+//! due, and also **inside** a transaction as soon as it reaches the batch limits
+//! (`max_batch_rows`, `max_batch_bytes`). A part cut inside a transaction is flushed like
+//! any epoch (planned, sent, every change given its outcome) but finishes at the end of
+//! the last commit before the transaction, so the checkpoint and the slot stay before the
+//! transaction until its last part, cut at its commit, finishes. A crash in between
+//! replays the whole transaction from the slot; its parts are sent again (upserts by
+//! external id and deletes of records already gone are idempotent), cut at the same
+//! points, so a part left in flight resumes its recorded plan.
 
 use super::complete::complete_unchanged;
 use std::time::{Duration, Instant};
@@ -38,6 +48,8 @@ pub(super) struct Streamer<'a> {
     pub(super) policy: FlushPolicy,
     pub(super) in_txn: bool,
     pub(super) txn_lsn: Lsn,
+    /// Commit time of the current transaction (from its Begin).
+    pub(super) txn_time: chrono::DateTime<chrono::Utc>,
     /// The current transaction was applied before (its end is at or below the checkpoint).
     pub(super) skip_txn: bool,
     /// Everything up to here is done in Salesforce and checkpointed.
@@ -106,9 +118,14 @@ impl Streamer<'_> {
         failures: &mut Vec<(RowChange, MappingError)>,
     ) -> Result<(), PipelineError> {
         match ev {
-            TxEvent::Begin { commit_lsn, .. } => {
+            TxEvent::Begin {
+                commit_lsn,
+                commit_time,
+                ..
+            } => {
                 self.in_txn = true;
                 self.txn_lsn = commit_lsn;
+                self.txn_time = commit_time;
                 // A commit record starting before what is applied ends at or before it:
                 // the server sent it again (PostgreSQL 15 does after a restart).
                 self.skip_txn = commit_lsn < self.applied_through;
@@ -125,6 +142,7 @@ impl Streamer<'_> {
                             let pending = Pending::new(c, self.txn_lsn);
                             self.journal_append(&pending)?;
                             self.epoch.push(pending);
+                            self.split_if_full().await?;
                         }
                         Err(e) => {
                             // An older change of this record held in the epoch must not
@@ -289,6 +307,25 @@ impl Streamer<'_> {
         )
         .await
         .map_err(err_sink(&self.cfg.name))
+    }
+
+    /// Inside a transaction: once the epoch reaches the batch limits, flush it as a part that
+    /// finishes before the transaction (see the module doc). While a plan left in flight
+    /// ends later, the epoch keeps growing until it is rebuilt up to that plan.
+    async fn split_if_full(&mut self) -> Result<(), PipelineError> {
+        let full = self.epoch.rows() >= self.policy.max_rows.max(1)
+            || self.epoch.bytes() >= self.policy.max_bytes.max(1);
+        if !full {
+            return Ok(());
+        }
+        let part_end = self.applied_through.max(self.epoch.end_lsn());
+        if self.resume.as_ref().is_some_and(|r| r.end_lsn > part_end) {
+            return Ok(());
+        }
+        self.epoch.commit(part_end, self.txn_time);
+        metrics::counter!(m::TRANSACTION_SPLITS, "pipeline" => self.cfg.name.clone()).increment(1);
+        info!(txn_lsn = %self.txn_lsn, rows = self.epoch.rows(), "large transaction: flushing a part");
+        self.flush().await
     }
 
     /// The age-based flush: between transactions, once the epoch is old enough.
