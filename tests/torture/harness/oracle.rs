@@ -217,6 +217,8 @@ pub fn show(v: &Option<String>) -> String {
 struct SfObject {
     live: HashMap<String, Vec<Record>>,
     all: HashMap<String, usize>,
+    /// Every record (deleted ones included) per external id, for the findings' details.
+    history: HashMap<String, Vec<Record>>,
     /// Salesforce Id → external id (deleted records included).
     ext_by_id: HashMap<String, String>,
 }
@@ -225,6 +227,7 @@ fn sf_object(emulator: &EmulatorHandle, object: &str) -> SfObject {
     let mut o = SfObject {
         live: HashMap::new(),
         all: HashMap::new(),
+        history: HashMap::new(),
         ext_by_id: HashMap::new(),
     };
     emulator
@@ -236,6 +239,10 @@ fn sf_object(emulator: &EmulatorHandle, object: &str) -> SfObject {
                 .or_else(|| sf_text(r.get("Partner_Code__c")))
                 .unwrap_or_default();
             *o.all.entry(ext.clone()).or_default() += 1;
+            o.history
+                .entry(ext.clone())
+                .or_default()
+                .push((**r).clone());
             if let Some(id) = sf_text(r.get("Id")) {
                 o.ext_by_id.insert(id, ext.clone());
             }
@@ -354,7 +361,19 @@ pub async fn check(pg: &Client, emulator: &EmulatorHandle) -> Verdict {
                     kind: Kind::CreatedTwice,
                     object: spec.object,
                     key: ext.clone(),
-                    detail: format!("{n} records (live or deleted), inserted {allowed}x"),
+                    detail: format!(
+                        "{n} records (live or deleted), inserted {allowed}x: {}",
+                        obj.history[ext]
+                            .iter()
+                            .map(|r| format!(
+                                "[{} deleted {} {}]",
+                                show(&sf_text(r.get("Id"))),
+                                is_deleted(r),
+                                record_dates(r)
+                            ))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
                 });
             }
         }
