@@ -238,11 +238,15 @@ pub(super) async fn backfill_existing(
         // A resync (records from an earlier slot exist) sweeps deleted rows afterwards,
         // read in the new slot's snapshot; a first start has nothing to sweep.
         if super::sweep::has_records(flusher).await? {
-            progress.arm_sweep(p).await.map_err(err_repl(p))?;
             if let BackfillSnapshot::Exported(name) = &snapshot {
                 gone =
                     Some(super::sweep::gone_in_snapshot(cfg, &mut bf_client, name, flusher).await?);
             }
+            let stored = gone.as_ref().map(super::sweep::keys_json);
+            progress
+                .arm_sweep(p, stored.as_ref())
+                .await
+                .map_err(err_repl(p))?;
         }
         flusher
             .state()

@@ -12,10 +12,12 @@
 //! Which records are gone is read **in the slot's exported snapshot** ([`gone_in_snapshot`],
 //! before the backfill), so the sweep agrees with the stream that starts at the snapshot's
 //! consistent point: a row deleted after it is left to its streamed delete, and a change
-//! streamed later never finds its record swept away first. Only when the snapshot is gone
-//! (a restart during the resync) is the table read as it is now; that can remove a record
-//! early whose row's later changes are still to stream (they then recreate it, and its
-//! streamed delete removes it again), never leave one behind.
+//! streamed later never finds its record swept away first. The keys are stored with the
+//! armed sweep, so a restart during the resync (the snapshot is gone by then) sweeps the
+//! same keys. Only when they were never read in a snapshot (a start that died between
+//! creating the slot and arming the sweep) is the table read as it is now; that can remove
+//! a record early whose row's later changes are still to stream (they then recreate it, and
+//! its streamed delete removes it again), never leave one behind.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -37,8 +39,33 @@ use crate::sink::{Flusher, SalesforceDestination};
 /// Records gone per mapping name, read in the slot's snapshot.
 pub(super) type GoneKeys = Vec<(String, Vec<String>)>;
 
+/// The keys found gone in the snapshot, as the armed sweep stores them.
+pub(super) fn keys_json(gone: &GoneKeys) -> serde_json::Value {
+    serde_json::json!(gone)
+}
+
+/// The keys stored with the armed sweep; `None` when there are none (or they cannot be
+/// read back, which falls back to reading the tables as they are now).
+async fn stored_keys(
+    progress: &PgProgressStore,
+    pipeline: &str,
+) -> Result<Option<GoneKeys>, PipelineError> {
+    let value = progress
+        .sweep_keys(pipeline)
+        .await
+        .map_err(err_repl(pipeline))?;
+    Ok(value.and_then(|v| match serde_json::from_value(v) {
+        Ok(keys) => Some(keys),
+        Err(e) => {
+            tracing::warn!(error = %e, "the stored keys of the deleted-rows sweep are unreadable; reading the tables as they are now");
+            None
+        }
+    }))
+}
+
 /// Run the sweep if a new slot armed it: the records of `gone` when it was read in the
-/// snapshot, otherwise those whose rows are missing now.
+/// snapshot by this start, else the keys stored when the sweep was armed, else those whose
+/// rows are missing now.
 pub(super) async fn sweep_if_armed(
     cfg: &PipelineConfig,
     progress: &PgProgressStore,
@@ -49,7 +76,11 @@ pub(super) async fn sweep_if_armed(
     if !progress.sweep_pending(p).await.map_err(err_repl(p))? {
         return Ok(());
     }
-    let gone = match gone {
+    let stored = match gone {
+        Some(g) => Some(g),
+        None => stored_keys(progress, p).await?,
+    };
+    let gone = match stored {
         Some(g) => g,
         None => {
             let state = flusher.state();

@@ -116,6 +116,13 @@ impl Running {
             .expect("pipeline task does not panic")
     }
 
+    /// Cancel it where it is, without a stop (its connections drop as in a crash of the
+    /// process; calls already sent finish in the emulator).
+    pub async fn abort(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+
     /// Whether the supervisor returned (it should not while the test runs).
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()

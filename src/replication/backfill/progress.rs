@@ -110,16 +110,33 @@ impl PgProgressStore {
         Ok(())
     }
 
-    /// Arm the sweep of records whose rows are gone (see [`SWEEP_MARKER`]).
-    pub async fn arm_sweep(&self, pipeline: &str) -> Result<()> {
+    /// Arm the sweep of records whose rows are gone (see [`SWEEP_MARKER`]), with the keys
+    /// found gone in the new slot's snapshot when they could be read there (kept in the
+    /// marker's `last_key`, so a start after a restart mid-resync sweeps the same keys).
+    pub async fn arm_sweep(&self, pipeline: &str, gone: Option<&serde_json::Value>) -> Result<()> {
         self.client
             .execute(
-                "INSERT INTO pgforce.backfill_progress (pipeline, table_name, done) VALUES ($1, $2, false)",
-                &[&pipeline, &SWEEP_MARKER],
+                "INSERT INTO pgforce.backfill_progress (pipeline, table_name, last_key, done)
+                 VALUES ($1, $2, $3, false)",
+                &[&pipeline, &SWEEP_MARKER, &gone],
             )
             .await
             .map_err(ReplicationError::query("arming the deleted-rows sweep"))?;
         Ok(())
+    }
+
+    /// The keys an armed sweep recorded when it was armed (see [`Self::arm_sweep`]).
+    pub async fn sweep_keys(&self, pipeline: &str) -> Result<Option<serde_json::Value>> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT last_key FROM pgforce.backfill_progress
+                  WHERE pipeline = $1 AND table_name = $2 AND NOT done",
+                &[&pipeline, &SWEEP_MARKER],
+            )
+            .await
+            .map_err(ReplicationError::query("reading the deleted-rows sweep"))?;
+        Ok(row.and_then(|r| r.get(0)))
     }
 
     /// Whether a resync's sweep of deleted rows is armed and not done yet.
