@@ -32,8 +32,9 @@
 //! with the full vocabulary) was a resync restarted after its snapshot was gone: the sweep
 //! read the tables as they were then and removed a record whose key changed after the
 //! snapshot, which the row's earlier streamed update created again
-//! (`pipeline::resync::a_restart_during_the_resync_sweeps_what_the_snapshot_saw`). A soak of
-//! seeds 3–14 passed after the fix but for seed 11 once (`Stale`, not reproduced in a rerun).
+//! (`pipeline::resync::a_restart_during_the_resync_sweeps_what_the_snapshot_saw`). In a soak
+//! of seeds 3–14 before the fix, seeds 6 and 9 found it and seed 11 found three `Stale`
+//! values once; all three passed after the fix (the `Stale` run was not reproduced).
 //!
 //! Switched back on after their fixes: `backfill` (1), `slot_drop` (2: objects with two
 //! mappings swept, keys noted in the id map before they are sent, a slot the pipeline never
