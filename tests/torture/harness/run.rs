@@ -303,9 +303,12 @@ impl Outcome {
 pub async fn run_seed(s: &Settings) -> Result<Outcome, String> {
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(s.seed);
+    let max_batch_rows = [50, 500, 5000][rng.random_range(0..3)];
     let opts = ConfigOptions {
-        max_batch_rows: [50, 500, 5000][rng.random_range(0..3)],
-        collections_threshold: [5, 50, 200][rng.random_range(0..3)],
+        max_batch_rows,
+        // `validate` refuses a threshold above the batch size (a config error, not a
+        // pipeline failure to torture).
+        collections_threshold: [5, 50, 200][rng.random_range(0..3)].min(max_batch_rows),
         max_batch_age_ms: rng.random_range(200..800),
     };
     note(
