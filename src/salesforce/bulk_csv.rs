@@ -5,7 +5,8 @@
 //! particular order: match them to input rows by a column the caller controls (the external
 //! id), never by position. [`index_by`] helps with that.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -56,8 +57,57 @@ impl ColumnDelimiter {
     }
 }
 
-/// A CSV row as column → value (original columns of a result row).
-pub type CsvRow = BTreeMap<String, String>;
+/// The original columns of a result row, read by position: the column names are parsed
+/// once per result file and shared by its rows, so a row holds only its values.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CsvRow {
+    /// The original columns' names, in file order (shared by every row of one file).
+    names: Arc<[String]>,
+    /// This row's values, one per name.
+    values: Vec<String>,
+}
+
+impl CsvRow {
+    /// A row of `values` under `names` (as wide as each other; extra values are dropped).
+    pub fn new(names: Arc<[String]>, mut values: Vec<String>) -> Self {
+        values.truncate(names.len());
+        CsvRow { names, values }
+    }
+
+    /// The value of column `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        let i = self.names.iter().position(|n| n == name)?;
+        self.values.get(i).map(String::as_str)
+    }
+
+    /// The value at column position `i` (see [`Self::names`]).
+    pub fn at(&self, i: usize) -> Option<&str> {
+        self.values.get(i).map(String::as_str)
+    }
+
+    /// The column names, in file order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// (column, value) pairs in file order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.names
+            .iter()
+            .map(String::as_str)
+            .zip(self.values.iter().map(String::as_str))
+    }
+
+    /// Number of columns.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// No columns.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
 
 /// A row of `successfulResults`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,7 +201,7 @@ pub trait ResultColumns {
 
     /// One original column's value.
     fn column(&self, name: &str) -> Option<&str> {
-        self.columns().get(name).map(String::as_str)
+        self.columns().get(name)
     }
 }
 
@@ -219,23 +269,81 @@ pub(crate) fn parse_csv(
     Ok(ParsedCsv { header, rows })
 }
 
-/// Splits a result CSV into `sf__*` columns and the original columns.
-fn split_rows(parsed: ParsedCsv) -> Vec<(HashMap<String, String>, CsvRow)> {
-    let ParsedCsv { header, rows } = parsed;
-    rows.into_iter()
-        .map(|row| {
-            let mut sf = HashMap::new();
-            let mut fields = CsvRow::new();
-            for (name, value) in header.iter().zip(row) {
-                if name.starts_with("sf__") {
-                    sf.insert(name.clone(), value);
-                } else {
-                    fields.insert(name.clone(), value);
-                }
-            }
-            (sf, fields)
+/// A result file read row by row: the `sf__*` columns' positions and the original
+/// columns' names are found once, from the header; each row's cells are taken by position.
+struct ResultReader<'a> {
+    reader: csv::Reader<&'a [u8]>,
+    /// Column names of the whole header.
+    header: Vec<String>,
+    /// The original (non-`sf__`) columns' names, shared by every row.
+    names: Arc<[String]>,
+    /// Which header positions are original columns, in order.
+    original: Vec<usize>,
+    /// What the errors name.
+    context: &'static str,
+}
+
+impl<'a> ResultReader<'a> {
+    fn new(body: &'a [u8], delimiter: ColumnDelimiter, context: &'static str) -> Result<Self> {
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter.byte())
+            .has_headers(true)
+            .from_reader(body);
+        let header: Vec<String> = reader
+            .headers()
+            .map_err(|e| malformed(context, e))?
+            .iter()
+            .map(String::from)
+            .collect();
+        let original: Vec<usize> = (0..header.len())
+            .filter(|&i| !header[i].starts_with("sf__"))
+            .collect();
+        let names: Arc<[String]> = original.iter().map(|&i| header[i].clone()).collect();
+        Ok(ResultReader {
+            reader,
+            header,
+            names,
+            original,
+            context,
         })
-        .collect()
+    }
+
+    /// Position of an `sf__*` column.
+    fn position(&self, name: &str) -> Option<usize> {
+        self.header.iter().position(|h| h == name)
+    }
+
+    /// Every row: `f` gets the row's cells and its original columns.
+    fn rows<T>(mut self, mut f: impl FnMut(&csv::StringRecord, CsvRow) -> T) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        let mut record = csv::StringRecord::new();
+        loop {
+            match self.reader.read_record(&mut record) {
+                Ok(true) => {}
+                Ok(false) => return Ok(out),
+                Err(e) => return Err(malformed(self.context, e)),
+            }
+            let values = self
+                .original
+                .iter()
+                .map(|&i| record.get(i).unwrap_or_default().to_string())
+                .collect();
+            out.push(f(&record, CsvRow::new(self.names.clone(), values)));
+        }
+    }
+}
+
+/// The error for a result file the CSV reader rejects.
+fn malformed(context: &str, e: csv::Error) -> SalesforceError {
+    SalesforceError::BadResponse {
+        context: context.to_string(),
+        detail: format!("malformed CSV: {e}"),
+    }
+}
+
+/// The cell at an optional position.
+fn cell(record: &csv::StringRecord, i: Option<usize>) -> Option<&str> {
+    i.and_then(|i| record.get(i))
 }
 
 /// Parses `successfulResults`.
@@ -243,32 +351,26 @@ pub(crate) fn parse_successful(
     body: &[u8],
     delimiter: ColumnDelimiter,
 ) -> Result<Vec<SuccessfulRecord>> {
-    let parsed = parse_csv(body, delimiter, "successfulResults")?;
-    split_rows(parsed)
-        .into_iter()
-        .map(|(mut sf, fields)| {
-            Ok(SuccessfulRecord {
-                id: sf.remove("sf__Id").unwrap_or_default(),
-                created: sf
-                    .get("sf__Created")
-                    .is_some_and(|v| v.eq_ignore_ascii_case("true")),
-                fields,
-            })
-        })
-        .collect()
+    let r = ResultReader::new(body, delimiter, "successfulResults")?;
+    let (id, created) = (r.position("sf__Id"), r.position("sf__Created"));
+    r.rows(|record, fields| SuccessfulRecord {
+        id: cell(record, id).unwrap_or_default().to_string(),
+        created: cell(record, created).is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        fields,
+    })
 }
 
 /// Parses `failedResults`.
 pub(crate) fn parse_failed(body: &[u8], delimiter: ColumnDelimiter) -> Result<Vec<FailedRecord>> {
-    let parsed = parse_csv(body, delimiter, "failedResults")?;
-    Ok(split_rows(parsed)
-        .into_iter()
-        .map(|(mut sf, fields)| FailedRecord {
-            id: sf.remove("sf__Id").filter(|id| !id.is_empty()),
-            error: BulkRowError::parse(&sf.remove("sf__Error").unwrap_or_default()),
-            fields,
-        })
-        .collect())
+    let r = ResultReader::new(body, delimiter, "failedResults")?;
+    let (id, error) = (r.position("sf__Id"), r.position("sf__Error"));
+    r.rows(|record, fields| FailedRecord {
+        id: cell(record, id)
+            .filter(|id| !id.is_empty())
+            .map(String::from),
+        error: BulkRowError::parse(cell(record, error).unwrap_or_default()),
+        fields,
+    })
 }
 
 /// Parses `unprocessedrecords`.
@@ -276,11 +378,8 @@ pub(crate) fn parse_unprocessed(
     body: &[u8],
     delimiter: ColumnDelimiter,
 ) -> Result<Vec<UnprocessedRecord>> {
-    let parsed = parse_csv(body, delimiter, "unprocessedrecords")?;
-    Ok(split_rows(parsed)
-        .into_iter()
-        .map(|(_, fields)| UnprocessedRecord { fields })
-        .collect())
+    let r = ResultReader::new(body, delimiter, "unprocessedrecords")?;
+    r.rows(|_, fields| UnprocessedRecord { fields })
 }
 
 #[cfg(test)]
@@ -328,6 +427,28 @@ mod tests {
         assert_eq!(k1.column("Name"), Some("Multi\nline, \"quoted\""));
         assert_eq!(by_key["k2"][0].id, None);
         assert_eq!(by_key["k2"][0].error.fields, ["Name"]);
+    }
+
+    #[test]
+    fn result_rows_share_their_column_names_and_keep_sf_columns_out() {
+        let body = "\"sf__Id\",\"sf__Created\",\"Ext__c\",\"Name\"\n\
+                    \"001A\",\"true\",\"k1\",\"A\"\n\
+                    \"001B\",\"false\",\"k2\",\"\"\n";
+        let rows = parse_successful(body.as_bytes(), ColumnDelimiter::Comma).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].id.as_str(), rows[0].created), ("001A", true));
+        assert_eq!((rows[1].id.as_str(), rows[1].created), ("001B", false));
+        assert_eq!(rows[0].fields.names(), ["Ext__c", "Name"]);
+        assert!(std::ptr::eq(
+            rows[0].fields.names().as_ptr(),
+            rows[1].fields.names().as_ptr()
+        ));
+        let pairs: Vec<_> = rows[1].fields.iter().collect();
+        assert_eq!(pairs, [("Ext__c", "k2"), ("Name", "")]);
+        assert_eq!(rows[1].fields.at(0), Some("k2"));
+        assert_eq!(rows[1].column("sf__Id"), None);
+        let unprocessed = parse_unprocessed(b"Ext__c\nk9\n", ColumnDelimiter::Comma).unwrap();
+        assert_eq!(unprocessed[0].column("Ext__c"), Some("k9"));
     }
 
     #[test]
