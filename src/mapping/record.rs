@@ -187,7 +187,14 @@ impl MappedChange {
     /// The fields as a REST JSON body (external id not included, as a single-record upsert
     /// `PATCH /sobjects/X/Field/value` wants). Parents nest under the relationship name.
     pub fn json_fields(&self) -> Map<String, Json> {
-        let mut out = Map::new();
+        let mut out = Map::with_capacity(self.fields.len());
+        self.json_fields_into(&mut out);
+        out
+    }
+
+    /// [`Self::json_fields`] into `out` (a map the caller sized once for everything it
+    /// holds).
+    pub fn json_fields_into(&self, out: &mut Map<String, Json>) {
         for (name, value) in &self.fields {
             let Some(v) = value.json() else { continue };
             match name {
@@ -198,13 +205,12 @@ impl MappedChange {
                     relationship,
                     external_id_field,
                 } => {
-                    let mut parent = Map::new();
+                    let mut parent = Map::with_capacity(1);
                     parent.insert(external_id_field.clone(), v);
                     out.insert(relationship.clone(), Json::Object(parent));
                 }
             }
         }
-        out
     }
 
     /// A record for an sObject Collections upsert: `attributes.type`, the external id field
