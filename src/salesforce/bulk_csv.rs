@@ -80,6 +80,12 @@ impl CsvRow {
         self.values.get(i).map(String::as_str)
     }
 
+    /// Moves the value of column `name` out (leaving it empty).
+    pub fn take(&mut self, name: &str) -> Option<String> {
+        let i = self.names.iter().position(|n| n == name)?;
+        self.values.get_mut(i).map(std::mem::take)
+    }
+
     /// The value at column position `i` (see [`Self::names`]).
     pub fn at(&self, i: usize) -> Option<&str> {
         self.values.get(i).map(String::as_str)
@@ -284,7 +290,14 @@ struct ResultReader<'a> {
 }
 
 impl<'a> ResultReader<'a> {
-    fn new(body: &'a [u8], delimiter: ColumnDelimiter, context: &'static str) -> Result<Self> {
+    /// `only`: keep just that original column (a caller matching rows by key needs no
+    /// other), else every one.
+    fn new(
+        body: &'a [u8],
+        delimiter: ColumnDelimiter,
+        context: &'static str,
+        only: Option<&str>,
+    ) -> Result<Self> {
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(delimiter.byte())
             .has_headers(true)
@@ -297,6 +310,7 @@ impl<'a> ResultReader<'a> {
             .collect();
         let original: Vec<usize> = (0..header.len())
             .filter(|&i| !header[i].starts_with("sf__"))
+            .filter(|&i| only.is_none_or(|c| header[i] == c))
             .collect();
         let names: Arc<[String]> = original.iter().map(|&i| header[i].clone()).collect();
         Ok(ResultReader {
@@ -346,12 +360,13 @@ fn cell(record: &csv::StringRecord, i: Option<usize>) -> Option<&str> {
     i.and_then(|i| record.get(i))
 }
 
-/// Parses `successfulResults`.
+/// Parses `successfulResults` (`only`: keep just that original column).
 pub(crate) fn parse_successful(
     body: &[u8],
     delimiter: ColumnDelimiter,
+    only: Option<&str>,
 ) -> Result<Vec<SuccessfulRecord>> {
-    let r = ResultReader::new(body, delimiter, "successfulResults")?;
+    let r = ResultReader::new(body, delimiter, "successfulResults", only)?;
     let (id, created) = (r.position("sf__Id"), r.position("sf__Created"));
     r.rows(|record, fields| SuccessfulRecord {
         id: cell(record, id).unwrap_or_default().to_string(),
@@ -360,9 +375,13 @@ pub(crate) fn parse_successful(
     })
 }
 
-/// Parses `failedResults`.
-pub(crate) fn parse_failed(body: &[u8], delimiter: ColumnDelimiter) -> Result<Vec<FailedRecord>> {
-    let r = ResultReader::new(body, delimiter, "failedResults")?;
+/// Parses `failedResults` (`only`: keep just that original column).
+pub(crate) fn parse_failed(
+    body: &[u8],
+    delimiter: ColumnDelimiter,
+    only: Option<&str>,
+) -> Result<Vec<FailedRecord>> {
+    let r = ResultReader::new(body, delimiter, "failedResults", only)?;
     let (id, error) = (r.position("sf__Id"), r.position("sf__Error"));
     r.rows(|record, fields| FailedRecord {
         id: cell(record, id)
@@ -373,12 +392,13 @@ pub(crate) fn parse_failed(body: &[u8], delimiter: ColumnDelimiter) -> Result<Ve
     })
 }
 
-/// Parses `unprocessedrecords`.
+/// Parses `unprocessedrecords` (`only`: keep just that original column).
 pub(crate) fn parse_unprocessed(
     body: &[u8],
     delimiter: ColumnDelimiter,
+    only: Option<&str>,
 ) -> Result<Vec<UnprocessedRecord>> {
-    let r = ResultReader::new(body, delimiter, "unprocessedrecords")?;
+    let r = ResultReader::new(body, delimiter, "unprocessedrecords", only)?;
     r.rows(|_, fields| UnprocessedRecord { fields })
 }
 
@@ -418,7 +438,7 @@ mod tests {
         let body = "\"sf__Id\",\"sf__Error\",\"Ext__c\",\"Name\"\n\
                     \"\",\"REQUIRED_FIELD_MISSING:Required fields are missing: [Name]:Name --\",\"k2\",\"\"\n\
                     \"001A\",\"DUPLICATE_VALUE:dup, really:--\",\"k1\",\"Multi\nline, \"\"quoted\"\"\"\n";
-        let rows = parse_failed(body.as_bytes(), ColumnDelimiter::Comma).unwrap();
+        let rows = parse_failed(body.as_bytes(), ColumnDelimiter::Comma, None).unwrap();
         let by_key = index_by(rows, "Ext__c");
         let k1 = &by_key["k1"][0];
         assert_eq!(k1.id.as_deref(), Some("001A"));
@@ -434,7 +454,7 @@ mod tests {
         let body = "\"sf__Id\",\"sf__Created\",\"Ext__c\",\"Name\"\n\
                     \"001A\",\"true\",\"k1\",\"A\"\n\
                     \"001B\",\"false\",\"k2\",\"\"\n";
-        let rows = parse_successful(body.as_bytes(), ColumnDelimiter::Comma).unwrap();
+        let rows = parse_successful(body.as_bytes(), ColumnDelimiter::Comma, None).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!((rows[0].id.as_str(), rows[0].created), ("001A", true));
         assert_eq!((rows[1].id.as_str(), rows[1].created), ("001B", false));
@@ -447,18 +467,30 @@ mod tests {
         assert_eq!(pairs, [("Ext__c", "k2"), ("Name", "")]);
         assert_eq!(rows[1].fields.at(0), Some("k2"));
         assert_eq!(rows[1].column("sf__Id"), None);
-        let unprocessed = parse_unprocessed(b"Ext__c\nk9\n", ColumnDelimiter::Comma).unwrap();
+        let keyed =
+            parse_successful(body.as_bytes(), ColumnDelimiter::Comma, Some("Ext__c")).unwrap();
+        assert_eq!(keyed[1].fields.names(), ["Ext__c"]);
+        assert_eq!(
+            (keyed[1].column("Ext__c"), keyed[1].id.as_str()),
+            (Some("k2"), "001B")
+        );
+        let mut row = keyed[1].fields.clone();
+        assert_eq!(row.take("Ext__c").as_deref(), Some("k2"));
+        assert_eq!(row.take("Name"), None);
+        assert_eq!(row.get("Ext__c"), Some(""));
+        let unprocessed = parse_unprocessed(b"Ext__c\nk9\n", ColumnDelimiter::Comma, None).unwrap();
         assert_eq!(unprocessed[0].column("Ext__c"), Some("k9"));
     }
 
     #[test]
     fn empty_results() {
-        assert!(parse_successful(b"", ColumnDelimiter::Comma)
+        assert!(parse_successful(b"", ColumnDelimiter::Comma, None)
             .unwrap()
             .is_empty());
         assert!(parse_successful(
             b"\"sf__Id\",\"sf__Created\",\"A\"\n",
-            ColumnDelimiter::Comma
+            ColumnDelimiter::Comma,
+            None
         )
         .unwrap()
         .is_empty());
