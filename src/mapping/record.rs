@@ -88,6 +88,19 @@ pub enum FieldName {
     },
 }
 
+impl FieldName {
+    /// The length of the Bulk CSV column header ([`fmt::Display`]), without writing it.
+    pub fn csv_len(&self) -> usize {
+        match self {
+            FieldName::Field(n) => n.len(),
+            FieldName::Parent {
+                relationship,
+                external_id_field,
+            } => relationship.len() + 1 + external_id_field.len(),
+        }
+    }
+}
+
 impl fmt::Display for FieldName {
     /// The Bulk CSV column header.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -246,4 +259,23 @@ pub fn csv_columns(changes: &[MappedChange]) -> Vec<String> {
         }
     }
     cols
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_name_knows_its_header_length_without_writing_it() {
+        let names = [
+            FieldName::Field("Name".into()),
+            FieldName::Parent {
+                relationship: "Account".into(),
+                external_id_field: "External_Id__c".into(),
+            },
+        ];
+        for n in names {
+            assert_eq!(n.csv_len(), n.to_string().len(), "{n}");
+        }
+    }
 }

@@ -110,7 +110,7 @@ impl Coalesce for Pending {
         self.change
             .fields
             .iter()
-            .map(|(n, v)| n.to_string().len() + v.csv().len() + 3)
+            .map(|(n, v)| n.csv_len() + v.csv().len() + 3)
             .sum::<usize>()
             + self.change.external_id.len()
             + 2
