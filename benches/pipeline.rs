@@ -50,6 +50,10 @@
 //! - `instant.peak_rss_mib_backfill` (and `instant.peak_rss_mib_backfill_10m` when
 //!   `PGFORCE_BENCH_BIG_BACKFILL_ROWS` is at least 10,000,000): pgforce's peak RSS while it
 //!   backfills that many rows.
+//! - `instant.peak_rss_mib_big_txn`, `instant.big_txn_rows`, `instant.big_txn_rows_per_sec`:
+//!   pgforce's peak RSS (and rows/s from the INSERT to the last record applied) when one
+//!   transaction inserts `PGFORCE_BENCH_BIG_TXN_ROWS` rows (scenario `i-bigtxn`), beside
+//!   the Bulk throughput run's peak.
 //! - `realistic.backfill_rows_per_sec`, `realistic.backfill_one_job_rows_per_sec`,
 //!   `realistic.backfill_speedup`: backfill of `PGFORCE_BENCH_BACKFILL_ROWS` rows with
 //!   several Bulk jobs in flight vs one at a time.
@@ -61,7 +65,8 @@
 //! steady run, default 20), `PGFORCE_BENCH_GRACE_SECS` (how long after a steady load the
 //! stragglers are awaited, default 15), `PGFORCE_BENCH_BACKFILL_ROWS` (realistic backfill,
 //! default 200,000; the figure is 1,000,000), `PGFORCE_BENCH_BIG_BACKFILL_ROWS`
-//! (instant RSS backfill, default 1,000,000; 0 skips it), `PGFORCE_BENCH_BULK_JOBS` (Bulk
+//! (instant RSS backfill, default 1,000,000; 0 skips it), `PGFORCE_BENCH_BIG_TXN_ROWS`
+//! (rows of the one big transaction, default 1,000,000; 0 skips it), `PGFORCE_BENCH_BULK_JOBS` (Bulk
 //! jobs in flight in the parallel backfill, default 10), `PGFORCE_BENCH_ONLY` (comma list of
 //! scenario names, e.g. `i-bulk,r-lat1k`; default all), `PGFORCE_BENCH_PLAIN_CONFIG` (set: leave
 //! the concurrency keys out of pgforce's config, to measure a build from before them),
@@ -169,12 +174,14 @@ enum Load {
     Steady { rate: u64, secs: u64 },
     /// N rows in the table before pgforce starts (it backfills them).
     Backfill(u64),
+    /// N rows in one transaction, once pgforce streams.
+    BigTxn(u64),
 }
 
 impl Load {
     fn rows(self) -> u64 {
         match self {
-            Load::Burst(n) | Load::Backfill(n) => n,
+            Load::Burst(n) | Load::Backfill(n) | Load::BigTxn(n) => n,
             Load::Steady { rate, secs } => Self::per_txn(rate) * secs * 50,
         }
     }
@@ -340,6 +347,18 @@ async fn instant_section(ctx: &Ctx<'_>, n: u64, secs: u64, figs: &mut Figures) {
     } else {
         None
     };
+    let big_txn = env_num("PGFORCE_BENCH_BIG_TXN_ROWS", 1_000_000);
+    let r_txn = if big_txn > 0 {
+        scenario(
+            ctx,
+            "i-bigtxn",
+            Contender::Pgforce(BULK),
+            Load::BigTxn(big_txn),
+        )
+        .await
+    } else {
+        Run::default()
+    };
     let big = env_num("PGFORCE_BENCH_BIG_BACKFILL_ROWS", 1_000_000);
     let r_big = if big > 0 {
         scenario(
@@ -415,6 +434,17 @@ async fn instant_section(ctx: &Ctx<'_>, n: u64, secs: u64, figs: &mut Figures) {
         r_bulk.peak_mib(),
     );
     figs.put("instant.backfill_rows", Some(big as f64));
+    figs.row(
+        Some("instant.peak_rss_mib_big_txn"),
+        &format!("peak RSS, one transaction of {big_txn} rows (MiB; vs Bulk run)"),
+        r_txn.peak_mib(),
+        r_bulk.peak_mib(),
+    );
+    figs.put("instant.big_txn_rows", Some(big_txn as f64));
+    figs.put(
+        "instant.big_txn_rows_per_sec",
+        r_txn.rows_per_sec(big_txn.max(1)),
+    );
     figs.put(
         "instant.backfill_rows_per_sec",
         r_big.rows_per_sec(big.max(1)),
@@ -674,8 +704,12 @@ async fn scenario(ctx: &Ctx<'_>, name: &str, who: Contender, load: Load) -> Run 
         _ => Instant::now(),
     };
     match load {
-        Load::Burst(n) => {
-            let insert = insert_rows(ctx.pg, &table, n, ROWS_PER_TXN as u64);
+        Load::Burst(n) | Load::BigTxn(n) => {
+            let per_txn = match load {
+                Load::BigTxn(_) => n,
+                _ => ROWS_PER_TXN as u64,
+            };
+            let insert = insert_rows(ctx.pg, &table, n, per_txn);
             let applied = wait_count(&emulator, n as usize, Duration::from_secs(1_800));
             let (_, done) = tokio::join!(insert, applied);
             run.elapsed = done.then(|| started.elapsed());

@@ -95,7 +95,9 @@ impl Default for FlushPolicy {
 /// Changes since the last flush: per group, per key, in first-seen key order.
 #[derive(Debug)]
 pub struct Epoch<C> {
-    objects: BTreeMap<Group, ObjectChanges<C>>,
+    /// One entry per group, in first-seen order (an epoch holds a handful; found by a
+    /// scan that allocates nothing).
+    objects: Vec<(Group, ObjectChanges<C>)>,
     rows: usize,
     bytes: usize,
     started: Option<Instant>,
@@ -105,17 +107,20 @@ pub struct Epoch<C> {
     first_commit: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// One group's changes: one slot per key, in first-seen key order; a newer change of a
+/// key replaces its slot's change in place.
 #[derive(Debug)]
 struct ObjectChanges<C> {
-    order: Vec<String>,
-    by_key: HashMap<String, C>,
+    /// Key → its slot.
+    index: HashMap<String, usize>,
+    slots: Vec<C>,
 }
 
 impl<C> Default for ObjectChanges<C> {
     fn default() -> Self {
         ObjectChanges {
-            order: Vec::new(),
-            by_key: HashMap::new(),
+            index: HashMap::new(),
+            slots: Vec::new(),
         }
     }
 }
@@ -123,7 +128,7 @@ impl<C> Default for ObjectChanges<C> {
 impl<C: Coalesce> Default for Epoch<C> {
     fn default() -> Self {
         Epoch {
-            objects: BTreeMap::new(),
+            objects: Vec::new(),
             rows: 0,
             bytes: 0,
             started: None,
@@ -138,33 +143,46 @@ impl<C: Coalesce> Epoch<C> {
         Self::default()
     }
 
+    /// The position of `change`'s group in `objects` (created when new).
+    fn group_of(&mut self, change: &C) -> usize {
+        let found = self
+            .objects
+            .iter()
+            .position(|(g, _)| g.object == change.object() && g.key_field == change.key_field());
+        found.unwrap_or_else(|| {
+            let group = Group {
+                object: change.object().to_string(),
+                key_field: change.key_field().to_string(),
+            };
+            self.objects.push((group, ObjectChanges::default()));
+            self.objects.len() - 1
+        })
+    }
+
     /// Add a change, coalescing it with an earlier change of the same key: the newer
     /// upsert absorbs an older upsert; a delete supersedes everything before it; an upsert
     /// after a delete replaces it (see the module doc).
     pub fn push(&mut self, change: C) {
         self.started.get_or_insert_with(Instant::now);
-        let group = Group {
-            object: change.object().to_string(),
-            key_field: change.key_field().to_string(),
-        };
-        let object = self.objects.entry(group).or_default();
-        let key = change.key().to_string();
-        let bytes = change.approx_bytes();
-        match object.by_key.remove(&key) {
-            Some(older) => {
-                self.bytes = self.bytes.saturating_sub(older.approx_bytes());
-                let mut newer = change;
-                if !newer.is_delete() && !older.is_delete() {
-                    newer.absorb_older(older);
+        let g = self.group_of(&change);
+        let object = &mut self.objects[g].1;
+        match object.index.get(change.key()) {
+            Some(&i) => {
+                let slot = &mut object.slots[i];
+                let older = std::mem::replace(slot, change);
+                let older_bytes = older.approx_bytes();
+                if !slot.is_delete() && !older.is_delete() {
+                    slot.absorb_older(older);
                 }
-                self.bytes += newer.approx_bytes();
-                object.by_key.insert(key, newer);
+                self.bytes = self.bytes.saturating_sub(older_bytes) + slot.approx_bytes();
             }
             None => {
-                object.order.push(key.clone());
-                object.by_key.insert(key, change);
+                self.bytes += change.approx_bytes();
                 self.rows += 1;
-                self.bytes += bytes;
+                object
+                    .index
+                    .insert(change.key().to_string(), object.slots.len());
+                object.slots.push(change);
             }
         }
     }
@@ -173,8 +191,8 @@ impl<C: Coalesce> Epoch<C> {
     pub fn update_key(&mut self, object: &str, key: &str, mut f: impl FnMut(&mut C)) {
         for (group, oc) in self.objects.iter_mut() {
             if group.object == object {
-                if let Some(c) = oc.by_key.get_mut(key) {
-                    f(c);
+                if let Some(&i) = oc.index.get(key) {
+                    f(&mut oc.slots[i]);
                 }
             }
         }
@@ -182,9 +200,9 @@ impl<C: Coalesce> Epoch<C> {
 
     /// Apply `f` to every held upsert (not to deletes).
     pub fn for_each_upsert_mut(&mut self, mut f: impl FnMut(&mut C)) {
-        for oc in self.objects.values_mut() {
-            oc.by_key
-                .values_mut()
+        for (_, oc) in self.objects.iter_mut() {
+            oc.slots
+                .iter_mut()
                 .filter(|c| !c.is_delete())
                 .for_each(&mut f);
         }
@@ -238,18 +256,9 @@ impl<C: Coalesce> Epoch<C> {
         self.first_commit = None;
         objects
             .into_iter()
-            .map(|(group, mut oc)| {
-                let mut out = GroupChanges::default();
-                for key in oc.order {
-                    if let Some(c) = oc.by_key.remove(&key) {
-                        if c.is_delete() {
-                            out.deletes.push(c);
-                        } else {
-                            out.upserts.push(c);
-                        }
-                    }
-                }
-                (group, out)
+            .map(|(group, oc)| {
+                let (deletes, upserts) = oc.slots.into_iter().partition(|c| c.is_delete());
+                (group, GroupChanges { upserts, deletes })
             })
             .collect()
     }
@@ -358,6 +367,27 @@ mod tests {
             vec![("Name", Some("y")), ("Big", None)]
         );
         assert_eq!(g.len(), 2);
+    }
+
+    #[test]
+    fn a_key_keeps_its_first_seen_place_however_often_it_changes() {
+        let mut e = Epoch::new();
+        for key in ["1", "2", "1", "3", "2", "1"] {
+            e.push(up(key, vec![("Name", Some(key))]));
+        }
+        e.push(T {
+            obj: "Contact",
+            ..up("1", vec![])
+        });
+        assert_eq!(e.rows(), 4);
+        let mut seen = 0;
+        e.update_key("Account", "2", |_| seen += 1);
+        assert_eq!(seen, 1);
+        let out = e.drain();
+        let keys: Vec<_> = out[&account()].upserts.iter().map(|c| c.key).collect();
+        assert_eq!(keys, ["1", "2", "3"]);
+        assert_eq!(out.len(), 2, "Account and Contact");
+        assert!(e.is_empty() && e.drain().is_empty());
     }
 
     #[test]

@@ -58,8 +58,10 @@ use crate::config::{MappingConfig, PipelineConfig};
 pub struct Mapper {
     /// `schema.table` → the mappings of that table.
     by_table: HashMap<String, Vec<MappingConfig>>,
-    /// `schema.table` → mappings compiled against the last Relation seen.
-    compiled: HashMap<String, Compiled>,
+    /// Relation oid → the table's mappings compiled against the last Relation seen with
+    /// that oid (none for a table no mapping reads): found per change without building
+    /// the table's name.
+    compiled: HashMap<u32, Compiled>,
 }
 
 /// The compiled mappings of one table for one relation version.
@@ -94,23 +96,35 @@ impl Mapper {
     /// table may have several mappings). Unmapped tables give nothing.
     /// The relation version mappings of `table` (`schema.name`) were last compiled against.
     pub fn relation(&self, table: &str) -> Option<Arc<Relation>> {
-        self.compiled.get(table).map(|c| c.relation.clone())
+        self.compiled
+            .values()
+            .find(|c| !c.mappings.is_empty() && c.relation.qualified_name() == table)
+            .map(|c| c.relation.clone())
     }
 
     pub fn map(&mut self, change: &RowChange) -> Vec<Result<MappedChange, MappingError>> {
-        let table = change.relation.qualified_name();
-        let Some(configs) = self.by_table.get(&table) else {
+        let rel = &change.relation;
+        let current = self
+            .compiled
+            .get(&rel.oid)
+            .is_some_and(|c| Arc::ptr_eq(&c.relation, rel) || *c.relation == **rel);
+        if !current {
+            let name = rel.qualified_name();
+            // A table recreated under a new oid: its old entry goes (one per name).
+            self.compiled
+                .retain(|_, c| c.relation.qualified_name() != name);
+            let compiled = match self.by_table.get(&name) {
+                Some(configs) => compile_all(configs, rel),
+                None => Compiled {
+                    relation: rel.clone(),
+                    mappings: Vec::new(),
+                },
+            };
+            self.compiled.insert(rel.oid, compiled);
+        }
+        let Some(compiled) = self.compiled.get(&rel.oid) else {
             return vec![];
         };
-        let compiled = self
-            .compiled
-            .entry(table)
-            .and_modify(|c| {
-                if !Arc::ptr_eq(&c.relation, &change.relation) && *c.relation != *change.relation {
-                    *c = compile_all(configs, &change.relation);
-                }
-            })
-            .or_insert_with(|| compile_all(configs, &change.relation));
         let mut out = Vec::new();
         for m in &compiled.mappings {
             match m {

@@ -92,6 +92,19 @@ pub enum FieldName {
     },
 }
 
+impl FieldName {
+    /// The length of the Bulk CSV column header ([`fmt::Display`]), without writing it.
+    pub fn csv_len(&self) -> usize {
+        match self {
+            FieldName::Field(n) => n.len(),
+            FieldName::Parent {
+                relationship,
+                external_id_field,
+            } => relationship.len() + 1 + external_id_field.len(),
+        }
+    }
+}
+
 impl fmt::Display for FieldName {
     /// The Bulk CSV column header.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -191,7 +204,14 @@ impl MappedChange {
     /// The fields as a REST JSON body (external id not included, as a single-record upsert
     /// `PATCH /sobjects/X/Field/value` wants). Parents nest under the relationship name.
     pub fn json_fields(&self) -> Map<String, Json> {
-        let mut out = Map::new();
+        let mut out = Map::with_capacity(self.fields.len());
+        self.json_fields_into(&mut out);
+        out
+    }
+
+    /// [`Self::json_fields`] into `out` (a map the caller sized once for everything it
+    /// holds).
+    pub fn json_fields_into(&self, out: &mut Map<String, Json>) {
         for (name, value) in &self.fields {
             let Some(v) = value.json() else { continue };
             match name {
@@ -202,13 +222,12 @@ impl MappedChange {
                     relationship,
                     external_id_field,
                 } => {
-                    let mut parent = Map::new();
+                    let mut parent = Map::with_capacity(1);
                     parent.insert(external_id_field.clone(), v);
                     out.insert(relationship.clone(), Json::Object(parent));
                 }
             }
         }
-        out
     }
 
     /// A record for an sObject Collections upsert: `attributes.type`, the external id field
@@ -244,4 +263,23 @@ pub fn csv_columns(changes: &[MappedChange]) -> Vec<String> {
         }
     }
     cols
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_name_knows_its_header_length_without_writing_it() {
+        let names = [
+            FieldName::Field("Name".into()),
+            FieldName::Parent {
+                relationship: "Account".into(),
+                external_id_field: "External_Id__c".into(),
+            },
+        ];
+        for n in names {
+            assert_eq!(n.csv_len(), n.to_string().len(), "{n}");
+        }
+    }
 }

@@ -110,7 +110,7 @@ impl Coalesce for Pending {
         self.change
             .fields
             .iter()
-            .map(|(n, v)| n.to_string().len() + v.csv().len() + 3)
+            .map(|(n, v)| n.csv_len() + v.csv().len() + 3)
             .sum::<usize>()
             + self.change.external_id.len()
             + 2
@@ -166,12 +166,13 @@ impl FlushChange for Pending {
     }
 
     fn record(&self) -> Map<String, Value> {
-        let mut m = Map::new();
+        // Sized once: the external id and every field.
+        let mut m = Map::with_capacity(1 + self.change.fields.len());
         m.insert(
             self.change.external_id_field.to_string(),
             Value::String(self.change.external_id.clone()),
         );
-        m.extend(self.change.json_fields());
+        self.change.json_fields_into(&mut m);
         m
     }
 }

@@ -98,6 +98,7 @@ pub async fn run_pipeline(cfg: &PipelineConfig, opts: &RunOptions) -> Result<(),
         health: opts.health.clone(),
         journal: open_journal(cfg, opts)?,
         pg: &pg,
+        decoded: metrics::counter!(m::CHANGES_DECODED, "pipeline" => cfg.name.clone()),
     };
     let result = streamer.run(stream, &pg, opts).await;
     metrics::gauge!(m::SLOT_ACTIVE, "pipeline" => p.to_string()).set(0.0);

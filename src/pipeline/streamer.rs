@@ -61,6 +61,8 @@ pub(super) struct Streamer<'a> {
     pub(super) journal: Option<Journal>,
     /// An ordinary session on the source database (unchanged-TOAST completion).
     pub(super) pg: &'a tokio_postgres::Client,
+    /// `pgforce_changes_decoded_total` of this pipeline (looked up once, not per change).
+    pub(super) decoded: metrics::Counter,
 }
 
 impl Streamer<'_> {
@@ -134,8 +136,7 @@ impl Streamer<'_> {
                 if self.skip_txn {
                     return Ok(());
                 }
-                metrics::counter!(m::CHANGES_DECODED, "pipeline" => self.cfg.name.clone())
-                    .increment(1);
+                self.decoded.increment(1);
                 for mapped in self.mapper.map(&rc) {
                     match mapped {
                         Ok(c) => {

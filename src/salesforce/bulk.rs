@@ -339,19 +339,50 @@ impl SalesforceClient {
     /// `GET …/successfulResults`: `sf__Id`, `sf__Created` and the original columns.
     pub async fn successful_results(&self, job: &JobInfo) -> Result<Vec<SuccessfulRecord>> {
         let body = self.job_results(job, "successfulResults").await?;
-        parse_successful(&body, job.delimiter())
+        parse_successful(&body, job.delimiter(), None)
+    }
+
+    /// [`Self::successful_results`] keeping only the original column `key` (what matching
+    /// rows by key needs; a big job's other columns are never copied).
+    pub async fn successful_results_keyed(
+        &self,
+        job: &JobInfo,
+        key: &str,
+    ) -> Result<Vec<SuccessfulRecord>> {
+        let body = self.job_results(job, "successfulResults").await?;
+        parse_successful(&body, job.delimiter(), Some(key))
     }
 
     /// `GET …/failedResults`: `sf__Id`, `sf__Error` (split) and the original columns.
     pub async fn failed_results(&self, job: &JobInfo) -> Result<Vec<FailedRecord>> {
         let body = self.job_results(job, "failedResults").await?;
-        parse_failed(&body, job.delimiter())
+        parse_failed(&body, job.delimiter(), None)
+    }
+
+    /// [`Self::failed_results`] keeping only the original column `key`.
+    pub async fn failed_results_keyed(
+        &self,
+        job: &JobInfo,
+        key: &str,
+    ) -> Result<Vec<FailedRecord>> {
+        let body = self.job_results(job, "failedResults").await?;
+        parse_failed(&body, job.delimiter(), Some(key))
     }
 
     /// `GET …/unprocessedrecords`: rows never attempted (job aborted or failed).
     pub async fn unprocessed_records(&self, job: &JobInfo) -> Result<Vec<UnprocessedRecord>> {
         let body = self.job_results(job, "unprocessedrecords").await?;
-        parse_unprocessed(&body, job.delimiter())
+        parse_unprocessed(&body, job.delimiter(), None)
+    }
+
+    /// [`Self::unprocessed_records`] keeping only the original column `key`.
+    pub async fn unprocessed_records_keyed(
+        &self,
+        job: &JobInfo,
+        key: &str,
+    ) -> Result<Vec<UnprocessedRecord>> {
+        let body = self.job_results(job, "unprocessedrecords").await?;
+        parse_unprocessed(&body, job.delimiter(), Some(key))
     }
 
     /// Downloads one result CSV of an ingest job.

@@ -18,34 +18,61 @@ pub const NULL_CELL: &str = "#N/A";
 /// straight from the records: one pass finds the columns, one writes the rows (no copy of
 /// the values in between).
 pub fn records_to_csv(records: &[Map<String, Value>]) -> Vec<u8> {
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut columns: Vec<String> = Vec::new();
+    let mut columns = Columns::default();
     for r in records {
+        let mut next = 0;
         cells(r, |name, _| {
-            if !index.contains_key(name.as_ref()) {
-                index.insert(name.to_string(), columns.len());
-                columns.push(name.into_owned());
-            }
+            next = columns.find_or_add(&name, next) + 1;
         });
     }
+    let width = columns.names.len();
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::with_capacity(
-            records.len() * 16 * columns.len().max(1),
-        ));
+        .from_writer(Vec::with_capacity(records.len() * 16 * width.max(1)));
     // Writing into a Vec cannot fail.
-    let _ = w.write_record(&columns);
-    let mut row: Vec<Cow<'_, str>> = vec![Cow::Borrowed(""); columns.len()];
+    let _ = w.write_record(&columns.names);
+    let mut row: Vec<Cow<'_, str>> = vec![Cow::Borrowed(""); width];
     for r in records {
         row.iter_mut().for_each(|c| *c = Cow::Borrowed(""));
+        let mut next = 0;
         cells(r, |name, value| {
-            if let Some(&i) = index.get(name.as_ref()) {
+            if let Some(i) = columns.find(&name, next) {
                 row[i] = cell(value);
+                next = i + 1;
             }
         });
         let _ = w.write_record(row.iter().map(|c| c.as_bytes()));
     }
     w.into_inner().unwrap_or_default()
+}
+
+/// The CSV's columns in first-seen order. Records of one step almost always hold their
+/// fields in one order, so a lookup tries the column after the previous cell's first and
+/// hashes only when that is not it.
+#[derive(Default)]
+struct Columns {
+    names: Vec<String>,
+    index: HashMap<String, usize>,
+}
+
+impl Columns {
+    /// The position of `name`, trying `next` first.
+    fn find(&self, name: &str, next: usize) -> Option<usize> {
+        if self.names.get(next).is_some_and(|n| n == name) {
+            return Some(next);
+        }
+        self.index.get(name).copied()
+    }
+
+    /// The position of `name`, added at the end when new.
+    fn find_or_add(&mut self, name: &str, next: usize) -> usize {
+        if let Some(i) = self.find(name, next) {
+            return i;
+        }
+        self.index.insert(name.to_string(), self.names.len());
+        self.names.push(name.to_string());
+        self.names.len() - 1
+    }
 }
 
 /// Calls `f` with each cell of a record: (column, value); a nested parent reference is its
@@ -88,6 +115,17 @@ mod tests {
 
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn columns_are_found_whatever_order_a_record_holds_its_fields_in() {
+        let recs = vec![
+            obj(json!({"A": "1", "B": "2", "C": "3"})),
+            obj(json!({"C": "6", "A": "4"})),
+            obj(json!({"B": "8", "D": "9"})),
+        ];
+        let csv = String::from_utf8(records_to_csv(&recs)).unwrap();
+        assert_eq!(csv, "A,B,C,D\n1,2,3,\n4,,6,\n,8,,9\n");
     }
 
     #[test]

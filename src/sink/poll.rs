@@ -2,12 +2,17 @@
 //! (they count against the org's daily allocation), and polling late adds latency, so the
 //! waits adapt:
 //!
-//! - without anything learned yet: short first (`initial`), doubling, capped at `max`;
+//! - without anything learned yet: short first (`initial`), doubling, capped at `max`
+//!   (the schedule of [`crate::backoff::RetryPolicy::cap`], counted per job, so every job
+//!   starts short again);
 //! - what earlier jobs showed is remembered (how long a job stayed queued before
 //!   `InProgress`, how many rows per second it processed), so the first poll of a job of
 //!   `rows` rows is timed for when it should be done;
 //! - while a job is `InProgress` and `numberRecordsProcessed` grows between two polls, the
-//!   next poll is timed for when the remaining rows should be done at that rate.
+//!   next poll is timed for when the remaining rows should be done at that rate; once
+//!   every row is counted as processed and the job still runs (Salesforce finishes a job
+//!   after its last batch), or without a rate, the waits back off exponentially (never a
+//!   fixed short loop).
 //!
 //! Every wait stays within `[initial, max]`: a wrong estimate costs at most one more poll or
 //! `max` of latency, never a missed state.
@@ -16,6 +21,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::backoff::RetryPolicy;
 use crate::salesforce::JobState;
 
 /// Pacing shared by every job of a destination (what one job teaches the next).
@@ -23,6 +29,8 @@ use crate::salesforce::JobState;
 pub(super) struct Pacer {
     initial: Duration,
     max: Duration,
+    /// The fallback schedule: `initial`, doubling, capped at `max`.
+    backoff: RetryPolicy,
     learned: Mutex<Learned>,
 }
 
@@ -39,8 +47,8 @@ struct Learned {
 #[derive(Debug)]
 pub(super) struct JobPoll {
     rows: Option<u64>,
-    /// The doubling fallback's next wait.
-    backoff: Duration,
+    /// Polls of this job so far (the fallback's step in [`Pacer::backoff`]).
+    polls: u32,
     running_since: Option<Duration>,
     last: Option<(Duration, u64)>,
 }
@@ -54,9 +62,15 @@ fn smooth(old: Option<f64>, new: f64) -> f64 {
 
 impl Pacer {
     pub(super) fn new(initial: Duration, max: Duration) -> Pacer {
+        let max = max.max(initial);
         Pacer {
             initial,
-            max: max.max(initial),
+            max,
+            backoff: RetryPolicy {
+                max_attempts: u32::MAX,
+                base_delay: initial,
+                max_delay: max,
+            },
             learned: Mutex::new(Learned::default()),
         }
     }
@@ -79,7 +93,7 @@ impl Pacer {
     pub(super) fn begin(&self, rows: Option<u64>) -> (JobPoll, Duration) {
         let poll = JobPoll {
             rows,
-            backoff: self.initial,
+            polls: 0,
             running_since: None,
             last: None,
         };
@@ -101,8 +115,8 @@ impl Pacer {
         state: JobState,
         processed: u64,
     ) -> Duration {
-        let fallback = p.backoff;
-        p.backoff = p.backoff.saturating_mul(2).min(self.max);
+        p.polls = p.polls.saturating_add(1);
+        let fallback = self.backoff.cap(p.polls);
         let mut learned = self.learned.lock();
         match state {
             JobState::InProgress => {
@@ -125,9 +139,10 @@ impl Pacer {
                 }
                 p.last = Some((elapsed, processed));
                 match (p.rows, rate) {
-                    (Some(rows), Some(rate)) if rate > 0.0 => {
-                        self.clamp_secs(rows.saturating_sub(processed) as f64 / rate)
+                    (Some(rows), Some(rate)) if rate > 0.0 && processed < rows => {
+                        self.clamp_secs((rows - processed) as f64 / rate)
                     }
+                    // Every row counted and still running, or no rate: back off.
                     _ => fallback,
                 }
             }
@@ -209,15 +224,41 @@ mod tests {
     }
 
     #[test]
+    fn a_job_still_running_after_its_last_row_is_polled_with_growing_waits() {
+        let p = pacer();
+        let (mut job, _) = p.begin(Some(10_000));
+        let mut t = 3_000 * MS;
+        p.next(&mut job, t, JobState::InProgress, 0);
+        t += 1_000 * MS;
+        let mut waits = vec![p
+            .next(&mut job, t, JobState::InProgress, 10_000)
+            .as_millis()];
+        for _ in 0..5 {
+            t += 1_000 * MS;
+            waits.push(
+                p.next(&mut job, t, JobState::InProgress, 10_000)
+                    .as_millis(),
+            );
+        }
+        // The schedule carries on from this job's poll count: no fixed short loop.
+        assert_eq!(waits, [200, 400, 800, 1600, 3200, 6400]);
+        // The next job starts short again.
+        let (mut next_job, _) = p.begin(None);
+        let w = p.next(&mut next_job, Duration::ZERO, JobState::InProgress, 0);
+        assert_eq!(w, 100 * MS);
+    }
+
+    #[test]
     fn waits_stay_within_bounds_whatever_was_learned() {
         let p = pacer();
         let (mut job, _) = p.begin(Some(u64::MAX));
         p.next(&mut job, Duration::ZERO, JobState::InProgress, 0);
         let w = p.next(&mut job, 1_000 * MS, JobState::InProgress, 1);
         assert_eq!(w, 10_000 * MS, "capped");
-        let (mut job, _) = p.begin(Some(1));
+        // One row left at a million rows a second.
+        let (mut job, _) = p.begin(Some(1_000_001));
         p.next(&mut job, Duration::ZERO, JobState::InProgress, 0);
-        let w = p.next(&mut job, 1_000 * MS, JobState::InProgress, 1);
+        let w = p.next(&mut job, 1_000 * MS, JobState::InProgress, 1_000_000);
         assert_eq!(w, 100 * MS, "floored");
     }
 }

@@ -20,8 +20,8 @@ use super::destination::{Destination, JobStatus, Outcome, RecordFailure, SinkErr
 use super::poll::Pacer;
 use crate::batch::StepKind;
 use crate::salesforce::{
-    IngestJobRequest, IngestOperation, JobInfo, JobState, RecordResult, ResultColumns,
-    SalesforceClient, SalesforceError,
+    IngestJobRequest, IngestOperation, JobInfo, JobState, RecordResult, SalesforceClient,
+    SalesforceError,
 };
 
 /// First status poll of a job without history; the pacer learns from there.
@@ -334,11 +334,11 @@ impl Destination for SalesforceDestination {
             // Aborted by someone else mid-flight: every row it did not process is sent again.
             let unprocessed = self
                 .client
-                .unprocessed_records(&info)
+                .unprocessed_records_keyed(&info, key_column)
                 .await
                 .map_err(remote)?
                 .into_iter()
-                .map(|u| u.column(key_column).unwrap_or_default().to_string())
+                .map(|mut u| u.fields.take(key_column).unwrap_or_default())
                 .collect();
             return Ok((outcomes, unprocessed));
         }
@@ -350,26 +350,30 @@ impl Destination for SalesforceDestination {
             .saturating_sub(info.number_records_failed);
         let successful = if succeeded > 0 || info.state != JobState::JobComplete {
             self.client
-                .successful_results(&info)
+                .successful_results_keyed(&info, key_column)
                 .await
                 .map_err(remote)?
         } else {
             Vec::new()
         };
-        for ok in successful {
-            let key = ok.column(key_column).unwrap_or_default().to_string();
+        outcomes.reserve(successful.len());
+        for mut ok in successful {
+            let key = ok.fields.take(key_column).unwrap_or_default();
             outcomes.push(Outcome {
                 key,
                 result: Ok((ok.id, ok.created)),
             });
         }
         let failed = if info.number_records_failed > 0 || info.state != JobState::JobComplete {
-            self.client.failed_results(&info).await.map_err(remote)?
+            self.client
+                .failed_results_keyed(&info, key_column)
+                .await
+                .map_err(remote)?
         } else {
             Vec::new()
         };
-        for bad in failed {
-            let key = bad.column(key_column).unwrap_or_default().to_string();
+        for mut bad in failed {
+            let key = bad.fields.take(key_column).unwrap_or_default();
             outcomes.push(Outcome {
                 key,
                 result: Err(RecordFailure {
@@ -381,11 +385,11 @@ impl Destination for SalesforceDestination {
         }
         let unprocessed = if info.state == JobState::Failed {
             self.client
-                .unprocessed_records(&info)
+                .unprocessed_records_keyed(&info, key_column)
                 .await
                 .map_err(remote)?
                 .into_iter()
-                .map(|u| u.column(key_column).unwrap_or_default().to_string())
+                .map(|mut u| u.fields.take(key_column).unwrap_or_default())
                 .collect()
         } else {
             Vec::new()

@@ -23,40 +23,37 @@ impl<D: Destination, S: SinkState> Flusher<D, S> {
         report: &mut FlushReport,
     ) -> Result<StepDone, SinkError> {
         // Later outcomes for a key (a retry) override earlier ones.
-        let mut last: HashMap<String, Result<(String, bool), RecordFailure>> = HashMap::new();
+        let mut last: HashMap<String, Result<(String, bool), RecordFailure>> =
+            HashMap::with_capacity(outcomes.len());
         for o in outcomes {
             last.insert(o.key, o.result);
         }
-        let mut ids = Vec::new();
-        let mut ok_by_mapping: HashMap<String, Vec<String>> = HashMap::new();
-        let mut resolving: HashMap<String, Vec<String>> = HashMap::new();
+        let mut ids = Vec::with_capacity(last.len());
+        // Per mapping: the keys that landed, and whether every one of them resolves its
+        // dead letters (almost always: then the same list serves both).
+        let mut ok_by_mapping: HashMap<&str, (Vec<String>, bool)> = HashMap::new();
         let mut parked = Vec::new();
         let mut dead = Vec::new();
-        let mut settled = HashSet::new();
+        let mut settled = HashSet::with_capacity(last.len());
         for (key, result) in last {
-            let Some(change) = by_key.get(key.as_str()) else {
+            let Some(&change) = by_key.get(key.as_str()) else {
                 continue;
             };
-            settled.insert(key.clone());
             match result {
                 Ok((id, _created)) => {
                     ids.push((key.clone(), id));
-                    if change.resolves_dead_letters() {
-                        resolving
-                            .entry(change.mapping().to_string())
-                            .or_default()
-                            .push(key.clone());
-                    }
-                    ok_by_mapping
-                        .entry(change.mapping().to_string())
-                        .or_default()
-                        .push(key);
+                    let (keys, all_resolve) = ok_by_mapping
+                        .entry(change.mapping())
+                        .or_insert_with(|| (Vec::new(), true));
+                    *all_resolve &= change.resolves_dead_letters();
+                    keys.push(key.clone());
                 }
                 Err(f) if f.is_missing_parent() && change.parent().is_some() => {
-                    parked.push(self.parked(object, *change))
+                    parked.push(self.parked(object, change))
                 }
-                Err(f) => dead.push(self.dead_letter(object, *change, "upsert", f)),
+                Err(f) => dead.push(self.dead_letter(object, change, "upsert", f)),
             }
+            settled.insert(key);
         }
         // A pair's inbound side compares what comes back with this: recorded first, so
         // a record polled before its Id is written back is already known.
@@ -69,12 +66,27 @@ impl<D: Destination, S: SinkState> Flusher<D, S> {
         }
         self.write_back(by_key, &ids).await?;
         self.state.store_ids(object, &ids).await?;
-        for (mapping, keys) in &resolving {
-            self.state.resolve_dead_letters(mapping, keys).await?;
+        for (mapping, (keys, all_resolve)) in &ok_by_mapping {
+            if *all_resolve {
+                self.state.resolve_dead_letters(mapping, keys).await?;
+            } else {
+                let resolving: Vec<String> = keys
+                    .iter()
+                    .filter(|k| {
+                        by_key
+                            .get(k.as_str())
+                            .is_some_and(|c| c.resolves_dead_letters())
+                    })
+                    .cloned()
+                    .collect();
+                if !resolving.is_empty() {
+                    self.state.resolve_dead_letters(mapping, &resolving).await?;
+                }
+            }
         }
-        for (mapping, keys) in &ok_by_mapping {
+        for (mapping, (keys, _)) in &ok_by_mapping {
             self.state.unpark_keys(mapping, keys).await?;
-            metrics::counter!(m::CHANGES_APPLIED, "pipeline" => self.opts.pipeline.clone(), "mapping" => mapping.clone(), "object" => object.to_string(), "operation" => "upsert").increment(keys.len() as u64);
+            metrics::counter!(m::CHANGES_APPLIED, "pipeline" => self.opts.pipeline.clone(), "mapping" => mapping.to_string(), "object" => object.to_string(), "operation" => "upsert").increment(keys.len() as u64);
         }
         report.applied += ids.len();
         self.record_losses(parked, dead, report).await?;

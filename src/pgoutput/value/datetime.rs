@@ -150,6 +150,9 @@ pub(super) fn parse_timestamp(text: &str) -> R<PgTimestamp<NaiveDateTime>> {
 }
 
 pub(super) fn parse_timestamptz(text: &str) -> R<PgTimestamp<DateTime<Utc>>> {
+    if let Some(v) = common_timestamptz(text) {
+        return Ok(PgTimestamp::Value(v));
+    }
     if let Some(inf) = infinities(text) {
         return Ok(inf);
     }
@@ -161,6 +164,52 @@ pub(super) fn parse_timestamptz(text: &str) -> R<PgTimestamp<DateTime<Utc>>> {
             .ok_or("timestamp out of range"),
         (_, None) => Err("timestamp with time zone has no UTC offset"),
     }
+}
+
+/// The form nearly every value has (`DateStyle = ISO`, a four-digit AD year), read by byte
+/// position: `YYYY-MM-DD HH:MM:SS[.f{1,9}]±HH[:MM[:SS]]`. `None` for anything else, valid
+/// or not (the general parser decides); `Some` only for a value the general parser reads
+/// the same way.
+fn common_timestamptz(text: &str) -> Option<DateTime<Utc>> {
+    let b = text.as_bytes();
+    let shaped = b.len() >= 22
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b' '
+        && b[13] == b':'
+        && b[16] == b':';
+    if !shaped {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b.get(from..to)?.iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    let mut at = 19;
+    let mut nanos = 0;
+    if b[at] == b'.' {
+        let digits = b[at + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        if digits == 0 || digits > 9 {
+            return None;
+        }
+        nanos = num(at + 1, at + 1 + digits)? * 10u32.pow(9 - digits as u32);
+        at += 1 + digits;
+    }
+    let offset = parse_offset(text.get(at..)?).ok()?;
+    if hour > 23 || second > 59 {
+        return None;
+    }
+    let local = NaiveDate::from_ymd_opt(year as i32, month, day)?
+        .and_hms_nano_opt(hour, minute, second, nanos)?;
+    local
+        .checked_sub_signed(chrono::TimeDelta::seconds(i64::from(offset)))
+        .map(|utc| utc.and_utc())
 }
 
 /// `IntervalStyle = postgres`: `[N year[s]] [N mon[s]] [N day[s]] [[+-]H:MM:SS[.frac]]`.
@@ -254,6 +303,49 @@ fn interval_time(tok: &str) -> R<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_common_timestamptz_form_reads_as_the_general_parser_does() {
+        let samples = [
+            "2024-01-15 04:05:06+00",
+            "2024-01-15 04:05:06.789-08",
+            "2024-01-15 04:05:06.123456+05:30",
+            "2024-02-29 23:59:59.999999999+14",
+            "1999-12-31 00:00:00-00:30:15",
+            "2024-01-15 04:05:06.+00",
+            "2024-01-15 04:05:06.1234567890+00",
+            "2023-02-29 04:05:06+00",
+            "2024-01-15 24:00:00+00",
+            "2024-01-15 04:60:00+00",
+            "2024-01-15 04:05:60+00",
+            "2024-01-15 04:05:06+25",
+            "2024-01-15 04:05:06",
+            "2024-01-15 04:05:06+00 BC",
+            "12024-01-15 04:05:06+00",
+            "0044-03-15 04:05:06+00 BC",
+            "2024-01-15T04:05:06+00",
+            "infinity",
+        ];
+        for text in samples {
+            let mut general = None;
+            let (s, bc) = split_era(text);
+            if let Ok((dt, Some(offset))) = date_time(s, bc) {
+                general = dt
+                    .checked_sub_signed(chrono::TimeDelta::seconds(i64::from(offset)))
+                    .map(|u| u.and_utc());
+            }
+            if let Some(fast) = common_timestamptz(text) {
+                assert_eq!(Some(fast), general, "{text}");
+            }
+            let parsed = parse_timestamptz(text).ok().and_then(|t| match t {
+                PgTimestamp::Value(v) => Some(v),
+                _ => None,
+            });
+            assert_eq!(parsed, general, "{text}");
+        }
+        assert!(common_timestamptz("2024-01-15 04:05:06.789-08").is_some());
+        assert!(common_timestamptz("2024-01-15 04:05:06+00 BC").is_none());
+    }
 
     #[test]
     fn offsets() {
