@@ -29,6 +29,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 mod describe;
+#[cfg(test)]
+mod describe_snapshot;
 mod file;
 
 pub use file::{next_custom_prefix, FieldSpec, ObjectSpec, SchemaFile};
