@@ -17,9 +17,12 @@
 //!  "fields": {"Account": [{"name": "Region__c", "type": "picklist",
 //!                          "picklistValues": ["EMEA", "AMER"], "restrictedPicklist": true}]}}
 //! ```
-//! Custom objects get the system fields, `OwnerId` and a `Name` (text 80) automatically and
-//! the next free key prefix (`a00`, `a01`, ...) unless `keyPrefix` is given. Field attributes
-//! not given take the defaults of [`FieldSpec`].
+//! Custom objects get the system fields, `OwnerId` and a `Name` (text 80) automatically
+//! (unless `"systemFields": false`, then every field is listed) and the next free key prefix
+//! (`a00`, `a01`, ...) unless `keyPrefix` is given. Field attributes not given take the
+//! defaults of [`FieldSpec`], which also lists the describe attributes a field may set
+//! (`createable`, `updateable`, `defaultedOnCreate`, `nameField`, `idLookup`,
+//! `compoundFieldName`, `extraTypeInfo`).
 
 use std::collections::HashMap;
 use std::path::Path;
