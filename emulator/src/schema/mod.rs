@@ -1,8 +1,8 @@
 //! Object and field definitions: everything `describe` reports and validation enforces.
-//! This module holds the model; [`describe`] renders it as describe JSON and [`file`] loads
-//! schema files.
+//! This module holds the model; [`describe`] renders it as describe JSON, [`file`] loads
+//! schema files and [`builtin`] holds the built-in objects as embedded schema files.
 //!
-//! A [`Schema`] is built once at start (the built-in objects from [`super::standard`] plus an
+//! A [`Schema`] is built once at start (the built-in objects of [`builtin`] plus an
 //! optional JSON file, see [`SchemaFile`]) and is immutable afterwards, so it is shared as
 //! `Arc<Schema>` without locks. Lookups by object or field name are case-insensitive, like
 //! Salesforce API names.
@@ -31,6 +31,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
+pub mod builtin;
 mod describe;
 #[cfg(test)]
 mod describe_snapshot;
@@ -467,10 +468,12 @@ pub struct Schema {
 impl Schema {
     /// The built-in standard and pgforce custom objects.
     pub fn standard() -> Schema {
-        Schema::build(super::standard::objects()).unwrap_or_else(|e| {
-            // The built-in definitions are covered by tests; this cannot fail at run time.
-            panic!("built-in schema is invalid: {e}")
-        })
+        builtin::objects()
+            .and_then(|objects| Schema::build(objects).map_err(|e| e.to_string()))
+            .unwrap_or_else(|e| {
+                // The embedded files are covered by tests; this cannot fail at run time.
+                panic!("built-in schema is invalid: {e}")
+            })
     }
 
     /// The built-in objects extended by a schema file.
@@ -485,7 +488,7 @@ impl Schema {
 
     /// The built-in objects extended by a parsed schema file.
     pub fn standard_with(file: SchemaFile) -> Result<Schema, SchemaError> {
-        let mut objects = super::standard::objects();
+        let mut objects = builtin::objects().map_err(SchemaError::Invalid)?;
         file.apply(&mut objects)?;
         Schema::build(objects)
     }
