@@ -55,6 +55,11 @@ use super::validation::{
     self, format_datetime, normalize, Normalized, ParentRef, RefState, WriteKind,
 };
 
+mod together;
+
+use together::PendingRow;
+pub use together::Together;
+
 /// A record as the convenience readers return it (every field); see the module docs.
 pub type Record = Map<String, Value>;
 
@@ -106,18 +111,19 @@ struct FieldIndex {
     map: HashMap<String, Vec<Id>>,
 }
 
+/// The key of `v` in a value index (lower-cased unless `case_sensitive`); none for null.
+fn index_key(case_sensitive: bool, v: &Value) -> Option<String> {
+    let s = match v {
+        Value::Null => return None,
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    Some(if case_sensitive { s } else { s.to_lowercase() })
+}
+
 impl FieldIndex {
     fn key(&self, v: &Value) -> Option<String> {
-        let s = match v {
-            Value::Null => return None,
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        Some(if self.case_sensitive {
-            s
-        } else {
-            s.to_lowercase()
-        })
+        index_key(self.case_sensitive, v)
     }
 
     fn add(&mut self, v: &Value, id: Id) {
@@ -956,9 +962,19 @@ impl Store {
         object: &ObjectDef,
         body: Normalized,
     ) -> Result<Map<String, Value>, Vec<FieldError>> {
+        self.resolve_in(object, body, &[])
+    }
+
+    /// [`Store::resolve`] against the store and the not yet visible rows of `pending`.
+    fn resolve_in(
+        &self,
+        object: &ObjectDef,
+        body: Normalized,
+        pending: &[PendingRow<'_>],
+    ) -> Result<Map<String, Value>, Vec<FieldError>> {
         let mut values = body.values;
         for p in &body.parent_refs {
-            let id = self.resolve_parent(p).map_err(|e| vec![e])?;
+            let id = self.resolve_parent(p, pending).map_err(|e| vec![e])?;
             values.insert(p.field.clone(), Value::String(id.to_string()));
         }
         for (name, v) in &values {
@@ -968,15 +984,21 @@ impl Store {
             if f.field_type != FieldType::Reference {
                 continue;
             }
-            self.check_lookup(f, s).map_err(|e| vec![e])?;
+            self.check_lookup(f, s, pending).map_err(|e| vec![e])?;
         }
         Ok(values)
     }
 
-    /// Checks one lookup value (an 18-char id string) against the store.
-    fn check_lookup(&self, f: &FieldDef, value: &str) -> Result<(), FieldError> {
+    /// Checks one lookup value (an 18-char id string) against the store and `pending`.
+    fn check_lookup(
+        &self,
+        f: &FieldDef,
+        value: &str,
+        pending: &[PendingRow<'_>],
+    ) -> Result<(), FieldError> {
         let id = Id::parse(value).map_err(|_| validation::malformed_id(f, value))?;
         let state = match self.row(&id) {
+            None if pending.iter().any(|p| p.id == id) => RefState::Live,
             None => RefState::Missing,
             Some(r) if r.is_deleted() => RefState::Deleted,
             Some(_) => RefState::Live,
@@ -984,9 +1006,10 @@ impl Store {
         validation::check_reference(f, self.object_of(&id), value, state)
     }
 
-    /// The id of the parent a [`ParentRef`] names.
-    fn resolve_parent(&self, p: &ParentRef) -> Result<Id, FieldError> {
-        let ids = self.find_by_external_id(&p.object, &p.ext_field, &p.value)?;
+    /// The id of the parent a [`ParentRef`] names, in the store or among `pending`.
+    fn resolve_parent(&self, p: &ParentRef, pending: &[PendingRow<'_>]) -> Result<Id, FieldError> {
+        let mut ids = self.find_by_external_id(&p.object, &p.ext_field, &p.value)?;
+        ids.extend(pending_matches(p, pending));
         match ids.as_slice() {
             [id] => Ok(*id),
             [] => Err(FieldError::with_fields(
@@ -1119,6 +1142,23 @@ fn reads_own_table(object: &ObjectDef, body: &Normalized) -> bool {
                         .is_some_and(|f| f.field_type == FieldType::Reference)
             })
         })
+}
+
+/// The pending rows a [`ParentRef`] names (same object, same external-id value).
+fn pending_matches<'a>(
+    p: &'a ParentRef,
+    pending: &'a [PendingRow<'_>],
+) -> impl Iterator<Item = Id> + 'a {
+    pending.iter().filter_map(move |r| {
+        let object = &r.table.object;
+        if !object.name.eq_ignore_ascii_case(&p.object) {
+            return None;
+        }
+        let f = object.field(&p.ext_field)?;
+        let wanted = index_key(f.case_sensitive, &Value::String(p.value.clone()))?;
+        let have = index_key(f.case_sensitive, &r.row.get(&f.name)?)?;
+        (have == wanted).then_some(r.id)
+    })
 }
 
 /// FieldError for an upsert/lookup on a field that is not an external id.
