@@ -8,10 +8,86 @@
 //! 8 bytes long) is *corrupted*: both are refused, as Salesforce refuses them.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
+
+/// Produces an event's payload when a subscriber first reads it.
+pub trait Encode: Send + Sync + fmt::Debug {
+    /// The Avro binary payload.
+    fn encode(&self) -> Vec<u8>;
+}
+
+/// An event's Avro payload, encoded at most once and only when first read: publishing a
+/// change costs a small record of it, not its encoding (a million-row Bulk insert publishes
+/// a million events that no subscriber may ever read). What the payload says is fixed when
+/// the event is published (the rows it reads are immutable snapshots).
+pub struct Payload {
+    /// The encoded bytes, once read.
+    bytes: OnceLock<Vec<u8>>,
+    /// What encodes them; taken on first read.
+    source: Mutex<Option<Box<dyn Encode>>>,
+}
+
+impl Payload {
+    /// A payload already encoded.
+    pub fn ready(bytes: Vec<u8>) -> Payload {
+        Payload {
+            bytes: OnceLock::from(bytes),
+            source: Mutex::new(None),
+        }
+    }
+
+    /// A payload `source` encodes on first read.
+    pub fn deferred(source: Box<dyn Encode>) -> Payload {
+        Payload {
+            bytes: OnceLock::new(),
+            source: Mutex::new(Some(source)),
+        }
+    }
+
+    /// The payload bytes (encoded now if this is the first read).
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.get_or_init(|| {
+            self.source
+                .lock()
+                .take()
+                .map(|s| s.encode())
+                .unwrap_or_default()
+        })
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.bytes.get() {
+            Some(b) => write!(f, "Payload({} bytes)", b.len()),
+            None => f.write_str("Payload(deferred)"),
+        }
+    }
+}
+
+impl Clone for Payload {
+    fn clone(&self) -> Payload {
+        Payload::ready(self.bytes().to_vec())
+    }
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Payload) -> bool {
+        self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for Payload {}
+
+impl From<Vec<u8>> for Payload {
+    fn from(bytes: Vec<u8>) -> Payload {
+        Payload::ready(bytes)
+    }
+}
 
 /// One stored event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +101,7 @@ pub struct StoredEvent {
     /// The schema id of the payload.
     pub schema_id: String,
     /// Avro binary payload.
-    pub payload: Vec<u8>,
+    pub payload: Payload,
     /// Commit time, epoch ms (retention).
     pub at_ms: i64,
 }
@@ -40,7 +116,7 @@ pub struct NewEvent {
     /// Schema id.
     pub schema_id: String,
     /// Payload.
-    pub payload: Vec<u8>,
+    pub payload: Payload,
 }
 
 /// Why a replay id is refused.
@@ -211,8 +287,37 @@ mod tests {
             entity: entity.into(),
             id: "x".into(),
             schema_id: "s".into(),
-            payload: vec![1],
+            payload: vec![1].into(),
         }
+    }
+
+    /// Counts how often it is asked to encode.
+    #[derive(Debug, Default)]
+    struct Counting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Encode for Counting {
+        fn encode(&self) -> Vec<u8> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            vec![7, 7]
+        }
+    }
+
+    #[test]
+    fn deferred_payload_is_encoded_once_on_first_read() {
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let log = EventLog::default();
+        let mut e = ev("Account");
+        e.payload = Payload::deferred(Box::new(Counting(calls.clone())));
+        log.append(vec![e], 1);
+        let read = log.read_after(0, 1, |_| true);
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "not encoded yet"
+        );
+        assert_eq!(read.events[0].payload.bytes(), &[7, 7]);
+        assert_eq!(read.events[0].payload.bytes(), &[7, 7]);
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]

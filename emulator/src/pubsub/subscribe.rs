@@ -276,7 +276,7 @@ fn consumer_event(e: &Arc<StoredEvent>) -> ConsumerEvent {
         event: Some(ProducerEvent {
             id: e.id.clone(),
             schema_id: e.schema_id.clone(),
-            payload: e.payload.clone(),
+            payload: e.payload.bytes().to_vec(),
             headers: Vec::new(),
         }),
         replay_id: encode_replay(e.replay),
