@@ -116,6 +116,11 @@ impl Row {
         Row::encode(object, &cells)
     }
 
+    /// A row of `object` from sorted, distinct `(slot, value)` pairs of non-null values.
+    pub fn from_cells(object: Arc<ObjectDef>, cells: &[(u16, &Value)]) -> Row {
+        Row::encode(object, cells)
+    }
+
     /// Encodes sorted, distinct `(slot, value)` pairs.
     fn encode(object: Arc<ObjectDef>, cells: &[(u16, &Value)]) -> Row {
         let n = cells.len().min(usize::from(u16::MAX));

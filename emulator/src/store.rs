@@ -20,7 +20,8 @@
 //! writes to one object are serialized, writes to different objects are independent. Id
 //! lookups are `O(log n)` (a `BTreeMap` ordered by id, which is creation order), external-id
 //! and unique lookups are hash lookups, lookups by parent use an ordered `(parent, child)`
-//! index, and getUpdated/getDeleted use ordered timestamp indexes. [`Store::scan`] copies
+//! index (child relationships only), and getUpdated/getDeleted use ordered timestamp
+//! indexes. [`Store::scan`] copies
 //! `Arc`s out in chunks and calls back without holding a lock, so a callback may read the
 //! store (even the same object) freely.
 //!
@@ -160,7 +161,7 @@ struct TableData {
     deleted: usize,
     /// Field name → value index, for external-id and unique fields (live rows only).
     indexes: HashMap<String, FieldIndex>,
-    /// Reference field name → (parent id, child id), live rows only.
+    /// Child-relationship reference field name → (parent id, child id), live rows only.
     refs: HashMap<String, BTreeSet<(Id, Id)>>,
     /// (SystemModstamp ms, id) of live rows.
     modstamps: BTreeSet<(i64, Id)>,
@@ -187,10 +188,13 @@ impl Table {
                 },
             );
         }
+        // Only references that make a child relationship are indexed: OwnerId, CreatedById
+        // and LastModifiedById point every record at a handful of users, and indexing them
+        // would cost three index entries per record for lookups nobody makes.
         for f in object
             .fields
             .iter()
-            .filter(|f| f.field_type == FieldType::Reference)
+            .filter(|f| f.field_type == FieldType::Reference && f.child_relationship_name.is_some())
         {
             data.refs.insert(f.name.clone(), BTreeSet::new());
         }
@@ -238,7 +242,7 @@ impl TableData {
 
     /// DUPLICATE_VALUE if a unique field of `r` collides with another live record.
     fn check_unique(&self, object: &ObjectDef, id: Id, r: &Row) -> Result<(), FieldError> {
-        for f in object.fields.iter().filter(|f| f.unique) {
+        for f in object.unique_fields() {
             let (Some(idx), Some(v)) = (self.indexes.get(&f.name), r.get(&f.name)) else {
                 continue;
             };
@@ -459,7 +463,8 @@ impl Store {
     }
 
     /// Live children of `parent` through `object.field` (e.g. Contacts of an Account via
-    /// `Contact.AccountId`), in id order.
+    /// `Contact.AccountId`), in id order: from the index for child relationships, by a scan
+    /// for other references (`OwnerId`).
     pub fn children(&self, object: &str, field: &str, parent: &Id) -> Result<Vec<Id>, FieldError> {
         let table = self.table(object)?;
         let data = table.data.read();
@@ -469,7 +474,16 @@ impl Store {
             .map(|f| f.name.as_str())
             .unwrap_or(field);
         let Some(set) = data.refs.get(canonical) else {
-            return Err(validation::unknown_field(&table.object, field));
+            if table.object.field(field).is_none() {
+                return Err(validation::unknown_field(&table.object, field));
+            }
+            let parent = parent.to_string();
+            return Ok(data
+                .rows
+                .iter()
+                .filter(|(_, r)| !r.is_deleted() && r.get_str(canonical) == Some(parent.as_str()))
+                .map(|(id, _)| *id)
+                .collect());
         };
         let lo = (*parent, Id::MIN);
         Ok(set
@@ -1031,7 +1045,8 @@ impl Store {
         }
     }
 
-    /// A new record: defaults, the given values, system and derived fields.
+    /// A new record: defaults, the given values, system and derived fields. Built by slot
+    /// ([`Draft`]), not through a map keyed by field names: this runs for every inserted row.
     fn new_record(
         &self,
         object: &Arc<ObjectDef>,
@@ -1040,31 +1055,41 @@ impl Store {
         user: Id,
     ) -> Row {
         let now = self.clock.now();
-        let mut r = Map::with_capacity(values.len() + 12);
-        for f in &object.fields {
+        let mut r = Draft::new(object);
+        for f in object.defaulted_fields() {
             if let Some(v) = f.default_value() {
-                r.insert(f.name.clone(), v);
+                r.set(&f.name, v);
             }
         }
         for (k, v) in values {
-            r.insert(k, v);
+            r.set(&k, v);
         }
-        let ts = Value::String(format_datetime(now));
-        r.insert("Id".into(), Value::String(id.to_string()));
-        r.insert("IsDeleted".into(), Value::Bool(false));
+        let ts = format_datetime(now);
+        let user_id = user.to_string();
+        r.set("Id", Value::String(id.to_string()));
+        r.set("IsDeleted", Value::Bool(false));
         if has(object, "CreatedDate") {
-            r.insert("CreatedDate".into(), ts);
-            r.insert("CreatedById".into(), Value::String(user.to_string()));
+            r.set("CreatedDate", Value::String(ts.clone()));
+            r.set("CreatedById", Value::String(user_id.clone()));
         }
-        if has(object, "OwnerId") && r.get("OwnerId").is_none_or(Value::is_null) {
-            r.insert("OwnerId".into(), Value::String(user.to_string()));
+        if has(object, "OwnerId") && r.get("OwnerId").is_none() {
+            r.set("OwnerId", Value::String(user_id.clone()));
         }
-        if object.custom && has(object, "Name") && r.get("Name").is_none_or(Value::is_null) {
-            r.insert("Name".into(), Value::String(id.to_string()));
+        if object.custom && has(object, "Name") && r.get("Name").is_none() {
+            r.set("Name", Value::String(id.to_string()));
         }
-        stamp(object, &mut r, now, user);
-        derive(object, &mut r);
-        Row::from_map(object.clone(), &r)
+        if has(object, "LastModifiedDate") {
+            r.set("LastModifiedDate", Value::String(ts.clone()));
+            r.set("LastModifiedById", Value::String(user_id));
+        }
+        if has(object, "SystemModstamp") {
+            r.set("SystemModstamp", Value::String(ts));
+        }
+        for f in object.derived_fields() {
+            let v = derived_value(f, |k| r.get(k));
+            r.set(&f.name, v);
+        }
+        r.into_row()
     }
 
     /// Merges `values` into the live record under the write lock.
@@ -1205,20 +1230,69 @@ fn set(r: &mut Map<String, Value>, key: &str, v: Value) {
 
 /// Recomputes derived fields (person Name, compound addresses) on a draft.
 fn derive(object: &ObjectDef, r: &mut Map<String, Value>) {
-    for f in &object.fields {
-        let v = match &f.derived {
-            Some(Derived::PersonName) => person_name(r),
-            Some(Derived::Address { prefix }) => address(r, prefix),
-            None => continue,
-        };
+    for f in object.derived_fields() {
+        let v = derived_value(f, |k| r.get(k));
         set(r, &f.name, v);
     }
 }
 
-fn person_name(r: &Map<String, Value>) -> Value {
+/// The value of derived field `f` from the other fields (`get` reads one by name).
+fn derived_value<'a>(f: &FieldDef, get: impl Fn(&str) -> Option<&'a Value>) -> Value {
+    match &f.derived {
+        Some(Derived::PersonName) => person_name(get),
+        Some(Derived::Address { prefix }) => address(get, prefix),
+        None => Value::Null,
+    }
+}
+
+/// A new record being built, one cell per field slot (the insert path's draft).
+struct Draft<'o> {
+    /// The record's object.
+    object: &'o Arc<ObjectDef>,
+    /// Slot `i` holds field `i`'s value, if set.
+    cells: Vec<Option<Value>>,
+}
+
+impl<'o> Draft<'o> {
+    /// An empty draft of `object`.
+    fn new(object: &'o Arc<ObjectDef>) -> Draft<'o> {
+        Draft {
+            object,
+            cells: vec![None; object.fields.len()],
+        }
+    }
+
+    /// Sets field `name` (ignored when `object` has no such field, as [`Row::from_map`]
+    /// drops unknown keys).
+    fn set(&mut self, name: &str, v: Value) {
+        if let Some(cell) = self.object.slot(name).and_then(|i| self.cells.get_mut(i)) {
+            *cell = Some(v);
+        }
+    }
+
+    /// The non-null value of field `name`.
+    fn get(&self, name: &str) -> Option<&Value> {
+        let i = self.object.slot(name)?;
+        self.cells.get(i)?.as_ref().filter(|v| !v.is_null())
+    }
+
+    /// The stored row: the non-null cells in slot order.
+    fn into_row(self) -> Row {
+        let cells: Vec<(u16, &Value)> = self
+            .cells
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| Some((u16::try_from(i).ok()?, v.as_ref()?)))
+            .filter(|(_, v)| !v.is_null())
+            .collect();
+        Row::from_cells(self.object.clone(), &cells)
+    }
+}
+
+fn person_name<'a>(get: impl Fn(&str) -> Option<&'a Value>) -> Value {
     let parts: Vec<&str> = ["FirstName", "LastName"]
         .iter()
-        .filter_map(|k| r.get(*k).and_then(Value::as_str))
+        .filter_map(|k| get(k).and_then(Value::as_str))
         .filter(|s| !s.is_empty())
         .collect();
     if parts.is_empty() {
@@ -1230,7 +1304,7 @@ fn person_name(r: &Map<String, Value>) -> Value {
 
 /// The compound address of `prefix` (`Billing`): `null` when every component is null, else
 /// the object of all eight components in this key order.
-fn address(r: &Map<String, Value>, prefix: &str) -> Value {
+fn address<'a>(get: impl Fn(&str) -> Option<&'a Value>, prefix: &str) -> Value {
     const PARTS: [(&str, &str); 8] = [
         ("city", "City"),
         ("country", "Country"),
@@ -1243,13 +1317,13 @@ fn address(r: &Map<String, Value>, prefix: &str) -> Value {
     ];
     // One reused key buffer: this runs for every address of every written record.
     let mut key = String::with_capacity(prefix.len() + 16);
-    let mut get = |suffix: &str| {
+    let mut component = |suffix: &str| {
         key.clear();
         key.push_str(prefix);
         key.push_str(suffix);
-        r.get(key.as_str()).filter(|v| !v.is_null()).cloned()
+        get(key.as_str()).filter(|v| !v.is_null()).cloned()
     };
-    let values: [Option<Value>; 8] = PARTS.map(|(_, suffix)| get(suffix));
+    let values: [Option<Value>; 8] = PARTS.map(|(_, suffix)| component(suffix));
     if values.iter().all(Option::is_none) {
         return Value::Null;
     }
@@ -1376,6 +1450,11 @@ mod tests {
         assert_eq!(r["AccountId"], a.to_string());
         assert_eq!(r["Name"], "Jo S");
         assert_eq!(s.children("Contact", "AccountId", &a).unwrap(), vec![c]);
+        assert_eq!(
+            s.children("Contact", "OwnerId", &u).unwrap(),
+            vec![c],
+            "references without a child relationship are found by a scan"
+        );
         let e = s
             .insert(
                 "Contact",

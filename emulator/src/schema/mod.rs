@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -326,12 +327,18 @@ pub struct ObjectDef {
     /// Child relationships (filled in when the schema is built).
     pub child_relationships: Vec<ChildRelationship>,
     /// Lower-cased field name → index in `fields`.
-    field_index: HashMap<String, usize>,
+    field_index: FxHashMap<String, usize>,
     /// Canonical field name → index in `fields` (the allocation-free fast path of lookups;
     /// the index is the field's slot in stored rows, see [`crate::row`]).
-    exact_index: HashMap<String, usize>,
+    exact_index: FxHashMap<String, usize>,
     /// Lower-cased relationship name → index of its reference field.
-    relationship_index: HashMap<String, usize>,
+    relationship_index: FxHashMap<String, usize>,
+    /// Indexes of the fields with a default value on insert (picklist defaults, checkboxes).
+    defaulted: Vec<usize>,
+    /// Indexes of the fields the store derives ([`Derived`]).
+    derived: Vec<usize>,
+    /// Indexes of the unique fields.
+    unique: Vec<usize>,
 }
 
 impl ObjectDef {
@@ -351,9 +358,12 @@ impl ObjectDef {
             custom: name.ends_with("__c"),
             fields,
             child_relationships: Vec::new(),
-            field_index: HashMap::new(),
-            exact_index: HashMap::new(),
-            relationship_index: HashMap::new(),
+            field_index: FxHashMap::default(),
+            exact_index: FxHashMap::default(),
+            relationship_index: FxHashMap::default(),
+            defaulted: Vec::new(),
+            derived: Vec::new(),
+            unique: Vec::new(),
         };
         def.reindex();
         def
@@ -383,6 +393,29 @@ impl ObjectDef {
                     .map(|r| (r.to_ascii_lowercase(), i))
             })
             .collect();
+        let positions = |keep: fn(&FieldDef) -> bool| -> Vec<usize> {
+            (0..self.fields.len())
+                .filter(|&i| keep(&self.fields[i]))
+                .collect()
+        };
+        self.defaulted = positions(|f| f.default_value().is_some());
+        self.derived = positions(|f| f.derived.is_some());
+        self.unique = positions(|f| f.unique);
+    }
+
+    /// The fields with a default value on insert, in describe order.
+    pub fn defaulted_fields(&self) -> impl Iterator<Item = &FieldDef> {
+        self.defaulted.iter().filter_map(|&i| self.fields.get(i))
+    }
+
+    /// The fields the store derives from others, in describe order.
+    pub fn derived_fields(&self) -> impl Iterator<Item = &FieldDef> {
+        self.derived.iter().filter_map(|&i| self.fields.get(i))
+    }
+
+    /// The unique fields, in describe order.
+    pub fn unique_fields(&self) -> impl Iterator<Item = &FieldDef> {
+        self.unique.iter().filter_map(|&i| self.fields.get(i))
     }
 
     /// Adds or replaces a field.
