@@ -7,8 +7,9 @@
 //! One byte buffer: the cell count (`u16`), the cells' slots in ascending order (`u16`
 //! each), the end offset of each cell's bytes in the data area (`u32` each), each cell's kind
 //! (one byte), then the data area. Strings and numbers are stored as their text, booleans as
-//! the kind alone, objects and arrays (compound address fields) as JSON text. A 10-field
-//! record with its system fields takes about 500 bytes.
+//! the kind alone, objects and arrays (compound address fields) as JSON text; an object
+//! is stored without its null members, which readers of a compound address put back. A
+//! 10-field record with its system fields takes about 400 bytes.
 //!
 //! # Guarantees
 //!
@@ -21,7 +22,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::schema::ObjectDef;
+use crate::schema::{FieldType, ObjectDef};
 use crate::soql::Fields;
 
 /// What a cell holds.
@@ -140,6 +141,11 @@ impl Row {
                     data.extend_from_slice(num.to_string().as_bytes());
                     Kind::Number
                 }
+                Value::Object(m) => {
+                    // Null members are left out; readers put them back (see `value_at`).
+                    let _ = serde_json::to_writer(&mut data, &NonNullMembers(m));
+                    Kind::Json
+                }
                 other => {
                     data.extend_from_slice(other.to_string().as_bytes());
                     Kind::Json
@@ -245,7 +251,22 @@ impl Row {
 
     /// The value of field `name`; `None` when it is null or not a field.
     pub fn get(&self, name: &str) -> Option<Value> {
-        self.cell(name).map(Cell::to_value)
+        let slot = self.object.slot(name)?;
+        self.cell_by_slot(slot).map(|c| self.value_at(slot, c))
+    }
+
+    /// The REST JSON value of the cell of `slot`: a compound address gets back the null
+    /// members it was stored without, in Salesforce's key order.
+    fn value_at(&self, slot: usize, cell: Cell<'_>) -> Value {
+        let is_address = self
+            .object
+            .fields
+            .get(slot)
+            .is_some_and(|f| f.field_type == FieldType::Address);
+        match (cell.to_value(), is_address) {
+            (Value::Object(m), true) => Value::Object(with_address_members(m)),
+            (v, _) => v,
+        }
     }
 
     /// The text of field `name` when it holds a string.
@@ -271,21 +292,29 @@ impl Row {
 
     /// The stored fields only, as a JSON map (the draft a write starts from).
     pub fn to_sparse_map(&self) -> Map<String, Value> {
-        self.cells()
-            .map(|(k, c)| (k.to_string(), c.to_value()))
+        self.slot_cells()
+            .filter_map(|(slot, c)| {
+                let name = self.object.fields.get(slot)?.name.clone();
+                Some((name, self.value_at(slot, c)))
+            })
             .collect()
+    }
+
+    /// The stored cells in describe order with their slots.
+    fn slot_cells(&self) -> impl Iterator<Item = (usize, Cell<'_>)> + '_ {
+        (0..self.len()).filter_map(|i| Some((usize::from(self.slot_of(i)), self.cell_at(i)?)))
     }
 
     /// Every field of the object in describe order, null where unset: the record as the
     /// REST API and [`crate::store::Record`] readers see it.
     pub fn to_map(&self) -> Map<String, Value> {
         let mut out = Map::with_capacity(self.object.fields.len());
-        let mut stored = self.cells().peekable();
-        for f in &self.object.fields {
+        let mut stored = self.slot_cells().peekable();
+        for (slot, f) in self.object.fields.iter().enumerate() {
             let v = match stored.peek() {
-                Some((name, _)) if *name == f.name => {
-                    stored.next().map_or(Value::Null, |(_, c)| c.to_value())
-                }
+                Some((s, _)) if *s == slot => stored
+                    .next()
+                    .map_or(Value::Null, |(_, c)| self.value_at(slot, c)),
                 _ => Value::Null,
             };
             out.insert(f.name.clone(), v);
@@ -297,6 +326,38 @@ impl Row {
     pub fn heap_bytes(&self) -> usize {
         self.buf.len()
     }
+}
+
+/// Serializes an object without its null members.
+struct NonNullMembers<'a>(&'a Map<String, Value>);
+
+impl serde::Serialize for NonNullMembers<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().filter(|(_, v)| !v.is_null()))
+    }
+}
+
+/// The members of a compound address, in Salesforce's order, null where not stored; members
+/// of other names follow.
+const ADDRESS_MEMBERS: [&str; 8] = [
+    "city",
+    "country",
+    "geocodeAccuracy",
+    "latitude",
+    "longitude",
+    "postalCode",
+    "state",
+    "street",
+];
+
+/// `stored` with every address member (see [`ADDRESS_MEMBERS`]).
+fn with_address_members(mut stored: Map<String, Value>) -> Map<String, Value> {
+    let mut out = Map::with_capacity(ADDRESS_MEMBERS.len());
+    for name in ADDRESS_MEMBERS {
+        out.insert(name.to_string(), stored.remove(name).unwrap_or(Value::Null));
+    }
+    out.extend(stored);
+    out
 }
 
 impl Fields for Row {
@@ -339,7 +400,15 @@ mod tests {
         assert_eq!(row.get("Phone"), None);
         assert_eq!(
             row.get("BillingAddress"),
-            Some(json!({"city": "Paris", "street": null}))
+            Some(
+                json!({"city": "Paris", "country": null, "geocodeAccuracy": null,
+                        "latitude": null, "longitude": null, "postalCode": null,
+                        "state": null, "street": null})
+            )
+        );
+        assert!(
+            row.heap_bytes() < 70,
+            "address stored without its null members"
         );
         assert_eq!(row.get("NoSuchField"), None);
         assert_eq!(row.get_str("Name"), Some("Acme"));
