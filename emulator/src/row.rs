@@ -7,7 +7,8 @@
 //! One byte buffer: the cell count (`u16`), the cells' slots in ascending order (`u16`
 //! each), the end offset of each cell's bytes in the data area (`u32` each), each cell's kind
 //! (one byte), then the data area. Strings and numbers are stored as their text, booleans as
-//! the kind alone, objects and arrays (compound address fields) as JSON text; an object
+//! the kind alone, a string equal to an earlier cell's (8 bytes or more) as that cell's
+//! index, objects and arrays (compound address fields) as JSON text; an object
 //! is stored without its null members, which readers of a compound address put back. A
 //! 10-field record with its system fields takes about 400 bytes.
 //!
@@ -39,6 +40,9 @@ enum Kind {
     Number = 3,
     /// Any other JSON value (objects, arrays), as JSON text.
     Json = 4,
+    /// The same string as an earlier cell, whose index is the one data byte (a record's
+    /// three timestamps and three user ids are mostly equal).
+    Same = 5,
 }
 
 impl Kind {
@@ -48,10 +52,14 @@ impl Kind {
             2 => Kind::False,
             3 => Kind::Number,
             4 => Kind::Json,
+            5 => Kind::Same,
             _ => Kind::Text,
         }
     }
 }
+
+/// Shortest string a cell shares with an earlier equal one ([`Kind::Same`]).
+const MIN_SHARED: usize = 8;
 
 /// A borrowed view of one stored value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,11 +137,29 @@ impl Row {
         let mut data: Vec<u8> = Vec::new();
         let mut kinds = Vec::with_capacity(n);
         let mut ends = Vec::with_capacity(n);
-        for (_, v) in cells {
+        // Earlier text cells long enough to be worth sharing: (cell index, data range).
+        let mut texts: Vec<(u8, std::ops::Range<usize>)> = Vec::new();
+        for (i, (_, v)) in cells.iter().enumerate() {
             let kind = match v {
                 Value::String(s) => {
-                    data.extend_from_slice(s.as_bytes());
-                    Kind::Text
+                    let same = (s.len() >= MIN_SHARED)
+                        .then(|| {
+                            texts
+                                .iter()
+                                .find(|(_, r)| data.get(r.clone()) == Some(s.as_bytes()))
+                        })
+                        .flatten();
+                    if let Some((earlier, _)) = same {
+                        data.push(*earlier);
+                        Kind::Same
+                    } else {
+                        let start = data.len();
+                        data.extend_from_slice(s.as_bytes());
+                        if let (true, Ok(i)) = (s.len() >= MIN_SHARED, u8::try_from(i)) {
+                            texts.push((i, start..data.len()));
+                        }
+                        Kind::Text
+                    }
                 }
                 Value::Bool(true) => Kind::True,
                 Value::Bool(false) => Kind::False,
@@ -222,6 +248,13 @@ impl Row {
         let text = || std::str::from_utf8(bytes).ok();
         Some(match kind {
             Kind::Text => Cell::Text(text()?),
+            Kind::Same => {
+                let earlier = usize::from(*bytes.first()?);
+                match (earlier < i).then(|| self.cell_at(earlier)).flatten()? {
+                    Cell::Text(s) => Cell::Text(s),
+                    _ => return None,
+                }
+            }
             Kind::True => Cell::Bool(true),
             Kind::False => Cell::Bool(false),
             Kind::Number => Cell::Number(text()?),
@@ -377,6 +410,25 @@ mod tests {
             .object("Account")
             .cloned()
             .unwrap_or_else(|| Arc::new(ObjectDef::new("X", "X", "X", "a00", Vec::new())))
+    }
+
+    #[test]
+    fn equal_strings_are_stored_once() {
+        let ts = "2024-01-01T00:00:00.000+0000";
+        let user = "005000000000001AAA";
+        let m = json!({"Name": "Acme", "OwnerId": user, "CreatedDate": ts, "CreatedById": user,
+                       "LastModifiedDate": ts, "SystemModstamp": ts, "Site": "short", "Sic": "short"});
+        let row = Row::from_map(account(), m.as_object().unwrap_or(&Map::new()));
+        for (k, v) in m.as_object().into_iter().flatten() {
+            assert_eq!(row.get(k).as_ref(), Some(v), "{k}");
+        }
+        let data: usize = 4 + 18 + 28 + 5 + 5 + 3;
+        assert_eq!(
+            row.heap_bytes(),
+            2 + 8 * 7 + data,
+            "timestamps and ids kept once"
+        );
+        assert_eq!(Row::from_map(account(), &row.to_sparse_map()), row);
     }
 
     #[test]

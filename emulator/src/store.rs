@@ -44,6 +44,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
 use super::clock::Clock;
@@ -109,7 +110,25 @@ pub struct DeletedRecord {
 #[derive(Debug, Default)]
 struct FieldIndex {
     case_sensitive: bool,
-    map: HashMap<String, Vec<Id>>,
+    map: FxHashMap<String, Ids>,
+}
+
+/// The ids holding one value: almost always one, so that one is kept inline.
+#[derive(Debug)]
+enum Ids {
+    /// One record.
+    One(Id),
+    /// Several (a non-unique external id), in insertion order.
+    Many(Vec<Id>),
+}
+
+impl Ids {
+    fn as_slice(&self) -> &[Id] {
+        match self {
+            Ids::One(id) => std::slice::from_ref(id),
+            Ids::Many(ids) => ids,
+        }
+    }
 }
 
 /// The key of `v` in a value index (lower-cased unless `case_sensitive`); none for null.
@@ -128,28 +147,49 @@ impl FieldIndex {
     }
 
     fn add(&mut self, v: &Value, id: Id) {
-        if let Some(k) = self.key(v) {
-            self.map.entry(k).or_default().push(id);
+        let Some(k) = self.key(v) else { return };
+        match self.map.get_mut(&k) {
+            None => {
+                self.map.insert(k, Ids::One(id));
+            }
+            Some(Ids::One(first)) => {
+                let first = *first;
+                self.map.insert(k, Ids::Many(vec![first, id]));
+            }
+            Some(Ids::Many(ids)) => ids.push(id),
         }
     }
 
     fn remove(&mut self, v: &Value, id: Id) {
-        if let Some(k) = self.key(v) {
-            if let Some(ids) = self.map.get_mut(&k) {
+        let Some(k) = self.key(v) else { return };
+        let empty = match self.map.get_mut(&k) {
+            None => false,
+            Some(Ids::One(x)) => *x == id,
+            Some(Ids::Many(ids)) => {
                 ids.retain(|x| *x != id);
-                if ids.is_empty() {
-                    self.map.remove(&k);
+                if let [only] = ids.as_slice() {
+                    let only = *only;
+                    self.map.insert(k.clone(), Ids::One(only));
                 }
+                ids_empty(self.map.get(&k))
             }
+        };
+        if empty {
+            self.map.remove(&k);
         }
     }
 
     fn get(&self, v: &Value) -> &[Id] {
         self.key(v)
             .and_then(|k| self.map.get(&k))
-            .map(Vec::as_slice)
+            .map(Ids::as_slice)
             .unwrap_or_default()
     }
+}
+
+/// Whether an index entry holds no id.
+fn ids_empty(ids: Option<&Ids>) -> bool {
+    matches!(ids, Some(Ids::Many(v)) if v.is_empty())
 }
 
 /// The mutable part of one object's table.
@@ -184,7 +224,7 @@ impl Table {
                 f.name.clone(),
                 FieldIndex {
                     case_sensitive: f.case_sensitive,
-                    map: HashMap::new(),
+                    map: FxHashMap::default(),
                 },
             );
         }

@@ -89,8 +89,12 @@ pub fn call_options_client(header: &str) -> Option<&str> {
 
 /// A random key formatted like a UUID (`0001a2b3-...`).
 pub fn transaction_key() -> String {
+    uuid_text(&rand::random())
+}
+
+/// 16 bytes as UUID text (`0001a2b3-c4d5-...`, lower-case hex).
+pub fn uuid_text(b: &[u8; 16]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let b: [u8; 16] = rand::random();
     let mut key = String::with_capacity(36);
     for (i, x) in b.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {

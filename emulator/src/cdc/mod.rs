@@ -31,7 +31,7 @@ use self::schema::{EventSchema, SchemaBuildError};
 use crate::clock::Clock;
 use crate::faults::{FaultKind, Faults};
 use crate::schema::Schema;
-use crate::txn::{transaction_key, Change, ChangeKind, ChangeSink, TxnInfo};
+use crate::txn::{Change, ChangeKind, ChangeSink, TxnInfo};
 
 /// The topic of every object's change events.
 pub const ALL_CHANGE_EVENTS: &str = "/data/ChangeEvents";
@@ -85,6 +85,8 @@ pub struct Cdc {
     by_topic: HashMap<String, String>,
     /// Schema by schema id.
     by_id: HashMap<String, Arc<EventSchema>>,
+    /// Object name → (entity name, schema id), shared by every event of the object.
+    names: HashMap<String, (Arc<str>, Arc<str>)>,
     /// The event bus.
     pub log: EventLog,
     clock: Arc<Clock>,
@@ -108,16 +110,22 @@ impl Cdc {
         let mut by_object = HashMap::new();
         let mut by_topic = HashMap::new();
         let mut by_id = HashMap::new();
+        let mut names = HashMap::new();
         for o in schema.objects() {
             let s = Arc::new(EventSchema::build(o)?);
             by_topic.insert(format!("/data/{}", s.event_name), o.name.clone());
             by_id.insert(s.id.clone(), s.clone());
+            names.insert(
+                o.name.clone(),
+                (Arc::from(o.name.as_str()), Arc::from(s.id.as_str())),
+            );
             by_object.insert(o.name.clone(), s);
         }
         Ok(Cdc {
             by_object,
             by_topic,
             by_id,
+            names,
             log: EventLog::default(),
             clock,
             faults,
@@ -188,10 +196,10 @@ impl Cdc {
             let topic = format!("/data/{}", schema.event_name);
             self.faults.stream_fault(&topic, is_gap).is_some()
         };
+        let (entity, schema_id) = self.names.get(&change.object.name)?.clone();
         Some(NewEvent {
-            entity: change.object.name.clone(),
-            id: transaction_key(),
-            schema_id: schema.id.clone(),
+            entity,
+            schema_id,
             payload: Payload::deferred(Box::new(Deferred {
                 schema: schema.clone(),
                 commit: commit.clone(),
@@ -221,9 +229,8 @@ impl Cdc {
                     ..base.clone()
                 };
                 Some(NewEvent {
-                    entity: object.to_string(),
-                    id: transaction_key(),
-                    schema_id: schema.id.clone(),
+                    entity: object.into(),
+                    schema_id: schema.id.as_str().into(),
                     payload: encode_or_log(schema, &header, Body::Empty)?.into(),
                 })
             })
