@@ -723,6 +723,38 @@ impl Store {
             .collect()
     }
 
+    /// Inserts rows of `object` given as already normalized values by field slot, as
+    /// [`Store::insert_many`] would insert bodies that normalize to exactly these values.
+    /// The caller guarantees what [`validation::normalize`] and the lookups would check:
+    /// every value came through [`validation::normalize_value`] for its field, the fields
+    /// are createable and not references, and every required field holds a value. Only
+    /// uniqueness is checked here (the Bulk insert path, see `bulk::fast_insert`).
+    pub fn insert_slots(
+        &self,
+        object: &str,
+        rows: Vec<Vec<(usize, Value)>>,
+        writer: impl Into<Writer>,
+    ) -> Vec<Result<Id, Vec<FieldError>>> {
+        let w = writer.into();
+        let table = match self.table(object) {
+            Ok(t) => t,
+            Err(e) => return rows.iter().map(|_| Err(vec![e.clone()])).collect(),
+        };
+        let mut results: Vec<Option<Result<Id, Vec<FieldError>>>> = Vec::new();
+        results.resize_with(rows.len(), || None);
+        let mut pending: Vec<(usize, Id, Row)> = Vec::with_capacity(rows.len());
+        for (i, values) in rows.into_iter().enumerate() {
+            let id = self.ids.next(&table.object.key_prefix);
+            let row = self.new_record_slots(&table.object, id, values, w.user);
+            pending.push((i, id, row));
+        }
+        self.write_pending(table, &mut pending, &mut results, &w);
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(vec![FieldError::not_found()])))
+            .collect()
+    }
+
     /// Writes validated new records in order under one write lock (the tail of
     /// [`Store::insert`] for each).
     fn write_pending(
@@ -1094,16 +1126,32 @@ impl Store {
         values: Map<String, Value>,
         user: Id,
     ) -> Row {
-        let now = self.clock.now();
-        let mut r = Draft::new(object);
-        for f in object.defaulted_fields() {
-            if let Some(v) = f.default_value() {
-                r.set(&f.name, v);
-            }
-        }
+        let mut r = Draft::with_defaults(object);
         for (k, v) in values {
             r.set(&k, v);
         }
+        self.finish_record(r, id, user)
+    }
+
+    /// [`Store::new_record`] from values by field slot.
+    fn new_record_slots(
+        &self,
+        object: &Arc<ObjectDef>,
+        id: Id,
+        values: Vec<(usize, Value)>,
+        user: Id,
+    ) -> Row {
+        let mut r = Draft::with_defaults(object);
+        for (slot, v) in values {
+            r.set_slot(slot, v);
+        }
+        self.finish_record(r, id, user)
+    }
+
+    /// The system and derived fields of a new record's draft, and its row.
+    fn finish_record(&self, mut r: Draft<'_>, id: Id, user: Id) -> Row {
+        let object = r.object;
+        let now = self.clock.now();
         let ts = format_datetime(now);
         let user_id = user.to_string();
         r.set("Id", Value::String(id.to_string()));
@@ -1302,10 +1350,28 @@ impl<'o> Draft<'o> {
         }
     }
 
+    /// A draft holding the object's default values (picklist defaults, checkboxes).
+    fn with_defaults(object: &'o Arc<ObjectDef>) -> Draft<'o> {
+        let mut r = Draft::new(object);
+        for f in object.defaulted_fields() {
+            if let Some(v) = f.default_value() {
+                r.set(&f.name, v);
+            }
+        }
+        r
+    }
+
     /// Sets field `name` (ignored when `object` has no such field, as [`Row::from_map`]
     /// drops unknown keys).
     fn set(&mut self, name: &str, v: Value) {
-        if let Some(cell) = self.object.slot(name).and_then(|i| self.cells.get_mut(i)) {
+        if let Some(slot) = self.object.slot(name) {
+            self.set_slot(slot, v);
+        }
+    }
+
+    /// Sets the field of `slot` (ignored past the object's fields).
+    fn set_slot(&mut self, slot: usize, v: Value) {
+        if let Some(cell) = self.cells.get_mut(slot) {
             *cell = Some(v);
         }
     }
