@@ -2,12 +2,15 @@
 //! up to 200 records per call, answering 200 with one result per record in request order
 //! (per-record errors carry `statusCode`).
 //!
-//! `allOrNone: true` is implemented with an undo log: every record is attempted, and if any
-//! fails the successful writes are undone in reverse order (inserts hard-deleted, updates and
-//! deletes restored from the snapshot taken before the write) and every other record reports
-//! `ALL_OR_NONE_OPERATION_ROLLED_BACK`. Undone inserts and deletes still leave an entry in the
-//! store's delete log (getDeleted may report them), the one visible difference from a real
-//! transaction.
+//! `allOrNone: true` on update, upsert and delete is implemented with an undo log: every
+//! record is attempted, and if any fails the successful writes are undone in reverse order
+//! (inserts hard-deleted, updates and deletes restored from the snapshot taken before the
+//! write) and every other record reports `ALL_OR_NONE_OPERATION_ROLLED_BACK`. Undone deletes still leave an entry in the store's
+//! delete log (getDeleted may report them), the one visible difference from a real
+//! transaction. A create is not undone but never written: its records are validated first
+//! and written together under the tables' locks ([`Store::insert_together`]), so readers see
+//! all of a call's successful records at once, and an allOrNone create that fails writes
+//! nothing.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -190,7 +193,9 @@ async fn charge_records(state: &AppState, n: usize) {
     state.latency.wait(Delay::Records(n as u64)).await;
 }
 
-/// `POST /composite/sobjects`: create, mixed types allowed.
+/// `POST /composite/sobjects`: create, mixed types allowed. The call's successful records
+/// become visible together ([`Store::insert_together`]), as Salesforce commits the call at
+/// once; with `allOrNone` a failure writes nothing.
 async fn create(
     State(state): State<AppState>,
     Extension(auth): Extension<AuthContext>,
@@ -198,21 +203,29 @@ async fn create(
 ) -> Result<Json<Value>, ApiError> {
     let req = write_request(&body)?;
     charge_records(&state, req.records.len()).await;
-    let user = auth.writer();
+    // A record without a known type fails in the store as well (no such table), so an
+    // allOrNone call with one writes nothing; its error is the one `record_object` gives.
+    let typed: Vec<(&str, &Map<String, Value>)> = req
+        .records
+        .iter()
+        .map(|r| (type_of(r).unwrap_or_default(), r))
+        .collect();
     let savepoint = auth.txn.savepoint();
+    let together = state
+        .store
+        .insert_together(&typed, auth.writer(), req.all_or_none);
     let outcomes = req
         .records
         .iter()
-        .map(|r| match record_object(&state, r) {
-            Err(e) => Outcome::failed(None, e),
-            Ok(object) => match state.store.insert(&object, r, &user) {
-                Ok(id) => Outcome {
-                    id: Some(id),
-                    created: None,
-                    result: Ok(Some(Undo::Created(id))),
-                },
-                Err(e) => Outcome::failed(None, record_errors(&e)),
+        .zip(together.results)
+        .map(|(r, result)| match (record_object(&state, r), result) {
+            (Err(e), _) => Outcome::failed(None, e),
+            (Ok(_), Ok(id)) => Outcome {
+                id: Some(id),
+                created: None,
+                result: Ok(together.committed.then_some(Undo::Created(id))),
             },
+            (Ok(_), Err(e)) => Outcome::failed(None, record_errors(&e)),
         })
         .collect();
     Ok(Json(finish(

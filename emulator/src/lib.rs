@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! - [`ids`]: 15/18-char ids, key prefixes, checksum, generator.
-//! - [`schema`] + [`standard`]: object/field definitions (describe), built-ins, schema file.
+//! - [`schema`]: object/field definitions (describe), the built-in objects (embedded schema
+//!   files in `emulator/schema/`), user schema files.
 //! - [`validation`]: value normalization and Salesforce's field errors.
 //! - [`store`]: the record store (see its docs for the record contract); [`row`]: the
 //!   sparse stored form of one record.
@@ -48,7 +49,6 @@ pub mod server;
 pub mod snapshot;
 pub mod soap;
 pub mod soql;
-pub mod standard;
 pub mod state;
 pub mod store;
 pub mod validation;

@@ -4,11 +4,14 @@
 //!
 //! # Layout
 //!
-//! One byte buffer: the cell count (`u16`), the cells' slots in ascending order (`u16`
-//! each), the end offset of each cell's bytes in the data area (`u32` each), each cell's kind
-//! (one byte), then the data area. Strings and numbers are stored as their text, booleans as
-//! the kind alone, objects and arrays (compound address fields) as JSON text. A 10-field
-//! record with its system fields takes about 500 bytes.
+//! One byte buffer: the cell count (`u16`; its top bit set when the data area is over 64 KiB),
+//! the cells' slots in ascending order (`u16` each), the end offset of each cell's bytes in
+//! the data area (`u16` each, `u32` with that bit), each cell's kind (one byte), then the data
+//! area. Strings and numbers are stored as their text, booleans as
+//! the kind alone, a string equal to an earlier cell's (8 bytes or more) as that cell's
+//! index, objects and arrays (compound address fields) as JSON text; an object
+//! is stored without its null members, which readers of a compound address put back. A
+//! 10-field record with its system fields takes about 300 bytes.
 //!
 //! # Guarantees
 //!
@@ -21,7 +24,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::schema::ObjectDef;
+use crate::schema::{FieldType, ObjectDef};
 use crate::soql::Fields;
 
 /// What a cell holds.
@@ -38,6 +41,9 @@ enum Kind {
     Number = 3,
     /// Any other JSON value (objects, arrays), as JSON text.
     Json = 4,
+    /// The same string as an earlier cell, whose index is the one data byte (a record's
+    /// three timestamps and three user ids are mostly equal).
+    Same = 5,
 }
 
 impl Kind {
@@ -47,10 +53,17 @@ impl Kind {
             2 => Kind::False,
             3 => Kind::Number,
             4 => Kind::Json,
+            5 => Kind::Same,
             _ => Kind::Text,
         }
     }
 }
+
+/// The header bit saying end offsets are `u32` (data over 64 KiB) rather than `u16`.
+const WIDE: u16 = 0x8000;
+
+/// Shortest string a cell shares with an earlier equal one ([`Kind::Same`]).
+const MIN_SHARED: usize = 8;
 
 /// A borrowed view of one stored value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,24 +129,52 @@ impl Row {
         Row::encode(object, &cells)
     }
 
+    /// A row of `object` from sorted, distinct `(slot, value)` pairs of non-null values.
+    pub fn from_cells(object: Arc<ObjectDef>, cells: &[(u16, &Value)]) -> Row {
+        Row::encode(object, cells)
+    }
+
     /// Encodes sorted, distinct `(slot, value)` pairs.
     fn encode(object: Arc<ObjectDef>, cells: &[(u16, &Value)]) -> Row {
-        let n = cells.len().min(usize::from(u16::MAX));
+        let n = cells.len().min(usize::from(!WIDE));
         let cells = &cells[..n];
         let mut data: Vec<u8> = Vec::new();
         let mut kinds = Vec::with_capacity(n);
         let mut ends = Vec::with_capacity(n);
-        for (_, v) in cells {
+        // Earlier text cells long enough to be worth sharing: (cell index, data range).
+        let mut texts: Vec<(u8, std::ops::Range<usize>)> = Vec::new();
+        for (i, (_, v)) in cells.iter().enumerate() {
             let kind = match v {
                 Value::String(s) => {
-                    data.extend_from_slice(s.as_bytes());
-                    Kind::Text
+                    let same = (s.len() >= MIN_SHARED)
+                        .then(|| {
+                            texts
+                                .iter()
+                                .find(|(_, r)| data.get(r.clone()) == Some(s.as_bytes()))
+                        })
+                        .flatten();
+                    if let Some((earlier, _)) = same {
+                        data.push(*earlier);
+                        Kind::Same
+                    } else {
+                        let start = data.len();
+                        data.extend_from_slice(s.as_bytes());
+                        if let (true, Ok(i)) = (s.len() >= MIN_SHARED, u8::try_from(i)) {
+                            texts.push((i, start..data.len()));
+                        }
+                        Kind::Text
+                    }
                 }
                 Value::Bool(true) => Kind::True,
                 Value::Bool(false) => Kind::False,
                 Value::Number(num) => {
                     data.extend_from_slice(num.to_string().as_bytes());
                     Kind::Number
+                }
+                Value::Object(m) => {
+                    // Null members are left out; readers put them back (see `value_at`).
+                    let _ = serde_json::to_writer(&mut data, &NonNullMembers(m));
+                    Kind::Json
                 }
                 other => {
                     data.extend_from_slice(other.to_string().as_bytes());
@@ -143,13 +184,18 @@ impl Row {
             kinds.push(kind as u8);
             ends.push(u32::try_from(data.len()).unwrap_or(u32::MAX));
         }
+        let wide = data.len() > usize::from(u16::MAX);
         let mut buf = Vec::with_capacity(2 + n * 7 + data.len());
-        buf.extend_from_slice(&(n as u16).to_le_bytes());
+        let header = n as u16 | if wide { WIDE } else { 0 };
+        buf.extend_from_slice(&header.to_le_bytes());
         for (slot, _) in cells {
             buf.extend_from_slice(&slot.to_le_bytes());
         }
         for end in ends {
-            buf.extend_from_slice(&end.to_le_bytes());
+            match u16::try_from(end) {
+                Ok(narrow) if !wide => buf.extend_from_slice(&narrow.to_le_bytes()),
+                _ => buf.extend_from_slice(&end.to_le_bytes()),
+            }
         }
         buf.extend_from_slice(&kinds);
         buf.extend_from_slice(&data);
@@ -166,7 +212,24 @@ impl Row {
 
     /// Number of stored (non-null) fields.
     pub fn len(&self) -> usize {
-        usize::from(self.u16_at(0))
+        usize::from(self.u16_at(0) & !WIDE)
+    }
+
+    /// Bytes per end offset: 2, or 4 when the header's [`WIDE`] bit is set.
+    fn end_width(&self) -> usize {
+        if self.u16_at(0) & WIDE != 0 {
+            4
+        } else {
+            2
+        }
+    }
+
+    /// End offset `i` in the data area.
+    fn end_at(&self, ends: usize, i: usize) -> usize {
+        match self.end_width() {
+            4 => self.u32_at(ends + 4 * i) as usize,
+            _ => usize::from(self.u16_at(ends + 2 * i)),
+        }
     }
 
     /// Whether no field holds a value.
@@ -199,18 +262,25 @@ impl Row {
     fn cell_at(&self, i: usize) -> Option<Cell<'_>> {
         let n = self.len();
         let ends = 2 + 2 * n;
-        let kinds = ends + 4 * n;
+        let kinds = ends + self.end_width() * n;
         let data = kinds + n;
-        let end = self.u32_at(ends + 4 * i) as usize;
+        let end = self.end_at(ends, i);
         let start = match i {
             0 => 0,
-            _ => self.u32_at(ends + 4 * (i - 1)) as usize,
+            _ => self.end_at(ends, i - 1),
         };
         let kind = Kind::from_byte(*self.buf.get(kinds + i)?);
         let bytes = self.buf.get(data + start..data + end)?;
         let text = || std::str::from_utf8(bytes).ok();
         Some(match kind {
             Kind::Text => Cell::Text(text()?),
+            Kind::Same => {
+                let earlier = usize::from(*bytes.first()?);
+                match (earlier < i).then(|| self.cell_at(earlier)).flatten()? {
+                    Cell::Text(s) => Cell::Text(s),
+                    _ => return None,
+                }
+            }
             Kind::True => Cell::Bool(true),
             Kind::False => Cell::Bool(false),
             Kind::Number => Cell::Number(text()?),
@@ -240,7 +310,22 @@ impl Row {
 
     /// The value of field `name`; `None` when it is null or not a field.
     pub fn get(&self, name: &str) -> Option<Value> {
-        self.cell(name).map(Cell::to_value)
+        let slot = self.object.slot(name)?;
+        self.cell_by_slot(slot).map(|c| self.value_at(slot, c))
+    }
+
+    /// The REST JSON value of the cell of `slot`: a compound address gets back the null
+    /// members it was stored without, in Salesforce's key order.
+    fn value_at(&self, slot: usize, cell: Cell<'_>) -> Value {
+        let is_address = self
+            .object
+            .fields
+            .get(slot)
+            .is_some_and(|f| f.field_type == FieldType::Address);
+        match (cell.to_value(), is_address) {
+            (Value::Object(m), true) => Value::Object(with_address_members(m)),
+            (v, _) => v,
+        }
     }
 
     /// The text of field `name` when it holds a string.
@@ -266,21 +351,29 @@ impl Row {
 
     /// The stored fields only, as a JSON map (the draft a write starts from).
     pub fn to_sparse_map(&self) -> Map<String, Value> {
-        self.cells()
-            .map(|(k, c)| (k.to_string(), c.to_value()))
+        self.slot_cells()
+            .filter_map(|(slot, c)| {
+                let name = self.object.fields.get(slot)?.name.clone();
+                Some((name, self.value_at(slot, c)))
+            })
             .collect()
+    }
+
+    /// The stored cells in describe order with their slots.
+    fn slot_cells(&self) -> impl Iterator<Item = (usize, Cell<'_>)> + '_ {
+        (0..self.len()).filter_map(|i| Some((usize::from(self.slot_of(i)), self.cell_at(i)?)))
     }
 
     /// Every field of the object in describe order, null where unset: the record as the
     /// REST API and [`crate::store::Record`] readers see it.
     pub fn to_map(&self) -> Map<String, Value> {
         let mut out = Map::with_capacity(self.object.fields.len());
-        let mut stored = self.cells().peekable();
-        for f in &self.object.fields {
+        let mut stored = self.slot_cells().peekable();
+        for (slot, f) in self.object.fields.iter().enumerate() {
             let v = match stored.peek() {
-                Some((name, _)) if *name == f.name => {
-                    stored.next().map_or(Value::Null, |(_, c)| c.to_value())
-                }
+                Some((s, _)) if *s == slot => stored
+                    .next()
+                    .map_or(Value::Null, |(_, c)| self.value_at(slot, c)),
                 _ => Value::Null,
             };
             out.insert(f.name.clone(), v);
@@ -292,6 +385,38 @@ impl Row {
     pub fn heap_bytes(&self) -> usize {
         self.buf.len()
     }
+}
+
+/// Serializes an object without its null members.
+struct NonNullMembers<'a>(&'a Map<String, Value>);
+
+impl serde::Serialize for NonNullMembers<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().filter(|(_, v)| !v.is_null()))
+    }
+}
+
+/// The members of a compound address, in Salesforce's order, null where not stored; members
+/// of other names follow.
+const ADDRESS_MEMBERS: [&str; 8] = [
+    "city",
+    "country",
+    "geocodeAccuracy",
+    "latitude",
+    "longitude",
+    "postalCode",
+    "state",
+    "street",
+];
+
+/// `stored` with every address member (see [`ADDRESS_MEMBERS`]).
+fn with_address_members(mut stored: Map<String, Value>) -> Map<String, Value> {
+    let mut out = Map::with_capacity(ADDRESS_MEMBERS.len());
+    for name in ADDRESS_MEMBERS {
+        out.insert(name.to_string(), stored.remove(name).unwrap_or(Value::Null));
+    }
+    out.extend(stored);
+    out
 }
 
 impl Fields for Row {
@@ -311,6 +436,36 @@ mod tests {
             .object("Account")
             .cloned()
             .unwrap_or_else(|| Arc::new(ObjectDef::new("X", "X", "X", "a00", Vec::new())))
+    }
+
+    #[test]
+    fn rows_over_64_kib_use_wide_offsets() {
+        let long = "x".repeat(70_000);
+        let m = json!({"Name": "Acme", "Description": long, "Site": "after"});
+        let row = Row::from_map(account(), m.as_object().unwrap_or(&Map::new()));
+        assert_eq!(row.get("Description"), Some(json!(long)));
+        assert_eq!(row.get("Site"), Some(json!("after")));
+        assert_eq!(row.get("Name"), Some(json!("Acme")));
+        assert_eq!(row.len(), 3);
+    }
+
+    #[test]
+    fn equal_strings_are_stored_once() {
+        let ts = "2024-01-01T00:00:00.000+0000";
+        let user = "005000000000001AAA";
+        let m = json!({"Name": "Acme", "OwnerId": user, "CreatedDate": ts, "CreatedById": user,
+                       "LastModifiedDate": ts, "SystemModstamp": ts, "Site": "short", "Sic": "short"});
+        let row = Row::from_map(account(), m.as_object().unwrap_or(&Map::new()));
+        for (k, v) in m.as_object().into_iter().flatten() {
+            assert_eq!(row.get(k).as_ref(), Some(v), "{k}");
+        }
+        let data: usize = 4 + 18 + 28 + 5 + 5 + 3;
+        assert_eq!(
+            row.heap_bytes(),
+            2 + 8 * 5 + data,
+            "timestamps and ids kept once"
+        );
+        assert_eq!(Row::from_map(account(), &row.to_sparse_map()), row);
     }
 
     #[test]
@@ -334,7 +489,15 @@ mod tests {
         assert_eq!(row.get("Phone"), None);
         assert_eq!(
             row.get("BillingAddress"),
-            Some(json!({"city": "Paris", "street": null}))
+            Some(
+                json!({"city": "Paris", "country": null, "geocodeAccuracy": null,
+                        "latitude": null, "longitude": null, "postalCode": null,
+                        "state": null, "street": null})
+            )
+        );
+        assert!(
+            row.heap_bytes() < 70,
+            "address stored without its null members"
         );
         assert_eq!(row.get("NoSuchField"), None);
         assert_eq!(row.get_str("Name"), Some("Acme"));

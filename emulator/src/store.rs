@@ -20,7 +20,8 @@
 //! writes to one object are serialized, writes to different objects are independent. Id
 //! lookups are `O(log n)` (a `BTreeMap` ordered by id, which is creation order), external-id
 //! and unique lookups are hash lookups, lookups by parent use an ordered `(parent, child)`
-//! index, and getUpdated/getDeleted use ordered timestamp indexes. [`Store::scan`] copies
+//! index (child relationships only), and getUpdated/getDeleted use ordered timestamp
+//! indexes. [`Store::scan`] copies
 //! `Arc`s out in chunks and calls back without holding a lock, so a callback may read the
 //! store (even the same object) freely.
 //!
@@ -43,6 +44,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
 use super::clock::Clock;
@@ -54,6 +56,11 @@ use super::txn::{Change, ChangeKind, ChangeSink, TxnInfo, Writer};
 use super::validation::{
     self, format_datetime, normalize, Normalized, ParentRef, RefState, WriteKind,
 };
+
+mod together;
+
+use together::PendingRow;
+pub use together::Together;
 
 /// A record as the convenience readers return it (every field); see the module docs.
 pub type Record = Map<String, Value>;
@@ -103,46 +110,86 @@ pub struct DeletedRecord {
 #[derive(Debug, Default)]
 struct FieldIndex {
     case_sensitive: bool,
-    map: HashMap<String, Vec<Id>>,
+    map: FxHashMap<String, Ids>,
+}
+
+/// The ids holding one value: almost always one, so that one is kept inline.
+#[derive(Debug)]
+enum Ids {
+    /// One record.
+    One(Id),
+    /// Several (a non-unique external id), in insertion order.
+    Many(Vec<Id>),
+}
+
+impl Ids {
+    fn as_slice(&self) -> &[Id] {
+        match self {
+            Ids::One(id) => std::slice::from_ref(id),
+            Ids::Many(ids) => ids,
+        }
+    }
+}
+
+/// The key of `v` in a value index (lower-cased unless `case_sensitive`); none for null.
+fn index_key(case_sensitive: bool, v: &Value) -> Option<String> {
+    let s = match v {
+        Value::Null => return None,
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    Some(if case_sensitive { s } else { s.to_lowercase() })
 }
 
 impl FieldIndex {
     fn key(&self, v: &Value) -> Option<String> {
-        let s = match v {
-            Value::Null => return None,
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        Some(if self.case_sensitive {
-            s
-        } else {
-            s.to_lowercase()
-        })
+        index_key(self.case_sensitive, v)
     }
 
     fn add(&mut self, v: &Value, id: Id) {
-        if let Some(k) = self.key(v) {
-            self.map.entry(k).or_default().push(id);
+        let Some(k) = self.key(v) else { return };
+        match self.map.get_mut(&k) {
+            None => {
+                self.map.insert(k, Ids::One(id));
+            }
+            Some(Ids::One(first)) => {
+                let first = *first;
+                self.map.insert(k, Ids::Many(vec![first, id]));
+            }
+            Some(Ids::Many(ids)) => ids.push(id),
         }
     }
 
     fn remove(&mut self, v: &Value, id: Id) {
-        if let Some(k) = self.key(v) {
-            if let Some(ids) = self.map.get_mut(&k) {
+        let Some(k) = self.key(v) else { return };
+        let empty = match self.map.get_mut(&k) {
+            None => false,
+            Some(Ids::One(x)) => *x == id,
+            Some(Ids::Many(ids)) => {
                 ids.retain(|x| *x != id);
-                if ids.is_empty() {
-                    self.map.remove(&k);
+                if let [only] = ids.as_slice() {
+                    let only = *only;
+                    self.map.insert(k.clone(), Ids::One(only));
                 }
+                ids_empty(self.map.get(&k))
             }
+        };
+        if empty {
+            self.map.remove(&k);
         }
     }
 
     fn get(&self, v: &Value) -> &[Id] {
         self.key(v)
             .and_then(|k| self.map.get(&k))
-            .map(Vec::as_slice)
+            .map(Ids::as_slice)
             .unwrap_or_default()
     }
+}
+
+/// Whether an index entry holds no id.
+fn ids_empty(ids: Option<&Ids>) -> bool {
+    matches!(ids, Some(Ids::Many(v)) if v.is_empty())
 }
 
 /// The mutable part of one object's table.
@@ -154,7 +201,7 @@ struct TableData {
     deleted: usize,
     /// Field name → value index, for external-id and unique fields (live rows only).
     indexes: HashMap<String, FieldIndex>,
-    /// Reference field name → (parent id, child id), live rows only.
+    /// Child-relationship reference field name → (parent id, child id), live rows only.
     refs: HashMap<String, BTreeSet<(Id, Id)>>,
     /// (SystemModstamp ms, id) of live rows.
     modstamps: BTreeSet<(i64, Id)>,
@@ -177,14 +224,17 @@ impl Table {
                 f.name.clone(),
                 FieldIndex {
                     case_sensitive: f.case_sensitive,
-                    map: HashMap::new(),
+                    map: FxHashMap::default(),
                 },
             );
         }
+        // Only references that make a child relationship are indexed: OwnerId, CreatedById
+        // and LastModifiedById point every record at a handful of users, and indexing them
+        // would cost three index entries per record for lookups nobody makes.
         for f in object
             .fields
             .iter()
-            .filter(|f| f.field_type == FieldType::Reference)
+            .filter(|f| f.field_type == FieldType::Reference && f.child_relationship_name.is_some())
         {
             data.refs.insert(f.name.clone(), BTreeSet::new());
         }
@@ -232,7 +282,7 @@ impl TableData {
 
     /// DUPLICATE_VALUE if a unique field of `r` collides with another live record.
     fn check_unique(&self, object: &ObjectDef, id: Id, r: &Row) -> Result<(), FieldError> {
-        for f in object.fields.iter().filter(|f| f.unique) {
+        for f in object.unique_fields() {
             let (Some(idx), Some(v)) = (self.indexes.get(&f.name), r.get(&f.name)) else {
                 continue;
             };
@@ -453,7 +503,8 @@ impl Store {
     }
 
     /// Live children of `parent` through `object.field` (e.g. Contacts of an Account via
-    /// `Contact.AccountId`), in id order.
+    /// `Contact.AccountId`), in id order: from the index for child relationships, by a scan
+    /// for other references (`OwnerId`).
     pub fn children(&self, object: &str, field: &str, parent: &Id) -> Result<Vec<Id>, FieldError> {
         let table = self.table(object)?;
         let data = table.data.read();
@@ -463,7 +514,16 @@ impl Store {
             .map(|f| f.name.as_str())
             .unwrap_or(field);
         let Some(set) = data.refs.get(canonical) else {
-            return Err(validation::unknown_field(&table.object, field));
+            if table.object.field(field).is_none() {
+                return Err(validation::unknown_field(&table.object, field));
+            }
+            let parent = parent.to_string();
+            return Ok(data
+                .rows
+                .iter()
+                .filter(|(_, r)| !r.is_deleted() && r.get_str(canonical) == Some(parent.as_str()))
+                .map(|(id, _)| *id)
+                .collect());
         };
         let lo = (*parent, Id::MIN);
         Ok(set
@@ -655,6 +715,38 @@ impl Store {
             };
             let id = self.ids.next(&table.object.key_prefix);
             pending.push((i, id, self.new_record(&table.object, id, values, user)));
+        }
+        self.write_pending(table, &mut pending, &mut results, &w);
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(vec![FieldError::not_found()])))
+            .collect()
+    }
+
+    /// Inserts rows of `object` given as already normalized values by field slot, as
+    /// [`Store::insert_many`] would insert bodies that normalize to exactly these values.
+    /// The caller guarantees what [`validation::normalize`] and the lookups would check:
+    /// every value came through [`validation::normalize_value`] for its field, the fields
+    /// are createable and not references, and every required field holds a value. Only
+    /// uniqueness is checked here (the Bulk insert path, see `bulk::fast_insert`).
+    pub fn insert_slots(
+        &self,
+        object: &str,
+        rows: Vec<Vec<(usize, Value)>>,
+        writer: impl Into<Writer>,
+    ) -> Vec<Result<Id, Vec<FieldError>>> {
+        let w = writer.into();
+        let table = match self.table(object) {
+            Ok(t) => t,
+            Err(e) => return rows.iter().map(|_| Err(vec![e.clone()])).collect(),
+        };
+        let mut results: Vec<Option<Result<Id, Vec<FieldError>>>> = Vec::new();
+        results.resize_with(rows.len(), || None);
+        let mut pending: Vec<(usize, Id, Row)> = Vec::with_capacity(rows.len());
+        for (i, values) in rows.into_iter().enumerate() {
+            let id = self.ids.next(&table.object.key_prefix);
+            let row = self.new_record_slots(&table.object, id, values, w.user);
+            pending.push((i, id, row));
         }
         self.write_pending(table, &mut pending, &mut results, &w);
         results
@@ -956,9 +1048,19 @@ impl Store {
         object: &ObjectDef,
         body: Normalized,
     ) -> Result<Map<String, Value>, Vec<FieldError>> {
+        self.resolve_in(object, body, &[])
+    }
+
+    /// [`Store::resolve`] against the store and the not yet visible rows of `pending`.
+    fn resolve_in(
+        &self,
+        object: &ObjectDef,
+        body: Normalized,
+        pending: &[PendingRow<'_>],
+    ) -> Result<Map<String, Value>, Vec<FieldError>> {
         let mut values = body.values;
         for p in &body.parent_refs {
-            let id = self.resolve_parent(p).map_err(|e| vec![e])?;
+            let id = self.resolve_parent(p, pending).map_err(|e| vec![e])?;
             values.insert(p.field.clone(), Value::String(id.to_string()));
         }
         for (name, v) in &values {
@@ -968,15 +1070,21 @@ impl Store {
             if f.field_type != FieldType::Reference {
                 continue;
             }
-            self.check_lookup(f, s).map_err(|e| vec![e])?;
+            self.check_lookup(f, s, pending).map_err(|e| vec![e])?;
         }
         Ok(values)
     }
 
-    /// Checks one lookup value (an 18-char id string) against the store.
-    fn check_lookup(&self, f: &FieldDef, value: &str) -> Result<(), FieldError> {
+    /// Checks one lookup value (an 18-char id string) against the store and `pending`.
+    fn check_lookup(
+        &self,
+        f: &FieldDef,
+        value: &str,
+        pending: &[PendingRow<'_>],
+    ) -> Result<(), FieldError> {
         let id = Id::parse(value).map_err(|_| validation::malformed_id(f, value))?;
         let state = match self.row(&id) {
+            None if pending.iter().any(|p| p.id == id) => RefState::Live,
             None => RefState::Missing,
             Some(r) if r.is_deleted() => RefState::Deleted,
             Some(_) => RefState::Live,
@@ -984,9 +1092,10 @@ impl Store {
         validation::check_reference(f, self.object_of(&id), value, state)
     }
 
-    /// The id of the parent a [`ParentRef`] names.
-    fn resolve_parent(&self, p: &ParentRef) -> Result<Id, FieldError> {
-        let ids = self.find_by_external_id(&p.object, &p.ext_field, &p.value)?;
+    /// The id of the parent a [`ParentRef`] names, in the store or among `pending`.
+    fn resolve_parent(&self, p: &ParentRef, pending: &[PendingRow<'_>]) -> Result<Id, FieldError> {
+        let mut ids = self.find_by_external_id(&p.object, &p.ext_field, &p.value)?;
+        ids.extend(pending_matches(p, pending));
         match ids.as_slice() {
             [id] => Ok(*id),
             [] => Err(FieldError::with_fields(
@@ -1008,7 +1117,8 @@ impl Store {
         }
     }
 
-    /// A new record: defaults, the given values, system and derived fields.
+    /// A new record: defaults, the given values, system and derived fields. Built by slot
+    /// ([`Draft`]), not through a map keyed by field names: this runs for every inserted row.
     fn new_record(
         &self,
         object: &Arc<ObjectDef>,
@@ -1016,32 +1126,58 @@ impl Store {
         values: Map<String, Value>,
         user: Id,
     ) -> Row {
-        let now = self.clock.now();
-        let mut r = Map::with_capacity(values.len() + 12);
-        for f in &object.fields {
-            if let Some(v) = f.default_value() {
-                r.insert(f.name.clone(), v);
-            }
-        }
+        let mut r = Draft::with_defaults(object);
         for (k, v) in values {
-            r.insert(k, v);
+            r.set(&k, v);
         }
-        let ts = Value::String(format_datetime(now));
-        r.insert("Id".into(), Value::String(id.to_string()));
-        r.insert("IsDeleted".into(), Value::Bool(false));
+        self.finish_record(r, id, user)
+    }
+
+    /// [`Store::new_record`] from values by field slot.
+    fn new_record_slots(
+        &self,
+        object: &Arc<ObjectDef>,
+        id: Id,
+        values: Vec<(usize, Value)>,
+        user: Id,
+    ) -> Row {
+        let mut r = Draft::with_defaults(object);
+        for (slot, v) in values {
+            r.set_slot(slot, v);
+        }
+        self.finish_record(r, id, user)
+    }
+
+    /// The system and derived fields of a new record's draft, and its row.
+    fn finish_record(&self, mut r: Draft<'_>, id: Id, user: Id) -> Row {
+        let object = r.object;
+        let now = self.clock.now();
+        let ts = format_datetime(now);
+        let user_id = user.to_string();
+        r.set("Id", Value::String(id.to_string()));
+        r.set("IsDeleted", Value::Bool(false));
         if has(object, "CreatedDate") {
-            r.insert("CreatedDate".into(), ts);
-            r.insert("CreatedById".into(), Value::String(user.to_string()));
+            r.set("CreatedDate", Value::String(ts.clone()));
+            r.set("CreatedById", Value::String(user_id.clone()));
         }
-        if has(object, "OwnerId") && r.get("OwnerId").is_none_or(Value::is_null) {
-            r.insert("OwnerId".into(), Value::String(user.to_string()));
+        if has(object, "OwnerId") && r.get("OwnerId").is_none() {
+            r.set("OwnerId", Value::String(user_id.clone()));
         }
-        if object.custom && has(object, "Name") && r.get("Name").is_none_or(Value::is_null) {
-            r.insert("Name".into(), Value::String(id.to_string()));
+        if object.custom && has(object, "Name") && r.get("Name").is_none() {
+            r.set("Name", Value::String(id.to_string()));
         }
-        stamp(object, &mut r, now, user);
-        derive(object, &mut r);
-        Row::from_map(object.clone(), &r)
+        if has(object, "LastModifiedDate") {
+            r.set("LastModifiedDate", Value::String(ts.clone()));
+            r.set("LastModifiedById", Value::String(user_id));
+        }
+        if has(object, "SystemModstamp") {
+            r.set("SystemModstamp", Value::String(ts));
+        }
+        for f in object.derived_fields() {
+            let v = derived_value(f, |k| r.get(k));
+            r.set(&f.name, v);
+        }
+        r.into_row()
     }
 
     /// Merges `values` into the live record under the write lock.
@@ -1121,6 +1257,23 @@ fn reads_own_table(object: &ObjectDef, body: &Normalized) -> bool {
         })
 }
 
+/// The pending rows a [`ParentRef`] names (same object, same external-id value).
+fn pending_matches<'a>(
+    p: &'a ParentRef,
+    pending: &'a [PendingRow<'_>],
+) -> impl Iterator<Item = Id> + 'a {
+    pending.iter().filter_map(move |r| {
+        let object = &r.table.object;
+        if !object.name.eq_ignore_ascii_case(&p.object) {
+            return None;
+        }
+        let f = object.field(&p.ext_field)?;
+        let wanted = index_key(f.case_sensitive, &Value::String(p.value.clone()))?;
+        let have = index_key(f.case_sensitive, &r.row.get(&f.name)?)?;
+        (have == wanted).then_some(r.id)
+    })
+}
+
 /// FieldError for an upsert/lookup on a field that is not an external id.
 fn not_external_id(field: &str) -> FieldError {
     FieldError::with_fields(
@@ -1165,20 +1318,87 @@ fn set(r: &mut Map<String, Value>, key: &str, v: Value) {
 
 /// Recomputes derived fields (person Name, compound addresses) on a draft.
 fn derive(object: &ObjectDef, r: &mut Map<String, Value>) {
-    for f in &object.fields {
-        let v = match &f.derived {
-            Some(Derived::PersonName) => person_name(r),
-            Some(Derived::Address { prefix }) => address(r, prefix),
-            None => continue,
-        };
+    for f in object.derived_fields() {
+        let v = derived_value(f, |k| r.get(k));
         set(r, &f.name, v);
     }
 }
 
-fn person_name(r: &Map<String, Value>) -> Value {
+/// The value of derived field `f` from the other fields (`get` reads one by name).
+fn derived_value<'a>(f: &FieldDef, get: impl Fn(&str) -> Option<&'a Value>) -> Value {
+    match &f.derived {
+        Some(Derived::PersonName) => person_name(get),
+        Some(Derived::Address { prefix }) => address(get, prefix),
+        None => Value::Null,
+    }
+}
+
+/// A new record being built, one cell per field slot (the insert path's draft).
+struct Draft<'o> {
+    /// The record's object.
+    object: &'o Arc<ObjectDef>,
+    /// Slot `i` holds field `i`'s value, if set.
+    cells: Vec<Option<Value>>,
+}
+
+impl<'o> Draft<'o> {
+    /// An empty draft of `object`.
+    fn new(object: &'o Arc<ObjectDef>) -> Draft<'o> {
+        Draft {
+            object,
+            cells: vec![None; object.fields.len()],
+        }
+    }
+
+    /// A draft holding the object's default values (picklist defaults, checkboxes).
+    fn with_defaults(object: &'o Arc<ObjectDef>) -> Draft<'o> {
+        let mut r = Draft::new(object);
+        for f in object.defaulted_fields() {
+            if let Some(v) = f.default_value() {
+                r.set(&f.name, v);
+            }
+        }
+        r
+    }
+
+    /// Sets field `name` (ignored when `object` has no such field, as [`Row::from_map`]
+    /// drops unknown keys).
+    fn set(&mut self, name: &str, v: Value) {
+        if let Some(slot) = self.object.slot(name) {
+            self.set_slot(slot, v);
+        }
+    }
+
+    /// Sets the field of `slot` (ignored past the object's fields).
+    fn set_slot(&mut self, slot: usize, v: Value) {
+        if let Some(cell) = self.cells.get_mut(slot) {
+            *cell = Some(v);
+        }
+    }
+
+    /// The non-null value of field `name`.
+    fn get(&self, name: &str) -> Option<&Value> {
+        let i = self.object.slot(name)?;
+        self.cells.get(i)?.as_ref().filter(|v| !v.is_null())
+    }
+
+    /// The stored row: the non-null cells in slot order.
+    fn into_row(self) -> Row {
+        let cells: Vec<(u16, &Value)> = self
+            .cells
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| Some((u16::try_from(i).ok()?, v.as_ref()?)))
+            .filter(|(_, v)| !v.is_null())
+            .collect();
+        Row::from_cells(self.object.clone(), &cells)
+    }
+}
+
+fn person_name<'a>(get: impl Fn(&str) -> Option<&'a Value>) -> Value {
     let parts: Vec<&str> = ["FirstName", "LastName"]
         .iter()
-        .filter_map(|k| r.get(*k).and_then(Value::as_str))
+        .filter_map(|k| get(k).and_then(Value::as_str))
         .filter(|s| !s.is_empty())
         .collect();
     if parts.is_empty() {
@@ -1190,7 +1410,7 @@ fn person_name(r: &Map<String, Value>) -> Value {
 
 /// The compound address of `prefix` (`Billing`): `null` when every component is null, else
 /// the object of all eight components in this key order.
-fn address(r: &Map<String, Value>, prefix: &str) -> Value {
+fn address<'a>(get: impl Fn(&str) -> Option<&'a Value>, prefix: &str) -> Value {
     const PARTS: [(&str, &str); 8] = [
         ("city", "City"),
         ("country", "Country"),
@@ -1203,13 +1423,13 @@ fn address(r: &Map<String, Value>, prefix: &str) -> Value {
     ];
     // One reused key buffer: this runs for every address of every written record.
     let mut key = String::with_capacity(prefix.len() + 16);
-    let mut get = |suffix: &str| {
+    let mut component = |suffix: &str| {
         key.clear();
         key.push_str(prefix);
         key.push_str(suffix);
-        r.get(key.as_str()).filter(|v| !v.is_null()).cloned()
+        get(key.as_str()).filter(|v| !v.is_null()).cloned()
     };
-    let values: [Option<Value>; 8] = PARTS.map(|(_, suffix)| get(suffix));
+    let values: [Option<Value>; 8] = PARTS.map(|(_, suffix)| component(suffix));
     if values.iter().all(Option::is_none) {
         return Value::Null;
     }
@@ -1336,6 +1556,11 @@ mod tests {
         assert_eq!(r["AccountId"], a.to_string());
         assert_eq!(r["Name"], "Jo S");
         assert_eq!(s.children("Contact", "AccountId", &a).unwrap(), vec![c]);
+        assert_eq!(
+            s.children("Contact", "OwnerId", &u).unwrap(),
+            vec![c],
+            "references without a child relationship are found by a scan"
+        );
         let e = s
             .insert(
                 "Contact",

@@ -89,16 +89,21 @@ pub fn call_options_client(header: &str) -> Option<&str> {
 
 /// A random key formatted like a UUID (`0001a2b3-...`).
 pub fn transaction_key() -> String {
-    let b: [u8; 16] = rand::random();
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    uuid_text(&rand::random())
+}
+
+/// 16 bytes as UUID text (`0001a2b3-c4d5-...`, lower-case hex).
+pub fn uuid_text(b: &[u8; 16]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut key = String::with_capacity(36);
+    for (i, x) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            key.push('-');
+        }
+        key.push(char::from(HEX[usize::from(x >> 4)]));
+        key.push(char::from(HEX[usize::from(x & 0xf)]));
+    }
+    key
 }
 
 /// Where committed changes go (Change Data Capture). The contract: `commit` is called once

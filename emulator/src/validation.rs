@@ -499,6 +499,9 @@ pub fn parse_date(s: &str) -> Option<NaiveDate> {
 /// Parses the datetime input forms of §9: `yyyy-MM-ddTHH:mm:ss[.SSS]` followed by `Z`,
 /// `±HH:mm`, `±HHmm` or nothing (UTC); a bare date means midnight UTC.
 pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
+    if let Some(d) = parse_canonical_datetime(s) {
+        return Some(d);
+    }
     let parsed = DateTime::parse_from_rfc3339(s)
         .ok()
         .or_else(|| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z").ok())
@@ -528,9 +531,63 @@ pub fn parse_time(s: &str) -> Option<NaiveTime> {
         .or_else(|| NaiveTime::parse_from_str(s, "%H:%M").ok())
 }
 
-/// `2024-01-01T00:00:00.000+0000`.
+/// The stored form `2024-01-01T00:00:00.000+0000` (what [`format_datetime`] writes), read
+/// without chrono's format parser: the store reads it back on every write.
+fn parse_canonical_datetime(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    if b.len() != 28 || &b[23..] != b"+0000" || b[10] != b'T' || b[19] != b'.' {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b.get(from..to)?.iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let seps = [(4, b'-'), (7, b'-'), (13, b':'), (16, b':')];
+    if seps.iter().any(|&(i, c)| b[i] != c) {
+        return None;
+    }
+    let year = i32::try_from(num(0, 4)?).ok()?;
+    let date = NaiveDate::from_ymd_opt(year, num(5, 7)?, num(8, 10)?)?;
+    let time =
+        NaiveTime::from_hms_milli_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 23)?)?;
+    let parsed = date.and_time(time).and_utc();
+    (min_date()..=max_date())
+        .contains(&parsed.date_naive())
+        .then_some(parsed)
+}
+
+/// `2024-01-01T00:00:00.000+0000`, written directly (every stored record carries three).
 pub fn format_datetime(d: DateTime<Utc>) -> String {
-    d.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()
+    use chrono::{Datelike, Timelike};
+    let year = d.year();
+    if !(0..=9999).contains(&year) {
+        return d.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string();
+    }
+    let mut out = String::with_capacity(28);
+    let parts = [
+        (year.unsigned_abs(), 4, '-'),
+        (d.month(), 2, '-'),
+        (d.day(), 2, 'T'),
+        (d.hour(), 2, ':'),
+        (d.minute(), 2, ':'),
+        (d.second().min(59), 2, '.'),
+        (d.timestamp_subsec_millis().min(999), 3, '+'),
+    ];
+    for (n, width, sep) in parts {
+        push_digits(&mut out, n, width);
+        out.push(sep);
+    }
+    out.push_str("0000");
+    out
+}
+
+/// Appends the last `width` decimal digits of `n`, zero-padded.
+fn push_digits(out: &mut String, n: u32, width: u32) {
+    for i in (0..width).rev() {
+        let digit = (n / 10u32.pow(i)) % 10;
+        out.push(char::from(b'0' + digit as u8));
+    }
 }
 
 /// `2024-01-01T00:00:00.000Z` (Bulk CSV form).
@@ -720,6 +777,36 @@ mod tests {
         );
         assert_eq!(e.code, ErrorCode::JsonParserError);
         assert_eq!(format_time(parse_time("13:15").unwrap()), "13:15:00.000Z");
+    }
+
+    #[test]
+    fn datetime_fast_paths_match_chrono() {
+        for ms in [
+            0i64,
+            1,
+            999,
+            86_399_999,
+            951_782_400_123,
+            1_709_251_199_999,
+            4_102_444_800_000,
+        ] {
+            let d = DateTime::from_timestamp_millis(ms).unwrap();
+            let text = format_datetime(d);
+            assert_eq!(text, d.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string());
+            assert_eq!(parse_datetime(&text), Some(d));
+        }
+        assert_eq!(
+            parse_canonical_datetime("2024-02-30T00:00:00.000+0000"),
+            None
+        );
+        assert_eq!(
+            parse_canonical_datetime("2024-01-01T00:00:00.000+0100"),
+            None
+        );
+        assert_eq!(
+            parse_canonical_datetime("2024-01-01T0a:00:00.000+0000"),
+            None
+        );
     }
 
     #[test]

@@ -249,3 +249,37 @@ async fn composite_runs_collections_subrequests() {
     assert_eq!(res[0]["httpStatusCode"], 200);
     assert_eq!(res[1]["body"]["Name"], "C2", "{res}");
 }
+
+#[tokio::test]
+async fn all_or_none_create_that_fails_writes_nothing_not_even_a_deletion() {
+    let emu = Emu::start().await;
+    let store = emu.handle.state().store.clone();
+    let start = store.clock().now();
+    let body = json!({"allOrNone": true, "records": [
+        {"attributes": {"type": "Account"}, "Name": "A", "External_Id__c": "DUP-1"},
+        {"attributes": {"type": "Account"}, "Name": "B", "External_Id__c": "dup-1"},
+        {"attributes": {"type": "Nope__c"}, "Name": "C"},
+    ]});
+    let res = emu.post("/composite/sobjects", &body).await.json();
+    assert_eq!(
+        res[0]["errors"][0]["statusCode"],
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    );
+    assert_eq!(res[1]["errors"][0]["statusCode"], "DUPLICATE_VALUE");
+    assert_eq!(res[2]["errors"][0]["statusCode"], "INVALID_TYPE");
+    assert_eq!(store.count("Account", true).unwrap(), 0);
+    let end = store.clock().now() + chrono::Duration::seconds(1);
+    assert!(store
+        .deleted_between("Account", start, end)
+        .unwrap()
+        .is_empty());
+
+    let partial = json!({"allOrNone": false, "records": [
+        {"attributes": {"type": "Account"}, "Name": "A", "External_Id__c": "DUP-1"},
+        {"attributes": {"type": "Account"}, "Name": "B", "External_Id__c": "dup-1"},
+    ]});
+    let res = emu.post("/composite/sobjects", &partial).await.json();
+    assert_eq!(res[0]["success"], true);
+    assert_eq!(res[1]["errors"][0]["statusCode"], "DUPLICATE_VALUE");
+    assert_eq!(store.count("Account", false).unwrap(), 1);
+}

@@ -417,9 +417,53 @@ fn process_rows(
     (results, more.then_some(next))
 }
 
-/// Inserts a chunk through [`Store::insert_many`]; each row's outcome is what
-/// [`apply_row`] would give it.
+/// Inserts a chunk by column position when the header allows it
+/// ([`super::fast_insert`]), else through [`Store::insert_many`]; each row's outcome is
+/// what [`apply_row`] would give it.
 fn insert_rows(
+    store: &Store,
+    plan: &Plan,
+    w: &Writer,
+    rows: &[(u64, ByteRecord)],
+) -> Vec<RowResult> {
+    let object = store.schema().object(&plan.object).cloned();
+    if let Some(fast) = object
+        .as_deref()
+        .and_then(|o| super::fast_insert::FastInsert::new(plan, o))
+    {
+        return fast.run(store, plan, w, rows);
+    }
+    insert_rows_by_body(store, plan, w, rows)
+}
+
+/// Inserts one row through the general path (a row the fast path does not take).
+pub(super) fn insert_one(store: &Store, plan: &Plan, w: &Writer, row: &ByteRecord) -> Outcome {
+    match columns::row_body(&plan.header, row) {
+        Ok(p) => match store
+            .insert_many(&plan.object, std::slice::from_ref(&p.body), w)
+            .pop()
+        {
+            Some(Ok(id)) => Outcome::Success { id, created: true },
+            Some(Err(e)) => failure(None, &e),
+            None => failure(None, &[]),
+        },
+        Err(error) => Outcome::Failure { id: None, error },
+    }
+}
+
+/// The general insert path, for tests comparing the fast path with it.
+#[cfg(test)]
+pub(super) fn insert_rows_for_test(
+    store: &Store,
+    plan: &Plan,
+    w: &Writer,
+    rows: &[(u64, ByteRecord)],
+) -> Vec<RowResult> {
+    insert_rows_by_body(store, plan, w, rows)
+}
+
+/// Inserts a chunk through [`Store::insert_many`], building each row's request body.
+fn insert_rows_by_body(
     store: &Store,
     plan: &Plan,
     w: &Writer,

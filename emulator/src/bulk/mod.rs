@@ -11,6 +11,7 @@ pub mod columns;
 pub mod csv_io;
 pub mod encoding;
 mod error;
+mod fast_insert;
 pub mod ingest;
 pub mod job;
 pub mod query_job;

@@ -8,39 +8,132 @@
 //! 8 bytes long) is *corrupted*: both are refused, as Salesforce refuses them.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
+
+/// Produces an event's payload when a subscriber first reads it.
+pub trait Encode: Send + Sync + fmt::Debug {
+    /// The Avro binary payload.
+    fn encode(&self) -> Vec<u8>;
+}
+
+/// An event's Avro payload, encoded at most once and only when first read: publishing a
+/// change costs a small record of it, not its encoding (a million-row Bulk insert publishes
+/// a million events that no subscriber may ever read). What the payload says is fixed when
+/// the event is published (the rows it reads are immutable snapshots).
+pub struct Payload(Mutex<PayloadState>);
+
+/// Where a [`Payload`] is.
+enum PayloadState {
+    /// Encoded.
+    Ready(Vec<u8>),
+    /// Still to encode.
+    Deferred(Box<dyn Encode>),
+}
+
+impl Payload {
+    /// A payload already encoded.
+    pub fn ready(bytes: Vec<u8>) -> Payload {
+        Payload(Mutex::new(PayloadState::Ready(bytes)))
+    }
+
+    /// A payload `source` encodes on first read.
+    pub fn deferred(source: Box<dyn Encode>) -> Payload {
+        Payload(Mutex::new(PayloadState::Deferred(source)))
+    }
+
+    /// The payload bytes (encoded now if this is the first read).
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut state = self.0.lock();
+        if let PayloadState::Deferred(source) = &*state {
+            *state = PayloadState::Ready(source.encode());
+        }
+        match &*state {
+            PayloadState::Ready(b) => b.clone(),
+            PayloadState::Deferred(_) => Vec::new(),
+        }
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.0.lock() {
+            PayloadState::Ready(b) => write!(f, "Payload({} bytes)", b.len()),
+            PayloadState::Deferred(_) => f.write_str("Payload(deferred)"),
+        }
+    }
+}
+
+impl Clone for Payload {
+    fn clone(&self) -> Payload {
+        Payload::ready(self.bytes())
+    }
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Payload) -> bool {
+        self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for Payload {}
+
+impl From<Vec<u8>> for Payload {
+    fn from(bytes: Vec<u8>) -> Payload {
+        Payload::ready(bytes)
+    }
+}
 
 /// One stored event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
     /// Replay id (as a number).
     pub replay: u64,
-    /// Object name (`Account`).
-    pub entity: String,
-    /// Event UUID (`ProducerEvent.id`).
-    pub id: String,
-    /// The schema id of the payload.
-    pub schema_id: String,
+    /// Object name (`Account`), shared by the object's events.
+    pub entity: Arc<str>,
+    /// The schema id of the payload, shared by the object's events.
+    pub schema_id: Arc<str>,
     /// Avro binary payload.
-    pub payload: Vec<u8>,
+    pub payload: Payload,
     /// Commit time, epoch ms (retention).
     pub at_ms: i64,
+    /// Mixed with the replay number into the event's UUID (the log's [`EventLog::salt`]).
+    salt: u64,
+}
+
+impl StoredEvent {
+    /// The event's UUID (`ProducerEvent.id`): derived from the replay number, so it is
+    /// unique within the log and costs no storage.
+    pub fn id(&self) -> String {
+        let hi = splitmix64(self.salt ^ self.replay);
+        let lo = splitmix64(hi ^ self.salt.rotate_left(17));
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&hi.to_be_bytes());
+        bytes[8..].copy_from_slice(&lo.to_be_bytes());
+        crate::txn::uuid_text(&bytes)
+    }
+}
+
+/// A bijective 64-bit mix (SplitMix64's finalizer).
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// An event to append (the log assigns the replay id).
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     /// Object name.
-    pub entity: String,
-    /// Event UUID.
-    pub id: String,
+    pub entity: Arc<str>,
     /// Schema id.
-    pub schema_id: String,
+    pub schema_id: Arc<str>,
     /// Payload.
-    pub payload: Vec<u8>,
+    pub payload: Payload,
 }
 
 /// Why a replay id is refused.
@@ -89,6 +182,8 @@ pub struct Read {
 pub struct EventLog {
     inner: Mutex<Inner>,
     latest: watch::Sender<u64>,
+    /// Random per log, so event UUIDs differ between emulator runs.
+    salt: u64,
 }
 
 impl Default for EventLog {
@@ -96,6 +191,7 @@ impl Default for EventLog {
         EventLog {
             inner: Mutex::new(Inner::default()),
             latest: watch::channel(0).0,
+            salt: rand::random(),
         }
     }
 }
@@ -111,10 +207,10 @@ impl EventLog {
                 inner.events.push_back(Arc::new(StoredEvent {
                     replay,
                     entity: e.entity,
-                    id: e.id,
                     schema_id: e.schema_id,
                     payload: e.payload,
                     at_ms,
+                    salt: self.salt,
                 }));
             }
             inner.latest
@@ -209,10 +305,46 @@ mod tests {
     fn ev(entity: &str) -> NewEvent {
         NewEvent {
             entity: entity.into(),
-            id: "x".into(),
             schema_id: "s".into(),
-            payload: vec![1],
+            payload: vec![1].into(),
         }
+    }
+
+    /// Counts how often it is asked to encode.
+    #[derive(Debug, Default)]
+    struct Counting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Encode for Counting {
+        fn encode(&self) -> Vec<u8> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            vec![7, 7]
+        }
+    }
+
+    #[test]
+    fn deferred_payload_is_encoded_once_on_first_read() {
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let log = EventLog::default();
+        let mut e = ev("Account");
+        e.payload = Payload::deferred(Box::new(Counting(calls.clone())));
+        log.append(vec![e], 1);
+        let read = log.read_after(0, 1, |_| true);
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "not encoded yet"
+        );
+        assert_eq!(read.events[0].payload.bytes(), [7, 7]);
+        assert_eq!(read.events[0].payload.bytes(), [7, 7]);
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let ids: std::collections::HashSet<String> = log
+            .read_after(0, 10, |_| true)
+            .events
+            .iter()
+            .map(|e| e.id())
+            .collect();
+        assert_eq!(ids.len(), 1);
+        assert_eq!(read.events[0].id().len(), 36);
     }
 
     #[test]

@@ -7,11 +7,12 @@
 //! - [`bitmap`]: the `changedFields` / `nulledFields` / `diffFields` hex bitmaps.
 //! - [`log`]: the event log with replay ids, retention and subscriber wake-ups.
 //!
-//! [`Cdc`] is the store's [`ChangeSink`]: a committed transaction's changes are encoded in
+//! [`Cdc`] is the store's [`ChangeSink`]: a committed transaction's changes become events in
 //! order (sequence numbers from 1, one shared transaction key, one commit timestamp and
-//! commit number) and appended together. Gap faults turn changes into `GAP_*` events; a
+//! commit number) appended together; each payload is encoded when a subscriber first reads
+//! it ([`log::Payload`]), so writes nobody subscribes to cost no encoding. Gap faults turn changes into `GAP_*` events; a
 //! transaction with more changes than the overflow threshold publishes the first ones and
-//! one `GAP_OVERFLOW` event per object for the rest; an event over 1 MB becomes a gap event.
+//! one `GAP_OVERFLOW` event per object for the rest; an event over 1 MB becomes a gap event (found when it is encoded).
 //! Topics: `/data/ChangeEvents` (every object) and `/data/<Object>ChangeEvent`
 //! (`/data/<Name>__ChangeEvent` for `<Name>__c`).
 
@@ -25,12 +26,12 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use self::encode::{Body, Header};
-use self::log::{EventLog, NewEvent};
+use self::log::{Encode, EventLog, NewEvent, Payload};
 use self::schema::{EventSchema, SchemaBuildError};
 use crate::clock::Clock;
 use crate::faults::{FaultKind, Faults};
 use crate::schema::Schema;
-use crate::txn::{transaction_key, Change, ChangeKind, ChangeSink, TxnInfo};
+use crate::txn::{Change, ChangeKind, ChangeSink, TxnInfo};
 
 /// The topic of every object's change events.
 pub const ALL_CHANGE_EVENTS: &str = "/data/ChangeEvents";
@@ -84,6 +85,8 @@ pub struct Cdc {
     by_topic: HashMap<String, String>,
     /// Schema by schema id.
     by_id: HashMap<String, Arc<EventSchema>>,
+    /// Object name → (entity name, schema id), shared by every event of the object.
+    names: HashMap<String, (Arc<str>, Arc<str>)>,
     /// The event bus.
     pub log: EventLog,
     clock: Arc<Clock>,
@@ -107,16 +110,22 @@ impl Cdc {
         let mut by_object = HashMap::new();
         let mut by_topic = HashMap::new();
         let mut by_id = HashMap::new();
+        let mut names = HashMap::new();
         for o in schema.objects() {
             let s = Arc::new(EventSchema::build(o)?);
             by_topic.insert(format!("/data/{}", s.event_name), o.name.clone());
             by_id.insert(s.id.clone(), s.clone());
+            names.insert(
+                o.name.clone(),
+                (Arc::from(o.name.as_str()), Arc::from(s.id.as_str())),
+            );
             by_object.insert(o.name.clone(), s);
         }
         Ok(Cdc {
             by_object,
             by_topic,
             by_id,
+            names,
             log: EventLog::default(),
             clock,
             faults,
@@ -179,62 +188,36 @@ impl Cdc {
         self.log.expire_all();
     }
 
-    /// Encodes one change (or its gap event).
-    fn event(&self, change: &Change, header: Header) -> Option<NewEvent> {
+    /// The event of one change (or its gap event), encoded when first read: the gap fault
+    /// is decided now, the payload later ([`Deferred`]).
+    fn event(&self, change: Change, commit: &Arc<Commit>, sequence: usize) -> Option<NewEvent> {
         let schema = self.by_object.get(&change.object.name)?;
-        let topic = format!("/data/{}", schema.event_name);
-        let gap = self.faults.has(is_gap) && self.faults.stream_fault(&topic, is_gap).is_some();
-        let payload = if gap {
-            None
-        } else {
-            self.full_event(schema, change, &header)
+        let gap = self.faults.has(is_gap) && {
+            let topic = format!("/data/{}", schema.event_name);
+            self.faults.stream_fault(&topic, is_gap).is_some()
         };
-        let payload = match payload {
-            Some(p) => p,
-            None => {
-                let header = Header {
-                    change_type: gap_type(change.kind),
-                    ..header
-                };
-                encode_or_log(schema, &header, Body::Empty)?
-            }
-        };
+        let (entity, schema_id) = self.names.get(&change.object.name)?.clone();
         Some(NewEvent {
-            entity: change.object.name.clone(),
-            id: transaction_key(),
-            schema_id: schema.id.clone(),
-            payload,
+            entity,
+            schema_id,
+            payload: Payload::deferred(Box::new(Deferred {
+                schema: schema.clone(),
+                commit: commit.clone(),
+                sequence: i32::try_from(sequence).unwrap_or(i32::MAX),
+                gap,
+                change,
+            })),
         })
     }
 
-    /// The full event, or `None` when it is over 1 MB (then a gap event is sent).
-    fn full_event(
-        &self,
-        schema: &EventSchema,
-        change: &Change,
-        header: &Header,
-    ) -> Option<Vec<u8>> {
-        let body = match (change.kind, &change.before, &change.after) {
-            (ChangeKind::Create | ChangeKind::Undelete, _, Some(after)) => Body::Full(after),
-            (ChangeKind::Update, Some(before), Some(after)) => Body::Diff { before, after },
-            _ => Body::Empty,
-        };
-        let header = Header {
-            change_type: change_type(change.kind),
-            ..header.clone()
-        };
-        encode_or_log(schema, &header, body).filter(|p| p.len() <= MAX_EVENT_BYTES)
-    }
-
     /// One GAP_OVERFLOW event per object for the changes past the threshold.
-    fn overflow_events(&self, txn: &TxnInfo, rest: &[Change], base: Header) -> Vec<NewEvent> {
+    fn overflow_events(&self, rest: &[Change], base: Header) -> Vec<NewEvent> {
         let mut objects: Vec<&str> = Vec::new();
         for c in rest {
             if !objects.contains(&c.object.name.as_str()) {
                 objects.push(&c.object.name);
             }
         }
-        let _ = txn;
         objects
             .into_iter()
             .filter_map(|object| {
@@ -246,14 +229,96 @@ impl Cdc {
                     ..base.clone()
                 };
                 Some(NewEvent {
-                    entity: object.to_string(),
-                    id: transaction_key(),
-                    schema_id: schema.id.clone(),
-                    payload: encode_or_log(schema, &header, Body::Empty)?,
+                    entity: object.into(),
+                    schema_id: schema.id.as_str().into(),
+                    payload: encode_or_log(schema, &header, Body::Empty)?.into(),
                 })
             })
             .collect()
     }
+}
+
+/// The transaction-wide part of the headers of one commit's events.
+#[derive(Debug)]
+struct Commit {
+    /// `changeOrigin`.
+    origin: String,
+    /// `transactionKey`.
+    key: String,
+    /// `commitUser`.
+    user: String,
+    /// `commitTimestamp`, epoch ms.
+    timestamp: i64,
+    /// `commitNumber`.
+    number: i64,
+}
+
+impl Commit {
+    /// The header of an event of this commit.
+    fn header(&self, entity: &str, record_ids: Vec<String>, sequence: i32) -> Header {
+        Header {
+            entity_name: entity.to_string(),
+            record_ids,
+            change_type: "CREATE",
+            change_origin: self.origin.clone(),
+            transaction_key: self.key.clone(),
+            sequence_number: sequence,
+            commit_timestamp: self.timestamp,
+            commit_number: self.number,
+            commit_user: self.user.clone(),
+        }
+    }
+}
+
+/// One change's event as published, encoded when a subscriber first reads it.
+#[derive(Debug)]
+struct Deferred {
+    /// The object's event schema.
+    schema: Arc<EventSchema>,
+    /// The commit it belongs to.
+    commit: Arc<Commit>,
+    /// `sequenceNumber`.
+    sequence: i32,
+    /// Whether the gap fault turned it into a `GAP_*` event.
+    gap: bool,
+    /// The change (its rows are immutable snapshots).
+    change: Change,
+}
+
+impl Encode for Deferred {
+    fn encode(&self) -> Vec<u8> {
+        let c = &self.change;
+        let header = self
+            .commit
+            .header(&c.object.name, vec![c.id.to_string()], self.sequence);
+        let full = if self.gap {
+            None
+        } else {
+            full_event(&self.schema, c, &header)
+        };
+        full.or_else(|| {
+            let header = Header {
+                change_type: gap_type(c.kind),
+                ..header
+            };
+            encode_or_log(&self.schema, &header, Body::Empty)
+        })
+        .unwrap_or_default()
+    }
+}
+
+/// The full event, or `None` when it is over 1 MB (then a gap event is sent).
+fn full_event(schema: &EventSchema, change: &Change, header: &Header) -> Option<Vec<u8>> {
+    let body = match (change.kind, &change.before, &change.after) {
+        (ChangeKind::Create | ChangeKind::Undelete, _, Some(after)) => Body::Full(after),
+        (ChangeKind::Update, Some(before), Some(after)) => Body::Diff { before, after },
+        _ => Body::Empty,
+    };
+    let header = Header {
+        change_type: change_type(change.kind),
+        ..header.clone()
+    };
+    encode_or_log(schema, &header, body).filter(|p| p.len() <= MAX_EVENT_BYTES)
 }
 
 fn is_gap(k: &FaultKind) -> bool {
@@ -290,30 +355,26 @@ fn gap_type(k: ChangeKind) -> &'static str {
 }
 
 impl ChangeSink for Cdc {
-    fn commit(&self, txn: &TxnInfo, first_sequence: usize, changes: Vec<Change>) {
+    fn commit(&self, txn: &TxnInfo, first_sequence: usize, mut changes: Vec<Change>) {
         let now = self.clock.now().timestamp_millis();
-        let commit_number = self.commit_number.fetch_add(1, Ordering::Relaxed);
+        let commit = Arc::new(Commit {
+            origin: txn.origin.clone(),
+            key: txn.key.clone(),
+            user: txn.user.to_string(),
+            timestamp: now,
+            number: self.commit_number.fetch_add(1, Ordering::Relaxed),
+        });
         let threshold = self.overflow_threshold.load(Ordering::Relaxed);
         let split = changes.len().min(threshold);
-        let (full, rest) = changes.split_at(split);
-        let base = |c: Option<&Change>, seq: usize| Header {
-            entity_name: c.map(|c| c.object.name.clone()).unwrap_or_default(),
-            record_ids: c.map(|c| vec![c.id.to_string()]).unwrap_or_default(),
-            change_type: "CREATE",
-            change_origin: txn.origin.clone(),
-            transaction_key: txn.key.clone(),
-            sequence_number: i32::try_from(seq).unwrap_or(i32::MAX),
-            commit_timestamp: now,
-            commit_number,
-            commit_user: txn.user.to_string(),
-        };
-        let mut events: Vec<NewEvent> = full
-            .iter()
+        let rest = changes.split_off(split);
+        let mut events: Vec<NewEvent> = changes
+            .into_iter()
             .enumerate()
-            .filter_map(|(i, c)| self.event(c, base(Some(c), first_sequence + i)))
+            .filter_map(|(i, c)| self.event(c, &commit, first_sequence + i))
             .collect();
         if !rest.is_empty() {
-            events.extend(self.overflow_events(txn, rest, base(None, first_sequence + split)));
+            let sequence = i32::try_from(first_sequence + split).unwrap_or(i32::MAX);
+            events.extend(self.overflow_events(&rest, commit.header("", Vec::new(), sequence)));
         }
         self.log.append(events, now);
         self.prune();

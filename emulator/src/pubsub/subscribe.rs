@@ -274,9 +274,9 @@ fn is_slow(k: &FaultKind) -> bool {
 fn consumer_event(e: &Arc<StoredEvent>) -> ConsumerEvent {
     ConsumerEvent {
         event: Some(ProducerEvent {
-            id: e.id.clone(),
-            schema_id: e.schema_id.clone(),
-            payload: e.payload.clone(),
+            id: e.id(),
+            schema_id: e.schema_id.to_string(),
+            payload: e.payload.bytes(),
             headers: Vec::new(),
         }),
         replay_id: encode_replay(e.replay),

@@ -1,8 +1,8 @@
 //! Object and field definitions: everything `describe` reports and validation enforces.
-//! This module holds the model; [`describe`] renders it as describe JSON and [`file`] loads
-//! schema files.
+//! This module holds the model; [`describe`] renders it as describe JSON, [`file`] loads
+//! schema files and [`builtin`] holds the built-in objects as embedded schema files.
 //!
-//! A [`Schema`] is built once at start (the built-in objects from [`super::standard`] plus an
+//! A [`Schema`] is built once at start (the built-in objects of [`builtin`] plus an
 //! optional JSON file, see [`SchemaFile`]) and is immutable afterwards, so it is shared as
 //! `Arc<Schema>` without locks. Lookups by object or field name are case-insensitive, like
 //! Salesforce API names.
@@ -17,18 +17,25 @@
 //!  "fields": {"Account": [{"name": "Region__c", "type": "picklist",
 //!                          "picklistValues": ["EMEA", "AMER"], "restrictedPicklist": true}]}}
 //! ```
-//! Custom objects get the system fields, `OwnerId` and a `Name` (text 80) automatically and
-//! the next free key prefix (`a00`, `a01`, ...) unless `keyPrefix` is given. Field attributes
-//! not given take the defaults of [`FieldSpec`].
+//! Custom objects get the system fields, `OwnerId` and a `Name` (text 80) automatically
+//! (unless `"systemFields": false`, then every field is listed) and the next free key prefix
+//! (`a00`, `a01`, ...) unless `keyPrefix` is given. Field attributes not given take the
+//! defaults of [`FieldSpec`], which also lists the describe attributes a field may set
+//! (`createable`, `updateable`, `defaultedOnCreate`, `nameField`, `idLookup`,
+//! `compoundFieldName`, `extraTypeInfo`).
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use serde_json::Value;
 
+pub mod builtin;
 mod describe;
+#[cfg(test)]
+mod describe_snapshot;
 mod file;
 
 pub use file::{next_custom_prefix, FieldSpec, ObjectSpec, SchemaFile};
@@ -320,12 +327,18 @@ pub struct ObjectDef {
     /// Child relationships (filled in when the schema is built).
     pub child_relationships: Vec<ChildRelationship>,
     /// Lower-cased field name → index in `fields`.
-    field_index: HashMap<String, usize>,
+    field_index: FxHashMap<String, usize>,
     /// Canonical field name → index in `fields` (the allocation-free fast path of lookups;
     /// the index is the field's slot in stored rows, see [`crate::row`]).
-    exact_index: HashMap<String, usize>,
+    exact_index: FxHashMap<String, usize>,
     /// Lower-cased relationship name → index of its reference field.
-    relationship_index: HashMap<String, usize>,
+    relationship_index: FxHashMap<String, usize>,
+    /// Indexes of the fields with a default value on insert (picklist defaults, checkboxes).
+    defaulted: Vec<usize>,
+    /// Indexes of the fields the store derives ([`Derived`]).
+    derived: Vec<usize>,
+    /// Indexes of the unique fields.
+    unique: Vec<usize>,
 }
 
 impl ObjectDef {
@@ -345,9 +358,12 @@ impl ObjectDef {
             custom: name.ends_with("__c"),
             fields,
             child_relationships: Vec::new(),
-            field_index: HashMap::new(),
-            exact_index: HashMap::new(),
-            relationship_index: HashMap::new(),
+            field_index: FxHashMap::default(),
+            exact_index: FxHashMap::default(),
+            relationship_index: FxHashMap::default(),
+            defaulted: Vec::new(),
+            derived: Vec::new(),
+            unique: Vec::new(),
         };
         def.reindex();
         def
@@ -377,6 +393,29 @@ impl ObjectDef {
                     .map(|r| (r.to_ascii_lowercase(), i))
             })
             .collect();
+        let positions = |keep: fn(&FieldDef) -> bool| -> Vec<usize> {
+            (0..self.fields.len())
+                .filter(|&i| keep(&self.fields[i]))
+                .collect()
+        };
+        self.defaulted = positions(|f| f.default_value().is_some());
+        self.derived = positions(|f| f.derived.is_some());
+        self.unique = positions(|f| f.unique);
+    }
+
+    /// The fields with a default value on insert, in describe order.
+    pub fn defaulted_fields(&self) -> impl Iterator<Item = &FieldDef> {
+        self.defaulted.iter().filter_map(|&i| self.fields.get(i))
+    }
+
+    /// The fields the store derives from others, in describe order.
+    pub fn derived_fields(&self) -> impl Iterator<Item = &FieldDef> {
+        self.derived.iter().filter_map(|&i| self.fields.get(i))
+    }
+
+    /// The unique fields, in describe order.
+    pub fn unique_fields(&self) -> impl Iterator<Item = &FieldDef> {
+        self.unique.iter().filter_map(|&i| self.fields.get(i))
     }
 
     /// Adds or replaces a field.
@@ -462,10 +501,12 @@ pub struct Schema {
 impl Schema {
     /// The built-in standard and pgforce custom objects.
     pub fn standard() -> Schema {
-        Schema::build(super::standard::objects()).unwrap_or_else(|e| {
-            // The built-in definitions are covered by tests; this cannot fail at run time.
-            panic!("built-in schema is invalid: {e}")
-        })
+        builtin::objects()
+            .and_then(|objects| Schema::build(objects).map_err(|e| e.to_string()))
+            .unwrap_or_else(|e| {
+                // The embedded files are covered by tests; this cannot fail at run time.
+                panic!("built-in schema is invalid: {e}")
+            })
     }
 
     /// The built-in objects extended by a schema file.
@@ -480,7 +521,7 @@ impl Schema {
 
     /// The built-in objects extended by a parsed schema file.
     pub fn standard_with(file: SchemaFile) -> Result<Schema, SchemaError> {
-        let mut objects = super::standard::objects();
+        let mut objects = builtin::objects().map_err(SchemaError::Invalid)?;
         file.apply(&mut objects)?;
         Schema::build(objects)
     }
