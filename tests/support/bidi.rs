@@ -52,3 +52,30 @@ pub fn records_where(
         .expect("scan");
     out
 }
+
+/// `deploy/examples/<file>` as text, its Salesforce login swapped for the emulator at
+/// `base` (client credentials of the demo app, secret `env:SF_CLIENT_SECRET`), for a
+/// config file the `pgforce` binary reads; `edit` rewrites it further (e.g. the delete
+/// policy).
+pub fn template_text(base: &str, file: &str, edit: impl Fn(String) -> String) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/examples")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let swapped: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if line.trim_start().starts_with("login_url =") {
+                format!("login_url = \"{base}\"\ninstance_url = \"{base}\"")
+            } else if line.trim_start().starts_with("auth =") {
+                format!(
+                    "auth = {{ type = \"client_credentials\", client_id = \"{}\", client_secret = \"env:SF_CLIENT_SECRET\" }}",
+                    emu::DEMO_CLIENT_ID
+                )
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    edit(swapped.join("\n"))
+}
