@@ -210,7 +210,8 @@ impl EchoFilter {
                 dropped.push((name, field));
             }
         }
-        // The applier upserts the fields present; a dropped field of an existing row is
+        // The applier upserts the fields present; a dropped field of an existing row, and
+        // one the change does not carry (a CDC update names only what it changed), is
         // given the row's own value (a no-op), since the upsert's proposed row must still
         // satisfy NOT NULL columns.
         if let (true, Some(row)) = (any, row) {
@@ -218,6 +219,16 @@ impl EchoFilter {
                 let current = row.by_field.get(field).cloned().flatten();
                 c.values
                     .insert(name, current.map_or(Value::Null, Value::String));
+            }
+            // A change event carries only the fields it changed: the others too.
+            for (field, _, _) in self.inbound_fields() {
+                if !c.values.keys().any(|k| k.eq_ignore_ascii_case(field)) {
+                    let current = row.by_field.get(field).cloned().flatten();
+                    c.values.insert(
+                        field.to_string(),
+                        current.map_or(Value::Null, Value::String),
+                    );
+                }
             }
         }
         any
@@ -388,6 +399,18 @@ lead_source = { field = "LeadSource", owner = "salesforce" }
         // Unchanged fields are given the row's own values (a no-op for NOT NULL columns).
         assert_eq!(c.values["FirstName"], json!("Ann"));
         assert_eq!(remember.len(), 1, "only LeadSource is newly synced");
+    }
+
+    #[test]
+    fn a_change_event_naming_one_field_carries_the_row_s_other_values() {
+        // A CDC update of FirstName only: the upsert's row still has the NOT NULL key.
+        let known = synced(&[("FirstName", json!("Ann"))]);
+        let r = row(&[("FirstName", "Ann"), ("Email", "a@x.com"), ("Phone", "1")]);
+        let mut c = candidate("", json!({"FirstName": "Bob"}));
+        assert!(filter().one(&mut c, &known, Some(&r), &mut Vec::new()));
+        assert_eq!(c.values["FirstName"], json!("Bob"));
+        assert_eq!(c.values["Email"], json!("a@x.com"));
+        assert_eq!(c.values["Phone"], json!("1"));
     }
 
     #[test]
