@@ -176,6 +176,14 @@ impl EchoFilter {
             let keep = match (last, &current) {
                 // Unchanged since the last sync, or pgforce's own write coming back.
                 (Some(s), _) if s.hash == h => false,
+                // Set before pgforce recorded writing its own value of the field: that
+                // write overwrote it (or is about to), having decided against it.
+                (Some(s), _)
+                    if s.side == Side::Postgres
+                        && s.at.is_some_and(|at| c.commit_timestamp < at) =>
+                {
+                    false
+                }
                 // Postgres holds it already.
                 (_, Some(cur)) if *cur == h => {
                     remember.push((c.record_id.clone(), field.to_string(), h.clone()));
@@ -359,6 +367,7 @@ lead_source = { field = "LeadSource", owner = "salesforce" }
                     hash: hash_json(v),
                     side: Side::Postgres,
                     wal_lsn: Lsn(1),
+                    at: None,
                 };
                 (("003A".to_string(), f.to_string()), s)
             })
@@ -421,6 +430,22 @@ lead_source = { field = "LeadSource", owner = "salesforce" }
             json!({"FirstName": "Ann", "Phone": "1", "LeadSource": null}),
         );
         assert!(!filter().one(&mut c, &known, Some(&row(&[])), &mut Vec::new()));
+    }
+
+    #[test]
+    fn a_salesforce_value_older_than_pgforce_s_write_is_not_applied() {
+        let mut known = synced(&[("FirstName", json!("Ann"))]);
+        for s in known.values_mut() {
+            s.at = Some(Utc.timestamp_opt(101, 0).unwrap());
+        }
+        let r = row(&[("FirstName", "Ann")]);
+        // Committed at 100, before pgforce recorded sending "Ann" at 101.
+        let mut c = candidate("", json!({"FirstName": "Old"}));
+        assert!(!filter().one(&mut c, &known, Some(&r), &mut Vec::new()));
+        // Committed after it: a person's newer edit.
+        c.commit_timestamp = Utc.timestamp_opt(102, 0).unwrap();
+        c.values.insert("FirstName".into(), json!("New"));
+        assert!(filter().one(&mut c, &known, Some(&r), &mut Vec::new()));
     }
 
     #[test]

@@ -484,7 +484,7 @@ pub async fn apply(
             object_order: order,
             transient_retries: 5,
             max_bulk_jobs: cfg.batching.max_concurrent_bulk_jobs,
-            paired_objects: cfg.pairs.iter().map(|p| p.object.clone()).collect(),
+            paired_objects: cfg.pairs.clone(),
         },
     );
 

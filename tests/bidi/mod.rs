@@ -2,6 +2,7 @@
 //! of a table and an object, echo suppression and conflicts, delete policies, replay's
 //! refusal of matched mappings, against a real Postgres and the emulator.
 
+mod cdc;
 mod delete;
 mod match_by;
 mod pair;
