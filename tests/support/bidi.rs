@@ -190,9 +190,10 @@ impl StormLog {
     }
 
     /// The values `field` of `record` may end with under its policy: the owner's last
-    /// edit; for a two-way field the side that edited it last, or (Salesforce's edit came
-    /// after Postgres's edit of the field but before a later commit of the row, whose
-    /// time newest-wins compares) either side's last edit. Never an older value.
+    /// edit; for a two-way field the side that edited it last, or either side's last edit
+    /// when that is not decided (Salesforce's edit came after Postgres's edit of the field
+    /// but before a later commit of the row, whose time newest-wins compares, or within
+    /// the millisecond of Salesforce's timestamp). Never an older value.
     pub fn winners(&self, record: usize, field: usize) -> Vec<Option<String>> {
         let (_, _, owner, initial) = STORM_FIELDS[field];
         let pg = self.last(record, field, true);
@@ -206,8 +207,12 @@ impl StormLog {
             (Owner::Both, Some(p), None) => vec![v(p)],
             (Owner::Both, None, Some(s)) => vec![v(s)],
             (Owner::Both, Some(p), Some(s)) => {
-                if p.at >= s.at {
+                // SystemModstamp has milliseconds: Salesforce's edit happened in
+                // [s.at, s.at + 1 ms), so a Postgres commit inside that is a tie either way.
+                if p.at >= s.at + chrono::Duration::milliseconds(1) {
                     vec![v(p)]
+                } else if p.at >= s.at {
+                    vec![v(p), v(s)]
                 } else if self.row_committed(record).is_some_and(|r| s.at > r) {
                     vec![v(s)]
                 } else {
@@ -320,6 +325,8 @@ impl Storm<'_> {
                 self.postgres(record, field, format!("p{n}.{record}.{field}"), log)
                     .await;
             }
+            // Later at Salesforce's precision (milliseconds): pacing, not synchronisation.
+            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
             for field in [0, 1] {
                 self.salesforce(record, field, format!("s{n}.{record}.{field}"), log)
                     .await;
