@@ -309,7 +309,17 @@ async fn an_edit_storm_on_both_sides_ends_equal_with_writes_bounded_by_the_chang
     storm
         .run(storm_secs(), &mut Dice(storm_seed()), &mut log)
         .await;
-    let (pg_edits, sf_edits) = (log.postgres_edits(), log.salesforce_edits());
+    // The last word from Salesforce while pgforce is stopped; the outbound side starts
+    // first (the marker's change landing means it wrote the Postgres edits before it).
+    out.stop().await.expect("outbound stops");
+    inb.stop().await.expect("inbound stops");
+    storm.last_word(&mut log).await;
+    let out = h.run_named(cfg.clone()).await;
+    h.sql("UPDATE users SET plan = 'm0' WHERE email = 'marker@example.com'")
+        .await;
+    wait_field(&h, "marker@example.com", "Department", "m0").await;
+    let inb = inbound(&cfg);
+    let (pg_edits, sf_edits) = (log.postgres_edits() + 1, log.salesforce_edits());
 
     // Quiet: both sides end equal, field by field, each field holding the value its
     // policy lets win (no change lost).
@@ -367,7 +377,8 @@ async fn kill_9_at_random_points_of_the_storm_ends_equal_without_a_loop() {
         ids: &ids[..3],
     };
 
-    // The storm, `pgforce run` killed -9 (and started again) every 1 to 3 s of it.
+    // The storm, `pgforce run` killed -9 (and started again) every 1 to 3 s of it; the
+    // last word from Salesforce while it is dead.
     let mut log = StormLog::default();
     let mut dice = Dice(storm_seed());
     let (secs, started) = (storm_secs(), std::time::Instant::now());
@@ -378,6 +389,9 @@ async fn kill_9_at_random_points_of_the_storm_ends_equal_without_a_loop() {
         storm.run(slice.min(left), &mut dice, &mut log).await;
         child.kill9();
         kills += 1;
+        if started.elapsed().as_secs_f64() >= secs {
+            storm.last_word(&mut log).await;
+        }
         child = spawn();
     }
     eprintln!(

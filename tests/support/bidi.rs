@@ -282,8 +282,7 @@ pub struct Storm<'a> {
 impl Storm<'_> {
     /// Random edits on both sides for `secs` seconds (about one every 40 ms): a random
     /// field of a random record on a random side, and one time in six the same field of
-    /// the same record on both sides within milliseconds (Postgres first); then
-    /// [`last_word`](Self::last_word).
+    /// the same record on both sides within milliseconds (Postgres first).
     pub async fn run(&self, secs: f64, dice: &mut Dice, log: &mut StormLog) {
         let started = std::time::Instant::now();
         let mut n = 0u64;
@@ -312,14 +311,17 @@ impl Storm<'_> {
             // Pacing, not synchronisation.
             tokio::time::sleep(std::time::Duration::from_millis(40)).await;
         }
-        self.last_word(n, log).await;
     }
 
     /// The storm's last edits: on every record, Postgres sets both two-way fields, then a
-    /// person in Salesforce sets them again within milliseconds, after the row's last
-    /// commit: newest wins, so Salesforce's values must end on both sides (an outbound
-    /// write landing after them must not overwrite them).
-    async fn last_word(&self, n: u64, log: &mut StormLog) {
+    /// person in Salesforce sets them again a few milliseconds later, after the row's last
+    /// commit: newest wins, so Salesforce's values must end on both sides. Made while
+    /// pgforce is stopped, the outbound write of the Postgres edits comes after them and
+    /// must not overwrite them. (Made while pgforce's write is in flight, after its read,
+    /// a Salesforce edit is overwritten: Salesforce has no conditional update; see
+    /// `bidi::guard`.)
+    pub async fn last_word(&self, log: &mut StormLog) {
+        let n = log.edits.len();
         for record in 0..self.emails.len() {
             for field in [0, 1] {
                 self.postgres(record, field, format!("p{n}.{record}.{field}"), log)
