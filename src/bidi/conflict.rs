@@ -4,19 +4,13 @@
 //! the field, both values' hashes and the winner, and counted in
 //! `pgforce_bidi_conflicts_total{pipeline,object,field,winner}`.
 //!
-//! The outbound half lives here too: a Postgres change older than a Salesforce value
-//! pgforce already applied to that field (it lost the conflict, or the row was
-//! overwritten after it) is not sent ([`drop_superseded`]).
-
-use std::collections::HashMap;
+//! The inbound side decides in [`super::echo`], the outbound side in [`super::guard`],
+//! both through [`decide`].
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
 use tracing::info;
 
-use super::synced::{Side, Synced};
 use crate::config::pair::Conflict;
-use crate::lsn::Lsn;
 
 /// The side whose value a conflict keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,31 +77,6 @@ pub fn report(d: &Decision<'_>) {
     .increment(1);
 }
 
-/// Removes from an outbound `record` (of Salesforce record `id`, from a Postgres change
-/// committed at `lsn`) every field whose last synced value came from Salesforce after
-/// that change: Postgres holds that value now, so the older change must not overwrite it
-/// in Salesforce. Returns the fields removed.
-pub fn drop_superseded(
-    synced: &HashMap<(String, String), Synced>,
-    id: &str,
-    lsn: Lsn,
-    record: &mut Map<String, Value>,
-) -> Vec<String> {
-    let stale: Vec<String> = record
-        .keys()
-        .filter(|f| {
-            synced
-                .get(&(id.to_string(), (*f).clone()))
-                .is_some_and(|s| s.side == Side::Salesforce && s.wal_lsn > lsn)
-        })
-        .cloned()
-        .collect();
-    for f in &stale {
-        record.remove(f);
-    }
-    stale
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,24 +109,5 @@ mod tests {
             decide(Conflict::Postgres, at(9), Some(at(1))),
             Winner::Postgres
         );
-    }
-
-    #[test]
-    fn only_fields_salesforce_overwrote_later_are_dropped() {
-        let mut synced = HashMap::new();
-        let s = |side, lsn| Synced {
-            hash: "h".into(),
-            side,
-            wal_lsn: Lsn(lsn),
-        };
-        synced.insert(("003".into(), "Phone".into()), s(Side::Salesforce, 20));
-        synced.insert(("003".into(), "LastName".into()), s(Side::Salesforce, 5));
-        synced.insert(("003".into(), "FirstName".into()), s(Side::Postgres, 20));
-        let mut r: Map<String, Value> = serde_json::from_str(
-            r#"{"Phone": "1", "LastName": "L", "FirstName": "F", "Email": "e"}"#,
-        )
-        .unwrap();
-        assert_eq!(drop_superseded(&synced, "003", Lsn(10), &mut r), ["Phone"]);
-        assert_eq!(r.len(), 3);
     }
 }

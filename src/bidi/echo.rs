@@ -176,6 +176,14 @@ impl EchoFilter {
             let keep = match (last, &current) {
                 // Unchanged since the last sync, or pgforce's own write coming back.
                 (Some(s), _) if s.hash == h => false,
+                // Set before pgforce recorded writing its own value of the field: that
+                // write overwrote it (or is about to), having decided against it.
+                (Some(s), _)
+                    if s.side == Side::Postgres
+                        && s.at.is_some_and(|at| c.commit_timestamp < at) =>
+                {
+                    false
+                }
                 // Postgres holds it already.
                 (_, Some(cur)) if *cur == h => {
                     remember.push((c.record_id.clone(), field.to_string(), h.clone()));
@@ -210,7 +218,8 @@ impl EchoFilter {
                 dropped.push((name, field));
             }
         }
-        // The applier upserts the fields present; a dropped field of an existing row is
+        // The applier upserts the fields present; a dropped field of an existing row, and
+        // one the change does not carry (a CDC update names only what it changed), is
         // given the row's own value (a no-op), since the upsert's proposed row must still
         // satisfy NOT NULL columns.
         if let (true, Some(row)) = (any, row) {
@@ -218,6 +227,16 @@ impl EchoFilter {
                 let current = row.by_field.get(field).cloned().flatten();
                 c.values
                     .insert(name, current.map_or(Value::Null, Value::String));
+            }
+            // A change event carries only the fields it changed: the others too.
+            for (field, _, _) in self.inbound_fields() {
+                if !c.values.keys().any(|k| k.eq_ignore_ascii_case(field)) {
+                    let current = row.by_field.get(field).cloned().flatten();
+                    c.values.insert(
+                        field.to_string(),
+                        current.map_or(Value::Null, Value::String),
+                    );
+                }
             }
         }
         any
@@ -348,6 +367,7 @@ lead_source = { field = "LeadSource", owner = "salesforce" }
                     hash: hash_json(v),
                     side: Side::Postgres,
                     wal_lsn: Lsn(1),
+                    at: None,
                 };
                 (("003A".to_string(), f.to_string()), s)
             })
@@ -391,6 +411,18 @@ lead_source = { field = "LeadSource", owner = "salesforce" }
     }
 
     #[test]
+    fn a_change_event_naming_one_field_carries_the_row_s_other_values() {
+        // A CDC update of FirstName only: the upsert's row still has the NOT NULL key.
+        let known = synced(&[("FirstName", json!("Ann"))]);
+        let r = row(&[("FirstName", "Ann"), ("Email", "a@x.com"), ("Phone", "1")]);
+        let mut c = candidate("", json!({"FirstName": "Bob"}));
+        assert!(filter().one(&mut c, &known, Some(&r), &mut Vec::new()));
+        assert_eq!(c.values["FirstName"], json!("Bob"));
+        assert_eq!(c.values["Email"], json!("a@x.com"));
+        assert_eq!(c.values["Phone"], json!("1"));
+    }
+
+    #[test]
     fn an_echo_with_nothing_new_is_not_applied() {
         let known = synced(&[("FirstName", json!("Ann")), ("Phone", json!("1"))]);
         let mut c = candidate(
@@ -398,6 +430,22 @@ lead_source = { field = "LeadSource", owner = "salesforce" }
             json!({"FirstName": "Ann", "Phone": "1", "LeadSource": null}),
         );
         assert!(!filter().one(&mut c, &known, Some(&row(&[])), &mut Vec::new()));
+    }
+
+    #[test]
+    fn a_salesforce_value_older_than_pgforce_s_write_is_not_applied() {
+        let mut known = synced(&[("FirstName", json!("Ann"))]);
+        for s in known.values_mut() {
+            s.at = Some(Utc.timestamp_opt(101, 0).unwrap());
+        }
+        let r = row(&[("FirstName", "Ann")]);
+        // Committed at 100, before pgforce recorded sending "Ann" at 101.
+        let mut c = candidate("", json!({"FirstName": "Old"}));
+        assert!(!filter().one(&mut c, &known, Some(&r), &mut Vec::new()));
+        // Committed after it: a person's newer edit.
+        c.commit_timestamp = Utc.timestamp_opt(102, 0).unwrap();
+        c.values.insert("FirstName".into(), json!("New"));
+        assert!(filter().one(&mut c, &known, Some(&r), &mut Vec::new()));
     }
 
     #[test]

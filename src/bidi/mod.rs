@@ -15,6 +15,11 @@
 //!   picks the winner, the loser's side is overwritten (or not sent), and the decision is
 //!   logged and counted (`pgforce_bidi_conflicts_total`).
 //!
+//! - **Outbound** ([`guard`]): before paired records are written, their Salesforce values
+//!   are read and each field is decided against them, so a Salesforce edit the inbound
+//!   side has not applied yet is not overwritten by an older or unrelated Postgres change;
+//!   what is sent is recorded as synced before the call.
+//!
 //! [`values`] gives both sides one canonical form to compare. [`echo`] is the filter the
 //! inbound engine runs a paired entry's events through.
 //!
@@ -23,6 +28,7 @@
 
 pub mod conflict;
 pub mod echo;
+pub mod guard;
 pub mod synced;
 pub mod values;
 

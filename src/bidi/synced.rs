@@ -43,6 +43,10 @@ pub struct Synced {
     /// it was applied), as `pg_lsn` text; a Postgres change committed before it is older
     /// than the value.
     pub wal_lsn: crate::lsn::Lsn,
+    /// When it was recorded (Postgres's clock). A value pgforce sends is recorded just
+    /// before the call, so a Salesforce value set before this is one pgforce's write
+    /// overwrites ([`super::echo`] does not apply it). `None` in tests.
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// A value to record: (record Id, field, hash).
@@ -75,13 +79,14 @@ pub async fn remember(
         .execute(
             &format!(
                 "INSERT INTO {s}.synced_values
-                   (pipeline, object, record_id, field, value_hash, side, wal_lsn, changed_at)
-                 SELECT $1, $2, i, f, h, $6, coalesce($7::text::pg_lsn, pg_current_wal_insert_lsn()), $8
+                   (pipeline, object, record_id, field, value_hash, side, wal_lsn, changed_at, synced_at)
+                 SELECT $1, $2, i, f, h, $6, coalesce($7::text::pg_lsn, pg_current_wal_insert_lsn()), $8,
+                   clock_timestamp()
                  FROM unnest($3::text[], $4::text[], $5::text[]) AS t(i, f, h)
                  ON CONFLICT (pipeline, object, record_id, field) DO UPDATE SET
                    value_hash = excluded.value_hash, side = excluded.side,
                    wal_lsn = excluded.wal_lsn, changed_at = excluded.changed_at,
-                   synced_at = now()"
+                   synced_at = clock_timestamp()"
             ),
             &[
                 &state.pipeline(),
@@ -113,7 +118,7 @@ pub async fn load(
     let rows = client
         .query(
             &format!(
-                "SELECT record_id, field, value_hash, side, wal_lsn::text FROM {s}.synced_values
+                "SELECT record_id, field, value_hash, side, wal_lsn::text, synced_at FROM {s}.synced_values
                  WHERE pipeline = $1 AND object = $2 AND record_id = ANY($3)"
             ),
             &[&state.pipeline(), &object, &ids],
@@ -140,6 +145,7 @@ pub async fn load(
                 hash: r.get(2),
                 side,
                 wal_lsn,
+                at: r.get(5),
             },
         );
     }

@@ -78,7 +78,7 @@ pub(super) async fn open_flusher(
             object_order: order,
             transient_retries: 5,
             max_bulk_jobs: cfg.batching.max_concurrent_bulk_jobs,
-            paired_objects: cfg.pairs.iter().map(|p| p.object.clone()).collect(),
+            paired_objects: cfg.pairs.clone(),
         },
     ))
 }

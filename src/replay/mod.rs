@@ -27,6 +27,13 @@
 //! pipeline is writing. The copy is taken from the local disk, so replay runs on the host
 //! (or volume) of the daemon.
 //!
+//! A mapping that finds its records by an ordinary field (`external_id = { column,
+//! match_by }`, two-way pairs matched by email among them) is refused
+//! ([`ReplayError::MatchBy`]): its changes are keyed by a value that is not an External ID,
+//! so an upsert by it would fail or create records, and matching them again would need the
+//! live pipeline's first-contact rules. Replay such a pipeline's other mappings with
+//! `--mapping`.
+//!
 //! A replay re-applies the journaled state of the range: with `--to-lsn` before the latest
 //! change, newer values in Salesforce are overwritten by the older ones of the range, which
 //! is the point when restoring, and a surprise otherwise.
@@ -62,6 +69,12 @@ pub enum ReplayError {
     EmptyRange { from: Lsn, to: Lsn },
     #[error("pipeline {pipeline} has no mapping named {mapping:?}")]
     UnknownMapping { pipeline: String, mapping: String },
+    #[error("pipeline {pipeline}: mapping {mapping:?} matches records by {field} (`match_by`), which replay does not support (its changes are not keyed by an External ID); replay the other mappings with --mapping")]
+    MatchBy {
+        pipeline: String,
+        mapping: String,
+        field: String,
+    },
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error("journal entry at {lsn} is not a journaled change: {source}")]
@@ -94,6 +107,7 @@ impl ReplayError {
                 | ReplayError::NoJournalDir { .. }
                 | ReplayError::EmptyRange { .. }
                 | ReplayError::UnknownMapping { .. }
+                | ReplayError::MatchBy { .. }
                 | ReplayError::Config { .. }
                 | ReplayError::Journal(JournalError::TooOld { .. } | JournalError::Empty(_))
         )
@@ -220,6 +234,7 @@ pub fn plan(
             });
         }
     }
+    refuse_match_by(cfg, req.mapping.as_deref())?;
     let to = req.to.unwrap_or(Lsn(u64::MAX));
     if to < req.from {
         return Err(ReplayError::EmptyRange { from: req.from, to });
@@ -259,6 +274,24 @@ pub fn plan(
         entries: entries.len(),
         steps: plan_steps(epoch.drain(), &order, StepLimits::rows(max_rows)),
     })
+}
+
+/// A replay touching a `match_by` mapping (the one named, or any when none is) is
+/// refused, naming the mapping.
+fn refuse_match_by(cfg: &PipelineConfig, only: Option<&str>) -> Result<(), ReplayError> {
+    let matched = cfg
+        .mappings
+        .iter()
+        .filter(|m| only.is_none_or(|o| o == m.name))
+        .find(|m| m.external_id.match_by);
+    match matched {
+        Some(m) => Err(ReplayError::MatchBy {
+            pipeline: cfg.name.clone(),
+            mapping: m.name.clone(),
+            field: m.external_id.field.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Read `[from, to]` from a private copy of the segments that can hold it.
@@ -379,7 +412,7 @@ pub async fn apply(
             object_order: order,
             transient_retries: 5,
             max_bulk_jobs: cfg.batching.max_concurrent_bulk_jobs,
-            paired_objects: cfg.pairs.iter().map(|p| p.object.clone()).collect(),
+            paired_objects: cfg.pairs.clone(),
         },
     );
 

@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 
+use serde_json::{Map, Value};
+
 use crate::batch::StepKind;
 
 /// One record's result, keyed by the caller's key (the external id), never by position.
@@ -143,6 +145,15 @@ pub trait Destination: Sync {
         field: &str,
         keys: &[String],
     ) -> impl Future<Output = Result<HashMap<String, Vec<String>>, SinkError>> + Send;
+    /// Two-way pairs: the live records `ids` of `object` as they are now, by Id, with
+    /// `fields`, `Id` and `SystemModstamp` (SOQL by Id, 200 a query); records not found
+    /// are absent.
+    fn read_records(
+        &self,
+        object: &str,
+        ids: &[String],
+        fields: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, Map<String, Value>>, SinkError>> + Send;
 }
 
 impl crate::error_class::Classify for SinkError {

@@ -95,10 +95,10 @@ pub struct FlusherOptions {
     pub transient_retries: u32,
     /// Most steps of one epoch in flight at once (Bulk jobs, or Collections steps).
     pub max_bulk_jobs: usize,
-    /// Objects of two-way pairs: what pgforce writes to them is recorded as synced
-    /// (`bidi::synced`), and a change older than a value pgforce applied from Salesforce
-    /// since does not overwrite it (`bidi::conflict::drop_superseded`).
-    pub paired_objects: Vec<String>,
+    /// Two-way pairs: what pgforce writes to their objects is guarded against what
+    /// Salesforce holds now (`bidi::guard`: a newer Salesforce value of a field is not
+    /// overwritten) and recorded as synced (`bidi::synced`) before the call.
+    pub paired_objects: Vec<crate::config::pair::PairConfig>,
 }
 
 /// What one flush did.

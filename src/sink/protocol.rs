@@ -182,9 +182,15 @@ impl<D: Destination, S: SinkState> Flusher<D, S> {
         } else {
             (sent.iter().map(|c| c.record()).collect(), Vec::new())
         };
-        if self.opts.paired_objects.contains(&step.object) {
-            self.drop_superseded(step, &sent, &mut records).await?;
-        }
+        let pair = self
+            .opts
+            .paired_objects
+            .iter()
+            .find(|p| p.object == step.object);
+        let recorded_before = match pair {
+            Some(pair) => self.guard_paired(step, pair, &sent, &mut records).await?,
+            None => HashSet::new(),
+        };
         // What the records are upserted by: the key field, or `Id` once matched.
         let upsert_field = if matching { "Id" } else { ext_field };
         // Known before anything can create them, so a record whose result is lost is not.
@@ -217,6 +223,12 @@ impl<D: Destination, S: SinkState> Flusher<D, S> {
         let by_key: HashMap<&str, &C> = sent.iter().map(|c| (c.key(), *c)).collect();
         let records_by_key: HashMap<&str, &Map<String, Value>> =
             sent.iter().map(|c| c.key()).zip(&records).collect();
+        // A pair's records not recorded as synced before the call (new ones) are after it.
+        let record_after: HashMap<&str, &Map<String, Value>> = records_by_key
+            .iter()
+            .filter(|(k, _)| pair.is_some() && !recorded_before.contains(**k))
+            .map(|(k, r)| (*k, *r))
+            .collect();
         outcomes.extend(
             self.retry_transient(
                 &step.object,
@@ -228,7 +240,7 @@ impl<D: Destination, S: SinkState> Flusher<D, S> {
             .await?,
         );
         let mut done = self
-            .settle_upserts(&step.object, &by_key, outcomes, report)
+            .settle_upserts(&step.object, &by_key, &record_after, outcomes, report)
             .await?;
         // Filtered: a soft delete of a record that does not exist has nothing to do.
         done.settled.extend(absent);
@@ -269,28 +281,90 @@ impl<D: Destination, S: SinkState> Flusher<D, S> {
         Ok((records, ambiguous))
     }
 
-    /// Two-way pairs: removes from each record the fields Salesforce set (and pgforce
-    /// applied to Postgres) after the change was committed, so the older change cannot
-    /// overwrite them.
-    async fn drop_superseded<C: FlushChange>(
+    /// Two-way pairs: reads the records as Salesforce holds them now and removes from each
+    /// the fields whose Salesforce value should stay ([`crate::bidi::guard`]), then records
+    /// what is left as synced before it is sent (records whose Id is known); returns
+    /// their keys.
+    async fn guard_paired<C: FlushChange>(
         &self,
         step: &Step<C>,
+        pair: &crate::config::pair::PairConfig,
         sent: &[&C],
         records: &mut [Map<String, Value>],
-    ) -> Result<(), SinkError> {
+    ) -> Result<HashSet<String>, SinkError> {
+        use crate::bidi::guard::{self, Outbound, Policies, Seen};
         let keys: Vec<String> = sent.iter().map(|c| c.key().to_string()).collect();
-        let ids = self.state.lookup_ids(&step.object, &keys).await?;
-        let known: Vec<String> = ids.values().cloned().collect();
-        let synced = self.state.synced_values(&step.object, &known).await?;
-        for (c, r) in sent.iter().zip(records.iter_mut()) {
-            let Some(id) = ids.get(c.key()) else { continue };
-            let dropped = crate::bidi::conflict::drop_superseded(&synced, id, c.lsn(), r);
+        let known = self.state.lookup_ids(&step.object, &keys).await?;
+        let ids: Vec<Option<String>> = sent
+            .iter()
+            .zip(records.iter())
+            .map(|(c, r)| match r.get("Id") {
+                Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
+                _ => known.get(c.key()).cloned(),
+            })
+            .collect();
+        let id_list: Vec<String> = ids.iter().flatten().cloned().collect();
+        if id_list.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let synced = self.state.synced_values(&step.object, &id_list).await?;
+        let fields = guard::read_fields(records.iter(), &step.key_field);
+        let current = self
+            .dest
+            .read_records(&step.object, &id_list, &fields)
+            .await?;
+        let times = self.row_times(sent).await?;
+        let policies = Policies::of(pair);
+        let mut remember = Vec::new();
+        let mut keys = HashSet::new();
+        for (i, (c, r)) in sent.iter().zip(records.iter_mut()).enumerate() {
+            let Some(id) = ids[i].as_deref() else {
+                continue;
+            };
+            let rec = Outbound {
+                pipeline: &self.opts.pipeline,
+                object: &step.object,
+                id,
+                key_field: &step.key_field,
+                lsn: c.lsn(),
+                postgres_at: times.get(i).copied().flatten(),
+            };
+            let seen = current.get(id).map(Seen::of);
+            let dropped = guard::guard(&rec, &policies, &synced, seen, r);
             if !dropped.is_empty() {
                 info!(object = %step.object, record_id = %id, fields = ?dropped,
-                    "not sending fields Salesforce changed after this change (it won)");
+                    "not sending fields whose Salesforce value stays (newer, or Postgres did not change them)");
             }
+            remember.push((id.to_string(), r.clone()));
+            keys.insert(c.key().to_string());
         }
-        Ok(())
+        self.state.remember_outbound(&step.object, remember).await?;
+        Ok(keys)
+    }
+
+    /// The commit time of each change's source row as it is now (`None` when unknown).
+    async fn row_times<C: FlushChange>(
+        &self,
+        sent: &[&C],
+    ) -> Result<Vec<Option<chrono::DateTime<chrono::Utc>>>, SinkError> {
+        let targets: Vec<Option<super::flusher::WriteBackTarget>> =
+            sent.iter().map(|c| c.write_back()).collect();
+        let Some(table) = targets.iter().flatten().next().map(|t| t.table.clone()) else {
+            return Ok(vec![None; sent.len()]);
+        };
+        let at: Vec<usize> = (0..sent.len())
+            .filter(|i| targets[*i].as_ref().is_some_and(|t| t.table == table))
+            .collect();
+        let keys: Vec<Vec<(String, String)>> = at
+            .iter()
+            .filter_map(|i| targets[*i].as_ref().map(|t| t.key.clone()))
+            .collect();
+        let found = self.state.row_commit_times(&table, &keys).await?;
+        let mut out = vec![None; sent.len()];
+        for (i, t) in at.into_iter().zip(found) {
+            out[i] = t;
+        }
+        Ok(out)
     }
 
     /// Dead-letters changes whose value several records share, naming every Id; returns

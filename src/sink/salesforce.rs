@@ -473,6 +473,46 @@ impl Destination for SalesforceDestination {
         }
         Ok(out)
     }
+
+    async fn read_records(
+        &self,
+        object: &str,
+        ids: &[String],
+        fields: &[String],
+    ) -> Result<HashMap<String, Map<String, Value>>, SinkError> {
+        let mut select = vec!["Id".to_string(), "SystemModstamp".to_string()];
+        for f in fields {
+            if !select.iter().any(|s| s.eq_ignore_ascii_case(f)) {
+                select.push(f.clone());
+            }
+        }
+        // Ids are alphanumeric: anything else is not an Id and is never spliced.
+        let ids: Vec<&String> = ids
+            .iter()
+            .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()))
+            .collect();
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(200) {
+            let list: Vec<String> = chunk.iter().map(|id| format!("'{id}'")).collect();
+            let soql = format!(
+                "SELECT {} FROM {object} WHERE Id IN ({})",
+                select.join(", "),
+                list.join(",")
+            );
+            let records: Vec<Map<String, Value>> = self
+                .client
+                .query(&soql)
+                .try_collect()
+                .await
+                .map_err(remote)?;
+            for r in records {
+                if let Some(Value::String(id)) = r.get("Id") {
+                    out.insert(id.clone(), r);
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tracing::{info, warn};
 
 use super::destination::{Destination, Outcome, RecordFailure, SinkError};
@@ -15,10 +15,14 @@ use crate::checkpoint::{DeadLetter, ParkedChange};
 use crate::metrics as m;
 
 impl<D: Destination, S: SinkState> Flusher<D, S> {
+    /// `sent`: the records of a pair's keys to record as synced once they landed, as
+    /// they were sent (the guard may have left fields out; records it recorded before the
+    /// call are not in it).
     pub(super) async fn settle_upserts<C: FlushChange>(
         &self,
         object: &str,
         by_key: &HashMap<&str, &C>,
+        sent: &HashMap<&str, &Map<String, Value>>,
         outcomes: Vec<Outcome>,
         report: &mut FlushReport,
     ) -> Result<StepDone, SinkError> {
@@ -57,10 +61,10 @@ impl<D: Destination, S: SinkState> Flusher<D, S> {
         }
         // A pair's inbound side compares what comes back with this: recorded first, so
         // a record polled before its Id is written back is already known.
-        if self.opts.paired_objects.iter().any(|o| o == object) {
+        if !sent.is_empty() {
             let written = ids
                 .iter()
-                .filter_map(|(k, id)| Some((id.clone(), by_key.get(k.as_str())?.record())))
+                .filter_map(|(k, id)| Some((id.clone(), (*sent.get(k.as_str())?).clone())))
                 .collect();
             self.state.remember_outbound(object, written).await?;
         }

@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::flusher::WriteBackTarget;
@@ -150,6 +151,15 @@ pub trait SinkState: Send + Sync {
         object: &str,
         ids: &[String],
     ) -> impl Future<Output = Result<SyncedValues, StateError>> + Send;
+
+    /// Two-way pairs: the commit time of each row of `table` (`schema.table`) named by
+    /// its key columns and their values as text, as the row is now, in order; `None` for
+    /// a row not found or when `track_commit_timestamp` is off.
+    fn row_commit_times(
+        &self,
+        table: &str,
+        keys: &[Vec<(String, String)>],
+    ) -> impl Future<Output = Result<Vec<Option<DateTime<Utc>>>, StateError>> + Send;
 }
 
 impl SinkState for StateStore {
@@ -239,5 +249,12 @@ impl SinkState for StateStore {
         ids: &[String],
     ) -> Result<SyncedValues, StateError> {
         crate::bidi::synced::load(self, object, ids).await
+    }
+    async fn row_commit_times(
+        &self,
+        table: &str,
+        keys: &[Vec<(String, String)>],
+    ) -> Result<Vec<Option<DateTime<Utc>>>, StateError> {
+        crate::bidi::guard::row_commit_times(self, table, keys).await
     }
 }

@@ -461,4 +461,29 @@ impl Destination for MemoryDestination {
         }
         Ok(out)
     }
+
+    async fn read_records(
+        &self,
+        object: &str,
+        ids: &[String],
+        fields: &[String],
+    ) -> Result<HashMap<String, Map<String, Value>>, SinkError> {
+        let inner = self.inner();
+        let mut out = HashMap::new();
+        for (id, stored) in inner
+            .records
+            .get(object)
+            .into_iter()
+            .flat_map(|t| t.values())
+            .filter(|(id, _)| ids.contains(id))
+        {
+            let mut r = Map::new();
+            r.insert("Id".into(), Value::String(id.clone()));
+            for f in fields {
+                r.insert(f.clone(), stored.get(f).cloned().unwrap_or(Value::Null));
+            }
+            out.insert(id.clone(), r);
+        }
+        Ok(out)
+    }
 }

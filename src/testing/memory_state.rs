@@ -348,4 +348,12 @@ impl SinkState for MemoryState {
     ) -> Result<SyncedValues, StateError> {
         Ok(SyncedValues::new())
     }
+
+    async fn row_commit_times(
+        &self,
+        _table: &str,
+        keys: &[Vec<(String, String)>],
+    ) -> Result<Vec<Option<chrono::DateTime<chrono::Utc>>>, StateError> {
+        Ok(vec![None; keys.len()])
+    }
 }

@@ -225,6 +225,34 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// Spawn `pgforce run` on `config` with `env` set (the config's `env:` secrets), its
+    /// output appended to `log` (for tests that bring their own config, e.g. a template).
+    pub fn run(config: &Path, log: &Path, env: &[(&str, &str)]) -> Pipeline {
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgforce"));
+        cmd.arg("run").arg("--config").arg(config);
+        cmd.args(["--listen", "127.0.0.1:0"])
+            .envs(env.iter().copied())
+            .env_remove("PGFORCE_OPS_LISTEN")
+            .env(
+                "RUST_LOG",
+                std::env::var("PGFORCE_CHILD_LOG")
+                    .unwrap_or_else(|_| "info,tokio_postgres=warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        Pipeline {
+            child: cmd.spawn().expect("spawn pgforce run"),
+            log: log.to_path_buf(),
+            exited: None,
+        }
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
