@@ -37,6 +37,8 @@ pub struct DeadLetterRow {
     pub status: String,
     pub first_seen: chrono::DateTime<chrono::Utc>,
     pub last_seen: chrono::DateTime<chrono::Utc>,
+    /// Parked child changes waiting for this record (they are retried when it lands).
+    pub children_waiting: i64,
 }
 
 impl StateStore {
@@ -191,8 +193,11 @@ impl StateStore {
             .query(
                 &format!(
                     "SELECT id, pipeline, mapping, object, external_id, operation, lsn::text,
-                            error_code, message, fields, row_data, attempts, status, first_seen, last_seen
-                     FROM {s}.errors WHERE pipeline = $1 AND ($2::text IS NULL OR status = $2)
+                            error_code, message, fields, row_data, attempts, status, first_seen, last_seen,
+                            (SELECT count(*) FROM {s}.parked_parents p
+                              WHERE p.pipeline = e.pipeline AND p.parent_object = e.object
+                                AND p.parent_external_id = e.external_id)
+                     FROM {s}.errors e WHERE pipeline = $1 AND ($2::text IS NULL OR status = $2)
                      ORDER BY id LIMIT $3"
                 ),
                 &[&self.pipeline, &status, &limit],
@@ -217,6 +222,7 @@ impl StateStore {
                 status: r.get(12),
                 first_seen: r.get(13),
                 last_seen: r.get(14),
+                children_waiting: r.get(15),
             })
             .collect())
     }

@@ -40,6 +40,9 @@ pub struct ParkedGroup {
     pub waiting_for: String,
     /// How many children wait.
     pub count: i64,
+    /// How many of them wait for a parent whose own change is dead-lettered: they land
+    /// only once that dead letter is fixed (`pgforce errors list` shows it).
+    pub parent_dead_lettered: i64,
     /// When the longest-waiting of them was parked.
     pub oldest: DateTime<Utc>,
 }
@@ -112,10 +115,16 @@ async fn parked_groups(
     let rows = client
         .query(
             &format!(
-                "SELECT mapping, object, parent_object, count(*), min(first_seen)
-                 FROM {s}.parked WHERE pipeline = $1
-                 GROUP BY mapping, object, parent_object
-                 ORDER BY count(*) DESC, mapping, parent_object"
+                "SELECT k.mapping, k.object, k.parent_object, count(*), min(k.first_seen),
+                        count(*) FILTER (WHERE EXISTS (
+                            SELECT 1 FROM {s}.parked_parents p JOIN {s}.errors e
+                              ON e.pipeline = p.pipeline AND e.status = 'open'
+                             AND e.object = p.parent_object AND e.external_id = p.parent_external_id
+                             WHERE p.pipeline = k.pipeline AND p.mapping = k.mapping
+                               AND p.external_id = k.external_id))
+                 FROM {s}.parked k WHERE k.pipeline = $1
+                 GROUP BY k.mapping, k.object, k.parent_object
+                 ORDER BY count(*) DESC, k.mapping, k.parent_object"
             ),
             &[&pipeline],
         )
@@ -129,6 +138,7 @@ async fn parked_groups(
             waiting_for: r.get(2),
             count: r.get(3),
             oldest: r.get(4),
+            parent_dead_lettered: r.get(5),
         })
         .collect())
 }

@@ -81,8 +81,12 @@ pub async fn errors(args: ErrorsArgs) -> anyhow::Result<ExitCode> {
                     "id", "mapping", "object", "key", "error", "try"
                 );
                 for r in rows {
+                    let waiting = match r.children_waiting {
+                        0 => String::new(),
+                        n => format!(" ({n} parked child change(s) wait for this record)"),
+                    };
                     println!(
-                        "{:>6}  {:<12} {:<14} {:<18} {:<32} {:>4}  {}",
+                        "{:>6}  {:<12} {:<14} {:<18} {:<32} {:>4}  {}{waiting}",
                         r.id,
                         r.mapping,
                         r.object,

@@ -212,13 +212,20 @@ fn stuck_lines(row: &serde_json::Value) -> Vec<String> {
     }
     for group in row["parked_reasons"].as_array().into_iter().flatten() {
         let text = |k: &str| group[k].as_str().unwrap_or("-").to_string();
-        lines.push(format!(
+        let mut line = format!(
             "{name}: {} {} change(s) parked since {}, waiting for their {} parent to land",
             group["count"],
             text("mapping"),
             text("oldest"),
             text("waiting_for"),
-        ));
+        );
+        let blocked = group["parent_dead_lettered"].as_u64().unwrap_or(0);
+        if blocked > 0 {
+            line.push_str(&format!(
+                " ({blocked} of them wait for a parent that is dead-lettered: fix it, see `pgforce errors list`)"
+            ));
+        }
+        lines.push(line);
     }
     lines
 }

@@ -277,6 +277,9 @@ pub struct ParkedReason {
     pub waiting_for: String,
     /// How many wait.
     pub count: u64,
+    /// How many of them wait for a parent that is itself dead-lettered (fix that first).
+    #[serde(default)]
+    pub parent_dead_lettered: u64,
     /// When the longest-waiting of them was parked.
     pub oldest: DateTime<Utc>,
 }
@@ -301,6 +304,7 @@ impl PipelineStatus {
                 object: g.object.clone(),
                 waiting_for: g.waiting_for.clone(),
                 count: g.count.max(0) as u64,
+                parent_dead_lettered: g.parent_dead_lettered.max(0) as u64,
                 oldest: g.oldest,
             })
             .collect();

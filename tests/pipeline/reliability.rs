@@ -575,3 +575,50 @@ async fn a_lookup_cleared_by_a_later_change_in_the_epoch_is_cleared() {
     wait_in_sync(&h).await;
     run.stop().await.expect("clean stop");
 }
+
+/// Defect 14, second half: a child waiting for a parent that Salesforce rejected is shown as
+/// such (on the parent's dead letter in `errors list`, and in the status's parked groups),
+/// and lands once the parent is fixed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_of_a_dead_lettered_parent_are_shown_and_land_once_it_is_fixed() {
+    let h = Harness::start(SCHEMA).await;
+    let run = h.run(h.config(&mappings(), &Batching::default())).await;
+    let long_name = "N".repeat(300);
+    h.sql(&format!(
+        "INSERT INTO accounts (id, name) VALUES (1, '{long_name}');
+         INSERT INTO contacts (id, account_id, last_name) VALUES (10, 1, 'Waits');"
+    ))
+    .await;
+    let state = h.state().await;
+    wait_until(
+        "the parent is dead-lettered, its child parked",
+        DEADLINE,
+        || async {
+            let open = h.dead_letters("open").await;
+            let stuck = state.stuck().await.map_err(|e| e.to_string())?;
+            check(
+                open.len() == 1 && open[0].children_waiting == 1 && stuck.parked_total() == 1,
+                || format!("open {open:?}, stuck {stuck:?}"),
+            )
+        },
+    )
+    .await;
+    let stuck = state.stuck().await.unwrap();
+    assert_eq!(stuck.parked[0].waiting_for, "Account");
+    assert_eq!(stuck.parked[0].parent_dead_lettered, 1);
+    assert_eq!(
+        h.dead_letters("open").await[0].error_code,
+        "STRING_TOO_LONG"
+    );
+    h.sql("UPDATE accounts SET name = 'Fixed' WHERE id = 1")
+        .await;
+    wait_until("the parent and its child land", DEADLINE, || async {
+        h.compare("accounts", "Account", ACCOUNT_FIELDS).await?;
+        h.compare("contacts", "Contact", CONTACT_FIELDS).await?;
+        let parked = state.parked_count().await.map_err(|e| e.to_string())?;
+        check(parked == 0, || format!("parked {parked}"))
+    })
+    .await;
+    assert!(h.dead_letters("open").await.is_empty());
+    run.stop().await.expect("clean stop");
+}
