@@ -32,19 +32,21 @@
 #[path = "support/mod.rs"]
 mod support;
 
+use secrecy::SecretString;
+use support::Secrets;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
-use pgforce::config::{Config, PipelineConfig, SecretRef, SecretResolver};
+use pgforce::config::{Config, PipelineConfig};
 use pgforce::pipeline::{supervise, RunOptions};
 use pgforce::salesforce::{ClientConfig, Credentials, SalesforceClient};
 use pgforce::server::Health;
 use pgforce::testing::pg::ClusterOptions;
 use pgforce::testing::TempCluster;
 use pgforce_emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle};
-use secrecy::SecretString;
 use serde_json::{json, Map, Value};
 use tokio::sync::watch;
 use tokio_postgres::{Client, NoTls};
@@ -71,23 +73,6 @@ END $$;
 CREATE TRIGGER users_count AFTER INSERT OR UPDATE ON users
     FOR EACH ROW EXECUTE FUNCTION count_write();
 ";
-
-/// Resolves the two secrets of the template.
-struct Secrets {
-    db: String,
-}
-
-impl SecretResolver for Secrets {
-    fn resolve(&self, reference: &SecretRef) -> Result<SecretString, String> {
-        match reference {
-            SecretRef::Env(n) if n == "DATABASE_URL" => Ok(self.db.clone().into()),
-            SecretRef::Env(n) if n == "SF_CLIENT_SECRET" => {
-                Ok(emu::DEMO_CLIENT_SECRET.to_string().into())
-            }
-            other => Err(format!("unknown secret {other:?}")),
-        }
-    }
-}
 
 /// What one side measured.
 #[derive(Debug, Clone, Copy, Default)]
@@ -272,8 +257,8 @@ fn pair_config(emulator: &EmulatorHandle, db: &str) -> PipelineConfig {
             }
         })
         .collect();
-    let mut config = Config::from_toml_with(&text.join("\n"), &Secrets { db: db.into() })
-        .expect("the template loads");
+    let mut config =
+        Config::from_toml_with(&text.join("\n"), &Secrets::new(db)).expect("the template loads");
     config.pipelines.remove(0)
 }
 

@@ -44,20 +44,21 @@
 
 mod support;
 
+use support::Secrets;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use pgforce::cdc::entry::start_entry;
-use pgforce::config::{Config, PipelineConfig, SecretRef, SecretResolver};
+use pgforce::config::{Config, PipelineConfig};
 use pgforce::inbound::{supervise, InboundError};
 use pgforce::salesforce::rest::Record;
 use pgforce::salesforce::SalesforceClient;
 use pgforce::server::Health;
 use pgforce::testing::TempCluster;
 use pgforce_emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle, ProfileName};
-use secrecy::SecretString;
 use serde_json::{json, Map, Value};
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
@@ -82,23 +83,6 @@ fn env_num(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.replace('_', "").parse().ok())
         .unwrap_or(default)
-}
-
-/// The bench's secrets: the database URL and the emulator's demo secret.
-struct Secrets {
-    db_url: String,
-}
-
-impl SecretResolver for Secrets {
-    fn resolve(&self, reference: &SecretRef) -> Result<SecretString, String> {
-        match reference {
-            SecretRef::Env(n) if n == DB_ENV => Ok(SecretString::from(self.db_url.clone())),
-            SecretRef::Env(n) if n == SECRET_ENV => {
-                Ok(SecretString::from(emu::DEMO_CLIENT_SECRET.to_string()))
-            }
-            _ => Err("the bench resolves its own env: references only".into()),
-        }
-    }
 }
 
 struct Ctx {
@@ -265,7 +249,9 @@ Name = "name"
         id = emu::DEMO_CLIENT_ID,
     );
     let secrets = Secrets {
-        db_url: ctx.db_url.clone(),
+        db: ctx.db_url.clone(),
+        db_env: DB_ENV,
+        secret_env: SECRET_ENV,
     };
     match Config::from_toml_with(&text, &secrets) {
         Ok(mut c) => c.pipelines.remove(0),

@@ -15,32 +15,16 @@
 #[path = "support/mod.rs"]
 mod support;
 
+use support::Secrets;
+
 use std::time::{Duration, Instant};
 
-use pgforce::config::{Config, SecretRef, SecretResolver};
+use pgforce::config::Config;
 use pgforce::jobs::{JobRunOptions, JobRunner};
 use pgforce::testing::TempCluster;
 use pgforce_emulator::{config as emu, Emulator, EmulatorConfig, EmulatorHandle, ProfileName};
-use secrecy::SecretString;
 use serde_json::{json, Map, Value};
 use tokio_postgres::NoTls;
-
-/// Resolves the two secrets of the bench config.
-struct Secrets {
-    db: String,
-}
-
-impl SecretResolver for Secrets {
-    fn resolve(&self, reference: &SecretRef) -> Result<SecretString, String> {
-        match reference {
-            SecretRef::Env(n) if n == "DATABASE_URL" => Ok(self.db.clone().into()),
-            SecretRef::Env(n) if n == "SF_CLIENT_SECRET" => {
-                Ok(emu::DEMO_CLIENT_SECRET.to_string().into())
-            }
-            other => Err(format!("unknown secret {other:?}")),
-        }
-    }
-}
 
 /// One measured run.
 #[derive(Debug, Clone, Copy)]
@@ -222,8 +206,8 @@ target = {{ type = "update", object = "Account", match = {{ column = "account_id
 "#,
         client = emu::DEMO_CLIENT_ID
     );
-    let mut config = Config::from_toml_with(&text, &Secrets { db: db.to_string() })
-        .expect("the bench config loads");
+    let mut config =
+        Config::from_toml_with(&text, &Secrets::new(db)).expect("the bench config loads");
     config.pipelines.remove(0)
 }
 

@@ -8,3 +8,41 @@ mod figures;
 // Each bench uses some of these.
 #[allow(unused_imports)]
 pub use figures::{load_average, rss_bytes, write_json};
+
+use pgforce::config::{SecretRef, SecretResolver};
+use secrecy::SecretString;
+
+/// Resolves a bench config's two secret references (`env:` names): the database URL of the
+/// bench's throwaway cluster and the emulator's demo client secret.
+pub struct Secrets {
+    pub db: String,
+    pub db_env: &'static str,
+    pub secret_env: &'static str,
+}
+
+impl Secrets {
+    /// For a config naming them `DATABASE_URL` and `SF_CLIENT_SECRET`.
+    pub fn new(db: impl Into<String>) -> Secrets {
+        Secrets {
+            db: db.into(),
+            db_env: "DATABASE_URL",
+            secret_env: "SF_CLIENT_SECRET",
+        }
+    }
+}
+
+impl SecretResolver for Secrets {
+    fn resolve(&self, reference: &SecretRef) -> Result<SecretString, String> {
+        match reference {
+            SecretRef::Env(n) if n == self.db_env => Ok(self.db.clone().into()),
+            SecretRef::Env(n) if n == self.secret_env => {
+                Ok(pgforce_emulator::config::DEMO_CLIENT_SECRET
+                    .to_string()
+                    .into())
+            }
+            other => Err(format!(
+                "the bench resolves only its own two secrets, not {other:?}"
+            )),
+        }
+    }
+}
