@@ -12,8 +12,10 @@ use std::collections::{HashMap, HashSet};
 
 use tracing::{info, warn};
 
-use super::destination::{Destination, RecordFailure, SinkError};
-use super::flusher::{FlushChange, Flusher};
+use serde_json::{Map, Value};
+
+use super::destination::{Destination, Outcome, RecordFailure, SinkError};
+use super::flusher::{FlushChange, FlushReport, Flusher};
 use super::state::SinkState;
 use crate::batch::Step;
 
@@ -117,5 +119,86 @@ pub(super) fn ambiguous_failure(object: &str, field: &str, ids: &[String]) -> Re
             ids.join(", ")
         ),
         fields: vec![field.to_string()],
+    }
+}
+
+/// The `match_by` path of an upsert step: records keyed by Id, ambiguous values
+/// dead-lettered, and the Collections upsert keyed back to the step's key field.
+impl<D: Destination, S: SinkState> Flusher<D, S> {
+    /// Matches a `match_by` step's records: the ones a value of several records names
+    /// leave `sent` (returned with those Ids), the rest are upserted by `Id` (absent for
+    /// a record no one matched: created).
+    pub(super) async fn matched<'c, C: FlushChange>(
+        &self,
+        step: &Step<C>,
+        sent: &mut Vec<&'c C>,
+    ) -> Result<(Vec<Map<String, Value>>, Vec<(&'c C, Vec<String>)>), SinkError> {
+        let mut m = self.match_records(step, sent).await?;
+        let mut ambiguous = Vec::new();
+        sent.retain(
+            |c| match m.ambiguous.iter().position(|(k, _)| k == c.key()) {
+                Some(i) => {
+                    ambiguous.push((*c, m.ambiguous.swap_remove(i).1));
+                    false
+                }
+                None => true,
+            },
+        );
+        let records = sent
+            .iter()
+            .map(|c| {
+                let mut r = c.record();
+                if let Some(id) = m.ids.get(c.key()) {
+                    r.insert("Id".into(), Value::String(id.clone()));
+                }
+                r
+            })
+            .collect();
+        Ok((records, ambiguous))
+    }
+
+    /// Dead-letters changes whose value several records share, naming every Id; returns
+    /// their keys (settled).
+    pub(super) async fn ambiguous<C: FlushChange>(
+        &self,
+        step: &Step<C>,
+        ambiguous: Vec<(&C, Vec<String>)>,
+        report: &mut FlushReport,
+    ) -> Result<Vec<String>, SinkError> {
+        let keys = ambiguous.iter().map(|(c, _)| c.key().to_string()).collect();
+        let dead = ambiguous
+            .into_iter()
+            .map(|(c, ids)| {
+                let f = super::existing::ambiguous_failure(&step.object, &step.key_field, &ids);
+                self.dead_letter(&step.object, c, "upsert", f)
+            })
+            .collect();
+        self.record_losses(Vec::new(), dead, report).await?;
+        Ok(keys)
+    }
+
+    /// Collections upsert by `upsert_field`, outcomes keyed by the records' `key_field`
+    /// (by position: a record created by a blank `Id` has no Id to be keyed by).
+    pub(super) async fn upsert_keyed(
+        &self,
+        object: &str,
+        upsert_field: &str,
+        key_field: &str,
+        records: &[Map<String, Value>],
+    ) -> Result<Vec<Outcome>, SinkError> {
+        let mut outcomes = self
+            .dest
+            .upsert_records(object, upsert_field, records)
+            .await?;
+        if upsert_field != key_field {
+            for (o, r) in outcomes.iter_mut().zip(records) {
+                o.key = match r.get(key_field) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Null) | None => String::new(),
+                    Some(v) => v.to_string(),
+                };
+            }
+        }
+        Ok(outcomes)
     }
 }

@@ -10,6 +10,7 @@ mod destination;
 mod existing;
 mod fence;
 mod flusher;
+mod paired;
 mod parked;
 mod poll;
 mod protocol;
