@@ -190,7 +190,9 @@ impl Row {
             ends.push(u32::try_from(data.len()).unwrap_or(u32::MAX));
         }
         let wide = data.len() > usize::from(u16::MAX);
-        let mut buf = Vec::with_capacity(2 + n * 7 + data.len());
+        let end_width = if wide { 4 } else { 2 };
+        // Exactly the encoded size, so the boxed slice is not reallocated.
+        let mut buf = Vec::with_capacity(2 + n * (2 + end_width + 1) + data.len());
         let header = n as u16 | if wide { WIDE } else { 0 };
         buf.extend_from_slice(&header.to_le_bytes());
         for (slot, _) in cells {
