@@ -138,11 +138,16 @@ impl Row {
     fn encode(object: Arc<ObjectDef>, cells: &[(u16, &Value)]) -> Row {
         let n = cells.len().min(usize::from(!WIDE));
         let cells = &cells[..n];
-        let mut data: Vec<u8> = Vec::new();
+        let mut data: Vec<u8> = Vec::with_capacity(
+            cells
+                .iter()
+                .map(|(_, v)| v.as_str().map_or(16, str::len))
+                .sum(),
+        );
         let mut kinds = Vec::with_capacity(n);
         let mut ends = Vec::with_capacity(n);
         // Earlier text cells long enough to be worth sharing: (cell index, data range).
-        let mut texts: Vec<(u8, std::ops::Range<usize>)> = Vec::new();
+        let mut texts: Vec<(u8, std::ops::Range<usize>)> = Vec::with_capacity(n);
         for (i, (_, v)) in cells.iter().enumerate() {
             let kind = match v {
                 Value::String(s) => {
@@ -185,7 +190,9 @@ impl Row {
             ends.push(u32::try_from(data.len()).unwrap_or(u32::MAX));
         }
         let wide = data.len() > usize::from(u16::MAX);
-        let mut buf = Vec::with_capacity(2 + n * 7 + data.len());
+        let end_width = if wide { 4 } else { 2 };
+        // Exactly the encoded size, so the boxed slice is not reallocated.
+        let mut buf = Vec::with_capacity(2 + n * (2 + end_width + 1) + data.len());
         let header = n as u16 | if wide { WIDE } else { 0 };
         buf.extend_from_slice(&header.to_le_bytes());
         for (slot, _) in cells {
@@ -338,7 +345,10 @@ impl Row {
 
     /// Whether the record is soft-deleted.
     pub fn is_deleted(&self) -> bool {
-        self.cell("IsDeleted") == Some(Cell::Bool(true))
+        self.object
+            .is_deleted_slot()
+            .and_then(|slot| self.cell_by_slot(slot))
+            == Some(Cell::Bool(true))
     }
 
     /// The stored fields in describe order: (canonical name, value).

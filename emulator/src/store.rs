@@ -133,12 +133,13 @@ impl Ids {
 
 /// The key of `v` in a value index (lower-cased unless `case_sensitive`); none for null.
 fn index_key(case_sensitive: bool, v: &Value) -> Option<String> {
-    let s = match v {
-        Value::Null => return None,
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    Some(if case_sensitive { s } else { s.to_lowercase() })
+    match v {
+        Value::Null => None,
+        Value::String(s) if case_sensitive => Some(s.clone()),
+        Value::String(s) => Some(s.to_lowercase()),
+        other if case_sensitive => Some(other.to_string()),
+        other => Some(other.to_string().to_lowercase()),
+    }
 }
 
 impl FieldIndex {
@@ -1409,7 +1410,8 @@ fn person_name<'a>(get: impl Fn(&str) -> Option<&'a Value>) -> Value {
 }
 
 /// The compound address of `prefix` (`Billing`): `null` when every component is null, else
-/// the object of all eight components in this key order.
+/// the object of its non-null components in this key order (a stored row keeps no null
+/// members; its readers add all eight back, see [`crate::row`]).
 fn address<'a>(get: impl Fn(&str) -> Option<&'a Value>, prefix: &str) -> Value {
     const PARTS: [(&str, &str); 8] = [
         ("city", "City"),
@@ -1433,9 +1435,11 @@ fn address<'a>(get: impl Fn(&str) -> Option<&'a Value>, prefix: &str) -> Value {
     if values.iter().all(Option::is_none) {
         return Value::Null;
     }
-    let mut m = Map::with_capacity(PARTS.len());
+    let mut m = Map::new();
     for ((name, _), v) in PARTS.iter().zip(values) {
-        m.insert((*name).to_string(), v.unwrap_or(Value::Null));
+        if let Some(v) = v {
+            m.insert((*name).to_string(), v);
+        }
     }
     Value::Object(m)
 }

@@ -369,11 +369,24 @@ pub fn malformed_id(field: &FieldDef, value: &str) -> FieldError {
 
 fn normalize_text(field: &FieldDef, value: &Value) -> Result<Value, FieldError> {
     let text = match value {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
+        Value::String(s) => std::borrow::Cow::Borrowed(s.as_str()),
+        Value::Number(n) => std::borrow::Cow::Owned(n.to_string()),
+        Value::Bool(b) => std::borrow::Cow::Owned(b.to_string()),
         _ => return Err(json_type_error("string", value)),
     };
+    check_text(field, text)
+}
+
+/// [`normalize_value`] of a string (a Bulk CSV cell), copying a text value only once.
+pub fn normalize_str(field: &FieldDef, s: &str) -> Result<Value, FieldError> {
+    if field.field_type.is_text() && !s.is_empty() {
+        return check_text(field, std::borrow::Cow::Borrowed(s));
+    }
+    normalize_value(field, &Value::String(s.to_string()))
+}
+
+/// The checks of a text value: picklists, emails, multipicklist order, length.
+fn check_text(field: &FieldDef, text: std::borrow::Cow<'_, str>) -> Result<Value, FieldError> {
     let text = match field.field_type {
         FieldType::Multipicklist => normalize_multipicklist(field, &text)?,
         FieldType::Picklist if field.restricted_picklist && !field.has_picklist_value(&text) => {
@@ -386,7 +399,7 @@ fn normalize_text(field: &FieldDef, value: &Value) -> Result<Value, FieldError> 
                 vec![field.name.clone()],
             ));
         }
-        _ => text,
+        _ => text.into_owned(),
     };
     if field.length > 0 && text.chars().count() > field.length as usize {
         return Err(FieldError::with_fields(

@@ -170,6 +170,9 @@ async fn rest_writes_publish_create_update_delete() {
         .await;
     assert_eq!(created.status, 201, "{}", created.text);
     let id = created.json()["id"].as_str().unwrap().to_string();
+    // The update must land in a later millisecond than the create, or LastModifiedDate
+    // does not change (the emulator is fast enough for both to share one).
+    emu.handle.advance_clock(chrono::Duration::milliseconds(2));
     let r = emu
         .patch(
             &format!("/sobjects/Account/{id}"),

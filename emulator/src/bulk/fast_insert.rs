@@ -19,7 +19,7 @@ use crate::ids::Id;
 use crate::schema::{FieldDef, FieldType, ObjectDef};
 use crate::store::Store;
 use crate::txn::Writer;
-use crate::validation::normalize_value;
+use crate::validation::{normalize_str, normalize_value};
 
 /// A header the fast path can take: each column's slot and field, and the required slots.
 pub struct FastInsert<'a> {
@@ -65,12 +65,12 @@ impl<'a> FastInsert<'a> {
             if cell.is_empty() {
                 continue;
             }
-            let given = if cell == "#N/A" {
-                Value::Null
+            let value = if cell == "#N/A" {
+                normalize_value(field, &Value::Null)
             } else {
-                Value::String(cell.to_string())
+                normalize_str(field, cell)
             };
-            values.push((*slot, normalize_value(field, &given).ok()?));
+            values.push((*slot, value.ok()?));
         }
         let set = |slot: &usize| values.iter().any(|(s, v)| s == slot && !v.is_null());
         self.required.iter().all(set).then_some(values)

@@ -339,6 +339,8 @@ pub struct ObjectDef {
     derived: Vec<usize>,
     /// Indexes of the unique fields.
     unique: Vec<usize>,
+    /// Slot of `IsDeleted`, read on every scanned row.
+    is_deleted: Option<usize>,
 }
 
 impl ObjectDef {
@@ -364,6 +366,7 @@ impl ObjectDef {
             defaulted: Vec::new(),
             derived: Vec::new(),
             unique: Vec::new(),
+            is_deleted: None,
         };
         def.reindex();
         def
@@ -401,6 +404,12 @@ impl ObjectDef {
         self.defaulted = positions(|f| f.default_value().is_some());
         self.derived = positions(|f| f.derived.is_some());
         self.unique = positions(|f| f.unique);
+        self.is_deleted = self.exact_index.get("IsDeleted").copied();
+    }
+
+    /// The slot of `IsDeleted`, if the object has it.
+    pub fn is_deleted_slot(&self) -> Option<usize> {
+        self.is_deleted
     }
 
     /// The fields with a default value on insert, in describe order.
