@@ -1295,7 +1295,20 @@ fn has(object: &ObjectDef, name: &str) -> bool {
 }
 
 /// Sets LastModifiedDate/ById and SystemModstamp (when the object has them) on a draft.
+/// A record's stamp only moves forward: a change in the same millisecond as the record's
+/// last one gets the next millisecond, so an update always changes LastModifiedDate (as
+/// its change event's `changedFields` always lists it) and `SystemModstamp > t` pollers
+/// see every change.
 fn stamp(object: &ObjectDef, r: &mut Map<String, Value>, now: DateTime<Utc>, user: Id) {
+    let previous = ["SystemModstamp", "LastModifiedDate"].iter().find_map(|f| {
+        r.get(*f)
+            .and_then(Value::as_str)
+            .and_then(validation::parse_datetime)
+    });
+    let now = match previous {
+        Some(p) if p >= now => p + chrono::Duration::milliseconds(1),
+        _ => now,
+    };
     let ts = Value::String(format_datetime(now));
     if has(object, "LastModifiedDate") {
         set(r, "LastModifiedDate", ts.clone());
@@ -1486,6 +1499,22 @@ mod tests {
         assert_eq!(r["BillingAddress"]["city"], "Paris");
         assert!(r["CreatedDate"].as_str().unwrap().ends_with("+0000"));
         assert_eq!(r.len(), s.schema().object("Account").unwrap().fields.len());
+    }
+
+    #[test]
+    fn every_update_moves_the_records_stamps_forward_even_within_a_millisecond() {
+        let (s, u) = store();
+        let id = s.insert("Account", &body(json!({"Name": "A"})), u).unwrap();
+        let mut last = s.get(&id).unwrap()["SystemModstamp"].clone();
+        for i in 0..20 {
+            s.update("Account", &id, &body(json!({"Name": format!("A{i}")})), u)
+                .unwrap();
+            let r = s.get(&id).unwrap();
+            let parse = |v: &Value| validation::parse_datetime(v.as_str().unwrap()).unwrap();
+            assert!(parse(&r["SystemModstamp"]) > parse(&last), "update {i}");
+            assert_eq!(r["LastModifiedDate"], r["SystemModstamp"]);
+            last = r["SystemModstamp"].clone();
+        }
     }
 
     #[test]
