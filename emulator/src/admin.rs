@@ -25,9 +25,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth;
 use super::error::ApiError;
 use super::faults::FaultSpec;
+use super::session;
 use super::state::AppState;
 
 /// The admin routes.
@@ -177,7 +177,7 @@ async fn token(State(state): State<AppState>, body: Bytes) -> Response {
     let Some(user) = user else {
         return ApiError::not_found().into_response();
     };
-    let (token, _) = auth::issue_access_token(&state, user.id, &user.username, None);
+    let (token, _) = session::issue_access_token(&state, user.id, &user.username, None);
     Json(
         json!({"access_token": token, "instance_url": state.base_url, "token_type": "Bearer",
                 "id": state.identity_url(&user.id)}),

@@ -1,6 +1,6 @@
 //! OAuth 2.0 token endpoint (`POST /services/oauth2/token`: JWT bearer, refresh token,
-//! client credentials, password, authorization code), revocation, the identity URL, and the
-//! session table the data API authenticates against. Tokens are never logged. The
+//! client credentials, password, authorization code), revocation and the identity URL.
+//! Tokens are never logged. The sessions tokens stand for are [`super::session`]'s; the
 //! authorize/consent side of the web-server flow and `userinfo` live in
 //! [`super::oauth_web`].
 
@@ -13,141 +13,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use base64::Engine;
-use chrono::{DateTime, Duration, Utc};
-use dashmap::DashMap;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, Validation};
-use rand::distr::{Alphanumeric, SampleString};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
 use super::ids::Id;
+use super::session::{bearer, issue_access_token, issue_refresh_token};
 use super::state::{AppState, ConnectedApp, EmulatorState};
 
 /// The JWT-bearer grant type.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
-
-/// An authenticated session (what an access token stands for).
-#[derive(Clone)]
-pub struct Session {
-    /// The user the session acts as.
-    pub user_id: Id,
-    /// The user's login name.
-    pub username: String,
-    /// The connected app that obtained it (None for tokens issued directly).
-    pub client_id: Option<String>,
-    /// When it was issued.
-    pub issued_at: DateTime<Utc>,
-    /// When it stops being accepted.
-    pub expires_at: DateTime<Utc>,
-    /// The refresh token it was issued with or from; revoking that one revokes this too.
-    pub refresh_token: Option<String>,
-}
-
-impl std::fmt::Debug for Session {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session")
-            .field("user_id", &self.user_id)
-            .field("client_id", &self.client_id)
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
-}
-
-/// Issued access and refresh tokens.
-#[derive(Default)]
-pub struct Tokens {
-    access: DashMap<String, Session>,
-    refresh: DashMap<String, (Id, String, String)>,
-}
-
-impl std::fmt::Debug for Tokens {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tokens")
-            .field("access", &self.access.len())
-            .field("refresh", &self.refresh.len())
-            .finish()
-    }
-}
-
-impl Tokens {
-    /// The live session of an access token (expired ones are removed).
-    pub fn session(&self, token: &str, now: DateTime<Utc>) -> Option<Session> {
-        let s = self.access.get(token)?.clone();
-        if s.expires_at <= now {
-            self.access.remove(token);
-            return None;
-        }
-        Some(s)
-    }
-
-    /// Invalidates every access token (refresh tokens stay valid).
-    pub fn expire_all(&self) {
-        self.access.clear();
-    }
-
-    /// Revokes one access token, or a refresh token and every access token issued with or
-    /// from it (as Salesforce does).
-    pub fn revoke(&self, token: &str) -> bool {
-        if self.access.remove(token).is_some() {
-            return true;
-        }
-        if self.refresh.remove(token).is_none() {
-            return false;
-        }
-        self.access
-            .retain(|_, s| s.refresh_token.as_deref() != Some(token));
-        true
-    }
-
-    fn link_refresh(&self, access: &str, refresh: &str) {
-        if let Some(mut s) = self.access.get_mut(access) {
-            s.refresh_token = Some(refresh.to_string());
-        }
-    }
-}
-
-/// Mints an access token `{org15}!{random}` for `user`.
-pub fn issue_access_token(
-    state: &EmulatorState,
-    user_id: Id,
-    username: &str,
-    client_id: Option<&str>,
-) -> (String, Session) {
-    let now = state.clock.now();
-    let token = format!(
-        "{}!{}",
-        state.org_id.as_15(),
-        Alphanumeric.sample_string(&mut rand::rng(), 96)
-    );
-    let lifetime = i64::try_from(state.config.token_lifetime_secs).unwrap_or(i64::MAX / 1000);
-    let session = Session {
-        user_id,
-        username: username.to_string(),
-        client_id: client_id.map(str::to_string),
-        issued_at: now,
-        expires_at: now + Duration::seconds(lifetime),
-        refresh_token: None,
-    };
-    state.tokens.access.insert(token.clone(), session.clone());
-    (token, session)
-}
-
-/// Mints a refresh token for `user` and app `client_id`.
-pub fn issue_refresh_token(
-    state: &EmulatorState,
-    user_id: Id,
-    username: &str,
-    client_id: &str,
-) -> String {
-    let token = format!("5Aep{}", Alphanumeric.sample_string(&mut rand::rng(), 83));
-    state.tokens.refresh.insert(
-        token.clone(),
-        (user_id, username.to_string(), client_id.to_string()),
-    );
-    token
-}
 
 /// Routes: token endpoint, revoke, identity.
 pub fn routes() -> Router<AppState> {
@@ -395,12 +272,7 @@ fn refresh(
 ) -> Result<Value, OAuthError> {
     let app = authenticate_client(state, form, headers, false)?;
     let token = form.refresh_token.as_deref().unwrap_or_default();
-    let (user_id, username, client) = state
-        .tokens
-        .refresh
-        .get(token)
-        .map(|e| e.clone())
-        .ok_or(BAD_REFRESH)?;
+    let (user_id, username, client) = state.tokens.refresh_grant(token).ok_or(BAD_REFRESH)?;
     if client != app.client_id {
         return Err(BAD_REFRESH);
     }
@@ -559,14 +431,6 @@ fn revoke_token(state: &EmulatorState, token: &str) -> Response {
     }
 }
 
-/// The bearer token of a request, if any.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("Bearer") || scheme.eq_ignore_ascii_case("OAuth"))
-        .then(|| token.trim())
-}
-
 /// `GET /id/{org}/{user}`: the identity service (needs a valid token).
 async fn identity(
     State(state): State<AppState>,
@@ -620,14 +484,5 @@ mod tests {
         // HMAC-SHA256("key", "The quick brown fox jumps over the lazy dog") from RFC test vectors.
         let s = signature("key", "The quick brown fox ", "jumps over the lazy dog");
         assert_eq!(s, "97yD9DBThCSxMpjmqm+xQ+9NWaFJRhdZl0edvC0aPNg=");
-    }
-
-    #[test]
-    fn bearer_header_is_parsed() {
-        let mut h = HeaderMap::new();
-        h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
-        assert_eq!(bearer(&h), Some("abc"));
-        h.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
-        assert_eq!(bearer(&h), None);
     }
 }

@@ -23,10 +23,10 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::context::{ApiVersion, AuthContext};
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::ids::Id;
 use crate::latency::Delay;
-use crate::server::{ApiVersion, AuthContext};
 use crate::state::{AppState, EmulatorState};
 use crate::store::{Record, Store, UpsertError};
 use crate::txn::{Txn, Writer};

@@ -24,8 +24,8 @@ use axum::{Extension, Json, Router};
 use serde_json::{json, Map, Value};
 use tower::ServiceExt;
 
+use crate::context::{ApiVersion, AuthContext};
 use crate::ids::Id;
-use crate::server::{ApiVersion, AuthContext};
 use crate::state::{AppState, EmulatorState};
 use crate::store::Record;
 

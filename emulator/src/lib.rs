@@ -11,7 +11,9 @@
 //!   sparse stored form of one record.
 //! - [`error`]: error codes, [`error::FieldError`], [`error::ApiError`].
 //! - [`state`]: [`state::EmulatorState`], shared by all handlers as [`state::AppState`].
-//! - [`auth`]: OAuth token endpoint and sessions; [`oauth_web`]: authorize/consent and userinfo;
+//! - [`session`]: sessions and the token table every API authenticates against;
+//!   [`context`]: the request context of a data call (API version, caller, transaction).
+//! - [`auth`]: OAuth token endpoint, revocation, identity; [`oauth_web`]: authorize/consent and userinfo;
 //!   [`soap`]: the SOAP partner `login`/`getUserInfo`; [`limits`]: allocations and stats;
 //!   [`faults`]: fault injection; [`admin`]: `/__emulator/*`; [`rest`]: the REST API.
 //! - [`latency`]: the latency profiles (`instant`, `realistic`) and the delays they add.
@@ -24,7 +26,7 @@
 //! An area is a module with `pub fn routes() -> Router<AppState>` whose paths are complete
 //! (`/services/data/{version}/query`). Merge it into the `data` router in
 //! [`server::router`]; it then gets, for free: fault injection, statistics, the version check
-//! (handlers read `Extension<server::ApiVersion>`), the session check (`Extension<server::AuthContext>`,
+//! (handlers read `Extension<context::ApiVersion>`), the session check (`Extension<context::AuthContext>`,
 //! whose `session.user_id` is the acting user for store writes), the daily API limit, and the
 //! `Sforce-Limit-Info` header. Errors are returned as [`error::ApiError`] (REST array with
 //! `errorCode`); per-record results use [`error::FieldError::to_result_json`] (`statusCode`).
@@ -34,6 +36,7 @@ pub mod admin;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod context;
 pub mod error;
 pub mod faults;
 pub mod header_case;
@@ -46,6 +49,7 @@ pub mod rest;
 pub mod row;
 pub mod schema;
 pub mod server;
+pub mod session;
 pub mod snapshot;
 pub mod soap;
 pub mod soql;
@@ -220,19 +224,19 @@ impl EmulatorHandle {
     /// Issues an access token for `username` without an OAuth round trip (tests, benches).
     pub fn issue_token(&self, username: &str) -> Option<String> {
         let user = self.state.user(username)?;
-        Some(auth::issue_access_token(&self.state, user.id, &user.username, None).0)
+        Some(session::issue_access_token(&self.state, user.id, &user.username, None).0)
     }
 
     /// Issues an access token for the first configured user.
     pub fn issue_default_token(&self) -> Option<String> {
         let user = self.state.default_user()?;
-        Some(auth::issue_access_token(&self.state, user.id, &user.username, None).0)
+        Some(session::issue_access_token(&self.state, user.id, &user.username, None).0)
     }
 
     /// Issues a refresh token for `username` and app `client_id`.
     pub fn issue_refresh_token(&self, username: &str, client_id: &str) -> Option<String> {
         let user = self.state.user(username)?;
-        Some(auth::issue_refresh_token(
+        Some(session::issue_refresh_token(
             &self.state,
             user.id,
             &user.username,

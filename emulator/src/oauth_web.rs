@@ -20,8 +20,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::auth::{bearer, constant_time_eq, OAuthError};
+use super::auth::{constant_time_eq, OAuthError};
 use super::ids::Id;
+use super::session::bearer;
 use super::state::{AppState, EmulatorState, User};
 
 /// How long an authorization code can be redeemed.

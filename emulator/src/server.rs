@@ -34,76 +34,14 @@ use tokio::task::JoinHandle;
 use tower::util::MapResponseLayer;
 use tower::ServiceExt;
 
-use super::auth::{self, Session};
+use super::context::{ApiVersion, AuthContext};
 use super::error::{ApiError, ErrorCode};
 use super::faults::FaultKind;
 use super::latency;
+use super::session;
 use super::state::AppState;
-use super::txn::{self, Txn, TxnInfo, Writer};
-use super::{admin, header_case, request_log, rest};
-
-/// Oldest and newest REST API versions served.
-pub const MIN_VERSION: u32 = 20;
-/// Newest REST API version served (Spring '26).
-pub const MAX_VERSION: u32 = 66;
-
-/// The API version of a data request (`v60.0` → `60`), put in request extensions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ApiVersion(pub u32);
-
-impl ApiVersion {
-    /// Parses the `vNN.N` path segment of a supported version.
-    pub fn parse(segment: &str) -> Option<ApiVersion> {
-        let n = segment
-            .strip_prefix('v')?
-            .strip_suffix(".0")?
-            .parse::<u32>()
-            .ok()?;
-        (MIN_VERSION..=MAX_VERSION)
-            .contains(&n)
-            .then_some(ApiVersion(n))
-    }
-
-    /// `"60.0"`.
-    pub fn number(&self) -> String {
-        format!("{}.0", self.0)
-    }
-
-    /// `/services/data/v60.0`.
-    pub fn base(&self) -> String {
-        format!("/services/data/v{}.0", self.0)
-    }
-}
-
-/// The authenticated caller of a data request, put in request extensions.
-#[derive(Debug, Clone)]
-pub struct AuthContext {
-    /// The session the bearer token stands for.
-    pub session: Session,
-    /// The request's write transaction (committed when the response is ready; Composite
-    /// subrequests share their parent's).
-    pub txn: Arc<Txn>,
-}
-
-impl AuthContext {
-    /// The writer store writes of this request go through.
-    pub fn writer(&self) -> Writer {
-        self.txn.writer()
-    }
-
-    /// `changeOrigin` of this request's API (`rest`) for another API's transactions
-    /// (`bulkapi`): the same version and `client=` value.
-    pub fn origin_for(&self, api: &str) -> String {
-        let o = &self.txn.info().origin;
-        match o
-            .split_once("/api/")
-            .and_then(|(_, rest)| rest.split_once('/'))
-        {
-            Some((_, tail)) => format!("com/salesforce/api/{api}/{tail}"),
-            None => o.clone(),
-        }
-    }
-}
+use super::txn::{self, Txn, TxnInfo};
+use super::{admin, auth, header_case, request_log, rest};
 
 /// Composes the whole router. The data API (`/services/data/vNN.N/...`) gets the version,
 /// session and limit middleware; other areas merge their `routes()` into `data` below.
@@ -241,7 +179,7 @@ async fn data_api(State(state): State<AppState>, mut req: Request, next: Next) -
         return ApiError::not_found().into_response();
     };
     let now = state.clock.now();
-    let Some(session) = auth::bearer(req.headers()).and_then(|t| state.tokens.session(t, now))
+    let Some(session) = session::bearer(req.headers()).and_then(|t| state.tokens.session(t, now))
     else {
         return ApiError::invalid_session().into_response();
     };

@@ -14,9 +14,10 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::Value;
 
-use super::auth::{constant_time_eq, issue_access_token, Session};
+use super::auth::constant_time_eq;
+use super::context::{MAX_VERSION, MIN_VERSION};
 use super::ids::Id;
-use super::server::{MAX_VERSION, MIN_VERSION};
+use super::session::{issue_access_token, Session};
 use super::state::{AppState, EmulatorState};
 
 const PARTNER_NS: &str = "urn:partner.soap.sforce.com";

@@ -14,7 +14,6 @@ use dashmap::DashMap;
 use jsonwebtoken::DecodingKey;
 use serde_json::{json, Map, Value};
 
-use super::auth::Tokens;
 use super::cdc::{Cdc, CdcError};
 use super::clock::Clock;
 use super::config::{ConnectedAppConfig, EmulatorConfig, UserConfig};
@@ -23,6 +22,7 @@ use super::ids::{prefix, Id};
 use super::latency::{Latency, LatencyError, LatencyProfile};
 use super::limits::{Limits, Stats};
 use super::schema::{Schema, SchemaError};
+use super::session::Tokens;
 use super::store::Store;
 
 /// Shared state handle given to every handler.

@@ -18,8 +18,8 @@ use super::ingest::{self, IngestJob, ResultKind, MAX_UPLOAD_BYTES};
 use super::job::{JobMeta, JobState};
 use super::query_job::{self, QueryJob};
 use super::{BulkError, BulkState};
+use crate::context::{ApiVersion, AuthContext};
 use crate::ids::prefix;
-use crate::server::{ApiVersion, AuthContext};
 use crate::state::{AppState, EmulatorState};
 
 /// The Bulk API 2.0 routes.

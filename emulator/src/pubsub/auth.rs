@@ -8,8 +8,8 @@ use tonic::metadata::MetadataMap;
 use tonic::Status;
 
 use super::errors;
-use crate::auth::Session;
 use crate::ids::Id;
+use crate::session::Session;
 use crate::state::EmulatorState;
 
 /// The session of a call, or the UNAUTHENTICATED status.

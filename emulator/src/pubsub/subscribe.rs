@@ -26,10 +26,10 @@ use tonic::{Code, Status, Streaming};
 use super::errors;
 use super::proto::{ConsumerEvent, FetchRequest, FetchResponse, ProducerEvent, ReplayPreset};
 use super::service::BoxStream;
-use crate::auth::Session;
 use crate::cdc::log::{encode_replay, StoredEvent};
 use crate::cdc::Topic;
 use crate::faults::FaultKind;
+use crate::session::Session;
 use crate::state::AppState;
 
 /// Most events one FetchRequest may ask for.

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{object_or_404, render_record};
+use crate::context::ApiVersion;
 use crate::error::ApiError;
-use crate::server::ApiVersion;
 use crate::state::AppState;
 
 /// Describe routes that do not share a path with record routes.

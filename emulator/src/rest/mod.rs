@@ -13,9 +13,9 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde_json::{json, Map, Value};
 
+use super::context::{ApiVersion, MAX_VERSION, MIN_VERSION};
 use super::error::ApiError;
 use super::schema::ObjectDef;
-use super::server::{ApiVersion, MAX_VERSION, MIN_VERSION};
 use super::state::AppState;
 use axum::extract::State;
 
@@ -64,7 +64,7 @@ async fn versions() -> Json<Value> {
 async fn resources(
     State(state): State<AppState>,
     Extension(v): Extension<ApiVersion>,
-    Extension(auth): Extension<super::server::AuthContext>,
+    Extension(auth): Extension<super::context::AuthContext>,
 ) -> Json<Value> {
     let b = v.base();
     Json(json!({

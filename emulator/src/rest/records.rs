@@ -11,10 +11,10 @@ use serde_json::{json, Map, Value};
 
 use super::describe::{object_info, ObjectPath};
 use super::{json_response, object_or_404, record_url, render_record, JsonBody};
+use crate::context::{ApiVersion, AuthContext};
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::ids::Id;
 use crate::schema::ObjectDef;
-use crate::server::{ApiVersion, AuthContext};
 use crate::state::AppState;
 use crate::store::{Record, UpsertError};
 
