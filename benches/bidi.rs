@@ -33,7 +33,7 @@
 mod support;
 
 use secrecy::SecretString;
-use support::Secrets;
+use support::{data_calls, Secrets};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -503,19 +503,6 @@ fn applied_total(pipeline: &str) -> u64 {
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{') && l.contains(&label))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
-}
-
-fn data_calls(emulator: &EmulatorHandle) -> u64 {
-    let stats = emulator.state().stats.json();
-    stats["byFamily"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "oauth" | "limits"))
-                .filter_map(|(_, v)| v.as_u64())
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 async fn connect(url: &str) -> Client {

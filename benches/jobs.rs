@@ -15,7 +15,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use support::Secrets;
+use support::{data_calls, Secrets};
 
 use std::time::{Duration, Instant};
 
@@ -154,19 +154,6 @@ async fn measure(emulator: &EmulatorHandle, runner: &JobRunner) -> Figures {
         api_calls: data_calls(emulator) - before,
         wall: started.elapsed(),
     }
-}
-
-fn data_calls(emulator: &EmulatorHandle) -> u64 {
-    let stats = emulator.state().stats.json();
-    stats["byFamily"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "oauth" | "limits"))
-                .filter_map(|(_, v)| v.as_u64())
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn seed_accounts(emulator: &EmulatorHandle, rows: i64) {

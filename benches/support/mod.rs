@@ -46,3 +46,17 @@ impl SecretResolver for Secrets {
         }
     }
 }
+
+/// Salesforce data API calls the emulator counted (every family but login and limits).
+pub fn data_calls(emulator: &pgforce_emulator::EmulatorHandle) -> u64 {
+    let stats = emulator.state().stats.json();
+    stats["byFamily"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "oauth" | "limits"))
+                .filter_map(|(_, v)| v.as_u64())
+                .sum()
+        })
+        .unwrap_or(0)
+}
