@@ -449,8 +449,16 @@ impl SalesforceClient {
         poll: &PollPolicy,
     ) -> Result<JobInfo> {
         let start = tokio::time::Instant::now();
-        let mut wait = poll.initial;
+        // The project's one backoff schedule: doubling from `initial`, capped at `max`.
+        let schedule = crate::backoff::RetryPolicy {
+            max_attempts: u32::MAX,
+            base_delay: poll.initial,
+            max_delay: poll.max.max(poll.initial),
+        };
+        let mut polls = 0u32;
         loop {
+            polls = polls.saturating_add(1);
+            let wait = schedule.cap(polls);
             let job = self.job_info_of(kind, job_id).await?;
             if job.state.is_terminal() {
                 tracing::info!(job_id, state = ?job.state, processed = job.number_records_processed,
@@ -467,7 +475,6 @@ impl SalesforceClient {
                 }
             }
             tokio::time::sleep(wait).await;
-            wait = wait.saturating_mul(2).min(poll.max.max(poll.initial));
         }
     }
 }
