@@ -14,7 +14,7 @@
 //! Knobs (environment):
 //! - `PGFORCE_TORTURE_SEED=N`: run only this seed (reproduces a failure with the same
 //!   vocabulary and transaction count; thread timing is not part of the seed);
-//! - `PGFORCE_TORTURE_SEEDS=N` (default 2) seeds starting at `PGFORCE_TORTURE_FIRST_SEED`
+//! - `PGFORCE_TORTURE_SEEDS=N` (default 3) seeds starting at `PGFORCE_TORTURE_FIRST_SEED`
 //!   (default 1);
 //! - `PGFORCE_TORTURE_TXNS` transactions per seed (default 60);
 //! - `PGFORCE_TORTURE_VOCAB`: `all`, `ci` (default), `none` and item names, with `-item`
@@ -111,7 +111,7 @@ async fn torture_short() {
         Ok(_) => vec![env_num("PGFORCE_TORTURE_SEED", 0)],
         Err(_) => {
             let first = env_num("PGFORCE_TORTURE_FIRST_SEED", 1);
-            (first..first + env_num("PGFORCE_TORTURE_SEEDS", 2)).collect()
+            (first..first + env_num("PGFORCE_TORTURE_SEEDS", 3)).collect()
         }
     };
     run_all(seeds, vocab, txns, None).await;
