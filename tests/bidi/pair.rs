@@ -257,6 +257,9 @@ async fn users_and_contacts_sync_both_ways_once_without_echo_and_converge() {
     inb.stop().await.expect("inbound stops");
     h.sql("UPDATE users SET first_name = 'PgAnn' WHERE email = 'ann@example.com'")
         .await;
+    // Salesforce stamps a change to the millisecond: an edit inside the millisecond of the
+    // Postgres commit is a tie, which Postgres wins by policy. Make Salesforce's clearly last.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     person
         .update_record("Contact", &ann_id, &record(json!({"FirstName": "SfAnn"})))
         .await
