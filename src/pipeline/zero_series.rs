@@ -11,8 +11,11 @@ use crate::metrics as m;
 /// The `state` values the flusher counts Bulk jobs under (`sink::flusher`).
 const BULK_FINAL_STATES: &[&str] = &["completed", "failed"];
 
-/// Register `pgforce_bulk_jobs_total{pipeline, object, state}` at 0 for every mapped object.
+/// Register `pgforce_bulk_jobs_total{pipeline, object, state}` at 0 for every mapped object,
+/// and `pgforce_transaction_splits_total{pipeline}` (a large transaction is rare: its
+/// series would otherwise not exist until the first one).
 pub(crate) fn register(cfg: &PipelineConfig) {
+    metrics::counter!(m::TRANSACTION_SPLITS, "pipeline" => cfg.name.clone()).increment(0);
     let mut objects: Vec<&str> = cfg.mappings.iter().map(|m| m.object.as_str()).collect();
     objects.sort_unstable();
     objects.dedup();
