@@ -98,11 +98,15 @@ pub fn encode(p: &Pending) -> Vec<u8> {
 
 /// The change journaled at `lsn`, from a payload [`encode`] (or an earlier release) wrote.
 pub fn decode(payload: &[u8], lsn: Lsn) -> Result<Pending, serde_json::Error> {
-    let versioned = serde_json::from_slice::<VersionOnly>(payload)?.v.is_some();
-    let change = if versioned {
-        from_payload(serde_json::from_slice(payload)?)
-    } else {
-        from_legacy(serde_json::from_slice(payload)?)
+    let change = match serde_json::from_slice::<VersionOnly>(payload)?.v {
+        None => from_legacy(serde_json::from_slice(payload)?),
+        Some(VERSION) => from_payload(serde_json::from_slice(payload)?),
+        Some(v) => {
+            return Err(serde::de::Error::custom(format!(
+                "journal payload version {v} is not one this pgforce reads ({VERSION}); \
+                 replay it with the release that wrote it"
+            )))
+        }
     };
     Ok(Pending::new(change, lsn))
 }
@@ -331,8 +335,22 @@ mod tests {
     }
 
     #[test]
+    fn a_payload_of_a_newer_version_is_refused_not_misread() {
+        let text = String::from_utf8(encode(&Pending::new(contact(), Lsn(1)))).unwrap();
+        let newer = text.replacen(r#""v":2"#, r#""v":3"#, 1);
+        let err = decode(newer.as_bytes(), Lsn(1)).unwrap_err().to_string();
+        assert!(err.contains("version 3"), "{err}");
+    }
+
+    #[test]
     fn bytes_that_are_not_a_change_are_an_error() {
-        for bad in [&b"\xff\x00"[..], b"{}", br#"{"v":2}"#, b"[1,2]"] {
+        for bad in [
+            &b"\xff\x00"[..],
+            b"{}",
+            br#"{"v":2}"#,
+            b"[1,2]",
+            br#"{"v":3}"#,
+        ] {
             assert!(decode(bad, Lsn(1)).is_err(), "{bad:?}");
         }
     }
